@@ -1,0 +1,152 @@
+"""The running gateway: one core behind the gRPC server, the JSON shim and the metrics endpoint.
+
+`Gateway.start()` opens every resource once (the pooled upstream HTTP session, the providers,
+three listeners) and reports ready; `Gateway.stop()` drains: health turns NOT_SERVING, new calls
+are refused, calls in flight get `shutdown_grace_seconds` to finish, then everything closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import aiohttp
+import grpc
+from aiohttp import web
+from grpc_health.v1.health import aio as health_aio
+
+from gateway.auth import TokenAuthenticator
+from gateway.config import Settings
+from gateway.core import GatewayService
+from gateway.grpc_server import create_server, set_serving
+from gateway.http_shim import create_app
+from metrics import render_latest
+from providers.registry import ProviderRegistry
+
+log = logging.getLogger("gateway")
+
+UPSTREAM_KEEPALIVE_SECONDS = 60.0
+
+
+class Gateway:
+    """Starts and stops the whole gateway; the bound ports are known after `start()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.grpc_port = 0
+        self.http_port = 0
+        self.metrics_port = 0
+        self._ready = False
+        self._session: aiohttp.ClientSession | None = None
+        self._registry: ProviderRegistry | None = None
+        self._core: GatewayService | None = None
+        self._runners: list[web.AppRunner] = []
+        self._grpc_server: grpc.aio.Server | None = None
+        self._health: health_aio.HealthServicer | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Whether the gateway takes new calls (false while starting and draining)."""
+        return self._ready
+
+    async def start(self) -> None:
+        """Open resources, bind the three ports, and turn health to SERVING."""
+        settings = self.settings
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS, ttl_dns_cache=300
+            ),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        self._registry = ProviderRegistry.from_settings(
+            settings.providers, settings.aliases, self._session
+        )
+        self._core = core = GatewayService(
+            self._registry,
+            TokenAuthenticator(settings.auth_tokens),
+            request_timeout=settings.request_timeout_seconds,
+        )
+        server, health = create_server(core, max_message_bytes=settings.max_request_bytes)
+        self._grpc_server, self._health = server, health
+        await set_serving(health, False)
+        self.grpc_port = server.add_insecure_port(
+            _grpc_address(settings.bind_host, settings.grpc_port)
+        )
+        await server.start()
+        shim = create_app(core, max_request_bytes=settings.max_request_bytes, readiness=self)
+        self.http_port = await self._listen(shim, settings.http_port)
+        self.metrics_port = await self._listen(_metrics_app(), settings.metrics_port)
+        self._ready = True
+        await set_serving(health, True)
+        log.info(
+            "gateway listening",
+            extra={
+                "grpc_port": self.grpc_port,
+                "http_port": self.http_port,
+                "metrics_port": self.metrics_port,
+                "providers": [d.settings.name for d in self._registry.deployments],
+                "auth": "token" if settings.auth_tokens else "off",
+            },
+        )
+
+    async def stop(self) -> None:
+        """Drain and close: in-flight calls get the shutdown grace period to finish."""
+        grace = self.settings.shutdown_grace_seconds
+        self._ready = False
+        if self._core is not None:
+            self._core.begin_drain()
+        log.info("gateway draining", extra={"grace_seconds": grace})
+        stops = []
+        if self._health is not None:
+            await set_serving(self._health, False)
+        if self._grpc_server is not None:
+            stops.append(self._grpc_server.stop(grace))
+        stops.extend(runner.cleanup() for runner in self._runners)
+        await asyncio.gather(*stops)
+        if self._registry is not None:
+            await self._registry.aclose()
+        if self._session is not None:
+            await self._session.close()
+        log.info("gateway stopped")
+
+    async def _listen(self, app: web.Application, port: int) -> int:
+        runner = web.AppRunner(
+            app,
+            handler_cancellation=True,  # a client that leaves cancels its handler (and upstream)
+            shutdown_timeout=self.settings.shutdown_grace_seconds,
+            access_log=None,
+        )
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, self.settings.bind_host, port)
+        await site.start()
+        return int(runner.addresses[0][1])
+
+
+async def serve(settings: Settings) -> None:
+    """Run the gateway until SIGTERM or SIGINT, then drain and return."""
+    gateway = Gateway(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.start()
+        await stop.wait()
+    finally:
+        await gateway.stop()
+
+
+def _metrics_app() -> web.Application:
+    async def metrics(request: web.Request) -> web.Response:
+        body, content_type = render_latest()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def _grpc_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,35 @@
+"""The command line: `ai-gateway serve` (also `python -m gateway`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from gateway.app import serve
+from gateway.config import ConfigError, load_settings
+from gateway.logs import configure_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run it; returns the process exit status."""
+    parser = argparse.ArgumentParser(prog="ai-gateway", description="An LLM gateway.")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the gRPC and JSON servers (the default)")
+    args = parser.parse_args(argv)
+    if args.command in (None, "serve"):
+        return _serve()
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+def _serve() -> int:
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as exc:
+        print(f"ai-gateway: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings))
+    return 0

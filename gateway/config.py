@@ -1,0 +1,282 @@
+"""Settings: loaded once at start-up from the environment and an optional YAML file.
+
+Nothing else in the gateway reads `os.environ`. Invalid configuration raises `ConfigError`
+naming the setting; the CLI prints it as one line and exits with status 2.
+
+The YAML file (`GATEWAY_CONFIG`) adds provider deployments and model aliases; `${VAR}` and
+`${VAR:-default}` in any string value are replaced from the environment::
+
+    providers:
+      vllm:
+        kind: openai
+        base_url: http://127.0.0.1:8000/v1
+        api_key: ${VLLM_API_KEY:-}
+        models: [llama-3.1-8b-instruct]
+    models:
+      fast: openai/gpt-4o-mini
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from providers.base import ProviderSettings
+
+DEFAULT_BIND_HOST = "0.0.0.0"
+DEFAULT_GRPC_PORT = 50051
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_METRICS_PORT = 9090
+DEFAULT_LOG_LEVEL = "INFO"
+DEFAULT_SHUTDOWN_GRACE_SECONDS = 20.0
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 300.0
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_OPENAI_MODELS = (
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "o3",
+    "o4-mini",
+)
+MOCK_MODELS = ("mock",)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+PROVIDER_KINDS = ("openai", "mock")
+
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class ConfigError(Exception):
+    """Configuration that the gateway cannot start with; `setting` names the culprit."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the gateway is configured with."""
+
+    bind_host: str = DEFAULT_BIND_HOST
+    grpc_port: int = DEFAULT_GRPC_PORT
+    http_port: int = DEFAULT_HTTP_PORT
+    metrics_port: int = DEFAULT_METRICS_PORT
+    log_level: str = DEFAULT_LOG_LEVEL
+    shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    providers: tuple[ProviderSettings, ...] = ()
+    #: Public model name -> "provider/model" or a model name another rule resolves.
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build `Settings` from an environment mapping (and the YAML file it may name)."""
+    env = _Env(environ)
+    file_config = _load_yaml(environ)
+    providers = _env_providers(env)
+    providers.update(_yaml_providers(file_config.get("providers"), environ))
+    return Settings(
+        bind_host=env.text("BIND_HOST", DEFAULT_BIND_HOST),
+        grpc_port=env.port("GRPC_PORT", DEFAULT_GRPC_PORT),
+        http_port=env.port("HTTP_PORT", DEFAULT_HTTP_PORT),
+        metrics_port=env.port("METRICS_PORT", DEFAULT_METRICS_PORT),
+        log_level=env.choice("LOG_LEVEL", DEFAULT_LOG_LEVEL, LOG_LEVELS),
+        shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS),
+        max_request_bytes=int(env.number("MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, low=1)),
+        request_timeout_seconds=env.number(
+            "REQUEST_TIMEOUT_SECONDS", DEFAULT_REQUEST_TIMEOUT_SECONDS, low=0.001
+        ),
+        auth_tokens=env.tokens("INTERNAL_AUTH_TOKEN"),
+        providers=tuple(sorted(providers.values(), key=lambda p: p.name)),
+        aliases=_yaml_aliases(file_config.get("models"), environ),
+    )
+
+
+class _Env:
+    """Typed reads of environment variables, each failure naming its variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def raw(self, name: str) -> str | None:
+        value = self._environ.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def port(self, name: str, default: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not value.isdigit() or not 0 <= int(value) <= 65535:
+            raise ConfigError(name, f"must be a port number from 0 to 65535, got {value!r}")
+        return int(value)
+
+    def number(self, name: str, default: float, *, low: float = 0.0) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(name, f"must be a number, got {value!r}") from None
+        if not number >= low or number == float("inf"):
+            raise ConfigError(name, f"must be a finite number of at least {low:g}, got {value!r}")
+        return number
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self.raw(name) or default).upper()
+        if value not in choices:
+            raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def tokens(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return ()
+        tokens = tuple(t.strip() for t in value.split(",") if t.strip())
+        if not tokens:
+            raise ConfigError(name, "is set but holds no token")
+        return tokens
+
+
+def _env_providers(env: _Env) -> dict[str, ProviderSettings]:
+    mock = ProviderSettings(
+        name="mock",
+        kind="mock",
+        models=MOCK_MODELS,
+        options={
+            "latency_ms": env.number("MOCK_LATENCY_MS", 0.0),
+            "tokens_per_second": env.number("MOCK_TOKENS_PER_SECOND", 0.0),
+        },
+    )
+    providers = {"mock": mock}
+    key, base_url = env.raw("OPENAI_API_KEY"), env.raw("OPENAI_BASE_URL")
+    if key or base_url:
+        models = env.raw("OPENAI_MODELS")
+        providers["openai"] = ProviderSettings(
+            name="openai",
+            kind="openai",
+            base_url=_check_url("OPENAI_BASE_URL", base_url or DEFAULT_OPENAI_BASE_URL),
+            api_key=key or "",
+            models=_split(models) if models else DEFAULT_OPENAI_MODELS,
+        )
+    return providers
+
+
+def _load_yaml(environ: Mapping[str, str]) -> dict[str, Any]:
+    path = (environ.get("GATEWAY_CONFIG") or "").strip()
+    if not path:
+        return {}
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("GATEWAY_CONFIG", f"cannot read {path!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("GATEWAY_CONFIG", f"{path!r} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict) or not set(loaded) <= {"providers", "models"}:
+        raise ConfigError("GATEWAY_CONFIG", "must be a mapping with 'providers' and 'models'")
+    return loaded
+
+
+def _yaml_providers(section: object, environ: Mapping[str, str]) -> dict[str, ProviderSettings]:
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError("providers", "must be a mapping of deployment name to settings")
+    providers = {}
+    for name, spec in section.items():
+        where = f"providers.{name}"
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ConfigError(where, "name must be lower-case letters, digits, '.', '_' or '-'")
+        if not isinstance(spec, dict):
+            raise ConfigError(where, "must be a mapping")
+        spec = {k: _interpolate(v, environ, f"{where}.{k}") for k, v in spec.items()}
+        providers[name] = _provider_from_yaml(name, spec, where)
+    return providers
+
+
+def _provider_from_yaml(name: str, spec: dict[str, Any], where: str) -> ProviderSettings:
+    kind = spec.pop("kind", name)
+    if kind not in PROVIDER_KINDS:
+        raise ConfigError(f"{where}.kind", f"must be one of {', '.join(PROVIDER_KINDS)}")
+    models = spec.pop("models", [])
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise ConfigError(f"{where}.models", "must be a list of model names")
+    base_url = spec.pop("base_url", DEFAULT_OPENAI_BASE_URL if kind == "openai" else "")
+    api_key = spec.pop("api_key", "")
+    if not isinstance(api_key, str):
+        raise ConfigError(f"{where}.api_key", "must be a string")
+    return ProviderSettings(
+        name=name,
+        kind=kind,
+        models=tuple(models) or (MOCK_MODELS if kind == "mock" else ()),
+        base_url=_check_url(f"{where}.base_url", str(base_url)) if base_url else "",
+        api_key=api_key,
+        options=_options(spec, where),
+    )
+
+
+def _options(spec: dict[str, Any], where: str) -> dict[str, object]:
+    for key, value in spec.items():
+        if not isinstance(value, str | int | float | bool):
+            raise ConfigError(f"{where}.{key}", "must be a string, number or boolean")
+    return dict(spec)
+
+
+def _yaml_aliases(section: object, environ: Mapping[str, str]) -> dict[str, str]:
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError("models", "must be a mapping of public model name to target model")
+    aliases = {}
+    for alias, target in section.items():
+        target = _interpolate(target, environ, f"models.{alias}")
+        if not isinstance(alias, str) or not isinstance(target, str) or not target:
+            raise ConfigError(f"models.{alias}", "must map a model name to a target model name")
+        aliases[alias] = target
+    return aliases
+
+
+def _interpolate(value: object, environ: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is None:
+                raise ConfigError(where, f"refers to ${{{name}}}, which is not set")
+            return default
+
+        return _INTERPOLATION.sub(replace, value)
+    if isinstance(value, list):
+        return [_interpolate(item, environ, where) for item in value]
+    return value
+
+
+def _check_url(setting: str, url: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise ConfigError(setting, "must be an http:// or https:// URL")
+    return url.rstrip("/")
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())

@@ -1,0 +1,142 @@
+"""The gRPC transport: `gateway.v1.GatewayService`, `grpc.health.v1.Health` and reflection.
+
+The servicer only translates: call metadata into a `CallContext`, core errors into gRPC
+statuses (here and nowhere else). The health servicer reports `NOT_SERVING` until the gateway
+is ready and again from the moment it starts draining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, NoReturn
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from gateway.core import CallContext, GatewayService
+from gateway.errors import GatewayError
+from gateway.logs import request_id_from, request_id_var
+from gateway.v1 import gateway_pb2 as pb
+from gateway.v1 import gateway_pb2_grpc as pb_grpc
+
+log = logging.getLogger("gateway.grpc")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
+
+
+class GatewayServicer(pb_grpc.GatewayServiceServicer):
+    """`GatewayService` over gRPC, backed by the core."""
+
+    def __init__(self, core: GatewayService) -> None:
+        self._core = core
+
+    async def Complete(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CompleteResponse:
+        """Serve one unary completion."""
+        call = await _begin(context)
+        try:
+            return await self._core.complete(request, call)
+        except GatewayError as exc:
+            await _abort(context, exc)
+        except Exception:
+            await _abort_internal(context)
+
+    async def StreamComplete(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.StreamCompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.StreamCompleteResponse]:
+        """Serve one streamed completion."""
+        call = await _begin(context)
+        try:
+            async for message in self._core.stream_complete(request, call):
+                yield message
+        except GatewayError as exc:
+            await _abort(context, exc)
+        except Exception:
+            await _abort_internal(context)
+
+    async def ProviderStatus(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.ProviderStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ProviderStatusResponse:
+        """Report provider deployments."""
+        call = await _begin(context)
+        try:
+            return await self._core.provider_status(request, call)
+        except GatewayError as exc:
+            await _abort(context, exc)
+        except Exception:
+            await _abort_internal(context)
+
+
+def create_server(
+    core: GatewayService, *, max_message_bytes: int
+) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
+    """A gRPC server with the gateway, health and reflection services added (not started)."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(core), server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (
+            SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    return server, health
+
+
+async def set_serving(health: health_aio.HealthServicer, serving: bool) -> None:
+    """Report the overall and per-service health as SERVING or NOT_SERVING."""
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else (health_pb2.HealthCheckResponse.NOT_SERVING)
+    )
+    for service in ("", SERVICE_NAME):
+        await health.set(service, status)
+
+
+async def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
+    """Read the call's metadata, bind its request id to the logs, and echo the id back."""
+    metadata = _metadata(context.invocation_metadata() or ())
+    request_id = request_id_from(metadata.get("x-request-id"))
+    request_id_var.set(request_id)
+    await context.send_initial_metadata((("x-request-id", request_id),))
+    remaining = context.time_remaining()
+    deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
+    return CallContext(
+        transport="grpc",
+        request_id=request_id,
+        authorization=metadata.get("authorization"),
+        provider_pin=metadata.get("x-provider") or None,
+        deadline=deadline,
+    )
+
+
+def _metadata(pairs: Sequence[tuple[str, str | bytes]]) -> dict[str, str]:
+    return {key: value for key, value in pairs if isinstance(value, str)}
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: GatewayError) -> NoReturn:
+    trailing: tuple[tuple[str, str], ...] = ()
+    if exc.retry_after is not None:
+        trailing = (("retry-after", f"{max(exc.retry_after, 0.0):g}"),)
+    await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailing)
+    raise AssertionError("unreachable: abort raises")
+
+
+async def _abort_internal(context: grpc.aio.ServicerContext[Any, Any]) -> NoReturn:
+    log.exception("unexpected error while serving a call")
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    raise AssertionError("unreachable: abort raises")

@@ -1,0 +1,257 @@
+"""The JSON transport: the same calls as the gRPC service, over HTTP/1.1 with aiohttp.
+
+Bodies follow the proto3 JSON mapping: they are parsed into the very request messages the gRPC
+server receives (both `snake_case` and `lowerCamelCase` accepted, unknown fields rejected) and
+responses are rendered from the response messages with `snake_case` names. Errors are mapped
+in one middleware to `{"error": {"code", "message", "request_id"}}` with the canonical HTTP status.
+
+Routes: `POST /v1/complete` (with `"stream": true` it streams), `POST /v1/complete:stream`
+(Server-Sent Events: one `data:` JSON object per message, then `data: [DONE]`; a failure after
+the stream started is an `event: error` before `[DONE]`), `GET /v1/providers/status`,
+`GET /healthz` (liveness) and `GET /readyz` (readiness).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import Any, Protocol, TypeVar
+
+import orjson
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from gateway.core import CallContext, GatewayService
+from gateway.errors import (
+    GatewayError,
+    InternalError,
+    InvalidArgumentError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+)
+from gateway.logs import request_id_from, request_id_var
+from gateway.v1 import gateway_pb2 as pb
+
+log = logging.getLogger("gateway.http")
+
+REQUEST_ID = "request_id"
+JSON_CONTENT_TYPE = "application/json"
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # keep reverse proxies from buffering the stream
+}
+SSE_DONE = b"data: [DONE]\n\n"
+_UNKNOWN_FIELD = re.compile(r'Message type "[\w.]+" has no field named "([^"]+)" at "([^"]*)"')
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RequestMessage = TypeVar("RequestMessage", pb.CompleteRequest, pb.StreamCompleteRequest)
+CORE_KEY = web.AppKey("core", GatewayService)
+
+
+class Readiness(Protocol):
+    """Tells the readiness probe whether the gateway takes new calls."""
+
+    @property
+    def ready(self) -> bool:
+        """False while starting and draining."""
+        ...
+
+
+READINESS_KEY = web.AppKey("readiness", Readiness)
+
+
+def create_app(
+    core: GatewayService, *, max_request_bytes: int, readiness: Readiness
+) -> web.Application:
+    """The JSON shim's aiohttp application."""
+    app = web.Application(client_max_size=max_request_bytes, middlewares=[_errors])
+    app[CORE_KEY] = core
+    app[READINESS_KEY] = readiness
+    app.on_response_prepare.append(_echo_request_id)
+    app.router.add_post("/v1/complete", _complete)
+    app.router.add_post("/v1/complete:stream", _stream_complete)
+    app.router.add_get("/v1/providers/status", _provider_status)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    return app
+
+
+async def _complete(request: web.Request) -> web.StreamResponse:
+    body = await _json_body(request)
+    stream = body.pop("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidArgumentError("stream: must be true or false")
+    if stream:
+        return await _serve_stream(request, _parse(body, pb.StreamCompleteRequest()))
+    core = request.app[CORE_KEY]
+    response = await core.complete(_parse(body, pb.CompleteRequest()), _call_context(request))
+    return _json_response(response)
+
+
+async def _stream_complete(request: web.Request) -> web.StreamResponse:
+    body = await _json_body(request)
+    return await _serve_stream(request, _parse(body, pb.StreamCompleteRequest()))
+
+
+async def _provider_status(request: web.Request) -> web.StreamResponse:
+    status_request = pb.ProviderStatusRequest(provider=request.query.get("provider", ""))
+    core = request.app[CORE_KEY]
+    return _json_response(await core.provider_status(status_request, _call_context(request)))
+
+
+async def _healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.StreamResponse:
+    if request.app[READINESS_KEY].ready:
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "not ready"}, status=503)
+
+
+async def _serve_stream(
+    request: web.Request, message: pb.StreamCompleteRequest
+) -> web.StreamResponse:
+    """Stream as SSE; errors before the first message still get a proper HTTP status."""
+    core = request.app[CORE_KEY]
+    async with aclosing(core.stream_complete(message, _call_context(request))) as messages:
+        first = await anext(messages)  # raises before any byte is sent
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        await response.prepare(request)
+        try:
+            await response.write(_sse_data(first))
+            await _write_rest(response, messages)
+        except GatewayError as exc:
+            await response.write(_sse_error(exc, request))
+        except ConnectionResetError:
+            # The client left; leaving `aclosing` aborts the upstream call.
+            log.info("client went away during a stream")
+            return response
+        except Exception:
+            log.exception("unexpected error during a stream")
+            await response.write(_sse_error(InternalError("internal error"), request))
+        await response.write(SSE_DONE)
+        await response.write_eof()
+        return response
+
+
+async def _write_rest(
+    response: web.StreamResponse, messages: AsyncIterator[pb.StreamCompleteResponse]
+) -> None:
+    async for message in messages:
+        await response.write(_sse_data(message))
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind the request id to the logs and turn every error into the JSON error shape."""
+    request_id = request_id_from(request.headers.get("x-request-id"))
+    request[REQUEST_ID] = request_id
+    request_id_var.set(request_id)
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        return _error_response(exc, request)
+    except web.HTTPRequestEntityTooLarge as exc:
+        too_large = PayloadTooLargeError(
+            f"body: larger than the limit of {exc.max_size} bytes"  # type: ignore[attr-defined]
+        )
+        return _error_response(too_large, request)
+    except web.HTTPNotFound:
+        return _error_response(
+            ModelNotFoundError(f"no route {request.method} {request.path}"), request
+        )
+    except web.HTTPMethodNotAllowed:
+        return _http_error(405, "UNIMPLEMENTED", f"{request.method} not allowed here", request)
+    except web.HTTPException:
+        raise
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("unexpected error while serving a request")
+        return _error_response(InternalError("internal error"), request)
+
+
+async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    request_id = request.get(REQUEST_ID)
+    if request_id:
+        response.headers["x-request-id"] = request_id
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"body: malformed JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise InvalidArgumentError("body: must be a JSON object")
+    return body
+
+
+def _parse(body: dict[str, Any], message: RequestMessage) -> RequestMessage:
+    """Parse `body` into `message` with the proto3 JSON mapping."""
+    try:
+        return json_format.ParseDict(body, message)
+    except json_format.ParseError as exc:
+        first_line = str(exc).splitlines()[0]
+        detail = _UNKNOWN_FIELD.sub(r'unknown field "\1" in \2', first_line)
+        raise InvalidArgumentError(f"body: {detail}") from None
+
+
+def _call_context(request: web.Request) -> CallContext:
+    return CallContext(
+        transport="http",
+        request_id=request[REQUEST_ID],
+        authorization=request.headers.get("authorization"),
+        provider_pin=request.headers.get("x-provider") or None,
+    )
+
+
+def _to_json(message: Message, *, defaults: bool) -> bytes:
+    return orjson.dumps(
+        json_format.MessageToDict(
+            message,
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=defaults,
+        )
+    )
+
+
+def _json_response(message: Message) -> web.Response:
+    return web.Response(body=_to_json(message, defaults=True), content_type=JSON_CONTENT_TYPE)
+
+
+def _sse_data(message: pb.StreamCompleteResponse) -> bytes:
+    # Deltas carry only what they say; the last message spells out every field.
+    return b"data: " + _to_json(message, defaults=bool(message.finish_reason)) + b"\n\n"
+
+
+def _error_body(code: str, message: str, request: web.Request) -> bytes:
+    return orjson.dumps(
+        {"error": {"code": code, "message": message, "request_id": request.get(REQUEST_ID, "")}}
+    )
+
+
+def _sse_error(exc: GatewayError, request: web.Request) -> bytes:
+    return b"event: error\ndata: " + _error_body(exc.code_name, exc.message, request) + b"\n\n"
+
+
+def _error_response(exc: GatewayError, request: web.Request) -> web.Response:
+    response = _http_error(exc.http_status, exc.code_name, exc.message, request)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return response
+
+
+def _http_error(status: int, code: str, message: str, request: web.Request) -> web.Response:
+    return web.Response(
+        status=status,
+        body=_error_body(code, message, request),
+        content_type=JSON_CONTENT_TYPE,
+    )
