@@ -38,7 +38,7 @@ from gateway.v1 import gateway_pb2 as pb
 
 log = logging.getLogger("gateway.http")
 
-REQUEST_ID = "request_id"
+REQUEST_ID = web.RequestKey("request_id", str)
 JSON_CONTENT_TYPE = "application/json"
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",

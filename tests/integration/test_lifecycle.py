@@ -1,0 +1,171 @@
+"""The real process: start-up, JSON logs, health through shutdown, and SIGTERM mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import grpc
+import orjson
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.v1 import gateway_pb2 as pb
+from gateway.v1 import gateway_pb2_grpc as pb_grpc
+from tests.sse import read_sse
+
+LONG_PROMPT = " ".join(f"word{i}" for i in range(40))
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class GatewayProcess:
+    """`python -m gateway` on free loopback ports, and every log line it printed."""
+
+    process: asyncio.subprocess.Process
+    grpc_port: int = 0
+    http_port: int = 0
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    _reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        listening = asyncio.Event()
+
+        async def read_logs() -> None:
+            assert self.process.stdout is not None
+            async for line in self.process.stdout:
+                entry = orjson.loads(line)  # every line must be one JSON object
+                self.logs.append(entry)
+                if entry.get("msg") == "gateway listening":
+                    self.grpc_port, self.http_port = entry["grpc_port"], entry["http_port"]
+                    listening.set()
+
+        self._reader = asyncio.create_task(read_logs())
+        await asyncio.wait_for(listening.wait(), START_TIMEOUT)
+
+    async def wait_exit(self) -> int:
+        code = await asyncio.wait_for(self.process.wait(), START_TIMEOUT)
+        if self._reader is not None:
+            await self._reader
+        return code
+
+
+async def spawn(**env: str) -> GatewayProcess:
+    environ = {
+        "PATH": os.environ.get("PATH", ""),
+        "BIND_HOST": "127.0.0.1",
+        "GRPC_PORT": "0",
+        "HTTP_PORT": "0",
+        "METRICS_PORT": "0",
+        **env,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", env=environ, stdout=asyncio.subprocess.PIPE
+    )
+    started = GatewayProcess(process)
+    await started.start()
+    return started
+
+
+@pytest.fixture
+async def paced_gateway() -> AsyncIterator[GatewayProcess]:
+    """A gateway whose mock streams about 50 tokens at 25 tokens/s (two seconds a stream)."""
+    started = await spawn(MOCK_TOKENS_PER_SECOND="25", SHUTDOWN_GRACE_SECONDS="10")
+    yield started
+    if started.process.returncode is None:
+        started.process.kill()
+        await started.wait_exit()
+
+
+async def read_rest(call: Any) -> list[pb.StreamCompleteResponse]:
+    """Read a stream to its end with `read()` (gRPC forbids mixing it with `async for`)."""
+    messages = []
+    while (message := await call.read()) is not grpc.aio.EOF:
+        messages.append(message)
+    return messages
+
+
+async def test_sigterm_lets_an_inflight_grpc_stream_finish_then_exits_zero(
+    paced_gateway: GatewayProcess,
+) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{paced_gateway.grpc_port}") as channel:
+        stub = pb_grpc.GatewayServiceStub(channel)
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+        call = stub.StreamComplete(
+            pb.StreamCompleteRequest(
+                model="mock", messages=[pb.Message(role="user", content=LONG_PROMPT)]
+            )
+        )
+        first = await call.read()
+        assert first.delta
+        paced_gateway.process.send_signal(signal.SIGTERM)
+        # Health turns NOT_SERVING while the stream is still running.
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        rest = await read_rest(call)
+        assert await call.code() == grpc.StatusCode.OK
+    text = first.delta + "".join(m.delta for m in rest)
+    assert text.endswith(LONG_PROMPT)
+    assert rest[-1].finish_reason == "stop"
+    assert await paced_gateway.wait_exit() == 0
+
+
+async def test_sigterm_lets_an_inflight_sse_stream_finish_then_exits_zero(
+    paced_gateway: GatewayProcess,
+) -> None:
+    body = {"model": "mock", "messages": [{"role": "user", "content": LONG_PROMPT}]}
+    url = f"http://127.0.0.1:{paced_gateway.http_port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + "/v1/complete:stream", data=orjson.dumps(body)) as reply:
+            first_line = await reply.content.readline()
+            assert first_line.startswith(b"data: ")
+            paced_gateway.process.send_signal(signal.SIGTERM)
+            events = await read_sse(reply)
+    assert events[-1] == ("message", "[DONE]")
+    last = orjson.loads(events[-2][1])
+    assert last["finish_reason"] == "stop"
+    assert await paced_gateway.wait_exit() == 0
+
+
+async def test_draining_gateway_refuses_new_calls(paced_gateway: GatewayProcess) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{paced_gateway.grpc_port}") as channel:
+        stub = pb_grpc.GatewayServiceStub(channel)
+        messages = [pb.Message(role="user", content=LONG_PROMPT)]
+        inflight = stub.StreamComplete(pb.StreamCompleteRequest(model="mock", messages=messages))
+        await inflight.read()
+        paced_gateway.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Complete(pb.CompleteRequest(model="mock", messages=messages))
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        await read_rest(inflight)
+    assert await paced_gateway.wait_exit() == 0
+
+
+async def test_every_log_line_of_a_request_carries_its_request_id(
+    paced_gateway: GatewayProcess,
+) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{paced_gateway.grpc_port}") as channel:
+        stub = pb_grpc.GatewayServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.Complete(
+                pb.CompleteRequest(model="nope", messages=[pb.Message(role="user", content="x")]),
+                metadata=(("x-request-id", "trace-me-7"),),
+            )
+    paced_gateway.process.send_signal(signal.SIGTERM)
+    assert await paced_gateway.wait_exit() == 0
+    finished = [e for e in paced_gateway.logs if e.get("msg") == "request finished"]
+    assert [(e["request_id"], e["status"]) for e in finished] == [("trace-me-7", "NOT_FOUND")]
+
+
+async def test_sigint_also_shuts_down_cleanly() -> None:
+    started = await spawn()
+    started.process.send_signal(signal.SIGINT)
+    assert await started.wait_exit() == 0
+    assert started.logs[-1]["msg"] == "gateway stopped"

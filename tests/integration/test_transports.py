@@ -1,0 +1,205 @@
+"""Both transports serve all three RPCs from the one core, with the built-in mock provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import orjson
+import pytest
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from gateway.v1 import gateway_pb2 as pb
+from tests.conftest import RunningGateway
+from tests.sse import read_sse
+
+HELLO = [pb.Message(role="user", content="hello gateway")]
+HELLO_JSON = {"model": "mock", "messages": [{"role": "user", "content": "hello gateway"}]}
+
+
+async def test_grpc_complete_returns_the_mock_completion(gw: RunningGateway) -> None:
+    response = await gw.stub.Complete(pb.CompleteRequest(model="mock", messages=HELLO))
+    assert response.provider == "mock"
+    assert response.model == "mock"
+    assert response.content.endswith("You said: hello gateway")
+    assert response.finish_reason == "stop"
+    assert response.usage.completion_tokens == len(response.content.split())
+    assert response.usage.total_tokens == (
+        response.usage.prompt_tokens + response.usage.completion_tokens
+    )
+    assert [a.outcome for a in response.attempts] == [pb.ATTEMPT_OUTCOME_SUCCESS]
+
+
+async def test_grpc_stream_yields_deltas_then_finish_and_usage(gw: RunningGateway) -> None:
+    call = gw.stub.StreamComplete(pb.StreamCompleteRequest(model="mock", messages=HELLO))
+    messages = [m async for m in call]
+    assert await call.code() == grpc.StatusCode.OK
+    *deltas, last = messages
+    assert len(deltas) > 1
+    assert all(not m.finish_reason for m in deltas)
+    text = "".join(m.delta for m in deltas)
+    assert text.endswith("You said: hello gateway")
+    assert last.finish_reason == "stop"
+    assert last.usage.completion_tokens == len(text.split())
+    assert {m.id for m in messages} == {deltas[0].id}
+
+
+async def test_grpc_provider_status_lists_deployments(gw: RunningGateway) -> None:
+    response = await gw.stub.ProviderStatus(pb.ProviderStatusRequest())
+    assert [p.name for p in response.providers] == ["mock"]
+    assert response.providers[0].kind == "mock"
+    assert list(response.providers[0].models) == ["mock"]
+    assert response.providers[0].circuit_state == pb.CIRCUIT_STATE_CLOSED
+
+
+async def test_grpc_provider_status_for_an_unknown_provider_is_not_found(
+    gw: RunningGateway,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gw.stub.ProviderStatus(pb.ProviderStatusRequest(provider="nope"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "mock" in (caught.value.details() or "")
+
+
+async def test_grpc_echoes_the_callers_request_id(gw: RunningGateway) -> None:
+    call = gw.stub.Complete(
+        pb.CompleteRequest(model="mock", messages=HELLO), metadata=(("x-request-id", "req-42"),)
+    )
+    await call
+    assert ("x-request-id", "req-42") in tuple(await call.initial_metadata())
+
+
+async def test_grpc_generates_a_request_id_when_none_is_sent(gw: RunningGateway) -> None:
+    call = gw.stub.Complete(pb.CompleteRequest(model="mock", messages=HELLO))
+    await call
+    ids = [v for k, v in tuple(await call.initial_metadata()) if k == "x-request-id"]
+    assert len(ids) == 1
+    assert len(str(ids[0])) == 32
+
+
+async def test_grpc_unknown_model_is_not_found_listing_known_models(gw: RunningGateway) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gw.stub.Complete(pb.CompleteRequest(model="gpt-99", messages=HELLO))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "known models: mock" in (caught.value.details() or "")
+
+
+async def test_provider_slash_model_syntax_routes_to_that_provider(gw: RunningGateway) -> None:
+    response = await gw.stub.Complete(pb.CompleteRequest(model="mock/any-name", messages=HELLO))
+    assert response.provider == "mock"
+    assert response.model == "any-name"
+
+
+async def test_grpc_health_reports_serving_overall_and_per_service(gw: RunningGateway) -> None:
+    for service in ("", "gateway.v1.GatewayService"):
+        reply = await gw.health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_grpc_reflection_lists_the_services(gw: RunningGateway) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(gw.channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    names: set[str] = set()
+    async for reply in stub.ServerReflectionInfo(iter([request])):
+        names |= {s.name for s in reply.list_services_response.service}
+    assert {"gateway.v1.GatewayService", "grpc.health.v1.Health"} <= names
+
+
+async def post_json(gw: RunningGateway, path: str, body: Any, **kwargs: Any) -> tuple[int, Any]:
+    """POST `body` as JSON; return the status and the decoded JSON reply."""
+    async with gw.http.post(gw.http_url + path, data=orjson.dumps(body), **kwargs) as reply:
+        return reply.status, orjson.loads(await reply.read())
+
+
+async def test_json_complete_returns_snake_case_fields(gw: RunningGateway) -> None:
+    status, body = await post_json(gw, "/v1/complete", HELLO_JSON)
+    assert status == 200
+    assert body["provider"] == "mock"
+    assert body["content"].endswith("You said: hello gateway")
+    assert body["finish_reason"] == "stop"
+    assert body["cached"] is False
+    assert body["usage"]["total_tokens"] == (
+        body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
+    )
+    assert body["attempts"][0]["outcome"] == "ATTEMPT_OUTCOME_SUCCESS"
+
+
+async def test_json_accepts_lower_camel_case_fields(gw: RunningGateway) -> None:
+    status, body = await post_json(gw, "/v1/complete", {**HELLO_JSON, "maxTokens": 3})
+    assert status == 200
+    assert body["finish_reason"] == "length"
+    assert body["usage"]["completion_tokens"] == 3
+
+
+async def test_json_and_grpc_give_the_same_answer(gw: RunningGateway) -> None:
+    _, body = await post_json(gw, "/v1/complete", HELLO_JSON)
+    response = await gw.stub.Complete(pb.CompleteRequest(model="mock", messages=HELLO))
+    assert (body["id"], body["content"]) == (response.id, response.content)
+
+
+@pytest.mark.parametrize(
+    ("path", "extra"), [("/v1/complete:stream", {}), ("/v1/complete", {"stream": True})]
+)
+async def test_json_stream_sends_sse_deltas_then_done(
+    gw: RunningGateway, path: str, extra: dict[str, Any]
+) -> None:
+    async with gw.http.post(gw.http_url + path, data=orjson.dumps({**HELLO_JSON, **extra})) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        events = await read_sse(r)
+    assert events[-1] == ("message", "[DONE]")
+    chunks = [orjson.loads(data) for kind, data in events[:-1]]
+    assert all(kind == "message" for kind, _ in events)
+    text = "".join(c.get("delta", "") for c in chunks)
+    assert text.endswith("You said: hello gateway")
+    assert chunks[-1]["finish_reason"] == "stop"
+    assert chunks[-1]["usage"]["completion_tokens"] == len(text.split())
+
+
+async def test_json_provider_status(gw: RunningGateway) -> None:
+    async with gw.http.get(gw.http_url + "/v1/providers/status") as reply:
+        body = orjson.loads(await reply.read())
+    assert reply.status == 200
+    assert body["providers"][0]["name"] == "mock"
+    assert body["providers"][0]["circuit_state"] == "CIRCUIT_STATE_CLOSED"
+
+
+async def test_json_echoes_the_callers_request_id(gw: RunningGateway) -> None:
+    async with gw.http.post(
+        gw.http_url + "/v1/complete",
+        data=orjson.dumps(HELLO_JSON),
+        headers={"x-request-id": "abc-123"},
+    ) as reply:
+        assert reply.headers["x-request-id"] == "abc-123"
+
+
+async def test_json_error_carries_code_message_and_request_id(gw: RunningGateway) -> None:
+    status, body = await post_json(
+        gw, "/v1/complete", {**HELLO_JSON, "model": "nope"}, headers={"x-request-id": "r-9"}
+    )
+    assert status == 404
+    assert body["error"]["code"] == "NOT_FOUND"
+    assert "unknown model 'nope'" in body["error"]["message"]
+    assert body["error"]["request_id"] == "r-9"
+
+
+async def test_x_provider_header_pins_the_provider(gw: RunningGateway) -> None:
+    status, body = await post_json(
+        gw, "/v1/complete", {**HELLO_JSON, "model": "whatever"}, headers={"x-provider": "mock"}
+    )
+    assert status == 200
+    assert (body["provider"], body["model"]) == ("mock", "whatever")
+
+
+async def test_healthz_and_readyz_answer_while_serving(gw: RunningGateway) -> None:
+    for path in ("/healthz", "/readyz"):
+        async with gw.http.get(gw.http_url + path) as reply:
+            assert reply.status == 200
+
+
+async def test_metrics_endpoint_counts_requests(gw: RunningGateway) -> None:
+    await gw.stub.Complete(pb.CompleteRequest(model="mock", messages=HELLO))
+    async with gw.http.get(gw.metrics_url) as reply:
+        text = await reply.text()
+    assert 'gateway_requests_total{code="OK",rpc="Complete",transport="grpc"}' in text
