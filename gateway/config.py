@@ -123,7 +123,7 @@ class _Env:
         value = self.raw(name)
         if value is None:
             return default
-        if not value.isdigit() or not 0 <= int(value) <= 65535:
+        if not (value.isascii() and value.isdecimal()) or not 0 <= int(value) <= 65535:
             raise ConfigError(name, f"must be a port number from 0 to 65535, got {value!r}")
         return int(value)
 
@@ -187,8 +187,13 @@ def _load_yaml(environ: Mapping[str, str]) -> dict[str, Any]:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError("GATEWAY_CONFIG", f"cannot read {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("GATEWAY_CONFIG", f"{path!r} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
-        raise ConfigError("GATEWAY_CONFIG", f"{path!r} is not valid YAML: {exc}") from None
+        # PyYAML's message quotes the offending line, which may hold a key: give the place only.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError("GATEWAY_CONFIG", f"{path!r} is not valid YAML{where}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict) or not set(loaded) <= {"providers", "models"}:
@@ -260,8 +265,10 @@ def _interpolate(value: object, environ: Mapping[str, str], where: str) -> Any:
 
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in environ:
+            if environ.get(name):
                 return environ[name]
+            if name in environ and default is None:
+                return ""  # ${VAR} set to "": empty, as in the shell
             if default is None:
                 raise ConfigError(where, f"refers to ${{{name}}}, which is not set")
             return default
