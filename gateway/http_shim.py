@@ -51,6 +51,7 @@ _UNKNOWN_FIELD = re.compile(r'Message type "[\w.]+" has no field named "([^"]+)"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RequestMessage = TypeVar("RequestMessage", pb.CompleteRequest, pb.StreamCompleteRequest)
 CORE_KEY = web.AppKey("core", GatewayService)
+MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
 
 
 class Readiness(Protocol):
@@ -71,6 +72,7 @@ def create_app(
     """The JSON shim's aiohttp application."""
     app = web.Application(client_max_size=max_request_bytes, middlewares=[_errors])
     app[CORE_KEY] = core
+    app[MAX_BYTES_KEY] = max_request_bytes
     app[READINESS_KEY] = readiness
     app.on_response_prepare.append(_echo_request_id)
     app.router.add_post("/v1/complete", _complete)
@@ -83,10 +85,7 @@ def create_app(
 
 async def _complete(request: web.Request) -> web.StreamResponse:
     body = await _json_body(request)
-    stream = body.pop("stream", False)
-    if not isinstance(stream, bool):
-        raise InvalidArgumentError("stream: must be true or false")
-    if stream:
+    if _pop_stream_flag(body, default=False):
         return await _serve_stream(request, _parse(body, pb.StreamCompleteRequest()))
     core = request.app[CORE_KEY]
     response = await core.complete(_parse(body, pb.CompleteRequest()), _call_context(request))
@@ -95,6 +94,8 @@ async def _complete(request: web.Request) -> web.StreamResponse:
 
 async def _stream_complete(request: web.Request) -> web.StreamResponse:
     body = await _json_body(request)
+    if not _pop_stream_flag(body, default=True):
+        raise InvalidArgumentError("stream: cannot be false on /v1/complete:stream")
     return await _serve_stream(request, _parse(body, pb.StreamCompleteRequest()))
 
 
@@ -157,10 +158,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except GatewayError as exc:
         return _error_response(exc, request)
-    except web.HTTPRequestEntityTooLarge as exc:
-        too_large = PayloadTooLargeError(
-            f"body: larger than the limit of {exc.max_size} bytes"  # type: ignore[attr-defined]
-        )
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[MAX_BYTES_KEY]
+        too_large = PayloadTooLargeError(f"body: larger than the limit of {limit} bytes")
         return _error_response(too_large, request)
     except web.HTTPNotFound:
         return _error_response(
@@ -192,6 +192,14 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidArgumentError("body: must be a JSON object")
     return body
+
+
+def _pop_stream_flag(body: dict[str, Any], *, default: bool) -> bool:
+    """Take the JSON-only `stream` switch out of `body` (it is not a request message field)."""
+    stream = body.pop("stream", default)
+    if not isinstance(stream, bool):
+        raise InvalidArgumentError("stream: must be true or false")
+    return stream
 
 
 def _parse(body: dict[str, Any], message: RequestMessage) -> RequestMessage:

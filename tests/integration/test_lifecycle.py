@@ -121,12 +121,14 @@ async def test_sigterm_lets_an_inflight_sse_stream_finish_then_exits_zero(
 ) -> None:
     body = {"model": "mock", "messages": [{"role": "user", "content": LONG_PROMPT}]}
     url = f"http://127.0.0.1:{paced_gateway.http_port}"
-    async with aiohttp.ClientSession() as http:
-        async with http.post(url + "/v1/complete:stream", data=orjson.dumps(body)) as reply:
-            first_line = await reply.content.readline()
-            assert first_line.startswith(b"data: ")
-            paced_gateway.process.send_signal(signal.SIGTERM)
-            events = await read_sse(reply)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url + "/v1/complete:stream", data=orjson.dumps(body)) as reply,
+    ):
+        first_line = await reply.content.readline()
+        assert first_line.startswith(b"data: ")
+        paced_gateway.process.send_signal(signal.SIGTERM)
+        events = await read_sse(reply)
     assert events[-1] == ("message", "[DONE]")
     last = orjson.loads(events[-2][1])
     assert last["finish_reason"] == "stop"

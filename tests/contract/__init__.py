@@ -1,0 +1,1 @@
+"""Contract tests: each provider adapter against a loopback fake of its vendor."""

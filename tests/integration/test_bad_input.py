@@ -1,0 +1,119 @@
+"""Bad input gets a clear INVALID_ARGUMENT/400 (413 for size) naming the field; no provider call."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import orjson
+import pytest
+
+from gateway.v1 import gateway_pb2 as pb
+from providers.base import ProviderSettings
+from tests.conftest import MOCK, RunningGateway, StartGateway
+from tests.fakes.openai_server import FakeOpenAI
+
+MAX_BYTES = 64 * 1024
+GOOD: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+async def gw(start_gateway: StartGateway, fake: FakeOpenAI) -> RunningGateway:
+    openai = ProviderSettings(
+        name="openai", kind="openai", base_url=fake.base_url, models=("gpt-4o-mini",)
+    )
+    return await start_gateway(providers=(MOCK, openai), max_request_bytes=MAX_BYTES)
+
+
+JSON_CASES: list[tuple[str, bytes, str]] = [
+    ("malformed JSON", b'{"model": "gpt-4o-mini", "messages": [', "body: malformed JSON"),
+    ("not an object", b'["model"]', "body: must be a JSON object"),
+    ("unknown field", orjson.dumps({**GOOD, "api_base": "http://evil"}), '"api_base"'),
+    ("wrong type", orjson.dumps({**GOOD, "max_tokens": "many"}), "max_tokens"),
+    ("wrong type", orjson.dumps({**GOOD, "messages": "hi"}), "messages"),
+    ("wrong type", orjson.dumps({**GOOD, "temperature": "hot"}), "temperature"),
+    ("bad duration", orjson.dumps({**GOOD, "timeout": "soon"}), "timeout"),
+    ("empty messages", orjson.dumps({**GOOD, "messages": []}), "messages:"),
+    ("negative max_tokens", orjson.dumps({**GOOD, "max_tokens": -5}), "max_tokens:"),
+    ("bad role", orjson.dumps({**GOOD, "messages": [{"role": "x", "content": "y"}]}), "role"),
+    ("missing model", orjson.dumps({"messages": GOOD["messages"]}), "model:"),
+    ("stream not bool", orjson.dumps({**GOOD, "stream": "yes"}), "stream:"),
+]
+
+
+@pytest.mark.parametrize("path", ["/v1/complete", "/v1/complete:stream"])
+@pytest.mark.parametrize(("case", "raw", "names"), JSON_CASES, ids=[c[0] for c in JSON_CASES])
+async def test_json_bad_input_is_400_naming_the_field(
+    gw: RunningGateway, fake: FakeOpenAI, path: str, case: str, raw: bytes, names: str
+) -> None:
+    async with gw.http.post(gw.http_url + path, data=raw) as reply:
+        error = orjson.loads(await reply.read())["error"]
+    assert reply.status == 400, case
+    assert error["code"] == "INVALID_ARGUMENT"
+    assert names in error["message"]
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("path", ["/v1/complete", "/v1/complete:stream"])
+async def test_json_oversize_body_is_413(gw: RunningGateway, fake: FakeOpenAI, path: str) -> None:
+    huge = {**GOOD, "messages": [{"role": "user", "content": "x" * (MAX_BYTES + 1)}]}
+    async with gw.http.post(gw.http_url + path, data=orjson.dumps(huge)) as reply:
+        error = orjson.loads(await reply.read())["error"]
+    assert reply.status == 413
+    assert error["code"] == "INVALID_ARGUMENT"
+    assert str(MAX_BYTES) in error["message"]
+    assert fake.requests == []
+
+
+GRPC_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("empty messages", {"messages": []}, "messages:"),
+    ("negative max_tokens", {"max_tokens": -1}, "max_tokens:"),
+    ("temperature too high", {"temperature": 3.5}, "temperature:"),
+    ("bad role", {"messages": [pb.Message(role="robot", content="hi")]}, "messages[0].role"),
+    ("missing model", {"model": ""}, "model:"),
+]
+
+
+def grpc_request(message_type: type[Any], overrides: dict[str, Any]) -> Any:
+    fields: dict[str, Any] = {
+        "model": "gpt-4o-mini",
+        "messages": [pb.Message(role="user", content="hi")],
+    }
+    return message_type(**{**fields, **overrides})
+
+
+@pytest.mark.parametrize(("case", "overrides", "names"), GRPC_CASES, ids=[c[0] for c in GRPC_CASES])
+async def test_grpc_bad_input_is_invalid_argument_naming_the_field(
+    gw: RunningGateway, fake: FakeOpenAI, case: str, overrides: dict[str, Any], names: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as unary:
+        await gw.stub.Complete(grpc_request(pb.CompleteRequest, overrides))
+    stream = gw.stub.StreamComplete(grpc_request(pb.StreamCompleteRequest, overrides))
+    with pytest.raises(grpc.aio.AioRpcError) as streamed:
+        _ = [m async for m in stream]
+    for caught in (unary, streamed):
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+        assert names in (caught.value.details() or "")
+    assert fake.requests == []
+
+
+async def test_grpc_oversize_message_is_refused(gw: RunningGateway, fake: FakeOpenAI) -> None:
+    big = [pb.Message(role="user", content="x" * (MAX_BYTES + 1))]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gw.stub.Complete(pb.CompleteRequest(model="gpt-4o-mini", messages=big))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert fake.requests == []
+
+
+async def test_unknown_route_is_a_json_404(gw: RunningGateway) -> None:
+    async with gw.http.post(gw.http_url + "/v1/nothing", data=b"{}") as reply:
+        error = orjson.loads(await reply.read())["error"]
+    assert reply.status == 404
+    assert "/v1/nothing" in error["message"]
