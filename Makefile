@@ -15,8 +15,10 @@ $(VENV)/.dev: $(VENV)/.runtime
 	$(PIP) -e '.[dev]'
 	touch $@
 
+# `npm ci` rejects a lock file without every platform's optional binary, and the registry here
+# records only Linux ones; `npm install --no-save` installs the pinned versions and changes nothing.
 node_modules/.bin/buf: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --no-save --loglevel=error
 	touch $@
 
 ## run: start the gateway on its embedded defaults (mock provider, no Redis, no database)
