@@ -38,6 +38,7 @@ class Gateway:
         self.http_port = 0
         self.metrics_port = 0
         self._ready = False
+        self._stopped = False
         self._session: aiohttp.ClientSession | None = None
         self._registry: ProviderRegistry | None = None
         self._core: GatewayService | None = None
@@ -52,6 +53,11 @@ class Gateway:
 
     async def start(self) -> None:
         """Open resources, bind the three ports, and turn health to SERVING."""
+        await self.open()
+        await self.mark_ready()
+
+    async def open(self) -> None:
+        """Open resources and bind the three ports; health says NOT_SERVING until `mark_ready`."""
         settings = self.settings
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
@@ -77,8 +83,16 @@ class Gateway:
         shim = create_app(core, max_request_bytes=settings.max_request_bytes, readiness=self)
         self.http_port = await self._listen(shim, settings.http_port)
         self.metrics_port = await self._listen(_metrics_app(), settings.metrics_port)
+
+    async def mark_ready(self) -> None:
+        """Start taking calls: readiness and gRPC health turn SERVING."""
+        assert self._health is not None
+        assert self._registry is not None
+        assert self._core is not None
+        self._core.open_for_calls()
         self._ready = True
-        await set_serving(health, True)
+        await set_serving(self._health, True)
+        settings = self.settings
         log.info(
             "gateway listening",
             extra={
@@ -92,6 +106,9 @@ class Gateway:
 
     async def stop(self) -> None:
         """Drain and close: in-flight calls get the shutdown grace period to finish."""
+        if self._stopped:
+            return
+        self._stopped = True
         grace = self.settings.shutdown_grace_seconds
         self._ready = False
         if self._core is not None:

@@ -34,7 +34,7 @@ from providers.registry import ProviderRegistry, Route
 
 log = logging.getLogger("gateway.core")
 
-DRAIN_RETRY_AFTER_SECONDS = 1.0
+UNAVAILABLE_RETRY_AFTER_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -84,16 +84,15 @@ class GatewayService:
         self._registry = registry
         self._auth = authenticator
         self._request_timeout = request_timeout
-        self._draining = False
+        self._state = "starting"
 
-    @property
-    def draining(self) -> bool:
-        """Whether the gateway has stopped taking new calls."""
-        return self._draining
+    def open_for_calls(self) -> None:
+        """Take calls from now on (new calls are refused while starting)."""
+        self._state = "serving"
 
     def begin_drain(self) -> None:
         """Refuse new calls from now on; calls in flight carry on."""
-        self._draining = True
+        self._state = "draining"
 
     async def complete(self, request: pb.CompleteRequest, ctx: CallContext) -> pb.CompleteResponse:
         """Answer one whole completion."""
@@ -210,10 +209,10 @@ class GatewayService:
 
     def _prepare(self, call: _Call, request: CompletionMessage) -> None:
         """Admit, authenticate, validate and route; nothing here reaches a provider."""
-        if self._draining:
+        if self._state != "serving":
             raise ServiceUnavailableError(
-                "the gateway is shutting down; retry on another replica",
-                retry_after=DRAIN_RETRY_AFTER_SECONDS,
+                f"the gateway is {self._state}; retry shortly or on another replica",
+                retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS,
             )
         ctx = call.context
         self._auth.check(ctx.authorization)

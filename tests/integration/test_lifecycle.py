@@ -16,8 +16,10 @@ import orjson
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.app import Gateway
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
+from tests.conftest import test_settings
 from tests.sse import read_sse
 
 LONG_PROMPT = " ".join(f"word{i}" for i in range(40))
@@ -171,3 +173,40 @@ async def test_sigint_also_shuts_down_cleanly() -> None:
     started.process.send_signal(signal.SIGINT)
     assert await started.wait_exit() == 0
     assert started.logs[-1]["msg"] == "gateway stopped"
+
+
+async def test_health_is_not_serving_until_ready_and_again_once_draining() -> None:
+    gateway = Gateway(test_settings())
+    await gateway.open()
+    try:
+        async with (
+            grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel,
+            aiohttp.ClientSession() as http,
+        ):
+            health = health_pb2_grpc.HealthStub(channel)
+            stub = pb_grpc.GatewayServiceStub(channel)
+            url = f"http://127.0.0.1:{gateway.http_port}"
+            watch = health.Watch(health_pb2.HealthCheckRequest(service="gateway.v1.GatewayService"))
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            async with http.get(url + "/readyz") as reply:
+                assert reply.status == 503
+            async with http.get(url + "/healthz") as reply:
+                assert reply.status == 200  # alive while starting
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.Complete(
+                    pb.CompleteRequest(
+                        model="mock", messages=[pb.Message(role="user", content="x")]
+                    )
+                )
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+            await gateway.mark_ready()
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            async with http.get(url + "/readyz") as reply:
+                assert reply.status == 200
+
+            stopping = asyncio.create_task(gateway.stop())
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            await stopping
+    finally:
+        await gateway.stop()
