@@ -66,7 +66,10 @@ class Gateway:
             timeout=aiohttp.ClientTimeout(total=None),
         )
         self._registry = ProviderRegistry.from_settings(
-            settings.providers, settings.aliases, self._session
+            settings.providers,
+            settings.aliases,
+            self._session,
+            key_cooldown=settings.key_cooldown_seconds,
         )
         self._core = core = GatewayService(
             self._registry,

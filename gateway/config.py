@@ -18,6 +18,7 @@ The YAML file (`GATEWAY_CONFIG`) adds provider deployments and model aliases; `$
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any
 import yaml
 
 from providers.base import ProviderSettings
+from providers.registry import ADAPTERS
 
 DEFAULT_BIND_HOST = "0.0.0.0"
 DEFAULT_GRPC_PORT = 50051
@@ -36,22 +38,8 @@ DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 20.0
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 300.0
-DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_OPENAI_MODELS = (
-    "gpt-4o",
-    "gpt-4o-mini",
-    "gpt-4.1",
-    "gpt-4.1-mini",
-    "gpt-4.1-nano",
-    "gpt-5",
-    "gpt-5-mini",
-    "gpt-5-nano",
-    "o3",
-    "o4-mini",
-)
-MOCK_MODELS = ("mock",)
+DEFAULT_KEY_COOLDOWN_SECONDS = 60.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-PROVIDER_KINDS = ("openai", "mock")
 
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -77,6 +65,8 @@ class Settings:
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    #: How long a key answered with 401/403 (or 429 without retry-after) rests.
+    key_cooldown_seconds: float = DEFAULT_KEY_COOLDOWN_SECONDS
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     providers: tuple[ProviderSettings, ...] = ()
     #: Public model name -> "provider/model" or a model name another rule resolves.
@@ -100,6 +90,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         request_timeout_seconds=env.number(
             "REQUEST_TIMEOUT_SECONDS", DEFAULT_REQUEST_TIMEOUT_SECONDS, low=0.001
         ),
+        key_cooldown_seconds=env.number("KEY_COOLDOWN_SECONDS", DEFAULT_KEY_COOLDOWN_SECONDS),
         auth_tokens=env.tokens("INTERNAL_AUTH_TOKEN"),
         providers=tuple(sorted(providers.values(), key=lambda p: p.name)),
         aliases=_yaml_aliases(file_config.get("models"), environ),
@@ -156,25 +147,33 @@ class _Env:
 
 
 def _env_providers(env: _Env) -> dict[str, ProviderSettings]:
-    mock = ProviderSettings(
-        name="mock",
-        kind="mock",
-        models=MOCK_MODELS,
-        options={
-            "latency_ms": env.number("MOCK_LATENCY_MS", 0.0),
-            "tokens_per_second": env.number("MOCK_TOKENS_PER_SECOND", 0.0),
-        },
-    )
-    providers = {"mock": mock}
-    key, base_url = env.raw("OPENAI_API_KEY"), env.raw("OPENAI_BASE_URL")
-    if key or base_url:
-        models = env.raw("OPENAI_MODELS")
-        providers["openai"] = ProviderSettings(
-            name="openai",
-            kind="openai",
-            base_url=_check_url("OPENAI_BASE_URL", base_url or DEFAULT_OPENAI_BASE_URL),
-            api_key=key or "",
-            models=_split(models) if models else DEFAULT_OPENAI_MODELS,
+    """One deployment per adapter kind whose `<PREFIX>_API_KEY` or `<PREFIX>_BASE_URL` is set."""
+    providers = {}
+    for spec in ADAPTERS.values():
+        prefix = spec.env_prefix
+        if not prefix:
+            continue
+        keys = env.tokens(f"{prefix}_API_KEY")
+        base_url = env.raw(f"{prefix}_BASE_URL")
+        if not (spec.built_in or keys or base_url):
+            continue
+        base_url = base_url or spec.default_base_url
+        if not base_url and not spec.built_in:
+            raise ConfigError(f"{prefix}_BASE_URL", f"required to use {spec.kind}")
+        models = env.raw(f"{prefix}_MODELS")
+        options: dict[str, object] = {}
+        for option, suffix in spec.env_options.items():
+            name = f"{prefix}_{suffix}"
+            if env.raw(name) is not None:
+                numeric = option in spec.number_options
+                options[option] = env.number(name, 0.0) if numeric else env.raw(name)
+        providers[spec.kind] = ProviderSettings(
+            name=spec.kind,
+            kind=spec.kind,
+            models=_split(models) if models else spec.default_models,
+            base_url=_check_url(f"{prefix}_BASE_URL", base_url) if base_url else "",
+            api_keys=keys,
+            options=options,
         )
     return providers
 
@@ -220,30 +219,50 @@ def _yaml_providers(section: object, environ: Mapping[str, str]) -> dict[str, Pr
 
 def _provider_from_yaml(name: str, spec: dict[str, Any], where: str) -> ProviderSettings:
     kind = spec.pop("kind", name)
-    if kind not in PROVIDER_KINDS:
-        raise ConfigError(f"{where}.kind", f"must be one of {', '.join(PROVIDER_KINDS)}")
-    models = spec.pop("models", [])
+    adapter = ADAPTERS.get(kind)
+    if adapter is None:
+        raise ConfigError(f"{where}.kind", f"must be one of {', '.join(ADAPTERS)}")
+    models = spec.pop("models", list(adapter.default_models))
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
         raise ConfigError(f"{where}.models", "must be a list of model names")
-    base_url = spec.pop("base_url", DEFAULT_OPENAI_BASE_URL if kind == "openai" else "")
-    api_key = spec.pop("api_key", "")
-    if not isinstance(api_key, str):
-        raise ConfigError(f"{where}.api_key", "must be a string")
+    base_url = str(spec.pop("base_url", "") or adapter.default_base_url)
+    if not base_url and not adapter.built_in:
+        raise ConfigError(f"{where}.base_url", f"required for kind {kind}")
     return ProviderSettings(
         name=name,
         kind=kind,
-        models=tuple(models) or (MOCK_MODELS if kind == "mock" else ()),
-        base_url=_check_url(f"{where}.base_url", str(base_url)) if base_url else "",
-        api_key=api_key,
-        options=_options(spec, where),
+        models=tuple(models),
+        base_url=_check_url(f"{where}.base_url", base_url) if base_url else "",
+        api_keys=_yaml_keys(spec, where),
+        options=_options(spec, where, adapter.number_options),
     )
 
 
-def _options(spec: dict[str, Any], where: str) -> dict[str, object]:
+def _yaml_keys(spec: dict[str, Any], where: str) -> tuple[str, ...]:
+    """`api_key` (one, or comma-separated) and/or `api_keys` (a list) make the key pool."""
+    single = spec.pop("api_key", "")
+    many = spec.pop("api_keys", [])
+    if not isinstance(single, str):
+        raise ConfigError(f"{where}.api_key", "must be a string")
+    if not isinstance(many, list) or not all(isinstance(k, str) for k in many):
+        raise ConfigError(f"{where}.api_keys", "must be a list of strings")
+    return tuple(k.strip() for k in [*single.split(","), *many] if k.strip())
+
+
+def _options(spec: dict[str, Any], where: str, numeric: frozenset[str]) -> dict[str, object]:
     for key, value in spec.items():
         if not isinstance(value, str | int | float | bool):
             raise ConfigError(f"{where}.{key}", "must be a string, number or boolean")
+        if key in numeric and not _is_number(value):
+            raise ConfigError(f"{where}.{key}", f"must be a number, got {value!r}")
     return dict(spec)
+
+
+def _is_number(value: object) -> bool:
+    try:
+        return math.isfinite(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def _yaml_aliases(section: object, environ: Mapping[str, str]) -> dict[str, str]:

@@ -8,9 +8,14 @@ owns the one retry policy.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from providers.keys import KeyPool
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +46,14 @@ class ChatRequest:
 class Usage:
     """Token counts as the provider reported them."""
 
+    #: Every prompt token, including those read from or written to the vendor's prompt cache.
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    #: Prompt tokens read from the vendor's prompt cache (billed at the cached-input price).
     cached_tokens: int = 0
+    #: Prompt tokens written to the vendor's prompt cache (billed at the cache-write price).
+    cache_creation_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +130,44 @@ class ProviderSettings:
     kind: str
     models: tuple[str, ...] = ()
     base_url: str = ""
-    api_key: str = field(default="", repr=False)
-    #: Adapter-specific options (mock latency and token rate, extra vendor headers...).
+    #: The deployment's API keys, used round-robin (empty for servers that need none).
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    #: Adapter-specific options (mock latency and token rate, API versions...).
     options: Mapping[str, object] = field(default_factory=dict)
+
+    def option(self, key: str, default: str) -> str:
+        """An option as text, or `default` when it is not set."""
+        value = self.options.get(key)
+        return default if value is None or value == "" else str(value)
+
+    def number_option(self, key: str, default: float) -> float:
+        """An option as a number, or `default` when it is not set (config checked it)."""
+        value = self.options.get(key)
+        return float(value) if isinstance(value, int | float | str) and value != "" else default
+
+
+ProviderFactory = Callable[[ProviderSettings, "aiohttp.ClientSession", KeyPool], Provider]
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSpec:
+    """What the registry and the config need to know about one adapter kind.
+
+    A deployment of this kind is configured from the environment when `<env_prefix>_API_KEY`
+    (comma-separated for a key pool) or `<env_prefix>_BASE_URL` is set, or from the YAML file.
+    """
+
+    kind: str
+    factory: ProviderFactory
+    #: Prefix of the kind's environment variables, such as "ANTHROPIC"; "" for none.
+    env_prefix: str = ""
+    #: Used when no base URL is configured; "" means one must be.
+    default_base_url: str = ""
+    #: Models a deployment lists when its config names none.
+    default_models: tuple[str, ...] = ()
+    #: Option -> environment variable after the prefix, e.g. {"api_version": "API_VERSION"}.
+    env_options: Mapping[str, str] = field(default_factory=dict)
+    #: Options that must be numbers (checked when the config is loaded).
+    number_options: frozenset[str] = frozenset()
+    #: Whether the kind is always configured (the built-in mock).
+    built_in: bool = False

@@ -34,8 +34,11 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from providers.keys import AllKeysRestingError, KeyPool, RestReason
 
 _QUOTE_LIMIT: Final = 300
+_KEY_REJECTED_STATUSES: Final = frozenset({401, 403})
+_RATE_LIMITED_STATUS: Final = 429
 _BAD_REQUEST_STATUSES: Final = frozenset({400, 413, 422})
 _QUOTED_STATUSES: Final = frozenset({400, 404, 422})
 #: Error class and wording by vendor HTTP status, past the bad-request family.
@@ -109,13 +112,13 @@ def error_for_status(
     error: VendorError,
     *,
     provider: str,
-    secret: str = "",
+    secrets: Sequence[str] = (),
     where: str = "",
     retry_after: float | None = None,
 ) -> UpstreamError:
     """Map a vendor failure to our error; `where` says how it arrived (default "HTTP <status>").
 
-    The vendor's message is quoted only for 400/404/422 (truncated, `secret` redacted): the
+    The vendor's message is quoted only for 400/404/422 (truncated, `secrets` redacted): the
     401 message echoes part of the key, and no other body is meant for the caller. Statuses
     this does not know (5xx, and vendor ones such as Anthropic's 529) mean it failed to answer.
     """
@@ -127,7 +130,7 @@ def error_for_status(
     else:
         kind, verb = _STATUS_ERRORS.get(status, (UpstreamUnavailableError, "failed to answer"))
     parts = (where or f"HTTP {status}", _field("type", error.type), _field("code", error.code))
-    said = _quote(error.message, secret) if status in _QUOTED_STATUSES else ""
+    said = _quote(error.message, secrets) if status in _QUOTED_STATUSES else ""
     message = f"provider {provider!r} {verb} ({', '.join(p for p in parts if p)}){said}"
     return kind(message, provider=provider, retry_after=retry_after)
 
@@ -156,9 +159,10 @@ def _field(name: str, value: str) -> str:
     return f"{name}={value[:64]}" if value else ""
 
 
-def _quote(message: str, secret: str) -> str:
-    if secret:
-        message = message.replace(secret, "[redacted]")
+def _quote(message: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "[redacted]")
     if len(message) > _QUOTE_LIMIT:
         message = message[: _QUOTE_LIMIT - 1] + "…"
     return f": {message}" if message else ""
@@ -213,43 +217,53 @@ class UpstreamErrorBoundary:
 
 
 class JsonEndpoint:
-    """One vendor URL taking JSON by POST, over a shared `aiohttp` session (the caller's to close).
+    """POSTs JSON for one deployment over a shared `aiohttp` session (the caller's to close).
 
-    A request's own headers are added per call but never replace the adapter's `headers` (the
-    credential in particular). A non-2xx answer raises `error_for_status` of what `read_error`
-    makes of the body, with `secret` redacted from any quoted message.
+    Each call takes the next key of the deployment's `KeyPool` and sends it in the headers
+    `auth(key)` builds; a key the vendor answers with 401/403 or 429 is rested (429 for its
+    `retry-after` when given). A request's own headers are added per call but never replace the
+    adapter's (the credential in particular). A non-2xx answer raises `error_for_status` of what
+    `read_error` makes of the body, with every key of the pool redacted from quoted messages.
     """
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
-        url: str,
         *,
         provider: str,
-        headers: Mapping[str, str],
         read_error: Callable[[bytes], VendorError],
-        secret: str = "",
+        keys: KeyPool,
+        auth: Callable[[str], Mapping[str, str]] = lambda key: {},
+        headers: Mapping[str, str] | None = None,
+        stream_accept: str = "text/event-stream",
     ) -> None:
         self._session = session
-        self._url = url
         self._provider = provider
         self._read_error = read_error
-        self._secret = secret
-        base = {"Content-Type": "application/json", **headers}
-        self._unary_headers = {**base, "Accept": "application/json"}
-        self._stream_headers = {**base, "Accept": "text/event-stream"}
-        self._reserved = frozenset(name.lower() for name in self._unary_headers)
+        self._keys = keys
+        base = {"Content-Type": "application/json", **(headers or {})}
+        # Built once per key: the hot path only looks them up.
+        self._headers_by_key = {
+            key: (
+                {**base, **auth(key), "Accept": "application/json"},
+                {**base, **auth(key), "Accept": stream_accept},
+            )
+            for key in (keys.keys or ("",))
+        }
+        unary, _ = self._headers_by_key[next(iter(self._headers_by_key))]
+        self._reserved = frozenset(name.lower() for name in unary)
 
     @asynccontextmanager
     async def post(
         self,
+        url: str,
         body: object,
         *,
         stream: bool,
         time_limit: float | None,
         headers: Sequence[tuple[str, str]] = (),
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """POST `body`; yield a 2xx response (JSON, or Server-Sent Events if `stream`) or raise.
+        """POST `body` to `url`; yield a 2xx response (JSON, or a stream if `stream`) or raise.
 
         `time_limit` is the seconds the whole exchange may take (None: no bound). An exception in
         the block (cancellation included) drops the connection instead of returning it to the pool.
@@ -259,34 +273,58 @@ class JsonEndpoint:
             raise UpstreamTimeoutError(
                 f"provider {self._provider!r} timed out (no time left)", provider=self._provider
             )
+        key = self._acquire_key()
         async with self._session.post(
-            self._url,
+            url,
             data=orjson.dumps(body),
-            headers=self._headers(headers, stream=stream),
+            headers=self._headers(key, headers, stream=stream),
             timeout=aiohttp.ClientTimeout(total=time_limit),
             allow_redirects=False,
         ) as response:
             try:
                 if not 200 <= response.status < 300:
-                    raise await self._status_error(response)
+                    raise await self._status_error(key, response)
                 yield response
             except BaseException:
                 # Drop the connection rather than hand a half-read body back to the pool.
                 response.close()
                 raise
 
-    def _headers(self, extra: Sequence[tuple[str, str]], *, stream: bool) -> Mapping[str, str]:
-        ours = self._stream_headers if stream else self._unary_headers
+    def _acquire_key(self) -> str:
+        try:
+            return self._keys.acquire()
+        except AllKeysRestingError as exc:
+            who = f"provider {self._provider!r}"
+            if exc.reason is RestReason.RATE_LIMITED:
+                raise UpstreamRateLimitedError(
+                    f"{who} is rate limiting every API key of the gateway",
+                    provider=self._provider,
+                    retry_after=exc.retry_after,
+                ) from None
+            raise UpstreamAuthError(
+                f"{who} recently rejected every API key of the gateway", provider=self._provider
+            ) from None
+
+    def _headers(
+        self, key: str, extra: Sequence[tuple[str, str]], *, stream: bool
+    ) -> Mapping[str, str]:
+        unary, streamed = self._headers_by_key[key]
+        ours = streamed if stream else unary
         if not extra:
             return ours
         allowed = {k: v for k, v in extra if k.lower() not in self._reserved}
         return {**allowed, **ours}
 
-    async def _status_error(self, response: aiohttp.ClientResponse) -> UpstreamError:
+    async def _status_error(self, key: str, response: aiohttp.ClientResponse) -> UpstreamError:
+        retry_after = parse_retry_after(response.headers)
+        if response.status in _KEY_REJECTED_STATUSES:
+            self._keys.rest(key, RestReason.REJECTED)
+        elif response.status == _RATE_LIMITED_STATUS:
+            self._keys.rest(key, RestReason.RATE_LIMITED, retry_after)
         return error_for_status(
             response.status,
             self._read_error(await response.read()),
             provider=self._provider,
-            secret=self._secret,
-            retry_after=parse_retry_after(response.headers),
+            secrets=self._keys.keys,
+            retry_after=retry_after,
         )

@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncGenerator
+from typing import Final
+
+import aiohttp
 
 from providers.base import (
+    AdapterSpec,
     Capabilities,
     ChatChunk,
     ChatRequest,
@@ -20,6 +24,7 @@ from providers.base import (
     ProviderSettings,
     Usage,
 )
+from providers.keys import KeyPool
 
 REPLY_PREFIX = "This is a mock completion from ai-gateway. You said:"
 ECHO_WORDS = 48
@@ -29,10 +34,15 @@ TOKENS_PER_MESSAGE = 3
 class MockProvider:
     """A `Provider` that makes its answers up, the same way every time."""
 
-    def __init__(self, settings: ProviderSettings) -> None:
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        session: aiohttp.ClientSession | None = None,
+        keys: KeyPool | None = None,
+    ) -> None:
         self._name = settings.name
-        self._latency = _option(settings, "latency_ms") / 1000.0
-        rate = _option(settings, "tokens_per_second")
+        self._latency = settings.number_option("latency_ms", 0.0) / 1000.0
+        rate = settings.number_option("tokens_per_second", 0.0)
         self._token_interval = 1.0 / rate if rate > 0 else 0.0
 
     @property
@@ -83,11 +93,6 @@ class MockProvider:
         """Nothing to release."""
 
 
-def _option(settings: ProviderSettings, key: str) -> float:
-    value = settings.options.get(key, 0.0)
-    return float(value) if isinstance(value, int | float | str) else 0.0
-
-
 def _reply_words(request: ChatRequest) -> tuple[list[str], str]:
     said = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
     words = REPLY_PREFIX.split() + (said.split()[:ECHO_WORDS] or ["nothing."])
@@ -110,3 +115,14 @@ def _completion_id(request: ChatRequest) -> str:
     for message in request.messages:
         digest.update(message.role.encode() + b"\0" + message.content.encode() + b"\0")
     return "mock-" + digest.hexdigest()[:24]
+
+
+SPEC: Final = AdapterSpec(
+    kind="mock",
+    factory=MockProvider,
+    env_prefix="MOCK",
+    default_models=("mock",),
+    env_options={"latency_ms": "LATENCY_MS", "tokens_per_second": "TOKENS_PER_SECOND"},
+    number_options=frozenset({"latency_ms", "tokens_per_second"}),
+    built_in=True,
+)

@@ -20,6 +20,7 @@ import orjson
 
 from gateway.errors import ContentFilteredError, StreamInterruptedError
 from providers.base import (
+    AdapterSpec,
     Capabilities,
     ChatChunk,
     ChatRequest,
@@ -38,6 +39,7 @@ from providers.http import (
     int_field,
     str_field,
 )
+from providers.keys import KeyPool
 from providers.sse import iter_sse_events
 
 KIND: Final = "openai"
@@ -54,6 +56,11 @@ _STREAM_ERROR_STATUS: Final[Mapping[str, int]] = {
     "insufficient_quota": 429,
 }
 _CAPABILITIES: Final = Capabilities(streaming=True, stream_usage=True)
+
+
+def bearer_auth(key: str) -> Mapping[str, str]:
+    """OpenAI's credential header (none for a keyless OpenAI-compatible server)."""
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 # -- pure converters ---------------------------------------------------------------------------
@@ -189,17 +196,18 @@ class OpenAIProvider:
     on the endpoint; a request's own headers are added per call but can never replace ours.
     """
 
-    def __init__(self, settings: ProviderSettings, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
+    ) -> None:
         self._name = settings.name
-        self._secret = settings.api_key
-        auth = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        self._keys = keys
+        self._url = settings.base_url.rstrip("/") + "/chat/completions"
         self._endpoint = JsonEndpoint(
             session,
-            settings.base_url.rstrip("/") + "/chat/completions",
             provider=settings.name,
-            headers=auth,
             read_error=vendor_error,
-            secret=settings.api_key,
+            keys=keys,
+            auth=bearer_auth,
         )
 
     @property
@@ -254,6 +262,7 @@ class OpenAIProvider:
         self, request: ChatRequest, *, stream: bool
     ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         return self._endpoint.post(
+            self._url,
             to_wire(request, stream=stream),
             stream=stream,
             time_limit=request.timeout,
@@ -270,8 +279,28 @@ class OpenAIProvider:
         status = 400 if details.content_filtered else 500
         status = _STREAM_ERROR_STATUS.get(details.type, status)
         mapped = error_for_status(
-            status, details, provider=self._name, secret=self._secret, where="error event"
+            status, details, provider=self._name, secrets=self._keys.keys, where="error event"
         )
         if started and not isinstance(mapped, ContentFilteredError):
             raise StreamInterruptedError(f"{mapped.message} mid-stream", provider=self._name)
         raise mapped
+
+
+SPEC: Final = AdapterSpec(
+    kind=KIND,
+    factory=OpenAIProvider,
+    env_prefix="OPENAI",
+    default_base_url="https://api.openai.com/v1",
+    default_models=(
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-4.1",
+        "gpt-4.1-mini",
+        "gpt-4.1-nano",
+        "gpt-5",
+        "gpt-5-mini",
+        "gpt-5-nano",
+        "o3",
+        "o4-mini",
+    ),
+)

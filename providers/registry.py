@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 import aiohttp
 
 from gateway.errors import ModelNotFoundError
-from providers.base import Provider, ProviderSettings
-from providers.mock import MockProvider
-from providers.openai import OpenAIProvider
+from providers import mock, openai
+from providers.base import AdapterSpec, Provider, ProviderSettings
+from providers.keys import KeyPool
 
 MAX_LISTED_MODELS = 50
 
@@ -37,19 +38,32 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """A configured deployment and its adapter."""
+    """A configured deployment, its adapter and its key pool."""
 
     settings: ProviderSettings
     provider: Provider
+    keys: KeyPool
 
 
-def build_provider(settings: ProviderSettings, session: aiohttp.ClientSession) -> Provider:
+#: Every adapter kind. Adding a provider: one module with a `SPEC`, one line here.
+ADAPTERS: Final[Mapping[str, AdapterSpec]] = {
+    spec.kind: spec
+    for spec in (
+        mock.SPEC,
+        openai.SPEC,
+    )
+}
+
+
+def build_deployment(
+    settings: ProviderSettings, session: aiohttp.ClientSession, *, key_cooldown: float
+) -> Deployment:
     """Create the adapter for one deployment; HTTP adapters share `session`."""
-    if settings.kind == "mock":
-        return MockProvider(settings)
-    if settings.kind == "openai":
-        return OpenAIProvider(settings, session)
-    raise ValueError(f"unknown provider kind {settings.kind!r}")
+    spec = ADAPTERS.get(settings.kind)
+    if spec is None:
+        raise ValueError(f"unknown provider kind {settings.kind!r}")
+    keys = KeyPool(settings.api_keys, cooldown=key_cooldown)
+    return Deployment(settings, spec.factory(settings, session, keys), keys)
 
 
 class ProviderRegistry:
@@ -69,9 +83,12 @@ class ProviderRegistry:
         providers: Iterable[ProviderSettings],
         aliases: Mapping[str, str],
         session: aiohttp.ClientSession,
+        *,
+        key_cooldown: float,
     ) -> ProviderRegistry:
         """Build every deployment in `providers` over the shared HTTP `session`."""
-        return cls((Deployment(p, build_provider(p, session)) for p in providers), aliases)
+        deployments = (build_deployment(p, session, key_cooldown=key_cooldown) for p in providers)
+        return cls(deployments, aliases)
 
     @property
     def deployments(self) -> list[Deployment]:

@@ -22,6 +22,7 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, ProviderSettings, Usage
+from providers.keys import KeyPool
 from providers.openai import OpenAIProvider
 from tests.fakes.openai_server import FakeOpenAI, FakeUsage, Fault
 
@@ -44,10 +45,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 def make_provider(
     session: aiohttp.ClientSession, base_url: str, api_key: str = KEY
 ) -> OpenAIProvider:
-    settings = ProviderSettings(
-        name="openai-main", kind="openai", base_url=base_url, api_key=api_key
-    )
-    return OpenAIProvider(settings, session)
+    keys = (api_key,) if api_key else ()
+    settings = ProviderSettings(name="openai-main", kind="openai", base_url=base_url, api_keys=keys)
+    return OpenAIProvider(settings, session, KeyPool(keys, cooldown=60))
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 @pytest.fixture
 async def gw(start_gateway: StartGateway, fake: FakeOpenAI) -> RunningGateway:
     openai = ProviderSettings(
-        name="openai", kind="openai", base_url=fake.base_url, api_key=API_KEY, models=(MODEL,)
+        name="openai", kind="openai", base_url=fake.base_url, api_keys=(API_KEY,), models=(MODEL,)
     )
     return await start_gateway(providers=(MOCK, openai))
 

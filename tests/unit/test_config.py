@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import DEFAULT_OPENAI_BASE_URL, ConfigError, Settings, load_settings
+from gateway.config import ConfigError, Settings, load_settings
 from providers.base import ProviderSettings
+from providers.openai import SPEC as OPENAI_SPEC
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "sk-test-do-not-print-1234"
@@ -61,10 +62,10 @@ def test_openai_api_key_adds_the_openai_provider_at_the_public_url() -> None:
     settings = load_settings({"OPENAI_API_KEY": API_KEY})
 
     openai = provider(settings, "openai")
-    assert (openai.kind, openai.base_url, openai.api_key) == (
+    assert (openai.kind, openai.base_url, openai.api_keys) == (
         "openai",
-        DEFAULT_OPENAI_BASE_URL,
-        API_KEY,
+        OPENAI_SPEC.default_base_url,
+        (API_KEY,),
     )
 
 
@@ -72,7 +73,7 @@ def test_openai_base_url_alone_adds_the_openai_provider_without_a_key() -> None:
     settings = load_settings({"OPENAI_BASE_URL": "http://127.0.0.1:8000/v1"})
 
     openai = provider(settings, "openai")
-    assert (openai.base_url, openai.api_key) == ("http://127.0.0.1:8000/v1", "")
+    assert (openai.base_url, openai.api_keys) == ("http://127.0.0.1:8000/v1", ())
 
 
 def test_mock_provider_stays_when_openai_is_configured() -> None:

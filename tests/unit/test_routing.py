@@ -8,6 +8,7 @@ import pytest
 
 from gateway.errors import ModelNotFoundError
 from providers.base import ProviderSettings
+from providers.keys import KeyPool
 from providers.mock import MockProvider
 from providers.registry import Deployment, ProviderRegistry, Route
 
@@ -15,7 +16,7 @@ from providers.registry import Deployment, ProviderRegistry, Route
 def deployment(name: str, *models: str) -> Deployment:
     """A mock deployment called `name` that lists `models`."""
     settings = ProviderSettings(name=name, kind="mock", models=models)
-    return Deployment(settings, MockProvider(settings))
+    return Deployment(settings, MockProvider(settings), KeyPool((), cooldown=60))
 
 
 MOCK = deployment("mock", "mock", "shared")
