@@ -66,6 +66,8 @@ class VendorError:
     type: str = ""
     code: str = ""
     content_filtered: bool = False
+    #: The vendor said our key is invalid, whatever the status (Gemini: 400 API_KEY_INVALID).
+    credential_rejected: bool = False
 
 
 # -- reading vendor JSON ------------------------------------------------------------------------
@@ -123,14 +125,17 @@ def error_for_status(
     this does not know (5xx, and vendor ones such as Anthropic's 529) mean it failed to answer.
     """
     kind: type[UpstreamError]
-    if status in _BAD_REQUEST_STATUSES and error.content_filtered:
+    if error.credential_rejected:
+        kind, verb = UpstreamAuthError, "rejected the gateway's credentials"
+    elif status in _BAD_REQUEST_STATUSES and error.content_filtered:
         kind, verb = ContentFilteredError, "refused on content-policy grounds"
     elif status in _BAD_REQUEST_STATUSES:
         kind, verb = UpstreamBadRequestError, "rejected the request"
     else:
         kind, verb = _STATUS_ERRORS.get(status, (UpstreamUnavailableError, "failed to answer"))
     parts = (where or f"HTTP {status}", _field("type", error.type), _field("code", error.code))
-    said = _quote(error.message, secrets) if status in _QUOTED_STATUSES else ""
+    quoted = status in _QUOTED_STATUSES and not error.credential_rejected
+    said = _quote(error.message, secrets) if quoted else ""
     message = f"provider {provider!r} {verb} ({', '.join(p for p in parts if p)}){said}"
     return kind(message, provider=provider, retry_after=retry_after)
 
@@ -317,13 +322,14 @@ class JsonEndpoint:
 
     async def _status_error(self, key: str, response: aiohttp.ClientResponse) -> UpstreamError:
         retry_after = parse_retry_after(response.headers)
-        if response.status in _KEY_REJECTED_STATUSES:
+        error = self._read_error(await response.read())
+        if response.status in _KEY_REJECTED_STATUSES or error.credential_rejected:
             self._keys.rest(key, RestReason.REJECTED)
         elif response.status == _RATE_LIMITED_STATUS:
             self._keys.rest(key, RestReason.RATE_LIMITED, retry_after)
         return error_for_status(
             response.status,
-            self._read_error(await response.read()),
+            error,
             provider=self._provider,
             secrets=self._keys.keys,
             retry_after=retry_after,

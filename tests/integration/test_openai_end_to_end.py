@@ -14,7 +14,8 @@ import pytest
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from tests.conftest import MOCK, RunningGateway, StartGateway
-from tests.fakes.openai_server import FakeOpenAI, Fault, StreamBreak
+from tests.fakes.base import StreamBreak
+from tests.fakes.openai_server import FakeOpenAI, Fault
 from tests.sse import read_sse
 
 API_KEY = "sk-test-0123456789abcdef"
