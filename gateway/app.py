@@ -21,6 +21,7 @@ from gateway.config import Settings
 from gateway.core import GatewayService
 from gateway.grpc_server import create_server, set_serving
 from gateway.http_shim import create_app
+from gateway.pricing import PriceTable
 from metrics import render_latest
 from providers.registry import ProviderRegistry
 
@@ -74,6 +75,7 @@ class Gateway:
         self._core = core = GatewayService(
             self._registry,
             TokenAuthenticator(settings.auth_tokens),
+            PriceTable(settings.prices),
             request_timeout=settings.request_timeout_seconds,
         )
         server, health = create_server(core, max_message_bytes=settings.max_request_bytes)

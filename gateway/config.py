@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from gateway.pricing import DEFAULT_PRICES, Price
 from providers.base import ProviderSettings
 from providers.registry import ADAPTERS
 
@@ -71,6 +72,8 @@ class Settings:
     providers: tuple[ProviderSettings, ...] = ()
     #: Public model name -> "provider/model" or a model name another rule resolves.
     aliases: Mapping[str, str] = field(default_factory=dict)
+    #: Model (or "deployment/model", "deployment/*") -> price; the defaults plus the YAML's.
+    prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -94,6 +97,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         auth_tokens=env.tokens("INTERNAL_AUTH_TOKEN"),
         providers=tuple(sorted(providers.values(), key=lambda p: p.name)),
         aliases=_yaml_aliases(file_config.get("models"), environ),
+        prices={**DEFAULT_PRICES, **_yaml_prices(file_config.get("prices"))},
     )
 
 
@@ -195,8 +199,10 @@ def _load_yaml(environ: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError("GATEWAY_CONFIG", f"{path!r} is not valid YAML{where}") from None
     if loaded is None:
         return {}
-    if not isinstance(loaded, dict) or not set(loaded) <= {"providers", "models"}:
-        raise ConfigError("GATEWAY_CONFIG", "must be a mapping with 'providers' and 'models'")
+    if not isinstance(loaded, dict) or not set(loaded) <= {"providers", "models", "prices"}:
+        raise ConfigError(
+            "GATEWAY_CONFIG", "must be a mapping with 'providers', 'models' and 'prices'"
+        )
     return loaded
 
 
@@ -277,6 +283,31 @@ def _yaml_aliases(section: object, environ: Mapping[str, str]) -> dict[str, str]
             raise ConfigError(f"models.{alias}", "must map a model name to a target model name")
         aliases[alias] = target
     return aliases
+
+
+def _yaml_prices(section: object) -> dict[str, Price]:
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError("prices", "must be a mapping of model name to prices")
+    prices = {}
+    for model, spec in section.items():
+        where = f"prices.{model}"
+        if not isinstance(spec, dict) or not {"input", "output"} <= set(spec):
+            raise ConfigError(where, "must give 'input' and 'output' (USD per million tokens)")
+        unknown = set(spec) - {"input", "output", "cached_input", "cache_write"}
+        if unknown:
+            raise ConfigError(f"{where}.{sorted(unknown)[0]}", "is not a price field")
+        for field_name, value in spec.items():
+            if not (_is_number(value) and float(value) >= 0) or isinstance(value, bool):
+                raise ConfigError(f"{where}.{field_name}", f"must be a price >= 0, got {value!r}")
+        prices[str(model)] = Price(
+            input=float(spec["input"]),
+            output=float(spec["output"]),
+            cached_input=float(spec["cached_input"]) if "cached_input" in spec else None,
+            cache_write=float(spec["cache_write"]) if "cache_write" in spec else None,
+        )
+    return prices
 
 
 def _interpolate(value: object, environ: Mapping[str, str], where: str) -> Any:

@@ -27,10 +27,11 @@ from gateway.errors import (
     UpstreamTimeoutError,
 )
 from gateway.params import CompletionMessage, CompletionParams, parse_params
+from gateway.pricing import PriceTable
 from gateway.v1 import gateway_pb2 as pb
 from metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS, UPSTREAM_ATTEMPTS
 from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
-from providers.registry import ProviderRegistry, Route
+from providers.registry import ADAPTERS, ProviderRegistry, Route
 
 log = logging.getLogger("gateway.core")
 
@@ -78,11 +79,13 @@ class GatewayService:
         self,
         registry: ProviderRegistry,
         authenticator: TokenAuthenticator,
+        prices: PriceTable,
         *,
         request_timeout: float,
     ) -> None:
         self._registry = registry
         self._auth = authenticator
+        self._prices = prices
         self._request_timeout = request_timeout
         self._state = "starting"
 
@@ -111,7 +114,8 @@ class GatewayService:
                 raise error from exc
             attempt = self._attempt(call, pb.ATTEMPT_OUTCOME_SUCCESS, attempt_started)
             call.usage = answer.usage
-            return _complete_response(call, answer, attempt)
+            cost = self._cost(call, answer.model, answer.usage)
+            return _complete_response(call, answer, attempt, cost)
         except BaseException as exc:
             call.code = _code_of(exc)
             raise
@@ -162,6 +166,7 @@ class GatewayService:
                 provider=provider,
                 finish_reason=final.finish_reason or "stop",
                 usage=_usage_message(final.usage),
+                cost_usd=self._cost(call, model, final.usage),
                 attempts=[attempt],
             )
         except BaseException as exc:
@@ -177,31 +182,29 @@ class GatewayService:
         call = self._start("ProviderStatus", ctx)
         try:
             self._auth.check(ctx.authorization)
-            deployments = self._registry.deployments
+            providers = _status_entries(self._registry)
             if request.provider:
-                deployments = [d for d in deployments if d.settings.name == request.provider]
-                if not deployments:
+                providers = [p for p in providers if p.name == request.provider]
+                if not providers:
                     known = ", ".join(d.settings.name for d in self._registry.deployments)
                     raise ModelNotFoundError(
                         f"unknown provider {request.provider!r}; known providers: {known}"
                     )
-            return pb.ProviderStatusResponse(
-                providers=[
-                    pb.ProviderInfo(
-                        name=d.settings.name,
-                        kind=d.provider.kind,
-                        models=d.settings.models,
-                        circuit_state=pb.CIRCUIT_STATE_CLOSED,
-                        healthy=True,
-                    )
-                    for d in deployments
-                ]
-            )
+            return pb.ProviderStatusResponse(providers=providers)
         except BaseException as exc:
             call.code = _code_of(exc)
             raise
         finally:
             self._finish(call)
+
+    def _cost(self, call: _Call, answered_model: str, usage: Usage | None) -> float:
+        """USD for `usage`, priced by the model that answered, else the one asked for."""
+        assert call.route is not None
+        if usage is None:
+            return 0.0
+        provider = call.route.provider
+        models = (answered_model, call.route.model) if answered_model else (call.route.model,)
+        return self._prices.cost(provider.name, provider.kind, models, usage)
 
     def _start(self, rpc: str, ctx: CallContext) -> _Call:
         IN_FLIGHT.labels(ctx.transport).inc()
@@ -305,11 +308,12 @@ def _usage_message(usage: Usage | None) -> pb.Usage | None:
         completion_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens,
         cached_tokens=usage.cached_tokens,
+        cache_creation_tokens=usage.cache_creation_tokens,
     )
 
 
 def _complete_response(
-    call: _Call, answer: ChatResponse, attempt: pb.Attempt
+    call: _Call, answer: ChatResponse, attempt: pb.Attempt, cost: float
 ) -> pb.CompleteResponse:
     assert call.route is not None
     return pb.CompleteResponse(
@@ -319,5 +323,32 @@ def _complete_response(
         content=answer.content,
         finish_reason=answer.finish_reason,
         usage=_usage_message(answer.usage),
+        cost_usd=cost,
         attempts=[attempt],
     )
+
+
+def _status_entries(registry: ProviderRegistry) -> list[pb.ProviderInfo]:
+    """Every deployment, then every adapter kind with none configured (marked so)."""
+    entries = []
+    for deployment in registry.deployments:
+        keys = deployment.keys.status()
+        entries.append(
+            pb.ProviderInfo(
+                name=deployment.settings.name,
+                kind=deployment.provider.kind,
+                models=deployment.settings.models,
+                circuit_state=pb.CIRCUIT_STATE_CLOSED,
+                healthy=True,
+                configured=True,
+                keys_total=keys.total,
+                keys_available=keys.available,
+            )
+        )
+    configured_kinds = {d.settings.kind for d in registry.deployments}
+    for spec in ADAPTERS.values():
+        if spec.kind not in configured_kinds:
+            entries.append(
+                pb.ProviderInfo(name=spec.kind, kind=spec.kind, models=spec.default_models)
+            )
+    return entries

@@ -405,6 +405,7 @@ class Usage(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
     TOTAL_TOKENS_FIELD_NUMBER: _builtins.int
     CACHED_TOKENS_FIELD_NUMBER: _builtins.int
+    CACHE_CREATION_TOKENS_FIELD_NUMBER: _builtins.int
     prompt_tokens: _builtins.int
     """Tokens in the prompt."""
     completion_tokens: _builtins.int
@@ -412,7 +413,9 @@ class Usage(_message.Message):
     total_tokens: _builtins.int
     """Prompt plus completion tokens."""
     cached_tokens: _builtins.int
-    """Prompt tokens served from the provider's prompt cache, where it reports them."""
+    """Prompt tokens read from the provider's prompt cache, where it reports them."""
+    cache_creation_tokens: _builtins.int
+    """Prompt tokens written to the provider's prompt cache, where it reports them."""
     def __init__(
         self,
         *,
@@ -420,10 +423,11 @@ class Usage(_message.Message):
         completion_tokens: _builtins.int = ...,
         total_tokens: _builtins.int = ...,
         cached_tokens: _builtins.int = ...,
+        cache_creation_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_tokens", b"cached_tokens", "completion_tokens", b"completion_tokens", "prompt_tokens", b"prompt_tokens", "total_tokens", b"total_tokens"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_creation_tokens", b"cache_creation_tokens", "cached_tokens", b"cached_tokens", "completion_tokens", b"completion_tokens", "prompt_tokens", b"prompt_tokens", "total_tokens", b"total_tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -609,7 +613,7 @@ Global___ProviderStatusRequest: _TypeAlias = ProviderStatusRequest  # noqa: Y015
 
 @_typing.final
 class ProviderInfo(_message.Message):
-    """ProviderInfo is the state of one provider deployment."""
+    """ProviderInfo is the state of one provider deployment (or of an adapter kind not configured)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -622,6 +626,9 @@ class ProviderInfo(_message.Message):
     NEXT_PROBE_AT_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
     HEALTHY_FIELD_NUMBER: _builtins.int
+    CONFIGURED_FIELD_NUMBER: _builtins.int
+    KEYS_TOTAL_FIELD_NUMBER: _builtins.int
+    KEYS_AVAILABLE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The deployment name used for routing and pinning."""
     kind: _builtins.str
@@ -634,6 +641,12 @@ class ProviderInfo(_message.Message):
     """The class of the last error, such as "UpstreamUnavailableError"; never a secret."""
     healthy: _builtins.bool
     """Whether the deployment is taking traffic."""
+    configured: _builtins.bool
+    """Whether the deployment is configured; unconfigured adapter kinds are listed too."""
+    keys_total: _builtins.int
+    """How many API keys the deployment's key pool holds (keys themselves are never shown)."""
+    keys_available: _builtins.int
+    """How many of those keys are usable now (the others are resting after 401/403/429)."""
     @_builtins.property
     def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Models it serves, as callers name them."""
@@ -658,10 +671,13 @@ class ProviderInfo(_message.Message):
         next_probe_at: _timestamp_pb2.Timestamp | None = ...,
         last_error: _builtins.str = ...,
         healthy: _builtins.bool = ...,
+        configured: _builtins.bool = ...,
+        keys_total: _builtins.int = ...,
+        keys_available: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["next_probe_at", b"next_probe_at", "opened_at", b"opened_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_state", b"circuit_state", "consecutive_failures", b"consecutive_failures", "healthy", b"healthy", "kind", b"kind", "last_error", b"last_error", "models", b"models", "name", b"name", "next_probe_at", b"next_probe_at", "opened_at", b"opened_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_state", b"circuit_state", "configured", b"configured", "consecutive_failures", b"consecutive_failures", "healthy", b"healthy", "keys_available", b"keys_available", "keys_total", b"keys_total", "kind", b"kind", "last_error", b"last_error", "models", b"models", "name", b"name", "next_probe_at", b"next_probe_at", "opened_at", b"opened_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

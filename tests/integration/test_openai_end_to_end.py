@@ -95,7 +95,10 @@ async def test_json_complete_returns_what_the_fake_produced(
         "completion_tokens": 5,
         "total_tokens": 17,
         "cached_tokens": 4,
+        "cache_creation_tokens": 0,
     }
+    # gpt-4o-mini: 8 uncached x $0.15 + 4 cached x $0.075 + 5 out x $0.60, per million tokens
+    assert body["cost_usd"] == pytest.approx(4.5e-6)
 
 
 async def test_grpc_stream_relays_the_fakes_deltas_and_usage(

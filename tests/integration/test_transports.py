@@ -47,10 +47,21 @@ async def test_grpc_stream_yields_deltas_then_finish_and_usage(gw: RunningGatewa
 
 async def test_grpc_provider_status_lists_deployments(gw: RunningGateway) -> None:
     response = await gw.stub.ProviderStatus(pb.ProviderStatusRequest())
-    assert [p.name for p in response.providers] == ["mock"]
-    assert response.providers[0].kind == "mock"
-    assert list(response.providers[0].models) == ["mock"]
-    assert response.providers[0].circuit_state == pb.CIRCUIT_STATE_CLOSED
+    configured = [p for p in response.providers if p.configured]
+    assert [p.name for p in configured] == ["mock"]
+    assert configured[0].kind == "mock"
+    assert list(configured[0].models) == ["mock"]
+    assert configured[0].circuit_state == pb.CIRCUIT_STATE_CLOSED
+
+
+async def test_provider_status_lists_unconfigured_adapter_kinds_as_such(
+    gw: RunningGateway,
+) -> None:
+    response = await gw.stub.ProviderStatus(pb.ProviderStatusRequest())
+    unconfigured = {p.name: p for p in response.providers if not p.configured}
+    assert "openai" in unconfigured
+    assert "gpt-4o-mini" in unconfigured["openai"].models
+    assert not unconfigured["openai"].healthy
 
 
 async def test_grpc_provider_status_for_an_unknown_provider_is_not_found(

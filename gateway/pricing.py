@@ -1,0 +1,132 @@
+"""What a completion cost: a price table per model, applied to the usage the provider reported.
+
+Prices are US dollars per million tokens: input, output, cached input (prompt tokens read from
+the vendor's prompt cache) and cache write (prompt tokens written to it). The defaults below are
+the vendors' public list prices; the YAML config's `prices:` table overrides or extends them::
+
+    prices:
+      gpt-4o-mini: {input: 0.15, output: 0.60, cached_input: 0.075}
+      vllm/*: {input: 0, output: 0}          # every model of the vllm deployment is free
+
+A price is found by "<deployment>/<model>", then "<deployment>/*", then the model name, then the
+longest listed name the model starts with followed by "-" (so dated snapshots such as
+"gpt-4o-mini-2024-07-18" take "gpt-4o-mini"). Local servers (Ollama, the mock) cost nothing. An
+unknown price costs 0 and is logged once per model, never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from providers.base import Usage
+
+log = logging.getLogger("gateway.pricing")
+
+PER_TOKENS = 1_000_000
+FREE_KINDS = frozenset({"mock", "ollama"})
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens; cached input and cache writes default to the input price."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+    cache_write: float | None = None
+
+    def cost(self, usage: Usage) -> float:
+        """The cost of `usage` in USD."""
+        cached = usage.cached_tokens
+        written = usage.cache_creation_tokens
+        uncached = max(usage.prompt_tokens - cached - written, 0)
+        cached_price = self.input if self.cached_input is None else self.cached_input
+        write_price = self.input if self.cache_write is None else self.cache_write
+        total = (
+            uncached * self.input
+            + cached * cached_price
+            + written * write_price
+            + usage.completion_tokens * self.output
+        )
+        return total / PER_TOKENS
+
+
+def _p(
+    input_: float, output: float, cached: float | None = None, write: float | None = None
+) -> Price:
+    return Price(input=input_, output=output, cached_input=cached, cache_write=write)
+
+
+#: Public list prices (USD per million tokens), standard tier, short context.
+DEFAULT_PRICES: Mapping[str, Price] = {
+    # OpenAI
+    "gpt-4o": _p(2.50, 10.00, 1.25),
+    "gpt-4o-mini": _p(0.15, 0.60, 0.075),
+    "gpt-4.1": _p(2.00, 8.00, 0.50),
+    "gpt-4.1-mini": _p(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": _p(0.10, 0.40, 0.025),
+    "gpt-5": _p(1.25, 10.00, 0.125),
+    "gpt-5-mini": _p(0.25, 2.00, 0.025),
+    "gpt-5-nano": _p(0.05, 0.40, 0.005),
+    "o3": _p(2.00, 8.00, 0.50),
+    "o4-mini": _p(1.10, 4.40, 0.275),
+    # Anthropic (cache reads 0.1x input, 5-minute cache writes 1.25x input)
+    "claude-opus-4-1": _p(15.00, 75.00, 1.50, 18.75),
+    "claude-opus-4": _p(15.00, 75.00, 1.50, 18.75),
+    "claude-sonnet-4-5": _p(3.00, 15.00, 0.30, 3.75),
+    "claude-sonnet-4": _p(3.00, 15.00, 0.30, 3.75),
+    "claude-3-7-sonnet": _p(3.00, 15.00, 0.30, 3.75),
+    "claude-haiku-4-5": _p(1.00, 5.00, 0.10, 1.25),
+    "claude-3-5-haiku": _p(0.80, 4.00, 0.08, 1.00),
+    # Google Gemini (prompts up to 200k tokens)
+    "gemini-2.5-pro": _p(1.25, 10.00, 0.31),
+    "gemini-2.5-flash": _p(0.30, 2.50, 0.075),
+    "gemini-2.5-flash-lite": _p(0.10, 0.40, 0.025),
+    "gemini-2.0-flash": _p(0.10, 0.40, 0.025),
+    # Cohere
+    "command-a-03-2025": _p(2.50, 10.00),
+    "command-r-plus-08-2024": _p(2.50, 10.00),
+    "command-r-08-2024": _p(0.15, 0.60),
+    "command-r7b-12-2024": _p(0.0375, 0.15),
+}
+
+
+class PriceTable:
+    """Finds the price of a deployment's model and costs a completion with it."""
+
+    def __init__(self, prices: Mapping[str, Price]) -> None:
+        self._prices = dict(prices)
+        # Longest names first, so "gpt-4o-mini-…" matches "gpt-4o-mini" before "gpt-4o".
+        self._by_length = sorted(self._prices, key=len, reverse=True)
+        self._warned: set[str] = set()
+
+    def lookup(self, deployment: str, model: str) -> Price | None:
+        """The price for `model` on `deployment`, or None when none is listed."""
+        for key in (f"{deployment}/{model}", f"{deployment}/*", model):
+            if key in self._prices:
+                return self._prices[key]
+        for name in self._by_length:
+            if model.startswith(name + "-"):
+                return self._prices[name]
+        return None
+
+    def cost(self, deployment: str, kind: str, models: tuple[str, ...], usage: Usage) -> float:
+        """USD for `usage`, priced by the first of `models` with a price (0 when none has)."""
+        for model in models:
+            price = self.lookup(deployment, model)
+            if price is not None:
+                return price.cost(usage)
+        if kind not in FREE_KINDS:
+            self._warn_once(deployment, models[0] if models else "")
+        return 0.0
+
+    def _warn_once(self, deployment: str, model: str) -> None:
+        key = f"{deployment}/{model}"
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(
+                "no price for model; its cost counts as 0 (add it under 'prices:' in the config)",
+                extra={"provider": deployment, "model": model},
+            )
