@@ -73,6 +73,7 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "o3": _p(2.00, 8.00, 0.50),
     "o4-mini": _p(1.10, 4.40, 0.275),
     # Anthropic (cache reads 0.1x input, 5-minute cache writes 1.25x input)
+    "claude-opus-4-5": _p(5.00, 25.00, 0.50, 6.25),
     "claude-opus-4-1": _p(15.00, 75.00, 1.50, 18.75),
     "claude-opus-4": _p(15.00, 75.00, 1.50, 18.75),
     "claude-sonnet-4-5": _p(3.00, 15.00, 0.30, 3.75),

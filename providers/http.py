@@ -9,6 +9,7 @@ The JSON readers raise `MalformedReplyError` where a reply is not what the adapt
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import math
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -68,6 +69,8 @@ class VendorError:
     content_filtered: bool = False
     #: The vendor said our key is invalid, whatever the status (Gemini: 400 API_KEY_INVALID).
     credential_rejected: bool = False
+    #: Seconds to wait that the body gave (Gemini's RetryInfo), used when no header does.
+    retry_after: float | None = None
 
 
 # -- reading vendor JSON ------------------------------------------------------------------------
@@ -104,6 +107,11 @@ def int_field(obj: Mapping[str, object], key: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise MalformedReplyError(f"{key} is not an integer")
+
+
+def bearer_auth(key: str) -> Mapping[str, str]:
+    """`Authorization: Bearer <key>` (no header for a server that needs no key)."""
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 # -- vendor failures as our errors --------------------------------------------------------------
@@ -225,7 +233,8 @@ class JsonEndpoint:
     """POSTs JSON for one deployment over a shared `aiohttp` session (the caller's to close).
 
     Each call takes the next key of the deployment's `KeyPool` and sends it in the headers
-    `auth(key)` builds; a key the vendor answers with 401/403 or 429 is rested (429 for its
+    `auth(key)` builds; a key the vendor rejects (401/403, or the vendor's own
+    `key_rejected_statuses`, or an error body saying so) or answers 429 is rested (429 for its
     `retry-after` when given). A request's own headers are added per call but never replace the
     adapter's (the credential in particular). A non-2xx answer raises `error_for_status` of what
     `read_error` makes of the body, with every key of the pool redacted from quoted messages.
@@ -241,8 +250,10 @@ class JsonEndpoint:
         auth: Callable[[str], Mapping[str, str]] = lambda key: {},
         headers: Mapping[str, str] | None = None,
         stream_accept: str = "text/event-stream",
+        key_rejected_statuses: frozenset[int] = _KEY_REJECTED_STATUSES,
     ) -> None:
         self._session = session
+        self._key_rejected_statuses = key_rejected_statuses
         self._provider = provider
         self._read_error = read_error
         self._keys = keys
@@ -321,9 +332,13 @@ class JsonEndpoint:
         return {**allowed, **ours}
 
     async def _status_error(self, key: str, response: aiohttp.ClientResponse) -> UpstreamError:
-        retry_after = parse_retry_after(response.headers)
         error = self._read_error(await response.read())
-        if response.status in _KEY_REJECTED_STATUSES or error.credential_rejected:
+        retry_after = parse_retry_after(response.headers)
+        if retry_after is None:
+            retry_after = error.retry_after
+        if response.status in self._key_rejected_statuses:
+            error = dataclasses.replace(error, credential_rejected=True)
+        if error.credential_rejected:
             self._keys.rest(key, RestReason.REJECTED)
         elif response.status == _RATE_LIMITED_STATUS:
             self._keys.rest(key, RestReason.RATE_LIMITED, retry_after)

@@ -5,12 +5,13 @@ module holds only the OpenAI wire format: the pure converters (`to_wire`, `from_
 `chunk_from_wire`, `vendor_error`) and `OpenAIProvider`, which does its I/O through the
 vendor-agnostic `providers.http` (the JSON endpoint, the status mapping and the one place
 foreign exceptions are converted). A stream ends with one chunk carrying `finish_reason` and
-usage once `data: [DONE]` arrives; any other ending raises.
+usage once `data: [DONE]` arrives; any other ending raises. Variants at other URLs with other
+credential headers (`providers.azure_openai`) subclass `OpenAIProvider` rather than copy it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Final
@@ -34,6 +35,7 @@ from providers.http import (
     UpstreamErrorBoundary,
     VendorError,
     as_object,
+    bearer_auth,
     decode_object,
     error_for_status,
     int_field,
@@ -56,11 +58,6 @@ _STREAM_ERROR_STATUS: Final[Mapping[str, int]] = {
     "insufficient_quota": 429,
 }
 _CAPABILITIES: Final = Capabilities(streaming=True, stream_usage=True)
-
-
-def bearer_auth(key: str) -> Mapping[str, str]:
-    """OpenAI's credential header (none for a keyless OpenAI-compatible server)."""
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 # -- pure converters ---------------------------------------------------------------------------
@@ -192,12 +189,17 @@ class _StreamState:
 class OpenAIProvider:
     """One OpenAI (or OpenAI-compatible) deployment, speaking over a shared `aiohttp` session.
 
-    The session belongs to the caller, who closes it. Our headers (the bearer key) are set once
-    on the endpoint; a request's own headers are added per call but can never replace ours.
+    The session belongs to the caller, who closes it. Our headers (`auth` of a key: a bearer
+    token) are set once on the endpoint; a request's own headers can never replace them.
     """
 
     def __init__(
-        self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
+        self,
+        settings: ProviderSettings,
+        session: aiohttp.ClientSession,
+        keys: KeyPool,
+        *,
+        auth: Callable[[str], Mapping[str, str]] = bearer_auth,
     ) -> None:
         self._name = settings.name
         self._keys = keys
@@ -207,7 +209,7 @@ class OpenAIProvider:
             provider=settings.name,
             read_error=vendor_error,
             keys=keys,
-            auth=bearer_auth,
+            auth=auth,
         )
 
     @property
@@ -262,12 +264,16 @@ class OpenAIProvider:
         self, request: ChatRequest, *, stream: bool
     ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         return self._endpoint.post(
-            self._url,
+            self._url_for(request.model),
             to_wire(request, stream=stream),
             stream=stream,
             time_limit=request.timeout,
             headers=request.headers,
         )
+
+    def _url_for(self, model: str) -> str:
+        """Where a request for `model` goes: OpenAI has one URL for every model."""
+        return self._url
 
     def _read_event(self, data: bytes, started: bool) -> ChatChunk:
         body = decode_object(data)

@@ -21,7 +21,7 @@ from typing import Final
 import aiohttp
 
 from gateway.errors import ModelNotFoundError
-from providers import mock, openai
+from providers import anthropic, azure_openai, cohere, gemini, mock, ollama, openai
 from providers.base import AdapterSpec, Provider, ProviderSettings
 from providers.keys import KeyPool
 
@@ -51,6 +51,11 @@ ADAPTERS: Final[Mapping[str, AdapterSpec]] = {
     for spec in (
         mock.SPEC,
         openai.SPEC,
+        azure_openai.SPEC,
+        anthropic.SPEC,
+        gemini.SPEC,
+        cohere.SPEC,
+        ollama.SPEC,
     )
 }
 

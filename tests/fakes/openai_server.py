@@ -38,7 +38,7 @@ class FakeOpenAI(VendorFake):
         reply: str | None = "Hello from fake OpenAI",
         model: str | None = None,
         usage: FakeUsage | None = None,
-        finish_reason: str = "stop",
+        finish_reason: str | None = "stop",
         stream_usage: bool = True,
     ) -> None:
         super().__init__(reply=reply, model=model, usage=usage, finish_reason=finish_reason)
@@ -78,7 +78,7 @@ class FakeOpenAI(VendorFake):
             "logprobs": None,
             "finish_reason": self.finish_reason or "stop",
         }
-        envelope = self._envelope(body, "chat.completion")
+        envelope = self._envelope(request, body, "chat.completion")
         return {**envelope, "choices": [choice], "usage": self._usage(), "service_tier": "default"}
 
     def stream_plan(self, request: web.Request, body: dict[str, object]) -> StreamPlan:
@@ -87,7 +87,7 @@ class FakeOpenAI(VendorFake):
         with_usage = (
             self.stream_usage and isinstance(options, dict) and options.get("include_usage") is True
         )
-        envelope = self._envelope(body, "chat.completion.chunk")
+        envelope = self._envelope(request, body, "chat.completion.chunk")
         if with_usage:
             envelope["usage"] = None  # OpenAI sends an explicit null until the usage chunk
 
@@ -116,12 +116,18 @@ class FakeOpenAI(VendorFake):
         kind = fault.error_type or "server_error"
         return sse(_error_object(fault.error_message, kind, fault.error_code))
 
-    def _envelope(self, body: dict[str, object], kind: str) -> dict[str, object]:
+    def echoed_model(self, request: web.Request, body: dict[str, object]) -> object:
+        """The model a reply names when `model` is None: the requested one."""
+        return body.get("model")
+
+    def _envelope(
+        self, request: web.Request, body: dict[str, object], kind: str
+    ) -> dict[str, object]:
         return {
             "id": f"chatcmpl-fake{self.served}",
             "object": kind,
             "created": int(time.time()),
-            "model": self.model or body.get("model"),
+            "model": self.model or self.echoed_model(request, body),
             "system_fingerprint": "fp_fake",
         }
 

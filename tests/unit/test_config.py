@@ -273,7 +273,7 @@ def test_yaml_unknown_provider_kind_is_an_error_naming_the_key(tmp_path: Path) -
         """
         providers:
           claude:
-            kind: anthropic
+            kind: bedrock
         """,
     )
 

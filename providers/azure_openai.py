@@ -1,0 +1,70 @@
+"""The Azure OpenAI adapter: OpenAI's Chat Completions format at Azure's URLs, with Azure's key.
+
+Azure serves each model deployment at
+`POST {base_url}/openai/deployments/{deployment}/chat/completions?api-version={version}`, where
+the base URL is the resource endpoint (`https://<resource>.openai.azure.com`) and the key goes
+in an `api-key` header. The caller's model name IS the deployment name. Bodies, replies, streams
+and error objects are OpenAI's, so this module reuses `providers.openai` whole and holds only
+what differs. Azure's additions are read there without special cases: a stream's first chunk
+carries `prompt_filter_results` with `choices: []` and no usage (skipped like any chunk without
+text), a prompt refused by the content filter is HTTP 400 with code "content_filter"
+(`ContentFilteredError`), and a filtered completion ends with finish_reason "content_filter".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+from urllib.parse import quote
+
+import aiohttp
+
+from providers.base import AdapterSpec, ProviderSettings
+from providers.keys import KeyPool
+from providers.openai import OpenAIProvider
+
+KIND: Final = "azure_openai"
+#: The latest GA data-plane inference version with dated versions (Azure's REST reference).
+DEFAULT_API_VERSION: Final = "2024-10-21"
+
+
+def api_key_auth(key: str) -> Mapping[str, str]:
+    """Azure's key header (not a bearer token)."""
+    return {"api-key": key} if key else {}
+
+
+class AzureOpenAIProvider(OpenAIProvider):
+    """One Azure OpenAI resource; each model name is one of its deployments.
+
+    The `api_version` option picks the REST API version (default `DEFAULT_API_VERSION`).
+    """
+
+    def __init__(
+        self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
+    ) -> None:
+        super().__init__(settings, session, keys, auth=api_key_auth)
+        self._deployments_url = settings.base_url.rstrip("/") + "/openai/deployments/"
+        version = settings.option("api_version", DEFAULT_API_VERSION)
+        self._query = "/chat/completions?api-version=" + quote(version, safe="")
+
+    @property
+    def kind(self) -> str:
+        """Always "azure_openai"."""
+        return KIND
+
+    def _url_for(self, model: str) -> str:
+        # Quoted whole: a model name must not reach another path or add query parameters.
+        return self._deployments_url + quote(model, safe="") + self._query
+
+
+SPEC: Final = AdapterSpec(
+    kind=KIND,
+    factory=AzureOpenAIProvider,
+    env_prefix="AZURE_OPENAI",
+    # Required: the resource endpoint, https://<resource>.openai.azure.com.
+    default_base_url="",
+    # Deployment names are the resource owner's choice: reached as "azure_openai/<deployment>"
+    # or listed with AZURE_OPENAI_MODELS.
+    default_models=(),
+    env_options={"api_version": "API_VERSION"},
+)

@@ -1,0 +1,390 @@
+"""The Google Gemini API adapter (generativelanguage.googleapis.com, API key auth).
+
+It speaks `POST {base}/{api_version}/models/{model}:generateContent`, and for streams
+`:streamGenerateContent?alt=sse` (without `alt=sse` the API streams one JSON array instead of
+events). The key travels only in the `x-goog-api-key` header, never as `?key=`: URLs end up in
+logs. This module holds the wire format, as pure converters (`to_wire`, `reply_from_wire`,
+`vendor_error`), and `GeminiProvider`, which does its I/O through `providers.http`.
+
+Gemini refuses on content grounds inside a 200: `promptFeedback.blockReason` with no
+candidates, or a safety-type `finishReason`. With no text at all that is a
+`ContentFilteredError`; after some text it is an answer with finish reason "content_filter".
+A stream has no [DONE]: its terminal signal is a chunk carrying `finishReason`, and the one
+final chunk is yielded only once the body has ended after such a chunk; any other end raises.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from gateway.errors import ContentFilteredError, StreamInterruptedError
+from providers.base import (
+    AdapterSpec,
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ProviderSettings,
+    Usage,
+)
+from providers.http import (
+    JsonEndpoint,
+    MalformedReplyError,
+    UpstreamErrorBoundary,
+    VendorError,
+    as_object,
+    decode_object,
+    error_for_status,
+    int_field,
+    str_field,
+)
+from providers.keys import KeyPool
+from providers.sse import iter_sse_events
+
+KIND: Final = "gemini"
+DEFAULT_API_VERSION: Final = "v1beta"
+_ROLES: Final[Mapping[str, str]] = {"user": "user", "assistant": "model", "tool": "user"}
+_SYSTEM_ROLES: Final = frozenset({"system", "developer"})
+#: FinishReason values (google-genai `types.FinishReason`) that are content refusals;
+#: LANGUAGE ("unsupported language") is filtered output too. MAX_TOKENS and CONTINUATION (cut at
+#: a per-request limit) truncate the answer. Every other reason (OTHER, MALFORMED_FUNCTION_CALL,
+#: UNEXPECTED_TOOL_CALL...) ends a text answer that is complete as far as it goes: "stop".
+_FILTER_REASONS: Final = frozenset(
+    {"SAFETY", "RECITATION", "LANGUAGE", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"}
+    | {"IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "ESCALATION"}
+)
+_LENGTH_REASONS: Final = frozenset({"MAX_TOKENS", "CONTINUATION"})
+_UNSPECIFIED: Final = "FINISH_REASON_UNSPECIFIED"
+#: ErrorInfo reasons (google/api/error_reason.proto) of this family say our API key cannot be
+#: used, whatever the HTTP status (an invalid or expired key comes back as 400 API_KEY_INVALID).
+_KEY_REASON_PREFIX: Final = "API_KEY_"
+_ERROR_INFO: Final = "type.googleapis.com/google.rpc.ErrorInfo"
+_RETRY_INFO: Final = "type.googleapis.com/google.rpc.RetryInfo"
+_CAPABILITIES: Final = Capabilities(streaming=True, stream_usage=True)
+_MODELS: Final = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash")
+
+
+def api_key_auth(key: str) -> Mapping[str, str]:
+    """Gemini's credential header; the key never goes in the URL."""
+    return {"x-goog-api-key": key} if key else {}
+
+
+# -- pure converters ---------------------------------------------------------------------------
+
+
+def to_wire(request: ChatRequest) -> dict[str, object]:
+    """Build the GenerateContentRequest body, sending only the parameters that are set.
+
+    System and developer messages become `systemInstruction`; the others become `contents`
+    turns (assistant -> "model", tool -> "user"), consecutive turns of one role merged into one
+    with several parts. Empty messages are left out: Gemini rejects an empty text part.
+    """
+    system: list[dict[str, str]] = []
+    turns: list[tuple[str, list[dict[str, str]]]] = []
+    for message in request.messages:
+        if not message.content:
+            continue
+        part = {"text": message.content}
+        role = _ROLES.get(message.role, "user")
+        if message.role in _SYSTEM_ROLES:
+            system.append(part)
+        elif turns and turns[-1][0] == role:
+            turns[-1][1].append(part)
+        else:
+            turns.append((role, [part]))
+    body: dict[str, object] = {"contents": [{"role": r, "parts": p} for r, p in turns]}
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    settings = (
+        ("temperature", request.temperature),
+        ("topP", request.top_p),
+        ("maxOutputTokens", request.max_tokens),
+        ("stopSequences", list(request.stop) or None),
+    )
+    config = {name: value for name, value in settings if value is not None}
+    if config:
+        body["generationConfig"] = config
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class GeminiReply:
+    """One GenerateContentResponse (a whole reply or one stream chunk) in our terms."""
+
+    #: The first candidate's text parts, thoughts left out.
+    text: str
+    #: The candidate's `finishReason` as Gemini said it ("" while it is still generating).
+    vendor_finish: str
+    #: `promptFeedback.blockReason` ("" when the prompt was not blocked).
+    block_reason: str
+    has_candidate: bool
+    usage: Usage | None
+    id: str
+    model: str
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Our finish reason, or None if this reply does not finish the answer."""
+        if self.block_reason or self.vendor_finish in _FILTER_REASONS:
+            return "content_filter"
+        if not self.vendor_finish or self.vendor_finish == _UNSPECIFIED:
+            return None
+        return "length" if self.vendor_finish in _LENGTH_REASONS else "stop"
+
+    @property
+    def refusal(self) -> str:
+        """Why Gemini refused outright (a filter and no text at all); "" when it did not."""
+        if self.text or self.finish_reason != "content_filter":
+            return ""
+        if self.block_reason:
+            return f"blockReason={self.block_reason[:64]}"
+        return f"finishReason={self.vendor_finish[:64]}"
+
+    def to_response(self, *, model: str, fallback_id: str) -> ChatResponse:
+        """The whole completion; `model` and `fallback_id` stand in for what Gemini left out."""
+        if not self.has_candidate and not self.block_reason:
+            raise MalformedReplyError("reply has no candidates")
+        return ChatResponse(
+            id=self.id or fallback_id,
+            model=self.model or model,
+            content=self.text,
+            finish_reason=self.finish_reason or "stop",
+            usage=self.usage or Usage(),
+        )
+
+
+def reply_from_wire(body: object) -> GeminiReply:
+    """Read a GenerateContentResponse; raise `MalformedReplyError` if it is not one."""
+    reply = as_object(body, "reply")
+    candidates = reply.get("candidates") or []
+    if not isinstance(candidates, list):
+        raise MalformedReplyError("candidates is not a list")
+    text, finish = "", ""
+    if candidates:
+        candidate = as_object(candidates[0], "candidates[0]")
+        finish = str_field(candidate, "finishReason") or ""
+        text = _text_of(candidate.get("content"))
+    feedback = as_object(reply.get("promptFeedback") or {}, "promptFeedback")
+    return GeminiReply(
+        text=text,
+        vendor_finish=finish,
+        block_reason=str_field(feedback, "blockReason") or "",
+        has_candidate=bool(candidates),
+        usage=usage_from_wire(reply.get("usageMetadata")),
+        id=str_field(reply, "responseId") or "",
+        model=(str_field(reply, "modelVersion") or "").removeprefix("models/"),
+    )
+
+
+def _text_of(content: object) -> str:
+    if content is None:  # a candidate stopped by a filter may carry no content at all
+        return ""
+    parts = as_object(content, "candidates[0].content").get("parts", [])
+    if not isinstance(parts, list):
+        raise MalformedReplyError("candidates[0].content.parts is not a list")
+    pieces = []
+    for raw in parts:
+        part = as_object(raw, "content part")
+        if part.get("thought") is not True:  # thought summaries are not the answer
+            pieces.append(str_field(part, "text") or "")
+    return "".join(pieces)
+
+
+def usage_from_wire(raw: object) -> Usage | None:
+    """Convert `usageMetadata` (None when absent); thinking tokens are billed as output."""
+    if raw is None:
+        return None
+    usage = as_object(raw, "usageMetadata")
+    prompt = int_field(usage, "promptTokenCount")  # includes the cached tokens
+    completion = int_field(usage, "candidatesTokenCount") + int_field(usage, "thoughtsTokenCount")
+    total = int_field(usage, "totalTokenCount") or prompt + completion
+    return Usage(prompt, completion, total, int_field(usage, "cachedContentTokenCount"))
+
+
+def vendor_error(raw: bytes) -> VendorError:
+    """Read Google's `{"error": {code, message, status, details}}`; other bodies give an empty one.
+
+    Like Google's SDK, this also reads the object wrapped in a one-element array (the framing
+    of a stream without `alt=sse`). `code` is the ErrorInfo `reason` (API_KEY_INVALID...).
+    """
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return VendorError()
+    if isinstance(body, list) and body:
+        body = body[0]
+    return _vendor_error(body.get("error") if isinstance(body, dict) else None)
+
+
+def _vendor_error(error: object) -> VendorError:
+    if not isinstance(error, dict):
+        return VendorError()
+    details = error.get("details")
+    infos = [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+    reason = next((_text(d.get("reason")) for d in infos if d.get("@type") == _ERROR_INFO), "")
+    delay = next((d.get("retryDelay") for d in infos if d.get("@type") == _RETRY_INFO), None)
+    return VendorError(
+        _text(error.get("message")),
+        _text(error.get("status")),
+        reason,
+        credential_rejected=reason.startswith(_KEY_REASON_PREFIX),
+        retry_after=_seconds(delay),
+    )
+
+
+def _seconds(duration: object) -> float | None:
+    """A protobuf JSON duration such as "43s" or "1.5s" in seconds; None if it is not one."""
+    if not isinstance(duration, str) or not duration.endswith("s"):
+        return None
+    try:
+        seconds = float(duration[:-1])
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 and seconds != float("inf") else None
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _error_status(error: Mapping[str, object]) -> int:
+    """The HTTP status an in-stream error stands for: its numeric `code` (500 without one)."""
+    code = error.get("code")
+    return code if isinstance(code, int) and 400 <= code <= 599 else 500
+
+
+# -- I/O -----------------------------------------------------------------------------------------
+
+
+class GeminiProvider:
+    """One Gemini API deployment, speaking over a shared `aiohttp` session.
+
+    The session belongs to the caller, who closes it. Option `api_version` picks the API
+    version path ("v1beta" by default; "v1" for the stable surface).
+    """
+
+    def __init__(
+        self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
+    ) -> None:
+        self._name = settings.name
+        self._keys = keys
+        version = quote(settings.option("api_version", DEFAULT_API_VERSION), safe="")
+        self._models_url = f"{settings.base_url.rstrip('/')}/{version}/models/"
+        self._endpoint = JsonEndpoint(
+            session, provider=settings.name, read_error=vendor_error, keys=keys, auth=api_key_auth
+        )
+
+    @property
+    def name(self) -> str:
+        """The deployment name."""
+        return self._name
+
+    @property
+    def kind(self) -> str:
+        """Always "gemini"."""
+        return KIND
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Streams, with `usageMetadata` in the stream."""
+        return _CAPABILITIES
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Return one whole completion or raise an `UpstreamError`."""
+        with UpstreamErrorBoundary(self._name):
+            async with self._post(request, stream=False) as response:
+                raw = await response.read()
+            reply = reply_from_wire(decode_object(raw))
+            if reply.refusal:
+                raise self._refused(reply.refusal)
+            return reply.to_response(model=request.model, fallback_id=_fallback_id())
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        """Yield text chunks, then one chunk with `finish_reason` and usage; or raise.
+
+        A consumer that stops early should close the iterator (`contextlib.aclosing`): that is
+        what aborts the upstream request. Cancelling a task awaiting the next chunk does it too.
+        """
+        reply_id, model, finish, usage = "", request.model, None, None
+        with UpstreamErrorBoundary(self._name) as boundary:
+            async with self._post(request, stream=True) as response:
+                async for event in iter_sse_events(response.content):
+                    piece = self._read_event(event.data, boundary.started)
+                    if piece.refusal and not boundary.started:
+                        raise self._refused(piece.refusal)
+                    reply_id = reply_id or piece.id or _fallback_id()
+                    model = piece.model or model
+                    finish = piece.finish_reason or finish
+                    usage = piece.usage or usage  # cumulative: the last one seen counts
+                    if piece.text:
+                        boundary.started = True
+                        yield ChatChunk(delta=piece.text, id=reply_id, model=model)
+            if finish is None:  # the body ended without the terminal chunk
+                raise StreamInterruptedError(
+                    f"provider {self._name!r} ended the stream without a finishReason",
+                    provider=self._name,
+                )
+        yield ChatChunk(id=reply_id, model=model, finish_reason=finish, usage=usage)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP session belongs to the caller."""
+
+    def _post(
+        self, request: ChatRequest, *, stream: bool
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        model = quote(request.model.removeprefix("models/"), safe="")
+        method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
+        return self._endpoint.post(
+            self._models_url + model + method,
+            to_wire(request),
+            stream=stream,
+            time_limit=request.timeout,
+            headers=request.headers,
+        )
+
+    def _read_event(self, data: bytes, started: bool) -> GeminiReply:
+        body = decode_object(data)
+        error = body.get("error")
+        if error is None:
+            return reply_from_wire(body)
+        # A failure after the 200 arrives as one `{"error": {...}}` event.
+        details = as_object(error, "error")
+        mapped = error_for_status(
+            _error_status(details),
+            _vendor_error(details),
+            provider=self._name,
+            secrets=self._keys.keys,
+            where="error event",
+        )
+        if started:
+            raise StreamInterruptedError(f"{mapped.message} mid-stream", provider=self._name)
+        raise mapped
+
+    def _refused(self, why: str) -> ContentFilteredError:
+        return ContentFilteredError(
+            f"provider {self._name!r} refused on content-policy grounds ({why})",
+            provider=self._name,
+        )
+
+
+def _fallback_id() -> str:
+    """An id for a reply Gemini sent without `responseId` (one per call, shared by its chunks)."""
+    return f"gemini-{uuid.uuid4().hex}"
+
+
+SPEC: Final = AdapterSpec(
+    kind=KIND,
+    factory=GeminiProvider,
+    env_prefix="GEMINI",
+    default_base_url="https://generativelanguage.googleapis.com",
+    default_models=_MODELS,
+    env_options={"api_version": "API_VERSION"},
+)

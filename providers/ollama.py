@@ -1,0 +1,280 @@
+"""The Ollama adapter (`POST {base_url}/api/chat`), unary or streamed as NDJSON.
+
+Ollama streams unless told otherwise, so every request says `stream` explicitly. A stream is
+one JSON object per line (`application/x-ndjson`): `{"message": {"content": "<delta>"},
+"done": false}` lines, then one `"done": true` line with `done_reason` and the token counts
+(`prompt_eval_count`, `eval_count`); a body that ends without it was cut. Failures are
+`{"error": "<text>"}`, as the body of a non-2xx answer or as a line inside a 200 stream.
+Replies carry no id, so the adapter makes one per completion. A key is optional: a bare
+server needs none, one behind an authenticating proxy gets it as a bearer token.
+
+Sources: ollama/ollama docs/api.md ("Generate a chat completion") and docs.ollama.com/api/errors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Final
+
+import aiohttp
+import orjson
+
+from gateway.errors import StreamInterruptedError
+from providers.base import (
+    AdapterSpec,
+    Capabilities,
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    ProviderSettings,
+    Usage,
+)
+from providers.http import (
+    JsonEndpoint,
+    MalformedReplyError,
+    UpstreamErrorBoundary,
+    VendorError,
+    as_object,
+    bearer_auth,
+    decode_object,
+    error_for_status,
+    int_field,
+    str_field,
+)
+from providers.keys import KeyPool
+
+KIND: Final = "ollama"
+_NDJSON: Final = "application/x-ndjson"
+#: Our role names that Ollama spells differently (it knows system/user/assistant/tool).
+_ROLES: Final[Mapping[str, str]] = {"developer": "system"}
+#: Ollama's `done_reason` in our words. "load" and "unload" answer a request without messages
+#: (Ollama loads or unloads the model and generates nothing): nothing was cut short, so "stop".
+#: Values not listed pass through as the vendor said them.
+_FINISH_REASONS: Final[Mapping[str, str]] = {
+    "stop": "stop",
+    "length": "length",
+    "load": "stop",
+    "unload": "stop",
+}
+#: The status an in-stream error line stands for: Ollama sends no code with it, and a failure
+#: while generating is the server's.
+_STREAM_ERROR_STATUS: Final = 500
+_CAPABILITIES: Final = Capabilities(streaming=True, stream_usage=True)
+
+
+# -- pure converters ---------------------------------------------------------------------------
+
+
+def to_wire(request: ChatRequest, *, stream: bool) -> dict[str, object]:
+    """Build the `/api/chat` body; `options` carries only the parameters that are set."""
+    options: dict[str, object] = {}
+    if request.temperature is not None:
+        options["temperature"] = request.temperature
+    if request.top_p is not None:
+        options["top_p"] = request.top_p
+    if request.max_tokens is not None:
+        options["num_predict"] = request.max_tokens
+    if request.stop:
+        options["stop"] = list(request.stop)
+    body: dict[str, object] = {
+        "model": request.model,
+        "messages": [
+            {"role": _ROLES.get(m.role, m.role), "content": m.content} for m in request.messages
+        ],
+        "stream": stream,  # always explicit: Ollama's default is to stream
+    }
+    if options:
+        body["options"] = options
+    return body
+
+
+def from_wire(body: object, *, completion_id: str) -> ChatResponse:
+    """Convert a whole `/api/chat` reply; it has no id of its own, so the caller gives one."""
+    reply = as_object(body, "reply")
+    message = as_object(reply.get("message"), "message")
+    return ChatResponse(
+        id=completion_id,
+        model=str_field(reply, "model") or "",
+        content=str_field(message, "content") or "",
+        finish_reason=finish_reason_from_wire(reply),
+        usage=usage_from_wire(reply),
+    )
+
+
+def chunk_from_wire(line: Mapping[str, object]) -> ChatChunk:
+    """Convert one stream line; the `done` line's chunk has `finish_reason` and usage set."""
+    done = line.get("done")
+    if not isinstance(done, bool):
+        raise MalformedReplyError("stream line has no done flag")
+    return ChatChunk(
+        delta=_content(line),
+        model=str_field(line, "model") or "",
+        finish_reason=finish_reason_from_wire(line) if done else None,
+        usage=usage_from_wire(line) if done else None,
+    )
+
+
+def finish_reason_from_wire(reply: Mapping[str, object]) -> str:
+    """`done_reason` in our words; a server too old to send it finished normally: "stop"."""
+    reason = str_field(reply, "done_reason") or "stop"
+    return _FINISH_REASONS.get(reason, reason)
+
+
+def usage_from_wire(reply: Mapping[str, object]) -> Usage:
+    """Token counts of a finished reply; Ollama reports no cached tokens."""
+    prompt, completion = int_field(reply, "prompt_eval_count"), int_field(reply, "eval_count")
+    return Usage(prompt, completion, prompt + completion)
+
+
+def vendor_error(raw: bytes) -> VendorError:
+    """Read Ollama's `{"error": "<text>"}`; any other body gives an empty value."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return VendorError()
+    return _vendor_error(body.get("error") if isinstance(body, dict) else None)
+
+
+def _vendor_error(error: object) -> VendorError:
+    return VendorError(error) if isinstance(error, str) else VendorError()
+
+
+async def iter_ndjson(lines: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Yield the non-blank lines of an NDJSON body given as lines (such as `response.content`).
+
+    `aiohttp` yields whole lines however the bytes arrived, so a line split across network
+    reads (or a character split inside one) comes out intact. An unterminated last line is
+    yielded as it is: if it was cut, it does not parse.
+    """
+    async for raw in lines:
+        line = raw.strip()
+        if line:
+            yield line
+
+
+def _content(reply: Mapping[str, object]) -> str:
+    message = reply.get("message")
+    if message is None:  # the done line of older versions has no message
+        return ""
+    return str_field(as_object(message, "message"), "content") or ""
+
+
+def new_completion_id() -> str:
+    """An id for a completion, which Ollama does not give: "ollama-" and 24 random hex digits."""
+    return f"ollama-{uuid.uuid4().hex[:24]}"
+
+
+# -- I/O -----------------------------------------------------------------------------------------
+
+
+class OllamaProvider:
+    """One Ollama server, speaking over a shared `aiohttp` session (the caller's to close)."""
+
+    def __init__(
+        self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
+    ) -> None:
+        self._name = settings.name
+        self._keys = keys
+        self._url = settings.base_url.rstrip("/") + "/api/chat"
+        self._endpoint = JsonEndpoint(
+            session,
+            provider=settings.name,
+            read_error=vendor_error,
+            keys=keys,
+            auth=bearer_auth,
+            stream_accept=_NDJSON,
+        )
+
+    @property
+    def name(self) -> str:
+        """The deployment name."""
+        return self._name
+
+    @property
+    def kind(self) -> str:
+        """Always "ollama"."""
+        return KIND
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Streams, with token counts on the stream's last line."""
+        return _CAPABILITIES
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Return one whole completion or raise an `UpstreamError`."""
+        with UpstreamErrorBoundary(self._name):
+            async with self._post(request, stream=False) as response:
+                raw = await response.read()
+            return from_wire(decode_object(raw), completion_id=new_completion_id())
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+        """Yield text chunks, then one chunk with `finish_reason` and usage; or raise.
+
+        A consumer that stops early should close the iterator (`contextlib.aclosing`): that is
+        what aborts the upstream request. Cancelling a task awaiting the next chunk does it too.
+        """
+        completion_id, model = new_completion_id(), ""
+        with UpstreamErrorBoundary(self._name) as boundary:
+            async with self._post(request, stream=True) as response:
+                async for line in iter_ndjson(response.content):
+                    piece = self._read_line(line, boundary.started)
+                    model = piece.model or model
+                    if piece.delta:
+                        boundary.started = True
+                        yield ChatChunk(delta=piece.delta, id=completion_id, model=model)
+                    if piece.finish_reason is not None:
+                        final = ChatChunk(
+                            id=completion_id,
+                            model=model,
+                            finish_reason=piece.finish_reason,
+                            usage=piece.usage,
+                        )
+                        break
+                else:  # the body ended without the done line: the stream was cut
+                    raise StreamInterruptedError(
+                        f"provider {self._name!r} ended the stream without its done line",
+                        provider=self._name,
+                    )
+        yield final
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP session belongs to the caller."""
+
+    def _post(
+        self, request: ChatRequest, *, stream: bool
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        return self._endpoint.post(
+            self._url,
+            to_wire(request, stream=stream),
+            stream=stream,
+            time_limit=request.timeout,
+            headers=request.headers,
+        )
+
+    def _read_line(self, line: bytes, started: bool) -> ChatChunk:
+        body = decode_object(line)
+        if "error" not in body:
+            return chunk_from_wire(body)
+        # Ollama reports a failure after the 200 status line as an `{"error": ...}` line.
+        mapped = error_for_status(
+            _STREAM_ERROR_STATUS,
+            _vendor_error(body["error"]),
+            provider=self._name,
+            secrets=self._keys.keys,
+            where="error line",
+        )
+        if started:
+            raise StreamInterruptedError(f"{mapped.message} mid-stream", provider=self._name)
+        raise mapped
+
+
+SPEC: Final = AdapterSpec(
+    kind=KIND,
+    factory=OllamaProvider,
+    env_prefix="OLLAMA",
+    default_base_url="http://127.0.0.1:11434",
+    # Whatever the server has pulled: reached as "ollama/<model>" or listed with OLLAMA_MODELS.
+    default_models=(),
+)

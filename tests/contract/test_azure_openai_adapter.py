@@ -1,0 +1,225 @@
+"""The Azure OpenAI adapter against a loopback fake of Azure's deployment endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+import pytest
+
+from gateway.errors import (
+    ContentFilteredError,
+    StreamInterruptedError,
+    UpstreamAuthError,
+    UpstreamNotFoundError,
+    UpstreamRateLimitedError,
+    UpstreamUnavailableError,
+)
+from providers.azure_openai import DEFAULT_API_VERSION, SPEC, AzureOpenAIProvider
+from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, ProviderSettings, Usage
+from providers.keys import KeyPool
+from providers.openai import OpenAIProvider
+from tests.fakes.azure_openai_server import FakeAzureOpenAI, FakeUsage, Fault
+
+KEY = "0123456789abcdef0123456789SECRET"
+HELLO = ChatRequest(model="gpt4o-prod", messages=(ChatMessage("user", "Say hello"),))
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeAzureOpenAI]:
+    async with FakeAzureOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+def make_provider(
+    session: aiohttp.ClientSession, base_url: str, options: Mapping[str, object] | None = None
+) -> AzureOpenAIProvider:
+    settings = ProviderSettings(
+        name="azure-east",
+        kind="azure_openai",
+        base_url=base_url,
+        api_keys=(KEY,),
+        options=options or {},
+    )
+    return AzureOpenAIProvider(settings, session, KeyPool((KEY,), cooldown=60))
+
+
+@pytest.fixture
+def provider(fake: FakeAzureOpenAI, session: aiohttp.ClientSession) -> AzureOpenAIProvider:
+    return make_provider(session, fake.base_url + "/")
+
+
+async def collect(
+    provider: AzureOpenAIProvider,
+    request: ChatRequest,
+    into: list[ChatChunk],
+    received: asyncio.Event | None = None,
+) -> None:
+    async for chunk in provider.stream(request):
+        into.append(chunk)
+        if received is not None:
+            received.set()
+
+
+# -- identity --------------------------------------------------------------------------------
+
+
+def test_provider_satisfies_the_protocol_and_reuses_the_openai_adapter(
+    provider: AzureOpenAIProvider,
+) -> None:
+    assert isinstance(provider, Provider)
+    assert isinstance(provider, OpenAIProvider)
+    assert (provider.name, provider.kind) == ("azure-east", "azure_openai")
+    assert provider.capabilities.stream_usage
+
+
+def test_spec_requires_a_base_url_and_reads_the_api_version_option() -> None:
+    assert (SPEC.kind, SPEC.env_prefix) == ("azure_openai", "AZURE_OPENAI")
+    assert (SPEC.default_base_url, SPEC.default_models) == ("", ())
+    assert SPEC.env_options == {"api_version": "API_VERSION"}
+
+
+# -- what goes on the wire -------------------------------------------------------------------
+
+
+async def test_request_goes_to_the_deployment_named_by_the_model_with_the_default_version(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    await provider.complete(HELLO)
+    recorded = fake.requests[0]
+    assert recorded.path == "/openai/deployments/gpt4o-prod/chat/completions"
+    assert recorded.query == {"api-version": DEFAULT_API_VERSION}
+
+
+async def test_api_version_option_is_sent(
+    fake: FakeAzureOpenAI, session: aiohttp.ClientSession
+) -> None:
+    provider = make_provider(session, fake.base_url, {"api_version": "2025-04-01-preview"})
+    await provider.complete(HELLO)
+    assert fake.requests[0].query == {"api-version": "2025-04-01-preview"}
+
+
+async def test_a_model_name_cannot_escape_its_deployment_path_segment(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    request = ChatRequest(model="../../x?api-version=1", messages=HELLO.messages)
+    response = await provider.complete(request)
+    assert response.model == "../../x?api-version=1"  # the fake echoes the deployment segment
+    assert fake.requests[0].query == {"api-version": DEFAULT_API_VERSION}
+
+
+async def test_key_goes_in_the_api_key_header_and_no_authorization_is_sent(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    await provider.complete(HELLO)
+    headers = fake.requests[0].headers
+    assert headers["api-key"] == KEY
+    assert "Authorization" not in headers
+
+
+async def test_body_is_the_openai_body(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    await collect(provider, HELLO, [])
+    body = fake.requests[0].body
+    assert body["messages"] == [{"role": "user", "content": "Say hello"}]
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+
+
+# -- replies ---------------------------------------------------------------------------------
+
+
+async def test_complete_maps_usage_and_finish_like_openai(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    fake.usage = FakeUsage(prompt_tokens=30, completion_tokens=7, cached_tokens=16)
+    fake.finish_reason = "length"
+    response = await provider.complete(HELLO)
+    assert response.content == "Hello from fake Azure OpenAI"
+    assert (response.model, response.finish_reason) == ("gpt4o-prod", "length")
+    assert response.usage == Usage(30, 7, 37, cached_tokens=16)
+
+
+async def test_content_filter_finish_reason_is_kept(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    fake.reply, fake.finish_reason = None, "content_filter"
+    response = await provider.complete(HELLO)
+    assert (response.content, response.finish_reason) == ("", "content_filter")
+
+
+async def test_stream_skips_the_prompt_filter_chunk_and_ends_with_usage(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    chunks: list[ChatChunk] = []
+    await collect(provider, HELLO, chunks)
+    *deltas, final = chunks
+    assert [c.delta for c in deltas] == fake.deltas
+    assert all(c.id.startswith("chatcmpl-") and c.model == "gpt4o-prod" for c in deltas)
+    assert (final.finish_reason, final.usage) == ("stop", Usage(12, 5, 17, cached_tokens=4))
+
+
+async def test_stream_cut_raises_interrupted_after_the_earlier_deltas(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    fake.fail_next(Fault(break_after=2, break_with="cut"))
+    chunks: list[ChatChunk] = []
+    with pytest.raises(StreamInterruptedError):
+        await collect(provider, HELLO, chunks)
+    assert [c.delta for c in chunks] == fake.deltas[:2]
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+async def test_prompt_refused_by_the_content_filter_raises_content_filtered(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    message = "The response was filtered due to the prompt triggering Azure OpenAI's policy."
+    fake.fail_next(Fault(status=400, error_code="content_filter", error_message=message))
+    with pytest.raises(ContentFilteredError, match="code=content_filter"):
+        await provider.complete(HELLO)
+
+
+async def test_rejected_key_raises_auth_error_without_echoing_the_key(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    message = f"Access denied due to invalid subscription key {KEY} or wrong API endpoint."
+    fake.fail_next(Fault(status=401, error_message=message))
+    with pytest.raises(UpstreamAuthError, match="HTTP 401") as caught:
+        await provider.complete(HELLO)
+    assert KEY not in str(caught.value)
+    assert "Access denied" not in str(caught.value)
+
+
+async def test_unknown_deployment_raises_not_found(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    fake.fail_next(
+        Fault(status=404, error_message="The API deployment for this resource does not exist.")
+    )
+    with pytest.raises(UpstreamNotFoundError, match="code=DeploymentNotFound"):
+        await provider.complete(HELLO)
+
+
+async def test_429_sets_retry_after(provider: AzureOpenAIProvider, fake: FakeAzureOpenAI) -> None:
+    fake.fail_next(Fault(status=429, headers={"retry-after": "6"}))
+    with pytest.raises(UpstreamRateLimitedError) as caught:
+        await provider.complete(HELLO)
+    assert caught.value.retry_after == 6.0
+
+
+async def test_server_error_raises_unavailable(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
+) -> None:
+    fake.fail_next(Fault(status=500))
+    with pytest.raises(UpstreamUnavailableError, match="HTTP 500"):
+        await provider.complete(HELLO)
