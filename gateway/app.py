@@ -18,12 +18,22 @@ from grpc_health.v1.health import aio as health_aio
 
 from gateway.auth import TokenAuthenticator
 from gateway.config import Settings
-from gateway.core import GatewayService
+from gateway.core import CallPolicy, GatewayService
+from gateway.dispatch import Dispatcher
 from gateway.grpc_server import create_server, set_serving
 from gateway.http_shim import create_app
 from gateway.pricing import PriceTable
-from metrics import render_latest
+from metrics import (
+    ADMISSION_QUEUE_DEPTH,
+    ADMISSION_WAIT,
+    CIRCUIT_STATE,
+    CIRCUIT_TRANSITIONS,
+    render_latest,
+)
 from providers.registry import ProviderRegistry
+from resilience.admission import Admission
+from resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, log_state_change
+from resilience.retry import Backoff, RetryBudget
 
 log = logging.getLogger("gateway")
 
@@ -72,12 +82,7 @@ class Gateway:
             self._session,
             key_cooldown=settings.key_cooldown_seconds,
         )
-        self._core = core = GatewayService(
-            self._registry,
-            TokenAuthenticator(settings.auth_tokens),
-            PriceTable(settings.prices),
-            request_timeout=settings.request_timeout_seconds,
-        )
+        self._core = core = build_core(settings, self._registry)
         server, health = create_server(core, max_message_bytes=settings.max_request_bytes)
         self._grpc_server, self._health = server, health
         await set_serving(health, False)
@@ -144,6 +149,54 @@ class Gateway:
         site = web.TCPSite(runner, self.settings.bind_host, port)
         await site.start()
         return int(runner.addresses[0][1])
+
+
+def build_core(settings: Settings, registry: ProviderRegistry) -> GatewayService:
+    """The core with its resilience parts (breakers, retries, admission) wired to metrics."""
+    breakers = Breakers(
+        fail_max=settings.circuit_breaker_fail_max,
+        reset_timeout=settings.circuit_breaker_reset_timeout,
+        on_state_change=_circuit_changed,
+    )
+    for deployment in registry.deployments:
+        CIRCUIT_STATE.labels(deployment.settings.name).set(0)
+    dispatcher = Dispatcher(
+        breakers,
+        backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
+        budget=RetryBudget(settings.retry_budget_ratio),
+        per_try_timeout=settings.per_try_timeout_seconds,
+    )
+    admission = Admission(
+        settings.max_workers,
+        settings.queue_size,
+        on_wait=ADMISSION_WAIT.observe,
+        on_depth_change=ADMISSION_QUEUE_DEPTH.set,
+    )
+    policy = CallPolicy(
+        request_timeout=settings.request_timeout_seconds,
+        stream_idle_timeout=settings.stream_idle_timeout_seconds,
+        primary_retries=settings.primary_retries,
+        fallback_retries=settings.fallback_retries,
+        fallbacks=settings.fallbacks,
+    )
+    return GatewayService(
+        registry,
+        TokenAuthenticator(settings.auth_tokens),
+        PriceTable(settings.prices),
+        dispatcher=dispatcher,
+        breakers=breakers,
+        admission=admission,
+        policy=policy,
+    )
+
+
+def _circuit_changed(deployment: str, old: str, new: str) -> None:
+    log_state_change(deployment, old, new)
+    CIRCUIT_STATE.labels(deployment).set(_CIRCUIT_GAUGE.get(new, 0))
+    CIRCUIT_TRANSITIONS.labels(deployment, old, new).inc()
+
+
+_CIRCUIT_GAUGE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 
 
 async def serve(settings: Settings) -> None:

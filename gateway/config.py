@@ -40,8 +40,20 @@ DEFAULT_SHUTDOWN_GRACE_SECONDS = 20.0
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 300.0
 DEFAULT_KEY_COOLDOWN_SECONDS = 60.0
+DEFAULT_CIRCUIT_BREAKER_FAIL_MAX = 5
+DEFAULT_CIRCUIT_BREAKER_RESET_TIMEOUT = 60.0
+DEFAULT_RETRY_BACKOFF_BASE_SECONDS = 0.2
+DEFAULT_RETRY_BACKOFF_CAP_SECONDS = 5.0
+DEFAULT_PRIMARY_RETRIES = 2
+DEFAULT_FALLBACK_RETRIES = 1
+DEFAULT_RETRY_BUDGET_RATIO = 0.2
+DEFAULT_PER_TRY_TIMEOUT_SECONDS = 60.0
+DEFAULT_STREAM_IDLE_TIMEOUT_SECONDS = 60.0
+DEFAULT_MAX_WORKERS = 512
+DEFAULT_QUEUE_SIZE = 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
+_SECTIONS = ("providers", "models", "prices", "fallbacks")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -68,12 +80,26 @@ class Settings:
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
     #: How long a key answered with 401/403 (or 429 without retry-after) rests.
     key_cooldown_seconds: float = DEFAULT_KEY_COOLDOWN_SECONDS
+    circuit_breaker_fail_max: int = DEFAULT_CIRCUIT_BREAKER_FAIL_MAX
+    circuit_breaker_reset_timeout: float = DEFAULT_CIRCUIT_BREAKER_RESET_TIMEOUT
+    retry_backoff_base_seconds: float = DEFAULT_RETRY_BACKOFF_BASE_SECONDS
+    retry_backoff_cap_seconds: float = DEFAULT_RETRY_BACKOFF_CAP_SECONDS
+    primary_retries: int = DEFAULT_PRIMARY_RETRIES
+    fallback_retries: int = DEFAULT_FALLBACK_RETRIES
+    retry_budget_ratio: float = DEFAULT_RETRY_BUDGET_RATIO
+    per_try_timeout_seconds: float = DEFAULT_PER_TRY_TIMEOUT_SECONDS
+    stream_idle_timeout_seconds: float = DEFAULT_STREAM_IDLE_TIMEOUT_SECONDS
+    #: Upstream calls in flight at once (0: no limit), and calls that may wait for one.
+    max_workers: int = DEFAULT_MAX_WORKERS
+    queue_size: int = DEFAULT_QUEUE_SIZE
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     providers: tuple[ProviderSettings, ...] = ()
     #: Public model name -> "provider/model" or a model name another rule resolves.
     aliases: Mapping[str, str] = field(default_factory=dict)
     #: Model (or "deployment/model", "deployment/*") -> price; the defaults plus the YAML's.
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    #: Requested model -> models to fall back to, in order.
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -94,10 +120,34 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "REQUEST_TIMEOUT_SECONDS", DEFAULT_REQUEST_TIMEOUT_SECONDS, low=0.001
         ),
         key_cooldown_seconds=env.number("KEY_COOLDOWN_SECONDS", DEFAULT_KEY_COOLDOWN_SECONDS),
+        circuit_breaker_fail_max=env.integer(
+            "CIRCUIT_BREAKER_FAIL_MAX", DEFAULT_CIRCUIT_BREAKER_FAIL_MAX, low=1
+        ),
+        circuit_breaker_reset_timeout=env.number(
+            "CIRCUIT_BREAKER_RESET_TIMEOUT", DEFAULT_CIRCUIT_BREAKER_RESET_TIMEOUT, low=0.001
+        ),
+        retry_backoff_base_seconds=env.number(
+            "RETRY_BACKOFF_BASE_SECONDS", DEFAULT_RETRY_BACKOFF_BASE_SECONDS
+        ),
+        retry_backoff_cap_seconds=env.number(
+            "RETRY_BACKOFF_CAP_SECONDS", DEFAULT_RETRY_BACKOFF_CAP_SECONDS
+        ),
+        primary_retries=env.integer("PRIMARY_RETRIES", DEFAULT_PRIMARY_RETRIES),
+        fallback_retries=env.integer("FALLBACK_RETRIES", DEFAULT_FALLBACK_RETRIES),
+        retry_budget_ratio=env.number("RETRY_BUDGET_RATIO", DEFAULT_RETRY_BUDGET_RATIO),
+        per_try_timeout_seconds=env.number(
+            "PER_TRY_TIMEOUT_SECONDS", DEFAULT_PER_TRY_TIMEOUT_SECONDS, low=0.001
+        ),
+        stream_idle_timeout_seconds=env.number(
+            "STREAM_IDLE_TIMEOUT_SECONDS", DEFAULT_STREAM_IDLE_TIMEOUT_SECONDS, low=0.001
+        ),
+        max_workers=env.integer("MAX_WORKERS", DEFAULT_MAX_WORKERS),
+        queue_size=env.integer("QUEUE_SIZE", DEFAULT_QUEUE_SIZE),
         auth_tokens=env.tokens("INTERNAL_AUTH_TOKEN"),
         providers=tuple(sorted(providers.values(), key=lambda p: p.name)),
         aliases=_yaml_aliases(file_config.get("models"), environ),
         prices={**DEFAULT_PRICES, **_yaml_prices(file_config.get("prices"))},
+        fallbacks=_yaml_fallbacks(file_config.get("fallbacks"), environ),
     )
 
 
@@ -133,6 +183,14 @@ class _Env:
         if not number >= low or number == float("inf"):
             raise ConfigError(name, f"must be a finite number of at least {low:g}, got {value!r}")
         return number
+
+    def integer(self, name: str, default: int, *, low: int = 0) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not (value.isascii() and value.isdecimal()) or int(value) < low:
+            raise ConfigError(name, f"must be a whole number of at least {low}, got {value!r}")
+        return int(value)
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = (self.raw(name) or default).upper()
@@ -199,9 +257,9 @@ def _load_yaml(environ: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError("GATEWAY_CONFIG", f"{path!r} is not valid YAML{where}") from None
     if loaded is None:
         return {}
-    if not isinstance(loaded, dict) or not set(loaded) <= {"providers", "models", "prices"}:
+    if not isinstance(loaded, dict) or not set(loaded) <= set(_SECTIONS):
         raise ConfigError(
-            "GATEWAY_CONFIG", "must be a mapping with 'providers', 'models' and 'prices'"
+            "GATEWAY_CONFIG", f"must be a mapping with some of: {', '.join(_SECTIONS)}"
         )
     return loaded
 
@@ -283,6 +341,20 @@ def _yaml_aliases(section: object, environ: Mapping[str, str]) -> dict[str, str]
             raise ConfigError(f"models.{alias}", "must map a model name to a target model name")
         aliases[alias] = target
     return aliases
+
+
+def _yaml_fallbacks(section: object, environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError("fallbacks", "must map a model name to a list of fallback models")
+    chains = {}
+    for model, chain in section.items():
+        chain = _interpolate(chain, environ, f"fallbacks.{model}")
+        if not isinstance(chain, list) or not all(isinstance(m, str) and m for m in chain):
+            raise ConfigError(f"fallbacks.{model}", "must be a list of model names")
+        chains[str(model)] = tuple(chain)
+    return chains
 
 
 def _yaml_prices(section: object) -> dict[str, Price]:

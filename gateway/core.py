@@ -1,8 +1,10 @@
 """The gateway's one core: both transports hand it request messages and render what it returns.
 
-A call goes: drain check → authentication → validation → routing → provider, bounded by the
-caller's deadline. The core raises only `GatewayError`s (or lets `asyncio.CancelledError` through
-when the caller goes away, which aborts the upstream request with it).
+A call goes: drain check → authentication → validation → routing (the plan: the model's route
+and its fallbacks) → admission (bounded, prioritised) → the retry/fallback loop through each
+deployment's circuit breaker → provider, all bounded by the caller's deadline. The core raises
+only `GatewayError`s (or lets `asyncio.CancelledError` through when the caller goes away, which
+aborts the upstream request with it).
 """
 
 from __future__ import annotations
@@ -10,32 +12,53 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
 
 from gateway.auth import TokenAuthenticator
+from gateway.dispatch import Dispatcher, OpenStream, Step, Trace
 from gateway.errors import (
     DeadlineExceededError,
     GatewayError,
+    InvalidArgumentError,
     ModelNotFoundError,
     RequestCancelledError,
     ServiceUnavailableError,
     StreamInterruptedError,
-    UpstreamError,
-    UpstreamRateLimitedError,
-    UpstreamTimeoutError,
+    UpstreamAuthError,
+    UpstreamUnavailableError,
 )
-from gateway.params import CompletionMessage, CompletionParams, parse_params
+from gateway.params import (
+    CompletionMessage,
+    CompletionParams,
+    parse_params,
+    parse_timeout_header,
+)
 from gateway.pricing import PriceTable
+from gateway.status import status_entries
 from gateway.v1 import gateway_pb2 as pb
-from metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS, UPSTREAM_ATTEMPTS
+from metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS
 from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
-from providers.registry import ADAPTERS, ProviderRegistry, Route
+from providers.registry import ProviderRegistry, Route
+from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
+from resilience.breaker import Breakers
 
 log = logging.getLogger("gateway.core")
 
 UNAVAILABLE_RETRY_AFTER_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """How calls are bounded, retried and failed over."""
+
+    request_timeout: float
+    stream_idle_timeout: float
+    primary_retries: int
+    fallback_retries: int
+    #: Requested model -> models to fall back to, in order (a request's own list wins).
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -47,29 +70,33 @@ class CallContext:
     authorization: str | None = None
     #: The `x-provider` header: pins the call to one deployment unless the body pins one.
     provider_pin: str | None = None
-    #: Absolute deadline on the event loop's clock (`loop.time()`), from the transport.
+    #: Absolute deadline on the event loop's clock (`loop.time()`): the gRPC deadline.
     deadline: float | None = None
+    #: The `x-request-timeout` header or metadata, as sent ("1.5", "1.5s", "1500ms").
+    timeout_header: str | None = None
 
 
 @dataclass(slots=True)
 class _Call:
-    """A call in progress: its validated request, route, deadline and accounting."""
+    """A call in progress: its validated request, plan, deadline and accounting."""
 
     rpc: str
     context: CallContext
     started: float
     params: CompletionParams | None = None
+    plan: list[Step] = field(default_factory=list)
     route: Route | None = None
     deadline: float = 0.0
     usage: Usage | None = None
     code: str = "OK"
+    trace: Trace = field(default_factory=Trace)
 
-    def chat_request(self) -> ChatRequest:
+    def chat_for(self, route: Route, deadline: float) -> ChatRequest:
+        """The adapter request for one try on `route`, bounded by `deadline`."""
         assert self.params is not None
-        assert self.route is not None
-        remaining = max(self.deadline - asyncio.get_running_loop().time(), 0.0)
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
         headers = (("x-request-id", self.context.request_id),)
-        return self.params.to_chat(self.route.model, timeout=remaining, headers=headers)
+        return self.params.to_chat(route.model, timeout=remaining, headers=headers)
 
 
 class GatewayService:
@@ -81,12 +108,18 @@ class GatewayService:
         authenticator: TokenAuthenticator,
         prices: PriceTable,
         *,
-        request_timeout: float,
+        dispatcher: Dispatcher,
+        breakers: Breakers,
+        admission: Admission,
+        policy: CallPolicy,
     ) -> None:
         self._registry = registry
         self._auth = authenticator
         self._prices = prices
-        self._request_timeout = request_timeout
+        self._dispatch = dispatcher
+        self._breakers = breakers
+        self._admission = admission
+        self._policy = policy
         self._state = "starting"
 
     def open_for_calls(self) -> None:
@@ -102,20 +135,12 @@ class GatewayService:
         call = self._start("Complete", ctx)
         try:
             self._prepare(call, request)
-            assert call.route is not None
-            attempt_started = time.perf_counter()
-            try:
-                async with asyncio.timeout_at(call.deadline):
-                    answer = await call.route.provider.complete(call.chat_request())
-            except BaseException as exc:
-                error = self._attempt_failed(call, exc, attempt_started)
-                if error is exc:
-                    raise
-                raise error from exc
-            attempt = self._attempt(call, pb.ATTEMPT_OUTCOME_SUCCESS, attempt_started)
-            call.usage = answer.usage
-            cost = self._cost(call, answer.model, answer.usage)
-            return _complete_response(call, answer, attempt, cost)
+            async with self._admitted(call):
+                route, answer = await self._dispatch.complete(
+                    call.plan, call.chat_for, call.deadline, call.trace
+                )
+            call.route, call.usage = route, answer.usage
+            return self._complete_response(call, answer)
         except BaseException as exc:
             call.code = _code_of(exc)
             raise
@@ -125,50 +150,21 @@ class GatewayService:
     async def stream_complete(
         self, request: pb.StreamCompleteRequest, ctx: CallContext
     ) -> AsyncGenerator[pb.StreamCompleteResponse, None]:
-        """Yield a completion as it is generated; the last message has finish reason and usage."""
+        """Yield a completion as it is generated; the last message has finish reason and usage.
+
+        Tries before the first chunk may be retried or fall back; once a chunk has gone to the
+        caller, a failure ends the stream with an error (no retry, no fallback).
+        """
         call = self._start("StreamComplete", ctx)
         try:
             self._prepare(call, request)
-            assert call.route is not None
-            provider = call.route.provider.name
-            attempt_started = time.perf_counter()
-            final: ChatChunk | None = None
-            completion_id = model = ""
-            try:
-                async with aclosing(call.route.provider.stream(call.chat_request())) as chunks:
-                    while final is None:
-                        # The deadline wraps each step, never a yield: a timeout scope left
-                        # open across a yield would fire inside the consumer's code.
-                        async with asyncio.timeout_at(call.deadline):
-                            chunk = await anext(chunks, None)
-                        if chunk is None:
-                            raise StreamInterruptedError(
-                                f"provider {provider!r} ended the stream without a finish reason",
-                                provider=provider,
-                            )
-                        completion_id, model = chunk.id or completion_id, chunk.model or model
-                        if chunk.finish_reason is not None:
-                            final = chunk
-                        elif chunk.delta:
-                            yield pb.StreamCompleteResponse(
-                                id=completion_id, model=model, provider=provider, delta=chunk.delta
-                            )
-            except BaseException as exc:
-                error = self._attempt_failed(call, exc, attempt_started)
-                if error is exc:
-                    raise
-                raise error from exc
-            attempt = self._attempt(call, pb.ATTEMPT_OUTCOME_SUCCESS, attempt_started)
-            call.usage = final.usage
-            yield pb.StreamCompleteResponse(
-                id=completion_id,
-                model=model,
-                provider=provider,
-                finish_reason=final.finish_reason or "stop",
-                usage=_usage_message(final.usage),
-                cost_usd=self._cost(call, model, final.usage),
-                attempts=[attempt],
-            )
+            async with self._admitted(call):
+                opened = await self._dispatch.open_stream(
+                    call.plan, call.chat_for, call.deadline, call.trace
+                )
+                call.route = opened.route
+                async for message in self._relay(call, opened):
+                    yield message
         except BaseException as exc:
             call.code = _code_of(exc)
             raise
@@ -182,7 +178,7 @@ class GatewayService:
         call = self._start("ProviderStatus", ctx)
         try:
             self._auth.check(ctx.authorization)
-            providers = _status_entries(self._registry)
+            providers = status_entries(self._registry, self._breakers)
             if request.provider:
                 providers = [p for p in providers if p.name == request.provider]
                 if not providers:
@@ -197,21 +193,97 @@ class GatewayService:
         finally:
             self._finish(call)
 
-    def _cost(self, call: _Call, answered_model: str, usage: Usage | None) -> float:
-        """USD for `usage`, priced by the model that answered, else the one asked for."""
-        assert call.route is not None
-        if usage is None:
-            return 0.0
-        provider = call.route.provider
-        models = (answered_model, call.route.model) if answered_model else (call.route.model,)
-        return self._prices.cost(provider.name, provider.kind, models, usage)
+    async def _relay(
+        self, call: _Call, opened: OpenStream
+    ) -> AsyncGenerator[pb.StreamCompleteResponse, None]:
+        """Pass an opened stream on; each wait for the next chunk is bounded by the idle timeout."""
+        provider = opened.route.provider.name
+        chunk: ChatChunk | None = opened.first
+        completion_id = model = ""
+        try:
+            async with aclosing(opened.chunks) as chunks:
+                while True:
+                    if chunk is None:
+                        raise StreamInterruptedError(
+                            f"provider {provider!r} ended the stream without a finish reason",
+                            provider=provider,
+                        )
+                    completion_id, model = chunk.id or completion_id, chunk.model or model
+                    if chunk.finish_reason is not None:
+                        break
+                    if chunk.delta:
+                        yield pb.StreamCompleteResponse(
+                            id=completion_id, model=model, provider=provider, delta=chunk.delta
+                        )
+                    # The timeout wraps each wait, never a yield: a timeout scope left open
+                    # across a yield would fire inside the consumer's code.
+                    idle = asyncio.get_running_loop().time() + self._policy.stream_idle_timeout
+                    async with asyncio.timeout_at(min(call.deadline, idle)):
+                        chunk = await anext(chunks, None)
+        except BaseException as exc:
+            error = self._stream_failed(call, opened, exc)
+            if error is exc:
+                raise
+            raise error from exc
+        opened.breaker.succeeded(opened.permit)
+        call.trace.record(opened.route, pb.ATTEMPT_OUTCOME_SUCCESS, opened.started)
+        call.usage = chunk.usage
+        yield pb.StreamCompleteResponse(
+            id=completion_id,
+            model=model,
+            provider=provider,
+            finish_reason=chunk.finish_reason or "stop",
+            usage=_usage_message(chunk.usage),
+            cost_usd=self._cost(opened.route, model, chunk.usage),
+            attempts=call.trace.attempts,
+        )
 
-    def _start(self, rpc: str, ctx: CallContext) -> _Call:
-        IN_FLIGHT.labels(ctx.transport).inc()
-        return _Call(rpc=rpc, context=ctx, started=time.perf_counter())
+    def _stream_failed(self, call: _Call, opened: OpenStream, exc: BaseException) -> BaseException:
+        """Account a stream that broke after its first chunk; return what the caller sees."""
+        route, breaker, permit, started = (
+            opened.route,
+            opened.breaker,
+            opened.permit,
+            opened.started,
+        )
+        provider = route.provider.name
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            breaker.released(permit)
+            call.trace.record(route, pb.ATTEMPT_OUTCOME_CANCELLED, started)
+            return exc
+        if isinstance(exc, TimeoutError):
+            if asyncio.get_running_loop().time() >= call.deadline:
+                breaker.released(permit)
+                error: GatewayError = DeadlineExceededError(
+                    f"deadline exceeded while streaming from provider {provider!r}"
+                )
+            else:
+                error = StreamInterruptedError(
+                    f"provider {provider!r} sent nothing for "
+                    f"{self._policy.stream_idle_timeout:g}s mid-stream",
+                    provider=provider,
+                )
+                breaker.failed(permit, error)
+            call.trace.record(route, pb.ATTEMPT_OUTCOME_TIMEOUT, started, error)
+            return error
+        if not isinstance(exc, GatewayError):
+            log.exception("provider %r raised an unexpected error mid-stream", provider)
+            exc = StreamInterruptedError(
+                f"provider {provider!r} failed mid-stream", provider=provider
+            )
+        if isinstance(exc, UpstreamUnavailableError | UpstreamAuthError):
+            breaker.failed(permit, exc)
+        else:
+            breaker.released(permit)
+        call.trace.record(route, pb.ATTEMPT_OUTCOME_ERROR, started, exc)
+        log.warning(
+            "stream broke after it started",
+            extra={"provider": provider, "error": type(exc).__name__, "code": exc.code_name},
+        )
+        return exc
 
     def _prepare(self, call: _Call, request: CompletionMessage) -> None:
-        """Admit, authenticate, validate and route; nothing here reaches a provider."""
+        """Check the gateway takes calls, authenticate, validate and plan; no provider is called."""
         if self._state != "serving":
             raise ServiceUnavailableError(
                 f"the gateway is {self._state}; retry shortly or on another replica",
@@ -219,56 +291,75 @@ class GatewayService:
             )
         ctx = call.context
         self._auth.check(ctx.authorization)
-        call.params = parse_params(request)
-        call.route = self._registry.resolve(
-            call.params.model, call.params.provider or ctx.provider_pin
-        )
-        call.deadline = self._deadline(ctx, call.params.timeout)
+        call.params = params = parse_params(request)
+        call.plan = self._plan(params, ctx)
+        call.deadline = self._deadline(ctx, params.timeout)
+
+    def _plan(self, params: CompletionParams, ctx: CallContext) -> list[Step]:
+        """The model's route with the primary retries, then each fallback with its own."""
+        policy = self._policy
+        primary = self._registry.resolve(params.model, params.provider or ctx.provider_pin)
+        plan = [Step(primary, policy.primary_retries)]
+        fallbacks = params.fallback_models or policy.fallbacks.get(params.model, ())
+        for index, model in enumerate(fallbacks):
+            try:
+                route = self._registry.resolve(model)
+            except ModelNotFoundError as exc:
+                raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
+            plan.append(Step(route, policy.fallback_retries))
+        return plan
 
     def _deadline(self, ctx: CallContext, timeout: float | None) -> float:
+        """The earliest of the gRPC deadline, the `timeout` field and `x-request-timeout`."""
         now = asyncio.get_running_loop().time()
-        deadline = now + (timeout if timeout is not None else self._request_timeout)
-        return min(deadline, ctx.deadline) if ctx.deadline is not None else deadline
+        bounds = [now + (timeout if timeout is not None else self._policy.request_timeout)]
+        if ctx.deadline is not None:
+            bounds.append(ctx.deadline)
+        if ctx.timeout_header is not None:
+            bounds.append(now + parse_timeout_header(ctx.timeout_header))
+        return min(bounds)
 
-    def _attempt(
-        self, call: _Call, outcome: pb.AttemptOutcome.ValueType, started: float
-    ) -> pb.Attempt:
+    @asynccontextmanager
+    async def _admitted(self, call: _Call) -> AsyncIterator[None]:
+        """Hold one of the gateway's upstream slots (queueing by priority) for the whole call."""
+        priority = int(call.params.priority) if call.params is not None else 0
+        try:
+            slot = self._admission.acquire(priority, call.deadline)
+            await slot.__aenter__()
+        except QueueFullError as exc:
+            raise ServiceUnavailableError(
+                "the gateway is overloaded; retry on another replica", retry_after=exc.retry_after
+            ) from None
+        except AdmissionTimeoutError:
+            raise DeadlineExceededError("deadline exceeded while queued for admission") from None
+        try:
+            yield
+        finally:
+            await slot.__aexit__(None, None, None)
+
+    def _complete_response(self, call: _Call, answer: ChatResponse) -> pb.CompleteResponse:
         assert call.route is not None
-        attempt = pb.Attempt(
-            provider=call.route.provider.name, model=call.route.model, outcome=outcome
+        return pb.CompleteResponse(
+            id=answer.id,
+            model=answer.model,
+            provider=call.route.provider.name,
+            content=answer.content,
+            finish_reason=answer.finish_reason,
+            usage=_usage_message(answer.usage),
+            cost_usd=self._cost(call.route, answer.model, answer.usage),
+            attempts=call.trace.attempts,
         )
-        attempt.latency.FromNanoseconds(int((time.perf_counter() - started) * 1e9))
-        UPSTREAM_ATTEMPTS.labels(call.route.provider.name, pb.AttemptOutcome.Name(outcome)).inc()
-        return attempt
 
-    def _attempt_failed(self, call: _Call, exc: BaseException, started: float) -> BaseException:
-        """Account a failed try and return the error the caller should see."""
-        assert call.route is not None
-        provider = call.route.provider.name
-        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            # The caller went away: leaving the `async with` has aborted the upstream request.
-            self._attempt(call, pb.ATTEMPT_OUTCOME_CANCELLED, started)
-            return exc
-        deadline_spent = asyncio.get_running_loop().time() >= call.deadline
-        if isinstance(exc, TimeoutError | UpstreamTimeoutError) and deadline_spent:
-            self._attempt(call, pb.ATTEMPT_OUTCOME_TIMEOUT, started)
-            return DeadlineExceededError(
-                f"deadline exceeded while waiting for provider {provider!r}"
-            )
-        if isinstance(exc, UpstreamTimeoutError):
-            self._attempt(call, pb.ATTEMPT_OUTCOME_TIMEOUT, started)
-        elif isinstance(exc, UpstreamRateLimitedError):
-            self._attempt(call, pb.ATTEMPT_OUTCOME_RATE_LIMITED, started)
-        else:
-            self._attempt(call, pb.ATTEMPT_OUTCOME_ERROR, started)
-        if isinstance(exc, GatewayError):
-            log.warning(
-                "provider call failed",
-                extra={"provider": provider, "error": type(exc).__name__, "code": exc.code_name},
-            )
-            return exc
-        log.exception("provider %r raised an unexpected error", provider)
-        return UpstreamError(f"provider {provider!r} failed unexpectedly", provider=provider)
+    def _cost(self, route: Route, answered_model: str, usage: Usage | None) -> float:
+        """USD for `usage`, priced by the model that answered, else the one asked for."""
+        if usage is None:
+            return 0.0
+        models = (answered_model, route.model) if answered_model else (route.model,)
+        return self._prices.cost(route.provider.name, route.provider.kind, models, usage)
+
+    def _start(self, rpc: str, ctx: CallContext) -> _Call:
+        IN_FLIGHT.labels(ctx.transport).inc()
+        return _Call(rpc=rpc, context=ctx, started=time.perf_counter())
 
     def _finish(self, call: _Call) -> None:
         ctx = call.context
@@ -286,6 +377,7 @@ class GatewayService:
                 "provider": call.route.provider.name if call.route else None,
                 "status": call.code,
                 "latency_ms": round(elapsed * 1000, 3),
+                "attempts": len(call.trace.attempts),
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
             },
@@ -310,45 +402,3 @@ def _usage_message(usage: Usage | None) -> pb.Usage | None:
         cached_tokens=usage.cached_tokens,
         cache_creation_tokens=usage.cache_creation_tokens,
     )
-
-
-def _complete_response(
-    call: _Call, answer: ChatResponse, attempt: pb.Attempt, cost: float
-) -> pb.CompleteResponse:
-    assert call.route is not None
-    return pb.CompleteResponse(
-        id=answer.id,
-        model=answer.model,
-        provider=call.route.provider.name,
-        content=answer.content,
-        finish_reason=answer.finish_reason,
-        usage=_usage_message(answer.usage),
-        cost_usd=cost,
-        attempts=[attempt],
-    )
-
-
-def _status_entries(registry: ProviderRegistry) -> list[pb.ProviderInfo]:
-    """Every deployment, then every adapter kind with none configured (marked so)."""
-    entries = []
-    for deployment in registry.deployments:
-        keys = deployment.keys.status()
-        entries.append(
-            pb.ProviderInfo(
-                name=deployment.settings.name,
-                kind=deployment.provider.kind,
-                models=deployment.settings.models,
-                circuit_state=pb.CIRCUIT_STATE_CLOSED,
-                healthy=True,
-                configured=True,
-                keys_total=keys.total,
-                keys_available=keys.available,
-            )
-        )
-    configured_kinds = {d.settings.kind for d in registry.deployments}
-    for spec in ADAPTERS.values():
-        if spec.kind not in configured_kinds:
-            entries.append(
-                pb.ProviderInfo(name=spec.kind, kind=spec.kind, models=spec.default_models)
-            )
-    return entries

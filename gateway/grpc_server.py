@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, NoReturn
 
@@ -121,6 +122,7 @@ async def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
         authorization=metadata.get("authorization"),
         provider_pin=metadata.get("x-provider") or None,
         deadline=deadline,
+        timeout_header=metadata.get("x-request-timeout"),
     )
 
 
@@ -131,7 +133,12 @@ def _metadata(pairs: Sequence[tuple[str, str | bytes]]) -> dict[str, str]:
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: GatewayError) -> NoReturn:
     trailing: tuple[tuple[str, str], ...] = ()
     if exc.retry_after is not None:
-        trailing = (("retry-after", f"{max(exc.retry_after, 0.0):g}"),)
+        # gRPC's own pushback trailer (read by clients' retry policies), and the plain seconds.
+        seconds = max(exc.retry_after, 0.0)
+        trailing = (
+            ("grpc-retry-pushback-ms", str(round(seconds * 1000))),
+            ("retry-after", str(max(1, math.ceil(seconds)))),
+        )
     await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailing)
     raise AssertionError("unreachable: abort raises")
 

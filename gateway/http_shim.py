@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -218,6 +219,7 @@ def _call_context(request: web.Request) -> CallContext:
         request_id=request[REQUEST_ID],
         authorization=request.headers.get("authorization"),
         provider_pin=request.headers.get("x-provider") or None,
+        timeout_header=request.headers.get("x-request-timeout"),
     )
 
 
@@ -253,7 +255,7 @@ def _sse_error(exc: GatewayError, request: web.Request) -> bytes:
 def _error_response(exc: GatewayError, request: web.Request) -> web.Response:
     response = _http_error(exc.http_status, exc.code_name, exc.message, request)
     if exc.retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response
 
 

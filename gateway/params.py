@@ -42,6 +42,8 @@ class CompletionParams:
     fallback_models: tuple[str, ...]
     metadata: Mapping[str, str]
     timeout: float | None
+    #: The `Priority` enum value (0 when unset).
+    priority: int = 0
 
     def to_chat(
         self, model: str, *, timeout: float | None, headers: tuple[tuple[str, str], ...]
@@ -73,6 +75,7 @@ def parse_params(request: CompletionMessage) -> CompletionParams:
         fallback_models=_fallback_models(request.fallback_models),
         metadata=_metadata(request.metadata),
         timeout=_timeout(request),
+        priority=int(request.priority),
     )
 
 
@@ -175,3 +178,23 @@ def _timeout(request: CompletionMessage) -> float | None:
 def _check_priority(priority: int) -> None:
     if priority not in pb.Priority.values():
         raise InvalidArgumentError(f"priority: unknown value {priority}")
+
+
+def parse_timeout_header(value: str) -> float:
+    """Seconds from an `x-request-timeout` value: "2" or "2s" (seconds), or "1500ms"."""
+    text = value.strip().lower()
+    scale = 1.0
+    if text.endswith("ms"):
+        text, scale = text[:-2], 0.001
+    elif text.endswith("s"):
+        text = text[:-1]
+    try:
+        seconds = float(text) * scale
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0.0 < seconds <= MAX_TIMEOUT_SECONDS):
+        raise InvalidArgumentError(
+            f"x-request-timeout: must be a duration such as '1.5s' or '1500ms' above 0 and at "
+            f"most {MAX_TIMEOUT_SECONDS:g}s, got {value[:32]!r}"
+        )
+    return seconds

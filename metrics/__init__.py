@@ -32,6 +32,41 @@ UPSTREAM_ATTEMPTS = Counter(
 )
 
 
+RETRIES = Counter(
+    "gateway_retries_total",
+    "Tries repeated on the same provider deployment, by the error that caused them.",
+    ["reason"],
+)
+FALLBACKS = Counter(
+    "gateway_fallbacks_total",
+    "Calls that moved on to a fallback deployment, by the deployment fallen back to.",
+    ["provider"],
+)
+CIRCUIT_STATE = Gauge(
+    "gateway_circuit_state",
+    "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open.",
+    ["provider"],
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "gateway_circuit_transitions_total",
+    "Circuit breaker state changes per deployment.",
+    ["provider", "from_state", "to_state"],
+)
+ADMISSION_QUEUE_DEPTH = Gauge(
+    "gateway_admission_queue_depth",
+    "Calls waiting for an upstream slot.",
+)
+ADMISSION_WAIT = Histogram(
+    "gateway_admission_wait_seconds",
+    "Time calls waited for an upstream slot (0 when admitted at once).",
+    buckets=(0.0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ADMISSION_REJECTED = Counter(
+    "gateway_admission_rejected_total",
+    "Calls refused at once because the admission queue was full.",
+)
+
+
 def render_latest() -> tuple[bytes, str]:
     """The current metrics in Prometheus text format, and its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST

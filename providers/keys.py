@@ -21,6 +21,10 @@ class KeyPoolStatus:
     available: int
 
 
+#: How long a key answered 429 without a `retry-after` rests.
+RATE_LIMIT_REST_SECONDS = 10.0
+
+
 class RestReason(enum.Enum):
     """Why a key is resting."""
 
@@ -80,10 +84,16 @@ class KeyPool:
         raise AllKeysRestingError(self._resting_until[first] - now, self._reasons[first])
 
     def rest(self, key: str, reason: RestReason, seconds: float | None = None) -> None:
-        """Take `key` out of rotation for `seconds` (the pool's cooldown when None)."""
+        """Take `key` out of rotation for `seconds`.
+
+        Without `seconds`, a rejected key rests for the pool's cooldown and a rate-limited one
+        for `RATE_LIMIT_REST_SECONDS` (rate limits clear in seconds; revoked keys do not).
+        """
         if key not in self._keys:
             return
-        until = self._clock() + (self._cooldown if seconds is None else max(seconds, 0.0))
+        if seconds is None:
+            seconds = self._cooldown if reason is RestReason.REJECTED else RATE_LIMIT_REST_SECONDS
+        until = self._clock() + max(seconds, 0.0)
         index = self._keys.index(key)
         if until > self._resting_until[index]:
             self._resting_until[index] = until

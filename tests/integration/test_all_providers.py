@@ -101,7 +101,7 @@ async def test_key_pool_round_robin_and_429_rest_are_visible_upstream(
             api_keys=("key-a", "key-b", "key-c"),
             models=("gpt-4o-mini",),
         )
-        gw = await start_gateway(providers=(openai,))
+        gw = await start_gateway(providers=(openai,), primary_retries=0)
         request = pb.CompleteRequest(model="gpt-4o-mini", messages=MESSAGES)
         for _ in range(3):
             await gw.stub.Complete(request)

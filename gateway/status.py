@@ -1,0 +1,57 @@
+"""ProviderStatus: every deployment's circuit, key pool and models, and the kinds not configured."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway.v1 import gateway_pb2 as pb
+from providers.registry import ADAPTERS, Deployment, ProviderRegistry
+from resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breakers
+
+_CIRCUIT_STATES = {
+    CLOSED: pb.CIRCUIT_STATE_CLOSED,
+    OPEN: pb.CIRCUIT_STATE_OPEN,
+    HALF_OPEN: pb.CIRCUIT_STATE_HALF_OPEN,
+}
+
+
+def status_entries(registry: ProviderRegistry, breakers: Breakers) -> list[pb.ProviderInfo]:
+    """Every deployment, then every adapter kind with none configured (marked so)."""
+    entries = [_deployment_entry(d, breakers) for d in registry.deployments]
+    configured_kinds = {d.settings.kind for d in registry.deployments}
+    for spec in ADAPTERS.values():
+        if spec.kind not in configured_kinds:
+            entries.append(
+                pb.ProviderInfo(name=spec.kind, kind=spec.kind, models=spec.default_models)
+            )
+    return entries
+
+
+def _deployment_entry(deployment: Deployment, breakers: Breakers) -> pb.ProviderInfo:
+    keys = deployment.keys.status()
+    circuit = breakers(deployment.settings.name).status()
+    usable_keys = keys.total == 0 or keys.available > 0
+    return pb.ProviderInfo(
+        name=deployment.settings.name,
+        kind=deployment.provider.kind,
+        models=deployment.settings.models,
+        circuit_state=_CIRCUIT_STATES.get(circuit.state, pb.CIRCUIT_STATE_UNSPECIFIED),
+        consecutive_failures=circuit.consecutive_failures,
+        opened_at=_timestamp(circuit.opened_at),
+        next_probe_at=_timestamp(circuit.next_probe_at),
+        last_error=circuit.last_error,
+        healthy=circuit.state == CLOSED and usable_keys,
+        configured=True,
+        keys_total=keys.total,
+        keys_available=keys.available,
+    )
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
