@@ -38,7 +38,7 @@ from gateway.params import (
 from gateway.pricing import PriceTable
 from gateway.status import status_entries
 from gateway.v1 import gateway_pb2 as pb
-from metrics import IN_FLIGHT, REQUEST_DURATION, REQUESTS
+from metrics import ADMISSION_REJECTED, IN_FLIGHT, REQUEST_DURATION, REQUESTS
 from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
 from providers.registry import ProviderRegistry, Route
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
@@ -327,6 +327,7 @@ class GatewayService:
             slot = self._admission.acquire(priority, call.deadline)
             await slot.__aenter__()
         except QueueFullError as exc:
+            ADMISSION_REJECTED.inc()
             raise ServiceUnavailableError(
                 "the gateway is overloaded; retry on another replica", retry_after=exc.retry_after
             ) from None
