@@ -111,6 +111,8 @@ class CircuitBreaker:
     def succeeded(self, permit: Permit) -> None:
         """The try got an answer: reset the count, and close a half-open circuit."""
         self._end(permit)
+        if self._stale(permit):
+            return
         try:
             with self._cb.calling():
                 pass
@@ -121,6 +123,8 @@ class CircuitBreaker:
         """The provider failed the try: count it (and trip or re-open the circuit)."""
         self._end(permit)
         self._last_error = type(error).__name__
+        if self._stale(permit):
+            return
         try:
             with self._cb.calling():
                 raise _ProviderHealthError
@@ -148,6 +152,15 @@ class CircuitBreaker:
     def _end(self, permit: Permit) -> None:
         if permit.probe:
             self._probe_out = False
+
+    def _stale(self, permit: Permit) -> bool:
+        """Whether the outcome is of a try admitted before the circuit opened.
+
+        Only the probe decides an open or half-open circuit: a long stream admitted while it was
+        closed must not close it (or re-open it with a fresh timeout) when it ends much later.
+        """
+        state = self.state
+        return state == OPEN or (state == HALF_OPEN and not permit.probe)
 
     def _seconds_to_probe(self) -> float:
         opened_at = self._cb._state_storage.opened_at

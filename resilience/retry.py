@@ -23,7 +23,7 @@ class Backoff:
 
     def delay(self, retry: int, rng: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number `retry` (0 for the first retry)."""
-        ceiling = min(self.cap, self.base * 2.0**retry)
+        ceiling = min(self.cap, self.base * 2.0 ** min(retry, 64))  # 2**1024 overflows
         return ceiling * rng()
 
 
@@ -69,10 +69,12 @@ class RetryBudget:
         elapsed = now - self._bucket_started
         if elapsed < self._half:
             return
-        if elapsed < 2 * self._half:
+        steps = int(elapsed // self._half)
+        if steps == 1:
             self._requests = [self._requests[1], 0]
             self._retries = [self._retries[1], 0]
         else:
             self._requests = [0, 0]
             self._retries = [0, 0]
-        self._bucket_started = now
+        # Buckets stay on the half-window grid, so nothing counts for longer than the window.
+        self._bucket_started += steps * self._half

@@ -71,7 +71,9 @@ async def grpc_code(gw: RunningGateway, request: pb.CompleteRequest, **kw: Any) 
 
 
 async def circuit(gw: RunningGateway, name: str = "openai") -> pb.ProviderInfo:
-    reply = await gw.stub.ProviderStatus(pb.ProviderStatusRequest(provider=name))
+    reply: pb.ProviderStatusResponse = await gw.stub.ProviderStatus(
+        pb.ProviderStatusRequest(provider=name)
+    )
     return reply.providers[0]
 
 
