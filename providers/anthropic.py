@@ -1,44 +1,44 @@
 """The Anthropic Messages API adapter: `POST {base_url}/v1/messages`, unary or streamed as SSE.
 
-This module holds only Anthropic's wire format: the pure converters and `AnthropicProvider`, which
-does its I/O through the vendor-agnostic `providers.http`. System turns travel in the top-level
-`system` string, `max_tokens` is always sent (the API requires it), and a stream ends with one
-chunk carrying `finish_reason` and usage once `message_stop` arrives; any other ending raises.
+This module holds only Anthropic's wire format: the pure converters and `AnthropicProvider`, an
+`HttpAdapter` (`providers.adapter`) that adds only its stream loop. System turns travel in the
+top-level `system` string, `max_tokens` is always sent (the API requires it), and a stream ends
+with one chunk carrying `finish_reason` and usage (from `message_start` and `message_delta`) once
+`message_stop` arrives; any other ending raises.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Final
 
 import aiohttp
-import orjson
 
-from gateway.errors import StreamInterruptedError, UpstreamError
+from gateway.errors import UpstreamError
+from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
-    Capabilities,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     ProviderSettings,
     Usage,
 )
-from providers.http import (
-    JsonEndpoint,
+from providers.http import UpstreamErrorBoundary
+from providers.keys import KeyPool
+from providers.sse import iter_sse_events
+from providers.wire import (
     MalformedReplyError,
-    UpstreamErrorBoundary,
     VendorError,
     as_object,
     decode_object,
-    error_for_status,
+    error_field,
+    error_text,
     int_field,
+    key_header,
     str_field,
 )
-from providers.keys import KeyPool
-from providers.sse import iter_sse_events
 
 KIND: Final = "anthropic"
 DEFAULT_VERSION: Final = "2023-06-01"
@@ -71,12 +71,10 @@ _USAGE_FIELDS: Final = (
     "cache_creation_input_tokens",
     "output_tokens",
 )
-_CAPABILITIES: Final = Capabilities(streaming=True, stream_usage=True)
 
 
-def api_key_auth(key: str) -> Mapping[str, str]:
-    """Anthropic's credential header (none for a keyless compatible server)."""
-    return {"x-api-key": key} if key else {}
+#: Anthropic's credential header (none for a keyless compatible server).
+api_key_auth: Final = key_header("x-api-key")
 
 
 # -- pure converters ---------------------------------------------------------------------------
@@ -152,20 +150,13 @@ def usage_from_counts(counts: Mapping[str, int]) -> Usage:
 
 def vendor_error(raw: bytes) -> VendorError:
     """Read `{"type": "error", "error": {"type", "message"}}`; other bodies give an empty value."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return VendorError()
-    return _vendor_error(body.get("error") if isinstance(body, dict) else None)
+    return _vendor_error(error_field(raw))
 
 
 def _vendor_error(error: object) -> VendorError:
     if not isinstance(error, dict):
         return VendorError()
-    message, kind = (error.get(key) for key in ("message", "type"))
-    return VendorError(
-        message if isinstance(message, str) else "", kind if isinstance(kind, str) else ""
-    )
+    return VendorError(error_text(error.get("message")), error_text(error.get("type")))
 
 
 def _block_text(block: Mapping[str, object]) -> str:
@@ -215,56 +206,31 @@ class _StreamState:
         )
 
 
-class AnthropicProvider:
-    """One Anthropic deployment over a shared `aiohttp` session (the caller's to close).
+class AnthropicProvider(HttpAdapter):
+    """One Anthropic deployment.
 
     Options: `version` (the `anthropic-version` header) and `max_tokens` (sent when a request
-    sets none). A request's own headers are added per call but can never replace ours.
+    sets none).
     """
+
+    _kind = KIND
 
     def __init__(
         self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
     ) -> None:
-        self._name = settings.name
-        self._keys = keys
-        self._url = settings.base_url.rstrip("/") + "/v1/messages"
-        self._max_tokens = int(settings.number_option("max_tokens", DEFAULT_MAX_TOKENS))
-        self._endpoint = JsonEndpoint(
+        super().__init__(
+            settings,
             session,
-            provider=settings.name,
+            keys,
+            path="/v1/messages",
             read_error=vendor_error,
-            keys=keys,
             auth=api_key_auth,
             headers={"anthropic-version": settings.option("version", DEFAULT_VERSION)},
         )
-
-    @property
-    def name(self) -> str:
-        """The deployment name."""
-        return self._name
-
-    @property
-    def kind(self) -> str:
-        """Always "anthropic"."""
-        return KIND
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """Streams, with usage in the stream (`message_start` and `message_delta`)."""
-        return _CAPABILITIES
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Return one whole completion or raise an `UpstreamError`."""
-        with UpstreamErrorBoundary(self._name):
-            async with self._post(request, stream=False) as response:
-                raw = await response.read()
-            return from_wire(decode_object(raw))
+        self._max_tokens = int(settings.number_option("max_tokens", DEFAULT_MAX_TOKENS))
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then one chunk with `finish_reason` and usage; or raise.
-
-        Closing the iterator early (`contextlib.aclosing`) or cancelling aborts the upstream call.
-        """
+        """Yield text chunks, then the final chunk once `message_stop` arrives; or raise."""
         state = _StreamState()
         with UpstreamErrorBoundary(self._name) as boundary:
             async with self._post(request, stream=True) as response:
@@ -274,42 +240,26 @@ class AnthropicProvider:
                     if kind == "message_stop":
                         break
                     if kind == "error":
-                        raise self._stream_error(body, started=boundary.started)
+                        raise self._error_event(body, started=boundary.started)
                     text = state.feed(kind, body)
                     if text:
                         boundary.started = True
                         yield ChatChunk(delta=text, id=state.id, model=state.model)
                 else:  # the body ended without the terminal event: the stream was cut
-                    raise StreamInterruptedError(
-                        f"provider {self._name!r} ended the stream without message_stop",
-                        provider=self._name,
-                    )
+                    raise self._cut_short("message_stop")
         yield state.final()
 
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP session belongs to the caller."""
+    def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
+        return to_wire(request, max_tokens=self._max_tokens, stream=stream)
 
-    def _post(
-        self, request: ChatRequest, *, stream: bool
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self._endpoint.post(
-            self._url,
-            to_wire(request, max_tokens=self._max_tokens, stream=stream),
-            stream=stream,
-            time_limit=request.timeout,
-            headers=request.headers,
-        )
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+        return from_wire(body)
 
-    def _stream_error(self, body: Mapping[str, object], *, started: bool) -> UpstreamError:
+    def _error_event(self, body: Mapping[str, object], *, started: bool) -> UpstreamError:
         # Anthropic reports failures inside a 200 stream (overloaded, mostly) as an error event.
         details = _vendor_error(body.get("error"))
         status = _STREAM_ERROR_STATUS.get(details.type, 500)
-        mapped = error_for_status(
-            status, details, provider=self._name, secrets=self._keys.keys, where="error event"
-        )
-        if started:
-            return StreamInterruptedError(f"{mapped.message} mid-stream", provider=self._name)
-        return mapped
+        return self._stream_error(status, details, where="error event", started=started)
 
 
 SPEC: Final = AdapterSpec(

@@ -13,24 +13,23 @@ text), a prompt refused by the content filter is HTTP 400 with code "content_fil
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
 from urllib.parse import quote
 
 import aiohttp
 
-from providers.base import AdapterSpec, ProviderSettings
+from providers.base import AdapterSpec, ChatRequest, ProviderSettings
 from providers.keys import KeyPool
 from providers.openai import OpenAIProvider
+from providers.wire import key_header
 
 KIND: Final = "azure_openai"
 #: The latest GA data-plane inference version with dated versions (Azure's REST reference).
 DEFAULT_API_VERSION: Final = "2024-10-21"
 
 
-def api_key_auth(key: str) -> Mapping[str, str]:
-    """Azure's key header (not a bearer token)."""
-    return {"api-key": key} if key else {}
+#: Azure's key header (not a bearer token).
+api_key_auth: Final = key_header("api-key")
 
 
 class AzureOpenAIProvider(OpenAIProvider):
@@ -39,22 +38,18 @@ class AzureOpenAIProvider(OpenAIProvider):
     The `api_version` option picks the REST API version (default `DEFAULT_API_VERSION`).
     """
 
+    _kind = KIND
+
     def __init__(
         self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
     ) -> None:
-        super().__init__(settings, session, keys, auth=api_key_auth)
-        self._deployments_url = settings.base_url.rstrip("/") + "/openai/deployments/"
+        super().__init__(settings, session, keys, auth=api_key_auth, path="/openai/deployments/")
         version = settings.option("api_version", DEFAULT_API_VERSION)
         self._query = "/chat/completions?api-version=" + quote(version, safe="")
 
-    @property
-    def kind(self) -> str:
-        """Always "azure_openai"."""
-        return KIND
-
-    def _url_for(self, model: str) -> str:
+    def _url_for(self, request: ChatRequest, *, stream: bool) -> str:
         # Quoted whole: a model name must not reach another path or add query parameters.
-        return self._deployments_url + quote(model, safe="") + self._query
+        return self._url + quote(request.model, safe="") + self._query
 
 
 SPEC: Final = AdapterSpec(

@@ -1,8 +1,8 @@
 """The Cohere v2 Chat adapter: `POST {base_url}/v2/chat` with a bearer key, unary or SSE.
 
 This module holds only Cohere's wire format: the pure converters (`to_wire`, `from_wire`,
-`usage_from_wire`, `vendor_error`) and `CohereProvider`, which does its I/O through the
-vendor-agnostic `providers.http`. Cohere's replies name no model, so the requested one is
+`usage_from_wire`, `vendor_error`) and `CohereProvider`, an `HttpAdapter` (`providers.adapter`)
+that adds only its stream loop. Cohere's replies name no model, so the requested one is
 reported. Usage is what Cohere bills (`billed_units`), falling back to its raw `tokens` counts.
 A stream is typed events (`message-start`, `content-delta`, ..., `message-end`), typed by the
 data's `type` field or else the SSE `event:` line; only `message-end` ends it normally.
@@ -11,39 +11,36 @@ data's `type` field or else the SSE `event:` line; only `message-end` ends it no
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
-import orjson
 
 from gateway.errors import StreamInterruptedError, UpstreamUnavailableError
+from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
-    Capabilities,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     ProviderSettings,
     Usage,
 )
-from providers.http import (
-    JsonEndpoint,
+from providers.http import UpstreamErrorBoundary
+from providers.keys import KeyPool
+from providers.sse import SSEEvent, iter_sse_events
+from providers.wire import (
     MalformedReplyError,
-    UpstreamErrorBoundary,
     VendorError,
     as_object,
     bearer_auth,
     decode_object,
+    error_field,
     int_field,
     str_field,
 )
-from providers.keys import KeyPool
-from providers.sse import SSEEvent, iter_sse_events
 
 KIND: Final = "cohere"
-_CHAT_PATH: Final = "/v2/chat"
 _ROLES: Final[Mapping[str, str]] = {"developer": "system"}
 _FINISH_REASONS: Final[Mapping[str, str]] = {
     "COMPLETE": "stop",
@@ -58,7 +55,6 @@ _FAILED_FINISHES: Final = frozenset({"ERROR", "TIMEOUT"})
 #: Statuses that mean this key cannot be used: 401/403, 402 (the key's billing cap is reached)
 #: and 498 (Cohere's "invalid token"). The key rests and the error is an auth error.
 _KEY_REJECTED_STATUSES: Final = frozenset({401, 402, 403, 498})
-_CAPABILITIES: Final = Capabilities(streaming=True, stream_usage=True)
 
 
 # -- pure converters ---------------------------------------------------------------------------
@@ -130,11 +126,7 @@ def generation_failed(provider: str, reason: str, *, started: bool) -> UpstreamU
 
 def vendor_error(raw: bytes) -> VendorError:
     """Read Cohere's `{"message": ...}` error body; any other body gives an empty value."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return VendorError()
-    message = body.get("message") if isinstance(body, dict) else None
+    message = error_field(raw, "message")
     if not isinstance(message, str):
         return VendorError()
     return VendorError(message)
@@ -178,55 +170,26 @@ class _StreamState:
     final: ChatChunk | None = None
 
 
-class CohereProvider:
-    """One Cohere deployment, speaking over a shared `aiohttp` session (the caller's to close).
+class CohereProvider(HttpAdapter):
+    """One Cohere deployment; a 402 or 498 rejects the key just as a 401 or 403 does."""
 
-    Our headers (the bearer key) are set once on the endpoint; a request's own headers are
-    added per call but can never replace ours.
-    """
+    _kind = KIND
 
     def __init__(
         self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
     ) -> None:
-        self._name = settings.name
-        self._url = settings.base_url.rstrip("/") + _CHAT_PATH
-        self._endpoint = JsonEndpoint(
+        super().__init__(
+            settings,
             session,
-            provider=settings.name,
+            keys,
+            path="/v2/chat",
             read_error=vendor_error,
-            keys=keys,
             auth=bearer_auth,
             key_rejected_statuses=_KEY_REJECTED_STATUSES,
         )
 
-    @property
-    def name(self) -> str:
-        """The deployment name."""
-        return self._name
-
-    @property
-    def kind(self) -> str:
-        """Always "cohere"."""
-        return KIND
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """Streams, with usage in the stream's `message-end` event."""
-        return _CAPABILITIES
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Return one whole completion or raise an `UpstreamError`."""
-        with UpstreamErrorBoundary(self._name):
-            async with self._post(request, stream=False) as response:
-                raw = await response.read()
-            return from_wire(decode_object(raw), model=request.model, provider=self._name)
-
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then one chunk with `finish_reason` and usage; or raise.
-
-        A consumer that stops early should close the iterator (`contextlib.aclosing`): that is
-        what aborts the upstream request. Cancelling a task awaiting the next chunk does it too.
-        """
+        """Yield text chunks, then the final chunk once `message-end` arrives; or raise."""
         state = _StreamState(model=request.model)
         with UpstreamErrorBoundary(self._name) as boundary:
             async with self._post(request, stream=True) as response:
@@ -238,25 +201,14 @@ class CohereProvider:
                         boundary.started = True
                         yield chunk
             if state.final is None:  # the body ended without the terminal event: it was cut
-                raise StreamInterruptedError(
-                    f"provider {self._name!r} ended the stream without message-end",
-                    provider=self._name,
-                )
+                raise self._cut_short("message-end")
         yield state.final
 
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP session belongs to the caller."""
+    def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
+        return to_wire(request, stream=stream)
 
-    def _post(
-        self, request: ChatRequest, *, stream: bool
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self._endpoint.post(
-            self._url,
-            to_wire(request, stream=stream),
-            stream=stream,
-            time_limit=request.timeout,
-            headers=request.headers,
-        )
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+        return from_wire(body, model=request.model, provider=self._name)
 
     def _read_event(
         self, event: SSEEvent, state: _StreamState, *, started: bool

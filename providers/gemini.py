@@ -4,7 +4,8 @@ It speaks `POST {base}/{api_version}/models/{model}:generateContent`, and for st
 `:streamGenerateContent?alt=sse` (without `alt=sse` the API streams one JSON array instead of
 events). The key travels only in the `x-goog-api-key` header, never as `?key=`: URLs end up in
 logs. This module holds the wire format, as pure converters (`to_wire`, `reply_from_wire`,
-`vendor_error`), and `GeminiProvider`, which does its I/O through `providers.http`.
+`vendor_error`), and `GeminiProvider`, an `HttpAdapter` (`providers.adapter`) that adds its
+model-and-method URL, its refusals and its stream loop.
 
 Gemini refuses on content grounds inside a 200: `promptFeedback.blockReason` with no
 candidates, or a safety-type `finishReason`. With no text at all that is a
@@ -17,37 +18,37 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
 import aiohttp
-import orjson
 
-from gateway.errors import ContentFilteredError, StreamInterruptedError
+from gateway.errors import ContentFilteredError
+from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
-    Capabilities,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     ProviderSettings,
     Usage,
 )
-from providers.http import (
-    JsonEndpoint,
+from providers.http import UpstreamErrorBoundary
+from providers.keys import KeyPool
+from providers.sse import iter_sse_events
+from providers.wire import (
     MalformedReplyError,
-    UpstreamErrorBoundary,
     VendorError,
     as_object,
     decode_object,
-    error_for_status,
+    duration_seconds,
+    error_body,
+    error_text,
     int_field,
+    key_header,
     str_field,
 )
-from providers.keys import KeyPool
-from providers.sse import iter_sse_events
 
 KIND: Final = "gemini"
 DEFAULT_API_VERSION: Final = "v1beta"
@@ -68,13 +69,11 @@ _UNSPECIFIED: Final = "FINISH_REASON_UNSPECIFIED"
 _KEY_REASON_PREFIX: Final = "API_KEY_"
 _ERROR_INFO: Final = "type.googleapis.com/google.rpc.ErrorInfo"
 _RETRY_INFO: Final = "type.googleapis.com/google.rpc.RetryInfo"
-_CAPABILITIES: Final = Capabilities(streaming=True, stream_usage=True)
 _MODELS: Final = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash")
 
 
-def api_key_auth(key: str) -> Mapping[str, str]:
-    """Gemini's credential header; the key never goes in the URL."""
-    return {"x-goog-api-key": key} if key else {}
+#: Gemini's credential header; the key never goes in the URL.
+api_key_auth: Final = key_header("x-goog-api-key")
 
 
 # -- pure converters ---------------------------------------------------------------------------
@@ -215,10 +214,7 @@ def vendor_error(raw: bytes) -> VendorError:
     Like Google's SDK, this also reads the object wrapped in a one-element array (the framing
     of a stream without `alt=sse`). `code` is the ErrorInfo `reason` (API_KEY_INVALID...).
     """
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return VendorError()
+    body = error_body(raw)
     if isinstance(body, list) and body:
         body = body[0]
     return _vendor_error(body.get("error") if isinstance(body, dict) else None)
@@ -229,30 +225,15 @@ def _vendor_error(error: object) -> VendorError:
         return VendorError()
     details = error.get("details")
     infos = [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
-    reason = next((_text(d.get("reason")) for d in infos if d.get("@type") == _ERROR_INFO), "")
+    reason = next((error_text(d.get("reason")) for d in infos if d.get("@type") == _ERROR_INFO), "")
     delay = next((d.get("retryDelay") for d in infos if d.get("@type") == _RETRY_INFO), None)
     return VendorError(
-        _text(error.get("message")),
-        _text(error.get("status")),
+        error_text(error.get("message")),
+        error_text(error.get("status")),
         reason,
         credential_rejected=reason.startswith(_KEY_REASON_PREFIX),
-        retry_after=_seconds(delay),
+        retry_after=duration_seconds(delay),
     )
-
-
-def _seconds(duration: object) -> float | None:
-    """A protobuf JSON duration such as "43s" or "1.5s" in seconds; None if it is not one."""
-    if not isinstance(duration, str) or not duration.endswith("s"):
-        return None
-    try:
-        seconds = float(duration[:-1])
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 and seconds != float("inf") else None
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def _error_status(error: Mapping[str, object]) -> int:
@@ -264,55 +245,26 @@ def _error_status(error: Mapping[str, object]) -> int:
 # -- I/O -----------------------------------------------------------------------------------------
 
 
-class GeminiProvider:
-    """One Gemini API deployment, speaking over a shared `aiohttp` session.
+class GeminiProvider(HttpAdapter):
+    """One Gemini API deployment.
 
-    The session belongs to the caller, who closes it. Option `api_version` picks the API
-    version path ("v1beta" by default; "v1" for the stable surface).
+    Option `api_version` picks the API version path ("v1beta" by default; "v1" for the stable
+    surface).
     """
+
+    _kind = KIND
 
     def __init__(
         self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
     ) -> None:
-        self._name = settings.name
-        self._keys = keys
         version = quote(settings.option("api_version", DEFAULT_API_VERSION), safe="")
-        self._models_url = f"{settings.base_url.rstrip('/')}/{version}/models/"
-        self._endpoint = JsonEndpoint(
-            session, provider=settings.name, read_error=vendor_error, keys=keys, auth=api_key_auth
+        path = f"/{version}/models/"
+        super().__init__(
+            settings, session, keys, path=path, read_error=vendor_error, auth=api_key_auth
         )
 
-    @property
-    def name(self) -> str:
-        """The deployment name."""
-        return self._name
-
-    @property
-    def kind(self) -> str:
-        """Always "gemini"."""
-        return KIND
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """Streams, with `usageMetadata` in the stream."""
-        return _CAPABILITIES
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Return one whole completion or raise an `UpstreamError`."""
-        with UpstreamErrorBoundary(self._name):
-            async with self._post(request, stream=False) as response:
-                raw = await response.read()
-            reply = reply_from_wire(decode_object(raw))
-            if reply.refusal:
-                raise self._refused(reply.refusal)
-            return reply.to_response(model=request.model, fallback_id=_fallback_id())
-
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then one chunk with `finish_reason` and usage; or raise.
-
-        A consumer that stops early should close the iterator (`contextlib.aclosing`): that is
-        what aborts the upstream request. Cancelling a task awaiting the next chunk does it too.
-        """
+        """Yield text chunks, then the final chunk once the body ended after a `finishReason`."""
         reply_id, model, finish, usage = "", request.model, None, None
         with UpstreamErrorBoundary(self._name) as boundary:
             async with self._post(request, stream=True) as response:
@@ -328,27 +280,21 @@ class GeminiProvider:
                         boundary.started = True
                         yield ChatChunk(delta=piece.text, id=reply_id, model=model)
             if finish is None:  # the body ended without the terminal chunk
-                raise StreamInterruptedError(
-                    f"provider {self._name!r} ended the stream without a finishReason",
-                    provider=self._name,
-                )
+                raise self._cut_short("a finishReason")
         yield ChatChunk(id=reply_id, model=model, finish_reason=finish, usage=usage)
 
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP session belongs to the caller."""
-
-    def _post(
-        self, request: ChatRequest, *, stream: bool
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        model = quote(request.model.removeprefix("models/"), safe="")
+    def _url_for(self, request: ChatRequest, *, stream: bool) -> str:
         method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
-        return self._endpoint.post(
-            self._models_url + model + method,
-            to_wire(request),
-            stream=stream,
-            time_limit=request.timeout,
-            headers=request.headers,
-        )
+        return self._url + quote(request.model.removeprefix("models/"), safe="") + method
+
+    def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
+        return to_wire(request)
+
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+        reply = reply_from_wire(body)
+        if reply.refusal:
+            raise self._refused(reply.refusal)
+        return reply.to_response(model=request.model, fallback_id=_fallback_id())
 
     def _read_event(self, data: bytes, started: bool) -> GeminiReply:
         body = decode_object(data)
@@ -357,16 +303,8 @@ class GeminiProvider:
             return reply_from_wire(body)
         # A failure after the 200 arrives as one `{"error": {...}}` event.
         details = as_object(error, "error")
-        mapped = error_for_status(
-            _error_status(details),
-            _vendor_error(details),
-            provider=self._name,
-            secrets=self._keys.keys,
-            where="error event",
-        )
-        if started:
-            raise StreamInterruptedError(f"{mapped.message} mid-stream", provider=self._name)
-        raise mapped
+        status, said = _error_status(details), _vendor_error(details)
+        raise self._stream_error(status, said, where="error event", started=started)
 
     def _refused(self, why: str) -> ContentFilteredError:
         return ContentFilteredError(

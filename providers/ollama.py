@@ -15,35 +15,31 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import Final
 
 import aiohttp
-import orjson
 
-from gateway.errors import StreamInterruptedError
+from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
-    Capabilities,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     ProviderSettings,
     Usage,
 )
-from providers.http import (
-    JsonEndpoint,
+from providers.http import UpstreamErrorBoundary
+from providers.keys import KeyPool
+from providers.wire import (
     MalformedReplyError,
-    UpstreamErrorBoundary,
     VendorError,
     as_object,
     bearer_auth,
     decode_object,
-    error_for_status,
+    error_field,
     int_field,
     str_field,
 )
-from providers.keys import KeyPool
 
 KIND: Final = "ollama"
 _NDJSON: Final = "application/x-ndjson"
@@ -61,7 +57,6 @@ _FINISH_REASONS: Final[Mapping[str, str]] = {
 #: The status an in-stream error line stands for: Ollama sends no code with it, and a failure
 #: while generating is the server's.
 _STREAM_ERROR_STATUS: Final = 500
-_CAPABILITIES: Final = Capabilities(streaming=True, stream_usage=True)
 
 
 # -- pure converters ---------------------------------------------------------------------------
@@ -130,11 +125,7 @@ def usage_from_wire(reply: Mapping[str, object]) -> Usage:
 
 def vendor_error(raw: bytes) -> VendorError:
     """Read Ollama's `{"error": "<text>"}`; any other body gives an empty value."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return VendorError()
-    return _vendor_error(body.get("error") if isinstance(body, dict) else None)
+    return _vendor_error(error_field(raw))
 
 
 def _vendor_error(error: object) -> VendorError:
@@ -169,52 +160,26 @@ def new_completion_id() -> str:
 # -- I/O -----------------------------------------------------------------------------------------
 
 
-class OllamaProvider:
-    """One Ollama server, speaking over a shared `aiohttp` session (the caller's to close)."""
+class OllamaProvider(HttpAdapter):
+    """One Ollama server; a key, when configured, goes as a bearer token."""
+
+    _kind = KIND
 
     def __init__(
         self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
     ) -> None:
-        self._name = settings.name
-        self._keys = keys
-        self._url = settings.base_url.rstrip("/") + "/api/chat"
-        self._endpoint = JsonEndpoint(
+        super().__init__(
+            settings,
             session,
-            provider=settings.name,
+            keys,
+            path="/api/chat",
             read_error=vendor_error,
-            keys=keys,
             auth=bearer_auth,
             stream_accept=_NDJSON,
         )
 
-    @property
-    def name(self) -> str:
-        """The deployment name."""
-        return self._name
-
-    @property
-    def kind(self) -> str:
-        """Always "ollama"."""
-        return KIND
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """Streams, with token counts on the stream's last line."""
-        return _CAPABILITIES
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Return one whole completion or raise an `UpstreamError`."""
-        with UpstreamErrorBoundary(self._name):
-            async with self._post(request, stream=False) as response:
-                raw = await response.read()
-            return from_wire(decode_object(raw), completion_id=new_completion_id())
-
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then one chunk with `finish_reason` and usage; or raise.
-
-        A consumer that stops early should close the iterator (`contextlib.aclosing`): that is
-        what aborts the upstream request. Cancelling a task awaiting the next chunk does it too.
-        """
+        """Yield text chunks, then the final chunk once the `done` line arrives; or raise."""
         completion_id, model = new_completion_id(), ""
         with UpstreamErrorBoundary(self._name) as boundary:
             async with self._post(request, stream=True) as response:
@@ -233,41 +198,22 @@ class OllamaProvider:
                         )
                         break
                 else:  # the body ended without the done line: the stream was cut
-                    raise StreamInterruptedError(
-                        f"provider {self._name!r} ended the stream without its done line",
-                        provider=self._name,
-                    )
+                    raise self._cut_short("its done line")
         yield final
 
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP session belongs to the caller."""
+    def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
+        return to_wire(request, stream=stream)
 
-    def _post(
-        self, request: ChatRequest, *, stream: bool
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self._endpoint.post(
-            self._url,
-            to_wire(request, stream=stream),
-            stream=stream,
-            time_limit=request.timeout,
-            headers=request.headers,
-        )
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+        return from_wire(body, completion_id=new_completion_id())
 
     def _read_line(self, line: bytes, started: bool) -> ChatChunk:
         body = decode_object(line)
         if "error" not in body:
             return chunk_from_wire(body)
         # Ollama reports a failure after the 200 status line as an `{"error": ...}` line.
-        mapped = error_for_status(
-            _STREAM_ERROR_STATUS,
-            _vendor_error(body["error"]),
-            provider=self._name,
-            secrets=self._keys.keys,
-            where="error line",
-        )
-        if started:
-            raise StreamInterruptedError(f"{mapped.message} mid-stream", provider=self._name)
-        raise mapped
+        said = _vendor_error(body["error"])
+        raise self._stream_error(_STREAM_ERROR_STATUS, said, where="error line", started=started)
 
 
 SPEC: Final = AdapterSpec(

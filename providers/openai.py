@@ -2,47 +2,43 @@
 
 It speaks `POST {base_url}/chat/completions`, unary or streamed as Server-Sent Events. This
 module holds only the OpenAI wire format: the pure converters (`to_wire`, `from_wire`,
-`chunk_from_wire`, `vendor_error`) and `OpenAIProvider`, which does its I/O through the
-vendor-agnostic `providers.http` (the JSON endpoint, the status mapping and the one place
-foreign exceptions are converted). A stream ends with one chunk carrying `finish_reason` and
-usage once `data: [DONE]` arrives; any other ending raises. Variants at other URLs with other
-credential headers (`providers.azure_openai`) subclass `OpenAIProvider` rather than copy it.
+`chunk_from_wire`, `vendor_error`) and `OpenAIProvider`, an `HttpAdapter` (`providers.adapter`)
+that adds only its stream loop. A stream asks for usage (`stream_options.include_usage`) and ends
+with one chunk carrying `finish_reason` and usage once `data: [DONE]` arrives; any other ending
+raises. Variants at other URLs with other credential headers (`providers.azure_openai`) subclass
+`OpenAIProvider` rather than copy it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
-import orjson
 
-from gateway.errors import ContentFilteredError, StreamInterruptedError
+from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
-    Capabilities,
     ChatChunk,
     ChatRequest,
     ChatResponse,
     ProviderSettings,
     Usage,
 )
-from providers.http import (
-    JsonEndpoint,
+from providers.http import UpstreamErrorBoundary
+from providers.keys import KeyPool
+from providers.sse import iter_sse_events
+from providers.wire import (
     MalformedReplyError,
-    UpstreamErrorBoundary,
     VendorError,
     as_object,
     bearer_auth,
     decode_object,
-    error_for_status,
+    error_field,
     int_field,
     str_field,
 )
-from providers.keys import KeyPool
-from providers.sse import iter_sse_events
 
 KIND: Final = "openai"
 _DONE: Final = b"[DONE]"
@@ -57,7 +53,6 @@ _STREAM_ERROR_STATUS: Final[Mapping[str, int]] = {
     "rate_limit_exceeded": 429,
     "insufficient_quota": 429,
 }
-_CAPABILITIES: Final = Capabilities(streaming=True, stream_usage=True)
 
 
 # -- pure converters ---------------------------------------------------------------------------
@@ -135,11 +130,7 @@ def usage_from_wire(raw: object) -> Usage | None:
 
 def vendor_error(raw: bytes) -> VendorError:
     """Read OpenAI's `{"error": {...}}` object from a body; any other body gives an empty value."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return VendorError()
-    return _vendor_error(body.get("error") if isinstance(body, dict) else None)
+    return _vendor_error(error_field(raw))
 
 
 def _vendor_error(error: object) -> VendorError:
@@ -186,12 +177,14 @@ class _StreamState:
         )
 
 
-class OpenAIProvider:
-    """One OpenAI (or OpenAI-compatible) deployment, speaking over a shared `aiohttp` session.
+class OpenAIProvider(HttpAdapter):
+    """One OpenAI (or OpenAI-compatible) deployment.
 
-    The session belongs to the caller, who closes it. Our headers (`auth` of a key: a bearer
-    token) are set once on the endpoint; a request's own headers can never replace them.
+    `auth` makes a key's header (a bearer token) and `path` is where Chat Completions live under
+    the base URL; `providers.azure_openai` changes both.
     """
+
+    _kind = KIND
 
     def __init__(
         self,
@@ -200,46 +193,12 @@ class OpenAIProvider:
         keys: KeyPool,
         *,
         auth: Callable[[str], Mapping[str, str]] = bearer_auth,
+        path: str = "/chat/completions",
     ) -> None:
-        self._name = settings.name
-        self._keys = keys
-        self._url = settings.base_url.rstrip("/") + "/chat/completions"
-        self._endpoint = JsonEndpoint(
-            session,
-            provider=settings.name,
-            read_error=vendor_error,
-            keys=keys,
-            auth=auth,
-        )
-
-    @property
-    def name(self) -> str:
-        """The deployment name."""
-        return self._name
-
-    @property
-    def kind(self) -> str:
-        """Always "openai"."""
-        return KIND
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """Streams, with usage in the stream (`stream_options.include_usage`)."""
-        return _CAPABILITIES
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
-        """Return one whole completion or raise an `UpstreamError`."""
-        with UpstreamErrorBoundary(self._name):
-            async with self._post(request, stream=False) as response:
-                raw = await response.read()
-            return from_wire(decode_object(raw))
+        super().__init__(settings, session, keys, path=path, read_error=vendor_error, auth=auth)
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then one chunk with `finish_reason` and usage; or raise.
-
-        A consumer that stops early should close the iterator (`contextlib.aclosing`): that is
-        what aborts the upstream request. Cancelling a task awaiting the next chunk does it too.
-        """
+        """Yield text chunks, then the final chunk once `data: [DONE]` arrives; or raise."""
         state = _StreamState()
         with UpstreamErrorBoundary(self._name) as boundary:
             async with self._post(request, stream=True) as response:
@@ -251,29 +210,14 @@ class OpenAIProvider:
                         boundary.started = True
                         yield chunk
                 else:  # the body ended without the terminal marker: the stream was cut
-                    raise StreamInterruptedError(
-                        f"provider {self._name!r} ended the stream without [DONE]",
-                        provider=self._name,
-                    )
+                    raise self._cut_short("[DONE]")
         yield state.final()
 
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP session belongs to the caller."""
+    def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
+        return to_wire(request, stream=stream)
 
-    def _post(
-        self, request: ChatRequest, *, stream: bool
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self._endpoint.post(
-            self._url_for(request.model),
-            to_wire(request, stream=stream),
-            stream=stream,
-            time_limit=request.timeout,
-            headers=request.headers,
-        )
-
-    def _url_for(self, model: str) -> str:
-        """Where a request for `model` goes: OpenAI has one URL for every model."""
-        return self._url
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+        return from_wire(body)
 
     def _read_event(self, data: bytes, started: bool) -> ChatChunk:
         body = decode_object(data)
@@ -284,12 +228,7 @@ class OpenAIProvider:
         details = _vendor_error(error)
         status = 400 if details.content_filtered else 500
         status = _STREAM_ERROR_STATUS.get(details.type, status)
-        mapped = error_for_status(
-            status, details, provider=self._name, secrets=self._keys.keys, where="error event"
-        )
-        if started and not isinstance(mapped, ContentFilteredError):
-            raise StreamInterruptedError(f"{mapped.message} mid-stream", provider=self._name)
-        raise mapped
+        raise self._stream_error(status, details, where="error event", started=started)
 
 
 SPEC: Final = AdapterSpec(

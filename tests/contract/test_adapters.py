@@ -20,10 +20,11 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from gateway.pricing import DEFAULT_PRICES, PriceTable
-from providers.base import ChatMessage, ChatRequest, Provider
+from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider
 from providers.keys import KeyPool
 from providers.registry import ADAPTERS
 from tests.contract.cases import CASES, REPLY, AdapterCase
+from tests.contract.harness import collect
 from tests.fakes.base import Fault, VendorFake
 
 KEY = "sk-contract-0123456789"
@@ -39,12 +40,6 @@ def case(request: pytest.FixtureRequest) -> AdapterCase:
 async def fake(case: AdapterCase) -> AsyncIterator[VendorFake]:
     async with case.fake() as server:
         yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 def make(
@@ -156,17 +151,45 @@ async def test_stream_cut_before_the_terminal_event_raises_after_the_text_so_far
     fake.fail_next(Fault(break_after=2, break_with=how))  # type: ignore[arg-type]
     received: list[str] = []
     with pytest.raises(StreamInterruptedError):
-        await collect(make(case, fake, session), request(case), received)
+        await collect_deltas(make(case, fake, session), request(case), received)
     assert len(received) <= 2
     assert "".join(received) == "".join(fake.deltas[: len(received)])
     if how == "eof":
         assert len(received) == 2
 
 
-async def collect(provider: Provider, chat: ChatRequest, into: list[str]) -> None:
+async def collect_deltas(provider: Provider, chat: ChatRequest, into: list[str]) -> None:
     async for chunk in provider.stream(chat):
         assert chunk.finish_reason is None, "a cut stream must never finish"
         into.append(chunk.delta)
+
+
+async def test_stream_reassembles_characters_split_across_network_reads(
+    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+) -> None:
+    fake.reply = "Grüße aus Köln 👋 ナイス"
+    fake.fail_next(Fault(fragment=3))
+    chunks = await collect(make(case, fake, session), request(case))
+    assert "".join(c.delta for c in chunks) == fake.reply
+
+
+async def test_malformed_frame_after_the_first_chunk_interrupts_the_stream(
+    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+) -> None:
+    fake.fail_next(Fault(break_after=1, break_with="malformed"))
+    chunks: list[ChatChunk] = []
+    with pytest.raises(StreamInterruptedError, match="malformed"):
+        await collect(make(case, fake, session), request(case), chunks)
+    assert len(chunks) == 1
+
+
+async def test_malformed_frame_before_any_chunk_is_unavailable_not_interrupted(
+    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+) -> None:
+    fake.fail_next(Fault(break_after=0, break_with="malformed"))
+    with pytest.raises(UpstreamUnavailableError, match="malformed") as caught:
+        await collect(make(case, fake, session), request(case), [])
+    assert not isinstance(caught.value, StreamInterruptedError)
 
 
 async def test_slow_first_byte_past_the_time_limit_times_out(
@@ -218,3 +241,19 @@ async def test_cancelling_a_stream_aborts_the_upstream_request(
     assert first.delta
     await stream.aclose()
     await asyncio.wait_for(fake.client_disconnected.wait(), DISCONNECT_WAIT)
+
+
+async def test_cancelling_a_stream_consumer_aborts_the_upstream_stream(
+    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+) -> None:
+    fake.fail_next(Fault(chunk_delay=0.2))
+    chunks: list[ChatChunk] = []
+    first = asyncio.Event()
+    provider = make(case, fake, session)
+    task = asyncio.create_task(collect(provider, request(case), chunks, first))
+    await asyncio.wait_for(first.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(fake.client_disconnected.wait(), DISCONNECT_WAIT)
+    assert len(chunks) < len(fake.deltas)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
-
 import aiohttp
 import pytest
 
@@ -13,59 +10,17 @@ from gateway.errors import (
     StreamInterruptedError,
     UpstreamAuthError,
     UpstreamNotFoundError,
-    UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
 from providers.azure_openai import DEFAULT_API_VERSION, SPEC, AzureOpenAIProvider
-from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, ProviderSettings, Usage
-from providers.keys import KeyPool
+from providers.base import ChatChunk, ChatRequest, Provider, Usage
 from providers.openai import OpenAIProvider
+from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.azure_openai_server import FakeAzureOpenAI, FakeUsage, Fault
 
 KEY = "0123456789abcdef0123456789SECRET"
-HELLO = ChatRequest(model="gpt4o-prod", messages=(ChatMessage("user", "Say hello"),))
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeAzureOpenAI]:
-    async with FakeAzureOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
-
-
-def make_provider(
-    session: aiohttp.ClientSession, base_url: str, options: Mapping[str, object] | None = None
-) -> AzureOpenAIProvider:
-    settings = ProviderSettings(
-        name="azure-east",
-        kind="azure_openai",
-        base_url=base_url,
-        api_keys=(KEY,),
-        options=options or {},
-    )
-    return AzureOpenAIProvider(settings, session, KeyPool((KEY,), cooldown=60))
-
-
-@pytest.fixture
-def provider(fake: FakeAzureOpenAI, session: aiohttp.ClientSession) -> AzureOpenAIProvider:
-    return make_provider(session, fake.base_url + "/")
-
-
-async def collect(
-    provider: AzureOpenAIProvider,
-    request: ChatRequest,
-    into: list[ChatChunk],
-    received: asyncio.Event | None = None,
-) -> None:
-    async for chunk in provider.stream(request):
-        into.append(chunk)
-        if received is not None:
-            received.set()
+HELLO = hello("gpt4o-prod")
+VENDOR = Vendor(FakeAzureOpenAI, SPEC, name="azure-east", keys=(KEY,))
 
 
 # -- identity --------------------------------------------------------------------------------
@@ -101,7 +56,7 @@ async def test_request_goes_to_the_deployment_named_by_the_model_with_the_defaul
 async def test_api_version_option_is_sent(
     fake: FakeAzureOpenAI, session: aiohttp.ClientSession
 ) -> None:
-    provider = make_provider(session, fake.base_url, {"api_version": "2025-04-01-preview"})
+    provider = VENDOR.adapter(session, fake.base_url, api_version="2025-04-01-preview")
     await provider.complete(HELLO)
     assert fake.requests[0].query == {"api-version": "2025-04-01-preview"}
 
@@ -208,13 +163,6 @@ async def test_unknown_deployment_raises_not_found(
     )
     with pytest.raises(UpstreamNotFoundError, match="code=DeploymentNotFound"):
         await provider.complete(HELLO)
-
-
-async def test_429_sets_retry_after(provider: AzureOpenAIProvider, fake: FakeAzureOpenAI) -> None:
-    fake.fail_next(Fault(status=429, headers={"retry-after": "6"}))
-    with pytest.raises(UpstreamRateLimitedError) as caught:
-        await provider.complete(HELLO)
-    assert caught.value.retry_after == 6.0
 
 
 async def test_server_error_raises_unavailable(

@@ -1,65 +1,30 @@
-"""The Cohere adapter against a loopback fake of the v2 Chat API."""
+"""The Cohere adapter against a loopback fake of the v2 Chat API.
+
+Identity, what goes on the wire, whole replies and HTTP errors; streams are in
+`test_cohere_stream.py`.
+"""
 
 from __future__ import annotations
-
-import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 import pytest
 
 from gateway.errors import (
-    StreamInterruptedError,
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
-    UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, ProviderSettings, Usage
+from providers.base import ChatMessage, ChatRequest, Provider, Usage
 from providers.cohere import SPEC, CohereProvider
-from providers.keys import KeyPool
-from tests.fakes.base import StreamBreak
+from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.cohere_server import FakeCohere, FakeUsage, Fault
 
 KEY = "co-test-0123456789abcdefSECRET"
 OTHER_KEY = "co-test-second-key-SECRET"
-#: How a stream breaks after its start, and what the error then says.
-BROKEN_STREAMS = [("malformed", "malformed reply"), ("error_event", "finish_reason ERROR")]
-HELLO = ChatRequest(model="command-a-03-2025", messages=(ChatMessage("user", "Say hello"),))
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeCohere]:
-    async with FakeCohere() as server:
-        yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
-
-
-def make_provider(session: aiohttp.ClientSession, base_url: str, *keys: str) -> CohereProvider:
-    keys = keys or (KEY,)
-    settings = ProviderSettings(name="cohere-main", kind="cohere", base_url=base_url, api_keys=keys)
-    return CohereProvider(settings, session, KeyPool(keys, cooldown=60))
-
-
-@pytest.fixture
-def provider(fake: FakeCohere, session: aiohttp.ClientSession) -> CohereProvider:
-    return make_provider(session, fake.base_url + "/")
-
-
-async def collect(
-    provider: CohereProvider, into: list[ChatChunk], received: asyncio.Event | None = None
-) -> None:
-    async for chunk in provider.stream(HELLO):
-        into.append(chunk)
-        if received is not None:
-            received.set()
+HELLO = hello("command-a-03-2025")
+VENDOR = Vendor(FakeCohere, SPEC, name="cohere-main", keys=(KEY,))
 
 
 def reply(**fields: object) -> bytes:
@@ -115,7 +80,7 @@ async def test_request_body_carries_roles_and_every_set_parameter_in_cohere_name
 
 
 async def test_stream_request_sets_stream_true(provider: CohereProvider, fake: FakeCohere) -> None:
-    await collect(provider, [])
+    await collect(provider, HELLO, [])
     assert fake.requests[0].body["stream"] is True
 
 
@@ -207,86 +172,6 @@ async def test_malformed_200_body_raises_unavailable(
         await provider.complete(HELLO)
 
 
-# -- streams ---------------------------------------------------------------------------------
-
-
-async def test_stream_yields_deltas_then_one_final_chunk_with_finish_reason_and_usage(
-    provider: CohereProvider, fake: FakeCohere
-) -> None:
-    fake.finish_reason = "MAX_TOKENS"
-    chunks: list[ChatChunk] = []
-    await collect(provider, chunks)
-    *deltas, final = chunks
-    assert [c.delta for c in deltas] == fake.deltas
-    assert all(c.finish_reason is None and c.usage is None for c in deltas)
-    assert {(c.id, c.model) for c in chunks} == {(fake.reply_id, "command-a-03-2025")}
-    assert (final.delta, final.finish_reason) == ("", "length")
-    assert final.usage == Usage(12, 5, 17, cached_tokens=4)
-
-
-@pytest.mark.parametrize(
-    ("event_lines", "type_fields", "done_marker"),
-    [(False, True, False), (True, False, False), (True, True, True)],
-    ids=["type-field-only", "event-line-only", "done-after-message-end"],
-)
-async def test_stream_is_read_whichever_way_events_are_typed(
-    provider: CohereProvider, fake: FakeCohere, event_lines: bool, type_fields: bool,
-    done_marker: bool,
-) -> None:  # fmt: skip
-    fake.event_lines, fake.type_fields, fake.done_marker = event_lines, type_fields, done_marker
-    chunks: list[ChatChunk] = []
-    await collect(provider, chunks)
-    assert "".join(c.delta for c in chunks) == fake.reply
-    assert chunks[-1].finish_reason == "stop"
-
-
-async def test_stream_ignores_tool_citation_debug_and_unknown_events(
-    provider: CohereProvider, fake: FakeCohere
-) -> None:
-    fake.extra_events = [
-        fake.event("tool-plan-delta", {"delta": {"message": {"tool_plan": "I will"}}}),
-        fake.event("citation-start", {"index": 0, "delta": {"message": {"citations": {}}}}),
-        fake.event("citation-end", {"index": 0}),
-        fake.event("debug", {"prompt": "secret prompt"}),
-        fake.event("something-new", {"delta": {"message": {"content": {"text": "no"}}}}),
-    ]
-    chunks: list[ChatChunk] = []
-    await collect(provider, chunks)
-    assert [c.delta for c in chunks[:-1]] == fake.deltas
-
-
-@pytest.mark.parametrize("how", ["eof", "cut"])
-async def test_stream_ending_without_message_end_raises_interrupted(
-    provider: CohereProvider, fake: FakeCohere, how: StreamBreak
-) -> None:
-    fake.fail_next(Fault(break_after=2, break_with=how))
-    chunks: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError):
-        await collect(provider, chunks)
-    assert [c.delta for c in chunks] == fake.deltas[:2]
-
-
-@pytest.mark.parametrize(("how", "said"), BROKEN_STREAMS)
-async def test_broken_stream_after_the_first_chunk_raises_interrupted(
-    provider: CohereProvider, fake: FakeCohere, how: StreamBreak, said: str
-) -> None:
-    fake.fail_next(Fault(break_after=1, break_with=how))
-    chunks: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError, match=said):
-        await collect(provider, chunks)
-    assert len(chunks) == 1
-
-
-@pytest.mark.parametrize(("how", "said"), BROKEN_STREAMS)
-async def test_broken_stream_before_any_chunk_raises_unavailable_not_interrupted(
-    provider: CohereProvider, fake: FakeCohere, how: StreamBreak, said: str
-) -> None:
-    fake.fail_next(Fault(break_after=0, break_with=how))
-    with pytest.raises(UpstreamUnavailableError, match=said) as caught:
-        await collect(provider, [])
-    assert not isinstance(caught.value, StreamInterruptedError)
-
-
 # -- HTTP errors -----------------------------------------------------------------------------
 
 
@@ -311,7 +196,7 @@ async def test_request_errors_quote_cohere_message_with_the_key_redacted(
 async def test_rejected_key_raises_auth_error_and_rests_the_key(
     fake: FakeCohere, session: aiohttp.ClientSession, status: int, message: str
 ) -> None:
-    provider = make_provider(session, fake.base_url, KEY, OTHER_KEY)
+    provider = VENDOR.adapter(session, fake.base_url, keys=(KEY, OTHER_KEY))
     fake.fail_next(Fault(status=status, error_message=f"{message}: {KEY}"))
     with pytest.raises(UpstreamAuthError, match=f"HTTP {status}") as caught:
         await provider.complete(HELLO)
@@ -320,15 +205,6 @@ async def test_rejected_key_raises_auth_error_and_rests_the_key(
     await provider.complete(HELLO)
     await provider.complete(HELLO)
     assert fake.keys_seen == [KEY, OTHER_KEY, OTHER_KEY]
-
-
-async def test_429_raises_rate_limited_with_retry_after(
-    provider: CohereProvider, fake: FakeCohere
-) -> None:
-    fake.fail_next(Fault(status=429, headers={"retry-after": "7"}))
-    with pytest.raises(UpstreamRateLimitedError) as caught:
-        await provider.complete(HELLO)
-    assert caught.value.retry_after == 7.0
 
 
 @pytest.mark.parametrize(
@@ -344,21 +220,3 @@ async def test_other_statuses_raise_unavailable_without_quoting_the_body(
     with pytest.raises(UpstreamUnavailableError, match=f"HTTP {fault.status}") as caught:
         await provider.complete(HELLO)
     assert "internal detail" not in str(caught.value)
-
-
-# -- cancellation ----------------------------------------------------------------------------
-
-
-async def test_cancelling_a_stream_consumer_aborts_the_upstream_stream(
-    provider: CohereProvider, fake: FakeCohere
-) -> None:
-    fake.fail_next(Fault(chunk_delay=0.2))
-    chunks: list[ChatChunk] = []
-    first = asyncio.Event()
-    task = asyncio.create_task(collect(provider, chunks, first))
-    await asyncio.wait_for(first.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await asyncio.wait_for(fake.client_disconnected.wait(), 5)
-    assert len(chunks) < len(fake.deltas)

@@ -1,9 +1,11 @@
-"""The Gemini adapter against a loopback fake of the Gemini API."""
+"""The Gemini adapter against a loopback fake of the Gemini API.
+
+Identity, what goes on the wire, whole replies, refusals and HTTP errors; streams are in
+`test_gemini_stream.py`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -11,7 +13,6 @@ import pytest
 
 from gateway.errors import (
     ContentFilteredError,
-    StreamInterruptedError,
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamError,
@@ -19,56 +20,16 @@ from gateway.errors import (
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, ProviderSettings, Usage
+from providers.base import ChatMessage, ChatRequest, Provider, Usage
 from providers.gemini import SPEC, GeminiProvider
-from providers.keys import KeyPool
-from tests.fakes.base import StreamBreak
+from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.gemini_server import FakeGemini, FakeUsage, Fault
 
 KEY = "AIzaSy-test-0123456789SECRET"
 OTHER_KEY = "AIzaSy-test-other-key-SECRET"
 MODEL = "gemini-2.5-flash"
-HELLO = ChatRequest(model=MODEL, messages=(ChatMessage("user", "Say hello"),))
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeGemini]:
-    async with FakeGemini() as server:
-        yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
-
-
-def make_provider(
-    session: aiohttp.ClientSession, base_url: str, *keys: str, **options: object
-) -> GeminiProvider:
-    keys = keys or (KEY,)
-    settings = ProviderSettings(
-        name="gemini-main", kind="gemini", base_url=base_url, api_keys=keys, options=options
-    )
-    return GeminiProvider(settings, session, KeyPool(keys, cooldown=60))
-
-
-@pytest.fixture
-def provider(fake: FakeGemini, session: aiohttp.ClientSession) -> GeminiProvider:
-    return make_provider(session, fake.base_url + "/")
-
-
-async def collect(
-    provider: GeminiProvider, request: ChatRequest = HELLO, into: list[ChatChunk] | None = None
-) -> list[ChatChunk]:
-    chunks = [] if into is None else into
-    async for chunk in provider.stream(request):
-        chunks.append(chunk)
-    return chunks
-
-
-def sse_body(*chunks: bytes) -> bytes:
-    return b"".join(b"data: " + c + b"\r\n\r\n" for c in chunks)
+HELLO = hello(MODEL)
+VENDOR = Vendor(FakeGemini, SPEC, name="gemini-main", keys=(KEY,))
 
 
 # -- identity and what goes on the wire ------------------------------------------------------
@@ -92,7 +53,7 @@ def test_provider_satisfies_the_protocol_and_the_spec_names_it(provider: GeminiP
 async def test_posts_to_the_model_method_under_v1beta(
     provider: GeminiProvider, fake: FakeGemini, streamed: bool, method: str, query: object
 ) -> None:
-    await (collect(provider) if streamed else provider.complete(HELLO))
+    await (collect(provider, HELLO) if streamed else provider.complete(HELLO))
     assert fake.requests[0].path == f"/v1beta/models/{MODEL}:{method}"
     assert fake.requests[0].query == query
 
@@ -100,7 +61,7 @@ async def test_posts_to_the_model_method_under_v1beta(
 async def test_api_version_option_picks_the_path(
     fake: FakeGemini, session: aiohttp.ClientSession
 ) -> None:
-    await make_provider(session, fake.base_url, api_version="v1").complete(HELLO)
+    await VENDOR.adapter(session, fake.base_url, api_version="v1").complete(HELLO)
     assert fake.requests[0].path == f"/v1/models/{MODEL}:generateContent"
 
 
@@ -234,117 +195,7 @@ async def test_refusal_without_any_text_raises_content_filtered(
     for name, value in REFUSALS[why].items():
         setattr(fake, name, value)
     with pytest.raises(ContentFilteredError, match=why):
-        await (collect(provider) if streamed else provider.complete(HELLO))
-
-
-async def test_stream_safety_stop_after_text_ends_with_content_filter(
-    provider: GeminiProvider, fake: FakeGemini
-) -> None:
-    fake.finish_reason = "SAFETY"
-    *deltas, final = await collect(provider)
-    assert "".join(c.delta for c in deltas) == "Hello from fake Gemini"
-    assert final.finish_reason == "content_filter"
-
-
-# -- streams ---------------------------------------------------------------------------------
-
-
-async def test_stream_yields_deltas_then_one_final_chunk_with_the_last_usage(
-    provider: GeminiProvider, fake: FakeGemini
-) -> None:
-    fake.thought, fake.thoughts_tokens = "Thinking first.", 3
-    *deltas, final = await collect(provider)
-    assert [c.delta for c in deltas] == fake.deltas
-    assert all(c.finish_reason is None and c.usage is None for c in deltas)
-    assert all((c.id, c.model) == ("fake-response-1", MODEL) for c in [*deltas, final])
-    assert (final.delta, final.finish_reason) == ("", "stop")
-    assert final.usage == Usage(12, 5 + 3, 12 + 5 + 3, cached_tokens=4)
-
-
-async def test_stream_takes_text_and_finish_reason_from_the_same_chunk(
-    provider: GeminiProvider, fake: FakeGemini
-) -> None:
-    usage = b'"usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2}'
-    last = (
-        b'{"candidates": [{"content": {"parts": [{"text": "b"}]}, "finishReason": "MAX_TOKENS"}], '
-    )
-    body = sse_body(
-        b'{"candidates": [{"content": {"parts": [{"text": "a"}]}}]}', last + usage + b"}"
-    )
-    fake.fail_next(Fault(raw_body=body))
-    chunks = await collect(provider)
-    assert [(c.delta, c.finish_reason) for c in chunks] == [
-        ("a", None),
-        ("b", None),
-        ("", "length"),
-    ]
-    assert chunks[-1].usage == Usage(3, 2, 5)
-    assert chunks[0].id.startswith("gemini-")
-    assert chunks[0].id == chunks[-1].id
-
-
-async def test_stream_reassembles_characters_split_across_network_reads(
-    provider: GeminiProvider, fake: FakeGemini
-) -> None:
-    fake.reply = "Grüße aus Köln 👋 ナイス"
-    fake.fail_next(Fault(fragment=3))
-    assert "".join(c.delta for c in await collect(provider)) == fake.reply
-
-
-@pytest.mark.parametrize(("after", "how"), [(0, "eof"), (2, "eof"), (99, "eof"), (2, "cut")])
-async def test_stream_ending_without_a_finish_reason_raises_after_the_deltas(
-    provider: GeminiProvider, fake: FakeGemini, after: int, how: StreamBreak
-) -> None:
-    fake.fail_next(Fault(break_after=after, break_with=how))
-    chunks: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError):
-        await collect(provider, into=chunks)
-    assert [c.delta for c in chunks] == fake.deltas[:after]
-
-
-@pytest.mark.parametrize(("how", "kind"), [("malformed", "malformed"), ("error_event", "INTERNAL")])
-async def test_bad_frame_after_the_first_chunk_interrupts_the_stream(
-    provider: GeminiProvider, fake: FakeGemini, how: StreamBreak, kind: str
-) -> None:
-    fake.fail_next(Fault(break_after=1, break_with=how, error_message=f"oops {KEY}"))
-    chunks: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError, match=kind) as caught:
-        await collect(provider, into=chunks)
-    assert len(chunks) == 1
-    assert KEY not in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("how", "error"),
-    [("malformed", UpstreamUnavailableError), ("error_event", UpstreamRateLimitedError)],
-)
-async def test_bad_frame_before_any_chunk_raises_the_mapped_error_not_interrupted(
-    provider: GeminiProvider, fake: FakeGemini, how: StreamBreak, error: type[UpstreamError]
-) -> None:
-    fake.fail_next(Fault(break_after=0, break_with=how, error_type="RESOURCE_EXHAUSTED"))
-    with pytest.raises(error) as caught:
-        await collect(provider)
-    assert type(caught.value) is error
-
-
-async def test_cancelling_a_stream_consumer_aborts_the_upstream_stream(
-    provider: GeminiProvider, fake: FakeGemini
-) -> None:
-    fake.fail_next(Fault(chunk_delay=0.2))
-    first, chunks = asyncio.Event(), list[ChatChunk]()
-
-    async def consume() -> None:
-        async for chunk in provider.stream(HELLO):
-            chunks.append(chunk)
-            first.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await asyncio.wait_for(fake.client_disconnected.wait(), 5)
-    assert len(chunks) < len(fake.deltas)
+        await (collect(provider, HELLO) if streamed else provider.complete(HELLO))
 
 
 # -- HTTP errors -----------------------------------------------------------------------------
@@ -353,7 +204,7 @@ async def test_cancelling_a_stream_consumer_aborts_the_upstream_stream(
 async def test_api_key_invalid_400_raises_auth_error_and_rests_the_key(
     fake: FakeGemini, session: aiohttp.ClientSession
 ) -> None:
-    provider = make_provider(session, fake.base_url, KEY, OTHER_KEY)
+    provider = VENDOR.adapter(session, fake.base_url, keys=(KEY, OTHER_KEY))
     message = f"API key not valid. Please pass a valid API key. {KEY}"
     fake.fail_next(Fault(status=400, error_code="API_KEY_INVALID", error_message=message))
     with pytest.raises(UpstreamAuthError) as caught:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 
@@ -14,51 +11,14 @@ from gateway.errors import (
     UpstreamNotFoundError,
     UpstreamUnavailableError,
 )
-from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, ProviderSettings, Usage
-from providers.keys import KeyPool
+from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, Usage
 from providers.ollama import SPEC, OllamaProvider
-from tests.fakes.ollama_server import FakeOllama, FakeUsage, Fault
+from tests.contract.harness import Vendor, collect, hello
+from tests.fakes.ollama_server import FakeOllama, Fault
 
-HELLO = ChatRequest(model="llama3.2", messages=(ChatMessage("user", "Say hello"),))
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOllama]:
-    async with FakeOllama() as server:
-        yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
-
-
-def make_provider(
-    session: aiohttp.ClientSession, base_url: str, api_key: str = ""
-) -> OllamaProvider:
-    keys = (api_key,) if api_key else ()
-    settings = ProviderSettings(
-        name="ollama-local", kind="ollama", base_url=base_url, api_keys=keys
-    )
-    return OllamaProvider(settings, session, KeyPool(keys, cooldown=60))
-
-
-@pytest.fixture
-def provider(fake: FakeOllama, session: aiohttp.ClientSession) -> OllamaProvider:
-    return make_provider(session, fake.base_url + "/")
-
-
-async def collect(
-    provider: OllamaProvider,
-    request: ChatRequest,
-    into: list[ChatChunk],
-    received: asyncio.Event | None = None,
-) -> None:
-    async for chunk in provider.stream(request):
-        into.append(chunk)
-        if received is not None:
-            received.set()
+HELLO = hello("llama3.2")
+#: A bare Ollama server: no key.
+VENDOR = Vendor(FakeOllama, SPEC, name="ollama-local")
 
 
 # -- identity --------------------------------------------------------------------------------
@@ -78,15 +38,6 @@ def test_spec_defaults_to_the_local_server_with_no_listed_models() -> None:
 
 
 # -- unary replies ---------------------------------------------------------------------------
-
-
-async def test_complete_returns_content_and_usage_from_the_eval_counts(
-    provider: OllamaProvider, fake: FakeOllama
-) -> None:
-    fake.usage = FakeUsage(prompt_tokens=26, completion_tokens=9, cached_tokens=4)
-    response = await provider.complete(HELLO)
-    assert response.content == "Hello from fake Ollama"
-    assert response.usage == Usage(prompt_tokens=26, completion_tokens=9, total_tokens=35)
 
 
 async def test_complete_makes_an_id_and_returns_the_servers_model(
@@ -168,7 +119,7 @@ async def test_no_authorization_header_is_sent_without_a_key(
 async def test_a_key_is_sent_as_a_bearer_token_for_an_auth_proxy(
     fake: FakeOllama, session: aiohttp.ClientSession
 ) -> None:
-    await make_provider(session, fake.base_url, api_key="proxy-token").complete(HELLO)
+    await VENDOR.adapter(session, fake.base_url, keys=("proxy-token",)).complete(HELLO)
     assert fake.keys_seen == ["proxy-token"]
 
 
@@ -233,25 +184,6 @@ async def test_error_line_before_any_chunk_is_unavailable_not_interrupted(
     assert not isinstance(caught.value, StreamInterruptedError)
 
 
-async def test_malformed_line_after_the_first_chunk_interrupts_the_stream(
-    provider: OllamaProvider, fake: FakeOllama
-) -> None:
-    fake.fail_next(Fault(break_after=1, break_with="malformed"))
-    chunks: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError, match="malformed"):
-        await collect(provider, HELLO, chunks)
-    assert len(chunks) == 1
-
-
-async def test_malformed_line_before_any_chunk_is_unavailable_not_interrupted(
-    provider: OllamaProvider, fake: FakeOllama
-) -> None:
-    fake.fail_next(Fault(break_after=0, break_with="malformed"))
-    with pytest.raises(UpstreamUnavailableError, match="malformed") as caught:
-        await collect(provider, HELLO, [])
-    assert not isinstance(caught.value, StreamInterruptedError)
-
-
 # -- HTTP errors -----------------------------------------------------------------------------
 
 
@@ -299,21 +231,3 @@ async def test_malformed_200_body_raises_unavailable(
     fake.fail_next(Fault(raw_body=body))
     with pytest.raises(UpstreamUnavailableError, match="malformed reply"):
         await provider.complete(HELLO)
-
-
-# -- cancellation ----------------------------------------------------------------------------
-
-
-async def test_cancelling_a_stream_consumer_aborts_the_upstream_stream(
-    provider: OllamaProvider, fake: FakeOllama
-) -> None:
-    fake.fail_next(Fault(chunk_delay=0.2))
-    chunks: list[ChatChunk] = []
-    first = asyncio.Event()
-    task = asyncio.create_task(collect(provider, HELLO, chunks, first))
-    await asyncio.wait_for(first.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await asyncio.wait_for(fake.client_disconnected.wait(), 5)
-    assert len(chunks) < len(fake.deltas)

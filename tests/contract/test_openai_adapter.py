@@ -1,10 +1,13 @@
-"""The OpenAI adapter against a loopback fake of the Chat Completions API."""
+"""The OpenAI adapter against a loopback fake of the Chat Completions API.
+
+Identity, what goes on the wire, whole replies and failures; streams are in
+`test_openai_stream.py`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -13,7 +16,6 @@ import pytest
 
 from gateway.errors import (
     ContentFilteredError,
-    StreamInterruptedError,
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
@@ -21,50 +23,14 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, ProviderSettings, Usage
-from providers.keys import KeyPool
-from providers.openai import OpenAIProvider
-from tests.fakes.openai_server import FakeOpenAI, FakeUsage, Fault
+from providers.base import ChatMessage, ChatRequest, Provider
+from providers.openai import SPEC, OpenAIProvider
+from tests.contract.harness import Vendor, hello
+from tests.fakes.openai_server import FakeOpenAI, Fault
 
 KEY = "sk-test-0123456789abcdefSECRET"
-HELLO = ChatRequest(model="gpt-4o-mini", messages=(ChatMessage("user", "Say hello"),))
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
-
-
-def make_provider(
-    session: aiohttp.ClientSession, base_url: str, api_key: str = KEY
-) -> OpenAIProvider:
-    keys = (api_key,) if api_key else ()
-    settings = ProviderSettings(name="openai-main", kind="openai", base_url=base_url, api_keys=keys)
-    return OpenAIProvider(settings, session, KeyPool(keys, cooldown=60))
-
-
-@pytest.fixture
-def provider(fake: FakeOpenAI, session: aiohttp.ClientSession) -> OpenAIProvider:
-    return make_provider(session, fake.base_url + "/")
-
-
-async def collect(
-    provider: OpenAIProvider,
-    request: ChatRequest,
-    into: list[ChatChunk],
-    received: asyncio.Event | None = None,
-) -> None:
-    async for chunk in provider.stream(request):
-        into.append(chunk)
-        if received is not None:
-            received.set()
+HELLO = hello("gpt-4o-mini")
+VENDOR = Vendor(FakeOpenAI, SPEC, name="openai-main", keys=(KEY,))
 
 
 # -- identity --------------------------------------------------------------------------------
@@ -86,17 +52,6 @@ async def test_aclose_leaves_the_shared_session_open(
 
 
 # -- unary replies ---------------------------------------------------------------------------
-
-
-async def test_complete_returns_content_and_usage_with_cached_tokens(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.usage = FakeUsage(prompt_tokens=30, completion_tokens=7, cached_tokens=16)
-    response = await provider.complete(HELLO)
-    assert response.content == "Hello from fake OpenAI"
-    assert response.usage == Usage(
-        prompt_tokens=30, completion_tokens=7, total_tokens=37, cached_tokens=16
-    )
 
 
 async def test_complete_returns_id_model_and_finish_reason(
@@ -151,15 +106,6 @@ async def test_request_body_carries_every_set_parameter(
     assert body["stop"] == ["\n\n", "END"]
 
 
-async def test_stream_request_asks_for_usage_in_the_stream(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    await collect(provider, HELLO, [])
-    body = fake.requests[0].body
-    assert body["stream"] is True
-    assert body["stream_options"] == {"include_usage": True}
-
-
 async def test_requests_carry_the_bearer_key_and_json_headers(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
@@ -172,7 +118,7 @@ async def test_requests_carry_the_bearer_key_and_json_headers(
 async def test_no_authorization_header_is_sent_without_a_key(
     fake: FakeOpenAI, session: aiohttp.ClientSession
 ) -> None:
-    await make_provider(session, fake.base_url, api_key="").complete(HELLO)
+    await VENDOR.adapter(session, fake.base_url, keys=()).complete(HELLO)
     assert "Authorization" not in fake.requests[0].headers
 
 
@@ -190,111 +136,6 @@ async def test_request_headers_cannot_replace_the_credential(
     )
     await provider.complete(request)
     assert fake.requests[0].headers.getall("Authorization") == [f"Bearer {KEY}"]
-
-
-# -- streams ---------------------------------------------------------------------------------
-
-
-async def test_stream_yields_deltas_then_one_final_chunk_with_finish_reason_and_usage(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    chunks: list[ChatChunk] = []
-    await collect(provider, HELLO, chunks)
-    *deltas, final = chunks
-    assert [c.delta for c in deltas] == fake.deltas
-    assert all(c.finish_reason is None and c.usage is None for c in deltas)
-    assert all(c.id.startswith("chatcmpl-") and c.model == "gpt-4o-mini" for c in deltas)
-    assert (final.delta, final.finish_reason) == ("", "stop")
-    assert final.usage == Usage(
-        prompt_tokens=12, completion_tokens=5, total_tokens=17, cached_tokens=4
-    )
-
-
-async def test_stream_from_a_server_without_stream_usage_ends_with_usage_none(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.stream_usage = False
-    chunks: list[ChatChunk] = []
-    await collect(provider, HELLO, chunks)
-    assert (chunks[-1].finish_reason, chunks[-1].usage) == ("stop", None)
-
-
-async def test_stream_reassembles_characters_split_across_network_reads(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.reply = "Grüße aus Köln 👋 ナイス"
-    fake.fail_next(Fault(fragment=3))
-    chunks: list[ChatChunk] = []
-    await collect(provider, HELLO, chunks)
-    assert "".join(c.delta for c in chunks) == fake.reply
-
-
-async def test_stream_cut_without_done_raises_after_the_earlier_deltas(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.fail_next(Fault(break_after=2, break_with="cut"))
-    chunks: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError):
-        await collect(provider, HELLO, chunks)
-    assert [c.delta for c in chunks] == fake.deltas[:2]
-
-
-async def test_stream_ending_cleanly_without_done_raises(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.fail_next(Fault(break_after=99, break_with="eof"))
-    chunks: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError, match=r"without \[DONE\]"):
-        await collect(provider, HELLO, chunks)
-    assert [c.delta for c in chunks] == fake.deltas
-
-
-async def test_malformed_frame_after_the_first_chunk_interrupts_the_stream(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.fail_next(Fault(break_after=1, break_with="malformed"))
-    chunks: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError, match="malformed"):
-        await collect(provider, HELLO, chunks)
-    assert len(chunks) == 1
-
-
-async def test_malformed_frame_before_any_chunk_is_unavailable_not_interrupted(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.fail_next(Fault(break_after=0, break_with="malformed"))
-    with pytest.raises(UpstreamUnavailableError, match="malformed") as caught:
-        await collect(provider, HELLO, [])
-    assert not isinstance(caught.value, StreamInterruptedError)
-
-
-async def test_error_event_mid_stream_interrupts_the_stream(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.fail_next(Fault(break_after=2, break_with="error_event", error_type="server_error"))
-    chunks: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError, match="type=server_error"):
-        await collect(provider, HELLO, chunks)
-    assert len(chunks) == 2
-
-
-async def test_error_event_before_any_chunk_raises_the_mapped_error(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.fail_next(Fault(break_after=0, break_with="error_event", error_type="rate_limit_exceeded"))
-    with pytest.raises(UpstreamRateLimitedError):
-        await collect(provider, HELLO, [])
-
-
-async def test_stream_answered_with_an_http_error_raises_before_any_chunk(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.fail_next(Fault(status=503))
-    chunks: list[ChatChunk] = []
-    with pytest.raises(UpstreamUnavailableError) as caught:
-        await collect(provider, HELLO, chunks)
-    assert chunks == []
-    assert not isinstance(caught.value, StreamInterruptedError)
 
 
 # -- HTTP errors -----------------------------------------------------------------------------
@@ -382,15 +223,6 @@ async def test_404_raises_not_found(provider: OpenAIProvider, fake: FakeOpenAI) 
         await provider.complete(HELLO)
 
 
-async def test_429_retry_after_seconds_sets_retry_after(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.fail_next(Fault(status=429, error_type="requests", headers={"retry-after": "7"}))
-    with pytest.raises(UpstreamRateLimitedError) as caught:
-        await provider.complete(HELLO)
-    assert caught.value.retry_after == 7.0
-
-
 async def test_429_retry_after_ms_takes_precedence(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
@@ -440,7 +272,7 @@ async def test_error_body_that_is_not_json_is_tolerated(
     assert "html" not in str(caught.value)
 
 
-# -- malformed replies and transport failures ------------------------------------------------
+# -- malformed replies, transport failures and cancellation ----------------------------------
 
 
 @pytest.mark.parametrize(
@@ -465,16 +297,9 @@ async def test_refused_connection_raises_unavailable(session: aiohttp.ClientSess
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    provider = make_provider(session, f"http://127.0.0.1:{port}/v1")
+    provider = VENDOR.adapter(session, f"http://127.0.0.1:{port}/v1")
     with pytest.raises(UpstreamUnavailableError, match="connection failed"):
         await provider.complete(HELLO)
-
-
-async def test_slow_upstream_raises_timeout(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
-    fake.fail_next(Fault(delay=5))
-    request = ChatRequest(model="m", messages=HELLO.messages, timeout=0.2)
-    with pytest.raises(UpstreamTimeoutError):
-        await provider.complete(request)
 
 
 async def test_spent_time_budget_raises_timeout_without_calling(
@@ -484,20 +309,6 @@ async def test_spent_time_budget_raises_timeout_without_calling(
     with pytest.raises(UpstreamTimeoutError):
         await provider.complete(request)
     assert fake.requests == []
-
-
-async def test_stalled_stream_after_first_chunk_raises_interrupted(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.fail_next(Fault(chunk_delay=0.3))
-    request = ChatRequest(model="m", messages=HELLO.messages, timeout=0.5)
-    chunks: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError, match="timed out"):
-        await collect(provider, request, chunks)
-    assert 1 <= len(chunks) < len(fake.deltas)
-
-
-# -- cancellation ----------------------------------------------------------------------------
 
 
 async def test_cancelling_complete_aborts_the_upstream_request(
@@ -510,18 +321,3 @@ async def test_cancelling_complete_aborts_the_upstream_request(
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.wait_for(fake.client_disconnected.wait(), 5)
-
-
-async def test_cancelling_a_stream_consumer_aborts_the_upstream_stream(
-    provider: OpenAIProvider, fake: FakeOpenAI
-) -> None:
-    fake.fail_next(Fault(chunk_delay=0.2))
-    chunks: list[ChatChunk] = []
-    first = asyncio.Event()
-    task = asyncio.create_task(collect(provider, HELLO, chunks, first))
-    await asyncio.wait_for(first.wait(), 5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await asyncio.wait_for(fake.client_disconnected.wait(), 5)
-    assert len(chunks) < len(fake.deltas)

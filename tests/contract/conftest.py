@@ -1,0 +1,44 @@
+"""Fixtures every contract test shares: the client session, and a vendor's fake and adapter.
+
+`fake` and `provider` serve the vendor a test module declares as `VENDOR` (a
+`tests.contract.harness.Vendor`); the parametrised suite, `test_adapters.py`, brings its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from providers.base import Provider
+from tests.contract.harness import Vendor
+from tests.fakes.base import VendorFake
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """The HTTP session adapters share; the test closes it, as the gateway would."""
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
+async def fake(request: pytest.FixtureRequest) -> AsyncIterator[VendorFake]:
+    """The vendor's loopback fake, serving for the length of the test."""
+    async with _declared(request).fake() as server:
+        yield server
+
+
+@pytest.fixture
+def provider(
+    request: pytest.FixtureRequest, fake: VendorFake, session: aiohttp.ClientSession
+) -> Provider:
+    """The vendor's deployment pointed at `fake` (its base URL given with a trailing slash)."""
+    return _declared(request).adapter(session, fake.base_url + "/")
+
+
+def _declared(request: pytest.FixtureRequest) -> Vendor:
+    """The vendor the requesting test module tests: its `VENDOR`."""
+    vendor: Vendor = request.module.VENDOR
+    return vendor

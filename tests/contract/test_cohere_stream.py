@@ -1,0 +1,101 @@
+"""The Cohere adapter's streams against a loopback fake of the v2 Chat API."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import StreamInterruptedError, UpstreamUnavailableError
+from providers.base import ChatChunk, Usage
+from providers.cohere import SPEC, CohereProvider
+from tests.contract.harness import Vendor, collect, hello
+from tests.fakes.base import StreamBreak
+from tests.fakes.cohere_server import FakeCohere, Fault
+
+KEY = "co-test-0123456789abcdefSECRET"
+HELLO = hello("command-a-03-2025")
+VENDOR = Vendor(FakeCohere, SPEC, name="cohere-main", keys=(KEY,))
+#: How a stream breaks after its start, and what the error then says.
+BROKEN_STREAMS = [("malformed", "malformed reply"), ("error_event", "finish_reason ERROR")]
+
+
+# -- whole streams ---------------------------------------------------------------------------
+
+
+async def test_stream_yields_deltas_then_one_final_chunk_with_finish_reason_and_usage(
+    provider: CohereProvider, fake: FakeCohere
+) -> None:
+    fake.finish_reason = "MAX_TOKENS"
+    chunks: list[ChatChunk] = []
+    await collect(provider, HELLO, chunks)
+    *deltas, final = chunks
+    assert [c.delta for c in deltas] == fake.deltas
+    assert all(c.finish_reason is None and c.usage is None for c in deltas)
+    assert {(c.id, c.model) for c in chunks} == {(fake.reply_id, "command-a-03-2025")}
+    assert (final.delta, final.finish_reason) == ("", "length")
+    assert final.usage == Usage(12, 5, 17, cached_tokens=4)
+
+
+@pytest.mark.parametrize(
+    ("event_lines", "type_fields", "done_marker"),
+    [(False, True, False), (True, False, False), (True, True, True)],
+    ids=["type-field-only", "event-line-only", "done-after-message-end"],
+)
+async def test_stream_is_read_whichever_way_events_are_typed(
+    provider: CohereProvider, fake: FakeCohere, event_lines: bool, type_fields: bool,
+    done_marker: bool,
+) -> None:  # fmt: skip
+    fake.event_lines, fake.type_fields, fake.done_marker = event_lines, type_fields, done_marker
+    chunks: list[ChatChunk] = []
+    await collect(provider, HELLO, chunks)
+    assert "".join(c.delta for c in chunks) == fake.reply
+    assert chunks[-1].finish_reason == "stop"
+
+
+async def test_stream_ignores_tool_citation_debug_and_unknown_events(
+    provider: CohereProvider, fake: FakeCohere
+) -> None:
+    fake.extra_events = [
+        fake.event("tool-plan-delta", {"delta": {"message": {"tool_plan": "I will"}}}),
+        fake.event("citation-start", {"index": 0, "delta": {"message": {"citations": {}}}}),
+        fake.event("citation-end", {"index": 0}),
+        fake.event("debug", {"prompt": "secret prompt"}),
+        fake.event("something-new", {"delta": {"message": {"content": {"text": "no"}}}}),
+    ]
+    chunks: list[ChatChunk] = []
+    await collect(provider, HELLO, chunks)
+    assert [c.delta for c in chunks[:-1]] == fake.deltas
+
+
+# -- broken streams --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["eof", "cut"])
+async def test_stream_ending_without_message_end_raises_interrupted(
+    provider: CohereProvider, fake: FakeCohere, how: StreamBreak
+) -> None:
+    fake.fail_next(Fault(break_after=2, break_with=how))
+    chunks: list[ChatChunk] = []
+    with pytest.raises(StreamInterruptedError):
+        await collect(provider, HELLO, chunks)
+    assert [c.delta for c in chunks] == fake.deltas[:2]
+
+
+@pytest.mark.parametrize(("how", "said"), BROKEN_STREAMS)
+async def test_broken_stream_after_the_first_chunk_raises_interrupted(
+    provider: CohereProvider, fake: FakeCohere, how: StreamBreak, said: str
+) -> None:
+    fake.fail_next(Fault(break_after=1, break_with=how))
+    chunks: list[ChatChunk] = []
+    with pytest.raises(StreamInterruptedError, match=said):
+        await collect(provider, HELLO, chunks)
+    assert len(chunks) == 1
+
+
+@pytest.mark.parametrize(("how", "said"), BROKEN_STREAMS)
+async def test_broken_stream_before_any_chunk_raises_unavailable_not_interrupted(
+    provider: CohereProvider, fake: FakeCohere, how: StreamBreak, said: str
+) -> None:
+    fake.fail_next(Fault(break_after=0, break_with=how))
+    with pytest.raises(UpstreamUnavailableError, match=said) as caught:
+        await collect(provider, HELLO, [])
+    assert not isinstance(caught.value, StreamInterruptedError)
