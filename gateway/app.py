@@ -16,6 +16,10 @@ import grpc
 from aiohttp import web
 from grpc_health.v1.health import aio as health_aio
 
+from cache.backend import CacheBackend
+from cache.layer import ResponseCache
+from cache.memory import MemoryCache
+from cache.redis_backend import RedisCache
 from gateway.auth import TokenAuthenticator
 from gateway.config import Settings
 from gateway.core import CallPolicy, GatewayService
@@ -50,6 +54,7 @@ class Gateway:
         self.metrics_port = 0
         self._ready = False
         self._stopped = False
+        self._cache: ResponseCache | None = None
         self._session: aiohttp.ClientSession | None = None
         self._registry: ProviderRegistry | None = None
         self._core: GatewayService | None = None
@@ -82,7 +87,8 @@ class Gateway:
             self._session,
             key_cooldown=settings.key_cooldown_seconds,
         )
-        self._core = core = build_core(settings, self._registry)
+        self._cache = build_cache(settings)
+        self._core = core = build_core(settings, self._registry, self._cache)
         server, health = create_server(core, max_message_bytes=settings.max_request_bytes)
         self._grpc_server, self._health = server, health
         await set_serving(health, False)
@@ -111,6 +117,7 @@ class Gateway:
                 "metrics_port": self.metrics_port,
                 "providers": [d.settings.name for d in self._registry.deployments],
                 "auth": "token" if settings.auth_tokens else "off",
+                "cache": self._cache.backend.name if self._cache is not None else "off",
             },
         )
 
@@ -133,6 +140,8 @@ class Gateway:
         await asyncio.gather(*stops)
         if self._registry is not None:
             await self._registry.aclose()
+        if self._cache is not None:
+            await self._cache.aclose()
         if self._session is not None:
             await self._session.close()
         log.info("gateway stopped")
@@ -151,7 +160,26 @@ class Gateway:
         return int(runner.addresses[0][1])
 
 
-def build_core(settings: Settings, registry: ProviderRegistry) -> GatewayService:
+def build_cache(settings: Settings) -> ResponseCache | None:
+    """The response cache on the configured backend (None when it is off)."""
+    backend: CacheBackend
+    choice = settings.cache_backend
+    if choice == "off":
+        return None
+    if choice == "redis" or (choice == "auto" and settings.redis_url):
+        backend = RedisCache.from_url(
+            settings.redis_url,
+            timeout=settings.cache_redis_timeout,
+            prefix=settings.cache_key_prefix,
+        )
+    else:
+        backend = MemoryCache(settings.cache_max_bytes)
+    return ResponseCache(backend, default_ttl=settings.cache_ttl)
+
+
+def build_core(
+    settings: Settings, registry: ProviderRegistry, cache: ResponseCache | None
+) -> GatewayService:
     """The core with its resilience parts (breakers, retries, admission) wired to metrics."""
     breakers = Breakers(
         fail_max=settings.circuit_breaker_fail_max,
@@ -187,6 +215,7 @@ def build_core(settings: Settings, registry: ProviderRegistry) -> GatewayService
         breakers=breakers,
         admission=admission,
         policy=policy,
+        cache=cache,
     )
 
 

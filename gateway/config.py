@@ -51,6 +51,11 @@ DEFAULT_PER_TRY_TIMEOUT_SECONDS = 60.0
 DEFAULT_STREAM_IDLE_TIMEOUT_SECONDS = 60.0
 DEFAULT_MAX_WORKERS = 512
 DEFAULT_QUEUE_SIZE = 1024
+DEFAULT_CACHE_TTL = 3600.0
+DEFAULT_CACHE_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_CACHE_REDIS_TIMEOUT_MS = 50.0
+DEFAULT_CACHE_KEY_PREFIX = "aigw:cache:"
+CACHE_BACKENDS = ("auto", "memory", "redis", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _SECTIONS = ("providers", "models", "prices", "fallbacks")
@@ -92,6 +97,15 @@ class Settings:
     #: Upstream calls in flight at once (0: no limit), and calls that may wait for one.
     max_workers: int = DEFAULT_MAX_WORKERS
     queue_size: int = DEFAULT_QUEUE_SIZE
+    #: Shared state: the cache (and, later, limits) live in Redis when it is set.
+    redis_url: str = field(default="", repr=False)
+    #: "auto": Redis when `redis_url` is set, else memory; or "memory", "redis", "off".
+    cache_backend: str = "auto"
+    cache_ttl: float = DEFAULT_CACHE_TTL
+    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES
+    cache_redis_timeout: float = DEFAULT_CACHE_REDIS_TIMEOUT_MS / 1000
+    #: Prefix of every cache key in Redis (separates environments sharing one Redis).
+    cache_key_prefix: str = DEFAULT_CACHE_KEY_PREFIX
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     providers: tuple[ProviderSettings, ...] = ()
     #: Public model name -> "provider/model" or a model name another rule resolves.
@@ -143,6 +157,15 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ),
         max_workers=env.integer("MAX_WORKERS", DEFAULT_MAX_WORKERS),
         queue_size=env.integer("QUEUE_SIZE", DEFAULT_QUEUE_SIZE),
+        redis_url=_redis_url(env),
+        cache_backend=_cache_backend(env),
+        cache_ttl=env.number("CACHE_TTL", DEFAULT_CACHE_TTL, low=1),
+        cache_max_bytes=env.integer("CACHE_MAX_BYTES", DEFAULT_CACHE_MAX_BYTES, low=1),
+        cache_redis_timeout=env.number(
+            "CACHE_REDIS_TIMEOUT_MS", DEFAULT_CACHE_REDIS_TIMEOUT_MS, low=1
+        )
+        / 1000,
+        cache_key_prefix=env.text("CACHE_KEY_PREFIX", DEFAULT_CACHE_KEY_PREFIX),
         auth_tokens=env.tokens("INTERNAL_AUTH_TOKEN"),
         providers=tuple(sorted(providers.values(), key=lambda p: p.name)),
         aliases=_yaml_aliases(file_config.get("models"), environ),
@@ -238,6 +261,22 @@ def _env_providers(env: _Env) -> dict[str, ProviderSettings]:
             options=options,
         )
     return providers
+
+
+def _redis_url(env: _Env) -> str:
+    url = env.raw("REDIS_URL") or ""
+    if url and not re.match(r"^(redis|rediss|unix)://", url):
+        raise ConfigError("REDIS_URL", "must be a redis://, rediss:// or unix:// URL")
+    return url
+
+
+def _cache_backend(env: _Env) -> str:
+    backend = (env.raw("CACHE_BACKEND") or "auto").lower()
+    if backend not in CACHE_BACKENDS:
+        raise ConfigError("CACHE_BACKEND", f"must be one of {', '.join(CACHE_BACKENDS)}")
+    if backend == "redis" and not env.raw("REDIS_URL"):
+        raise ConfigError("CACHE_BACKEND", "is redis but REDIS_URL is not set")
+    return backend
 
 
 def _load_yaml(environ: Mapping[str, str]) -> dict[str, Any]:

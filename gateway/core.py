@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
+from cache.answers import CachedAnswer
+from cache.keys import cache_key
+from cache.layer import Flight, ResponseCache
 from gateway.auth import TokenAuthenticator
 from gateway.dispatch import Dispatcher, OpenStream, Step, Trace
 from gateway.errors import (
@@ -38,7 +41,14 @@ from gateway.params import (
 from gateway.pricing import PriceTable
 from gateway.status import status_entries
 from gateway.v1 import gateway_pb2 as pb
-from metrics import ADMISSION_REJECTED, IN_FLIGHT, REQUEST_DURATION, REQUESTS
+from metrics import (
+    ADMISSION_REJECTED,
+    CACHE_LOOKUPS,
+    CACHE_SAVED_USD,
+    IN_FLIGHT,
+    REQUEST_DURATION,
+    REQUESTS,
+)
 from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
 from providers.registry import ProviderRegistry, Route
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
@@ -90,6 +100,10 @@ class _Call:
     usage: Usage | None = None
     code: str = "OK"
     trace: Trace = field(default_factory=Trace)
+    #: Set when the answer may come from or go to the cache.
+    cache_key: str | None = None
+    flight: Flight | None = None
+    cached: bool = False
 
     def chat_for(self, route: Route, deadline: float) -> ChatRequest:
         """The adapter request for one try on `route`, bounded by `deadline`."""
@@ -112,6 +126,7 @@ class GatewayService:
         breakers: Breakers,
         admission: Admission,
         policy: CallPolicy,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._registry = registry
         self._auth = authenticator
@@ -120,6 +135,7 @@ class GatewayService:
         self._breakers = breakers
         self._admission = admission
         self._policy = policy
+        self._cache = cache
         self._state = "starting"
 
     def open_for_calls(self) -> None:
@@ -135,12 +151,18 @@ class GatewayService:
         call = self._start("Complete", ctx)
         try:
             self._prepare(call, request)
+            hit = await self._from_cache(call)
+            if hit is not None:
+                return _cached_response(hit)
             async with self._admitted(call):
                 route, answer = await self._dispatch.complete(
                     call.plan, call.chat_for, call.deadline, call.trace
                 )
             call.route, call.usage = route, answer.usage
-            return self._complete_response(call, answer)
+            response = self._complete_response(call, answer)
+            self._remember(call, answer.id, answer.model, answer.content, answer.finish_reason,
+                           answer.usage, response.cost_usd, None)  # fmt: skip
+            return response
         except BaseException as exc:
             call.code = _code_of(exc)
             raise
@@ -158,6 +180,11 @@ class GatewayService:
         call = self._start("StreamComplete", ctx)
         try:
             self._prepare(call, request)
+            hit = await self._from_cache(call)
+            if hit is not None:
+                for message in _replay(hit):
+                    yield message
+                return
             async with self._admitted(call):
                 opened = await self._dispatch.open_stream(
                     call.plan, call.chat_for, call.deadline, call.trace
@@ -200,6 +227,7 @@ class GatewayService:
         provider = opened.route.provider.name
         chunk: ChatChunk | None = opened.first
         completion_id = model = ""
+        deltas: list[str] = []
         try:
             async with aclosing(opened.chunks) as chunks:
                 while True:
@@ -212,6 +240,7 @@ class GatewayService:
                     if chunk.finish_reason is not None:
                         break
                     if chunk.delta:
+                        deltas.append(chunk.delta)
                         yield pb.StreamCompleteResponse(
                             id=completion_id, model=model, provider=provider, delta=chunk.delta
                         )
@@ -228,7 +257,7 @@ class GatewayService:
         opened.breaker.succeeded(opened.permit)
         call.trace.record(opened.route, pb.ATTEMPT_OUTCOME_SUCCESS, opened.started)
         call.usage = chunk.usage
-        yield pb.StreamCompleteResponse(
+        final = pb.StreamCompleteResponse(
             id=completion_id,
             model=model,
             provider=provider,
@@ -237,6 +266,10 @@ class GatewayService:
             cost_usd=self._cost(opened.route, model, chunk.usage),
             attempts=call.trace.attempts,
         )
+        # Before the last yield: a consumer may stop right after it and never resume us.
+        self._remember(call, completion_id, model, "".join(deltas), final.finish_reason,
+                       chunk.usage, final.cost_usd, tuple(deltas))  # fmt: skip
+        yield final
 
     def _stream_failed(self, call: _Call, opened: OpenStream, exc: BaseException) -> BaseException:
         """Account a stream that broke after its first chunk; return what the caller sees."""
@@ -294,6 +327,66 @@ class GatewayService:
         call.params = params = parse_params(request)
         call.plan = self._plan(params, ctx)
         call.deadline = self._deadline(ctx, params.timeout)
+        if self._cache is not None and params.deterministic:
+            primary = call.plan[0].route
+            tenant = params.metadata.get("tenant", "")
+            call.cache_key = cache_key(
+                tenant,
+                primary.provider.name,
+                params.to_chat(primary.model, timeout=None, headers=()),
+            )
+
+    async def _from_cache(self, call: _Call) -> CachedAnswer | None:
+        """A stored or in-flight answer for this call; else lead the flight for its key."""
+        key, params = call.cache_key, call.params
+        if self._cache is None or key is None or params is None:
+            return None
+        backend = self._cache.backend.name
+        if not params.cache_lookup:
+            CACHE_LOOKUPS.labels(backend, "bypass").inc()
+            return None
+        answer = await self._cache.get(key)
+        if answer is None:
+            waiting = self._cache.waiting_on(key)
+            if waiting is not None:
+                # shield: a waiter that leaves must not cancel the answer for the others.
+                answer = await asyncio.shield(waiting)
+                if answer is not None:
+                    CACHE_LOOKUPS.labels(backend, "coalesced").inc()
+        if answer is not None:
+            call.cached, call.usage = True, answer.usage
+            CACHE_SAVED_USD.inc(answer.cost_usd)
+            return answer
+        if self._cache.waiting_on(key) is None:
+            call.flight = self._cache.lead(key)
+        return None
+
+    def _remember(
+        self,
+        call: _Call,
+        completion_id: str,
+        model: str,
+        content: str,
+        finish_reason: str,
+        usage: Usage | None,
+        cost: float,
+        deltas: tuple[str, ...] | None,
+    ) -> None:
+        """Store a normal, complete answer of the requested route and share it with waiters."""
+        key, params, route = call.cache_key, call.params, call.route
+        if self._cache is None or key is None or params is None or route is None:
+            return
+        if finish_reason != "stop" or usage is None or route != call.plan[0].route:
+            if call.flight is not None:
+                call.flight.land(None)
+            return
+        answer = CachedAnswer(
+            completion_id, model, route.provider.name, content, finish_reason, usage, cost, deltas
+        )
+        if params.cache_store:
+            self._cache.put(key, answer, params.cache_ttl)
+        if call.flight is not None:
+            call.flight.land(answer)
 
     def _plan(self, params: CompletionParams, ctx: CallContext) -> list[Step]:
         """The model's route with the primary retries, then each fallback with its own."""
@@ -363,6 +456,8 @@ class GatewayService:
         return _Call(rpc=rpc, context=ctx, started=time.perf_counter())
 
     def _finish(self, call: _Call) -> None:
+        if call.flight is not None:
+            call.flight.land(None)  # no-op when the answer has landed; frees waiters otherwise
         ctx = call.context
         elapsed = time.perf_counter() - call.started
         IN_FLIGHT.labels(ctx.transport).dec()
@@ -377,6 +472,7 @@ class GatewayService:
                 "model": call.params.model if call.params else None,
                 "provider": call.route.provider.name if call.route else None,
                 "status": call.code,
+                "cached": call.cached,
                 "latency_ms": round(elapsed * 1000, 3),
                 "attempts": len(call.trace.attempts),
                 "prompt_tokens": usage.prompt_tokens,
@@ -402,4 +498,35 @@ def _usage_message(usage: Usage | None) -> pb.Usage | None:
         total_tokens=usage.total_tokens,
         cached_tokens=usage.cached_tokens,
         cache_creation_tokens=usage.cache_creation_tokens,
+    )
+
+
+def _cached_response(answer: CachedAnswer) -> pb.CompleteResponse:
+    """A cache hit: the original answer and usage, no tries, nothing to pay."""
+    return pb.CompleteResponse(
+        id=answer.id,
+        model=answer.model,
+        provider=answer.provider,
+        content=answer.content,
+        finish_reason=answer.finish_reason,
+        usage=_usage_message(answer.usage),
+        cost_usd=0.0,
+        cached=True,
+    )
+
+
+def _replay(answer: CachedAnswer) -> Iterator[pb.StreamCompleteResponse]:
+    """A cache hit as a stream: the same pieces as the original, then finish and usage."""
+    for piece in answer.pieces():
+        yield pb.StreamCompleteResponse(
+            id=answer.id, model=answer.model, provider=answer.provider, delta=piece, cached=True
+        )
+    yield pb.StreamCompleteResponse(
+        id=answer.id,
+        model=answer.model,
+        provider=answer.provider,
+        finish_reason=answer.finish_reason,
+        usage=_usage_message(answer.usage),
+        cost_usd=0.0,
+        cached=True,
     )

@@ -44,6 +44,15 @@ class CompletionParams:
     timeout: float | None
     #: The `Priority` enum value (0 when unset).
     priority: int = 0
+    #: The request's cache policy: look answers up, store this one, and for how long.
+    cache_lookup: bool = True
+    cache_store: bool = True
+    cache_ttl: float | None = None
+
+    @property
+    def deterministic(self) -> bool:
+        """Only answers to `temperature` 0 are the same every time, so only they are cached."""
+        return self.temperature == 0.0
 
     def to_chat(
         self, model: str, *, timeout: float | None, headers: tuple[tuple[str, str], ...]
@@ -76,6 +85,9 @@ def parse_params(request: CompletionMessage) -> CompletionParams:
         metadata=_metadata(request.metadata),
         timeout=_timeout(request),
         priority=int(request.priority),
+        cache_lookup=not request.cache.no_cache,
+        cache_store=not request.cache.no_store,
+        cache_ttl=_cache_ttl(request),
     )
 
 
@@ -172,6 +184,15 @@ def _timeout(request: CompletionMessage) -> float | None:
         raise InvalidArgumentError(
             f"timeout: must be above 0s and at most {MAX_TIMEOUT_SECONDS:g}s, got {seconds:g}s"
         )
+    return seconds
+
+
+def _cache_ttl(request: CompletionMessage) -> float | None:
+    if not request.cache.HasField("ttl"):
+        return None
+    seconds = request.cache.ttl.seconds + request.cache.ttl.nanos / 1e9
+    if seconds <= 0:
+        raise InvalidArgumentError(f"cache.ttl: must be above 0s, got {seconds:g}s")
     return seconds
 
 

@@ -67,6 +67,27 @@ ADMISSION_REJECTED = Counter(
 )
 
 
+CACHE_LOOKUPS = Counter(
+    "gateway_cache_lookups_total",
+    "Cache lookups by backend and result (hit, miss, coalesced, bypass).",
+    ["backend", "result"],
+)
+CACHE_ERRORS = Counter(
+    "gateway_cache_errors_total",
+    "Cache backend failures (each served as a miss), by backend and operation.",
+    ["backend", "operation"],
+)
+CACHE_STORED_BYTES = Counter(
+    "gateway_cache_stored_bytes_total",
+    "Bytes written to the cache, by backend.",
+    ["backend"],
+)
+CACHE_SAVED_USD = Counter(
+    "gateway_cache_saved_usd_total",
+    "What answers served from the cache would have cost, in USD.",
+)
+
+
 def render_latest() -> tuple[bytes, str]:
     """The current metrics in Prometheus text format, and its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST

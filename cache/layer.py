@@ -1,0 +1,100 @@
+"""The response cache as the core sees it: never fails a request, and coalesces identical misses.
+
+Lookups that fail (backend down, too slow, a garbled entry) are misses, counted as errors.
+Stores happen off the request path, in background tasks that `aclose()` waits for. Identical
+misses at the same moment share one provider call: the first caller leads, the others wait for
+its answer (`single flight`, within this process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from cache.answers import CachedAnswer
+from cache.backend import CacheBackend, CacheError
+from metrics import CACHE_ERRORS, CACHE_LOOKUPS, CACHE_STORED_BYTES
+
+log = logging.getLogger("cache")
+
+#: How long `aclose()` waits for stores still under way.
+CLOSE_WAIT_SECONDS = 2.0
+
+
+class Flight:
+    """A leader's promise to the callers waiting on the same key."""
+
+    def __init__(self, cache: ResponseCache, key: str) -> None:
+        self._cache = cache
+        self._key = key
+        self.future: asyncio.Future[CachedAnswer | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def land(self, answer: CachedAnswer | None) -> None:
+        """Hand the answer (None: there is none to share) to the waiters; idempotent."""
+        if not self.future.done():
+            self.future.set_result(answer)
+        self._cache._flights.pop(self._key, None)
+
+
+class ResponseCache:
+    """Finds, stores and shares cached answers over one backend."""
+
+    def __init__(self, backend: CacheBackend, *, default_ttl: float) -> None:
+        self.backend = backend
+        self.default_ttl = default_ttl
+        self._flights: dict[str, Flight] = {}
+        self._writes: set[asyncio.Task[None]] = set()
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        """The answer stored under `key`, or None (a miss, or a backend failure)."""
+        backend = self.backend.name
+        try:
+            raw = await self.backend.get(key)
+        except CacheError as exc:
+            CACHE_ERRORS.labels(backend, "get").inc()
+            log.warning("cache lookup failed", extra={"backend": backend, "error": str(exc)})
+            return None
+        if raw is None:
+            CACHE_LOOKUPS.labels(backend, "miss").inc()
+            return None
+        try:
+            answer = CachedAnswer.decode(raw)
+        except (ValueError, KeyError, TypeError):
+            CACHE_ERRORS.labels(backend, "decode").inc()
+            return None
+        CACHE_LOOKUPS.labels(backend, "hit").inc()
+        return answer
+
+    def put(self, key: str, answer: CachedAnswer, ttl: float | None) -> None:
+        """Store `answer` in the background (failures are counted, never raised)."""
+        task = asyncio.create_task(self._write(key, answer.encode(), ttl or self.default_ttl))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    def waiting_on(self, key: str) -> asyncio.Future[CachedAnswer | None] | None:
+        """The answer a leader is already fetching for `key`, if one is."""
+        flight = self._flights.get(key)
+        return flight.future if flight is not None else None
+
+    def lead(self, key: str) -> Flight:
+        """Become the one caller fetching `key`; call `land()` on the flight when done."""
+        flight = self._flights[key] = Flight(self, key)
+        return flight
+
+    async def aclose(self) -> None:
+        """Let background stores finish (briefly), then close the backend."""
+        if self._writes:
+            await asyncio.wait(set(self._writes), timeout=CLOSE_WAIT_SECONDS)
+        await self.backend.aclose()
+
+    async def _write(self, key: str, value: bytes, ttl: float) -> None:
+        backend = self.backend.name
+        try:
+            await self.backend.set(key, value, ttl)
+        except CacheError as exc:
+            CACHE_ERRORS.labels(backend, "set").inc()
+            log.warning("cache store failed", extra={"backend": backend, "error": str(exc)})
+            return
+        CACHE_STORED_BYTES.labels(backend).inc(len(value))

@@ -1,0 +1,215 @@
+"""RedisCache against a real Redis, and against servers that refuse or never answer."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import time
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlencode, urlsplit
+from uuid import uuid4
+
+import pytest
+import redis.exceptions
+
+from cache.backend import CacheBackend, CacheError
+from cache.redis_backend import RedisCache
+from tests.redis_support import (  # noqa: F401  (pytest registers imported fixtures)
+    redis_prefix_fixture,
+    redis_url_fixture,
+    sync_client,
+)
+
+TIMEOUT = 0.1
+"""The cache's timeout in these tests: short, so a stall shows up as a slow test."""
+
+
+@pytest.fixture
+async def cache(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisCache]:
+    """A cache on the real Redis, confined to this test's prefix."""
+    backend = RedisCache.from_url(redis_url, timeout=1.0, prefix=redis_prefix)
+    yield backend
+    await backend.aclose()
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL whose port nothing listens on (bound once, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+async def silent_url() -> AsyncIterator[str]:
+    """A loopback URL whose server accepts connections and then never says a word."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0"
+    for writer in accepted:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+def test_is_a_cache_backend_named_redis() -> None:
+    backend: CacheBackend = RedisCache.from_url("redis://127.0.0.1:6379/0", timeout=1.0)
+
+    assert backend.name == "redis"
+
+
+async def test_binary_value_round_trips(cache: RedisCache) -> None:
+    value = bytes(range(256)) * 4
+
+    await cache.set("k", value, ttl=60)
+
+    assert await cache.get("k") == value
+
+
+async def test_unknown_key_is_a_miss(cache: RedisCache) -> None:
+    assert await cache.get("missing") is None
+
+
+async def test_value_expires_after_its_ttl(cache: RedisCache) -> None:
+    await cache.set("k", b"value", ttl=0.2)
+    assert await cache.get("k") == b"value"
+
+    await asyncio.sleep(0.4)
+
+    assert await cache.get("k") is None
+
+
+@pytest.mark.parametrize("ttl", [0, -1.0])
+async def test_non_positive_ttl_is_not_stored(cache: RedisCache, ttl: float) -> None:
+    await cache.set("k", b"value", ttl=ttl)
+
+    assert await cache.get("k") is None
+
+
+async def test_keys_are_stored_under_the_prefix(
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    first = RedisCache.from_url(redis_url, timeout=1.0, prefix=f"{redis_prefix}one:")
+    second = RedisCache.from_url(redis_url, timeout=1.0, prefix=f"{redis_prefix}two:")
+    try:
+        await first.set("k", b"from first", ttl=60)
+        await second.set("k", b"from second", ttl=60)
+
+        assert await first.get("k") == b"from first"
+        assert await second.get("k") == b"from second"
+        with sync_client(redis_url) as client:
+            assert client.get(f"{redis_prefix}one:k") == b"from first"
+            assert client.get("k") is None
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_refused_connection_raises_cache_error_quickly(refused_url: str) -> None:
+    cache = RedisCache.from_url(refused_url, timeout=TIMEOUT)
+    started = time.monotonic()
+    try:
+        with pytest.raises(CacheError, match=r"redis GET on 127\.0\.0\.1:"):
+            await cache.get("k")
+    finally:
+        await cache.aclose()
+
+    assert time.monotonic() - started < TIMEOUT + 0.2
+
+
+async def get_once(cache: RedisCache) -> None:
+    """One GET."""
+    await cache.get("k")
+
+
+async def set_once(cache: RedisCache) -> None:
+    """One SET."""
+    await cache.set("k", b"value", ttl=60)
+
+
+@pytest.mark.parametrize("command", [get_once, set_once], ids=["get", "set"])
+async def test_silent_server_raises_cache_error_within_the_timeout(
+    silent_url: str, command: Callable[[RedisCache], Awaitable[None]]
+) -> None:
+    cache = RedisCache.from_url(silent_url, timeout=TIMEOUT)
+    started = time.monotonic()
+    try:
+        with pytest.raises(CacheError) as caught:
+            await command(cache)
+    finally:
+        await cache.aclose()
+
+    assert time.monotonic() - started < TIMEOUT + 0.5
+    assert isinstance(caught.value.__cause__, TimeoutError | redis.exceptions.TimeoutError)
+
+
+async def test_socket_timeouts_in_the_url_cannot_stretch_the_timeout(silent_url: str) -> None:
+    lax = f"{silent_url}?socket_timeout=30&socket_connect_timeout=30"
+    cache = RedisCache.from_url(lax, timeout=TIMEOUT)
+    started = time.monotonic()
+    try:
+        with pytest.raises(CacheError, match="no reply within the timeout"):
+            await cache.get("k")
+    finally:
+        await cache.aclose()
+
+    assert time.monotonic() - started < TIMEOUT + 0.5
+
+
+async def test_error_message_never_shows_the_password(refused_url: str) -> None:
+    with_password = refused_url.replace("redis://", "redis://cache-user:hunter2-secret@")
+    cache = RedisCache.from_url(with_password, timeout=TIMEOUT)
+    try:
+        with pytest.raises(CacheError) as caught:
+            await cache.set("k", b"value", ttl=60)
+    finally:
+        await cache.aclose()
+
+    assert "hunter2-secret" not in str(caught.value)
+    assert "cache-user" not in str(caught.value)
+
+
+async def test_aclose_disconnects_from_the_server(redis_url: str, redis_prefix: str) -> None:
+    name = f"aigw-test-{uuid4().hex}"
+    separator = "&" if urlsplit(redis_url).query else "?"
+    cache = RedisCache.from_url(
+        f"{redis_url}{separator}{urlencode({'client_name': name})}",
+        timeout=1.0,
+        prefix=redis_prefix,
+    )
+    await asyncio.gather(*(cache.set(f"k{i}", b"value", ttl=60) for i in range(3)))
+    assert connections_named(redis_url, name) > 0
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await cache.aclose()
+        del cache
+        gc.collect()
+
+    assert await eventually_zero(lambda: connections_named(redis_url, name))
+    assert [str(w.message) for w in caught] == []
+
+
+def connections_named(redis_url: str, name: str) -> int:
+    """How many connections the server currently has from clients called `name`."""
+    with sync_client(redis_url) as client:
+        return sum(1 for info in client.client_list() if info.get("name") == name)
+
+
+async def eventually_zero(count: Callable[[], int]) -> bool:
+    """Whether `count()` reaches 0 within a second (the server notices a close promptly)."""
+    deadline = time.monotonic() + 1.0
+    while count() != 0:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
