@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -20,59 +17,10 @@ from gateway.app import Gateway
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from tests.conftest import test_settings
+from tests.processes import GatewayProcess, spawn
 from tests.sse import read_sse
 
 LONG_PROMPT = " ".join(f"word{i}" for i in range(40))
-START_TIMEOUT = 30.0
-
-
-@dataclass
-class GatewayProcess:
-    """`python -m gateway` on free loopback ports, and every log line it printed."""
-
-    process: asyncio.subprocess.Process
-    grpc_port: int = 0
-    http_port: int = 0
-    logs: list[dict[str, Any]] = field(default_factory=list)
-    _reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        listening = asyncio.Event()
-
-        async def read_logs() -> None:
-            assert self.process.stdout is not None
-            async for line in self.process.stdout:
-                entry = orjson.loads(line)  # every line must be one JSON object
-                self.logs.append(entry)
-                if entry.get("msg") == "gateway listening":
-                    self.grpc_port, self.http_port = entry["grpc_port"], entry["http_port"]
-                    listening.set()
-
-        self._reader = asyncio.create_task(read_logs())
-        await asyncio.wait_for(listening.wait(), START_TIMEOUT)
-
-    async def wait_exit(self) -> int:
-        code = await asyncio.wait_for(self.process.wait(), START_TIMEOUT)
-        if self._reader is not None:
-            await self._reader
-        return code
-
-
-async def spawn(**env: str) -> GatewayProcess:
-    environ = {
-        "PATH": os.environ.get("PATH", ""),
-        "BIND_HOST": "127.0.0.1",
-        "GRPC_PORT": "0",
-        "HTTP_PORT": "0",
-        "METRICS_PORT": "0",
-        **env,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", env=environ, stdout=asyncio.subprocess.PIPE
-    )
-    started = GatewayProcess(process)
-    await started.start()
-    return started
 
 
 @pytest.fixture
