@@ -67,5 +67,10 @@ async def spawn(**env: str) -> GatewayProcess:
         sys.executable, "-m", "gateway", env=environ, stdout=asyncio.subprocess.PIPE
     )
     started = GatewayProcess(process)
-    await started.start()
+    try:
+        await started.start()
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
     return started

@@ -1,0 +1,44 @@
+"""Latency statistics for benchmark reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Requests per second and latency percentiles (milliseconds) of one run."""
+
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @property
+    def rps(self) -> float:
+        """Completed requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def summarize(latencies: list[float], errors: int, seconds: float) -> Summary:
+    """Summarize per-request latencies given in seconds."""
+    ordered = sorted(latencies)
+
+    def pct(share: float) -> float:
+        if not ordered:
+            return 0.0
+        index = min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))
+        return ordered[index] * 1000
+
+    return Summary(
+        requests=len(ordered),
+        errors=errors,
+        seconds=seconds,
+        p50_ms=pct(0.50),
+        p90_ms=pct(0.90),
+        p99_ms=pct(0.99),
+        max_ms=ordered[-1] * 1000 if ordered else 0.0,
+    )
