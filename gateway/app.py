@@ -206,6 +206,7 @@ def build_core(
         primary_retries=settings.primary_retries,
         fallback_retries=settings.fallback_retries,
         fallbacks=settings.fallbacks,
+        trace_content=settings.trace_content,
     )
     return GatewayService(
         registry,

@@ -10,6 +10,7 @@ import sys
 from gateway.app import serve
 from gateway.config import ConfigError, load_settings
 from gateway.logs import configure_logging
+from metrics.tracing import configure_tracing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,5 +32,7 @@ def _serve() -> int:
         print(f"ai-gateway: invalid configuration: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    if settings.tracing_enabled:
+        configure_tracing(export=settings.tracing_export)
     asyncio.run(serve(settings))
     return 0

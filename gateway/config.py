@@ -106,6 +106,12 @@ class Settings:
     cache_redis_timeout: float = DEFAULT_CACHE_REDIS_TIMEOUT_MS / 1000
     #: Prefix of every cache key in Redis (separates environments sharing one Redis).
     cache_key_prefix: str = DEFAULT_CACHE_KEY_PREFIX
+    #: Tracing: off with the standard OTEL_SDK_DISABLED; spans exported when an OTLP endpoint
+    #: is set (the SDK reads the other OTEL_* variables itself).
+    tracing_enabled: bool = True
+    tracing_export: bool = False
+    #: Put prompts and completions on spans (GATEWAY_TRACE_CONTENT); off by default.
+    trace_content: bool = False
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     providers: tuple[ProviderSettings, ...] = ()
     #: Public model name -> "provider/model" or a model name another rule resolves.
@@ -166,6 +172,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         )
         / 1000,
         cache_key_prefix=env.text("CACHE_KEY_PREFIX", DEFAULT_CACHE_KEY_PREFIX),
+        tracing_enabled=not env.flag("OTEL_SDK_DISABLED"),
+        tracing_export=bool(
+            env.raw("OTEL_EXPORTER_OTLP_ENDPOINT") or env.raw("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        ),
+        trace_content=env.flag("GATEWAY_TRACE_CONTENT"),
         auth_tokens=env.tokens("INTERNAL_AUTH_TOKEN"),
         providers=tuple(sorted(providers.values(), key=lambda p: p.name)),
         aliases=_yaml_aliases(file_config.get("models"), environ),
@@ -214,6 +225,12 @@ class _Env:
         if not (value.isascii() and value.isdecimal()) or int(value) < low:
             raise ConfigError(name, f"must be a whole number of at least {low}, got {value!r}")
         return int(value)
+
+    def flag(self, name: str) -> bool:
+        value = (self.raw(name) or "false").lower()
+        if value not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(name, f"must be true or false, got {value!r}")
+        return value in ("true", "1", "yes")
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = (self.raw(name) or default).upper()

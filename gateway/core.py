@@ -16,11 +16,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
+import orjson
+from opentelemetry.trace import get_current_span
+
 from cache.answers import CachedAnswer
 from cache.keys import cache_key
 from cache.layer import Flight, ResponseCache
 from gateway.auth import TokenAuthenticator
-from gateway.dispatch import Dispatcher, OpenStream, Step, Trace
+from gateway.dispatch import Dispatcher, OpenStream, Step, Trace, Try
 from gateway.errors import (
     DeadlineExceededError,
     GatewayError,
@@ -45,9 +48,12 @@ from metrics import (
     ADMISSION_REJECTED,
     CACHE_LOOKUPS,
     CACHE_SAVED_USD,
+    COST,
     IN_FLIGHT,
     REQUEST_DURATION,
     REQUESTS,
+    TIME_TO_FIRST_TOKEN,
+    TOKENS,
 )
 from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
 from providers.registry import ProviderRegistry, Route
@@ -69,6 +75,8 @@ class CallPolicy:
     fallback_retries: int
     #: Requested model -> models to fall back to, in order (a request's own list wins).
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Record prompts and completions on the request's span (off by default: they are data).
+    trace_content: bool = False
 
 
 @dataclass(slots=True)
@@ -104,13 +112,14 @@ class _Call:
     cache_key: str | None = None
     flight: Flight | None = None
     cached: bool = False
+    cost_usd: float = 0.0
 
-    def chat_for(self, route: Route, deadline: float) -> ChatRequest:
-        """The adapter request for one try on `route`, bounded by `deadline`."""
+    def chat_for(self, attempt: Try, deadline: float) -> ChatRequest:
+        """The adapter request for one try, bounded by `deadline`, carrying its trace context."""
         assert self.params is not None
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
-        headers = (("x-request-id", self.context.request_id),)
-        return self.params.to_chat(route.model, timeout=remaining, headers=headers)
+        headers = (("x-request-id", self.context.request_id), *attempt.trace_headers())
+        return self.params.to_chat(attempt.route.model, timeout=remaining, headers=headers)
 
 
 class GatewayService:
@@ -160,6 +169,9 @@ class GatewayService:
                 )
             call.route, call.usage = route, answer.usage
             response = self._complete_response(call, answer)
+            call.cost_usd = response.cost_usd
+            if self._policy.trace_content:
+                _record_content(call, answer.content)
             self._remember(call, answer.id, answer.model, answer.content, answer.finish_reason,
                            answer.usage, response.cost_usd, None)  # fmt: skip
             return response
@@ -240,6 +252,10 @@ class GatewayService:
                     if chunk.finish_reason is not None:
                         break
                     if chunk.delta:
+                        if not deltas:
+                            TIME_TO_FIRST_TOKEN.labels(provider).observe(
+                                time.perf_counter() - call.started
+                            )
                         deltas.append(chunk.delta)
                         yield pb.StreamCompleteResponse(
                             id=completion_id, model=model, provider=provider, delta=chunk.delta
@@ -255,7 +271,13 @@ class GatewayService:
                 raise
             raise error from exc
         opened.breaker.succeeded(opened.permit)
-        call.trace.record(opened.route, pb.ATTEMPT_OUTCOME_SUCCESS, opened.started)
+        call.trace.end(
+            opened.attempt,
+            pb.ATTEMPT_OUTCOME_SUCCESS,
+            model=model,
+            usage=chunk.usage,
+            finish_reason=chunk.finish_reason or "stop",
+        )
         call.usage = chunk.usage
         final = pb.StreamCompleteResponse(
             id=completion_id,
@@ -266,6 +288,7 @@ class GatewayService:
             cost_usd=self._cost(opened.route, model, chunk.usage),
             attempts=call.trace.attempts,
         )
+        call.cost_usd = final.cost_usd
         # Before the last yield: a consumer may stop right after it and never resume us.
         self._remember(call, completion_id, model, "".join(deltas), final.finish_reason,
                        chunk.usage, final.cost_usd, tuple(deltas))  # fmt: skip
@@ -273,16 +296,16 @@ class GatewayService:
 
     def _stream_failed(self, call: _Call, opened: OpenStream, exc: BaseException) -> BaseException:
         """Account a stream that broke after its first chunk; return what the caller sees."""
-        route, breaker, permit, started = (
+        route, breaker, permit, attempt = (
             opened.route,
             opened.breaker,
             opened.permit,
-            opened.started,
+            opened.attempt,
         )
         provider = route.provider.name
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             breaker.released(permit)
-            call.trace.record(route, pb.ATTEMPT_OUTCOME_CANCELLED, started)
+            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_CANCELLED)
             return exc
         if isinstance(exc, TimeoutError):
             if asyncio.get_running_loop().time() >= call.deadline:
@@ -297,7 +320,7 @@ class GatewayService:
                     provider=provider,
                 )
                 breaker.failed(permit, error)
-            call.trace.record(route, pb.ATTEMPT_OUTCOME_TIMEOUT, started, error)
+            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
             return error
         if not isinstance(exc, GatewayError):
             log.exception("provider %r raised an unexpected error mid-stream", provider)
@@ -308,7 +331,7 @@ class GatewayService:
             breaker.failed(permit, exc)
         else:
             breaker.released(permit)
-        call.trace.record(route, pb.ATTEMPT_OUTCOME_ERROR, started, exc)
+        call.trace.end(attempt, pb.ATTEMPT_OUTCOME_ERROR, exc)
         log.warning(
             "stream broke after it started",
             extra={"provider": provider, "error": type(exc).__name__, "code": exc.code_name},
@@ -342,8 +365,10 @@ class GatewayService:
         if self._cache is None or key is None or params is None:
             return None
         backend = self._cache.backend.name
+        span = get_current_span()
         if not params.cache_lookup:
             CACHE_LOOKUPS.labels(backend, "bypass").inc()
+            span.add_event("cache.bypass")
             return None
         answer = await self._cache.get(key)
         if answer is None:
@@ -356,7 +381,9 @@ class GatewayService:
         if answer is not None:
             call.cached, call.usage = True, answer.usage
             CACHE_SAVED_USD.inc(answer.cost_usd)
+            span.add_event("cache.hit")
             return answer
+        span.add_event("cache.miss")
         if self._cache.waiting_on(key) is None:
             call.flight = self._cache.lead(key)
         return None
@@ -464,6 +491,8 @@ class GatewayService:
         REQUESTS.labels(call.rpc, ctx.transport, call.code).inc()
         REQUEST_DURATION.labels(call.rpc, ctx.transport).observe(elapsed)
         usage = call.usage or Usage()
+        if call.route is not None and call.usage is not None and not call.cached:
+            _count_usage(call.route, usage, call.cost_usd)
         log.info(
             "request finished",
             extra={
@@ -477,8 +506,26 @@ class GatewayService:
                 "attempts": len(call.trace.attempts),
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
+                "cost_usd": call.cost_usd,
             },
         )
+
+
+def _record_content(call: _Call, completion: str) -> None:
+    """Prompt and completion as span events (only with GATEWAY_TRACE_CONTENT on)."""
+    assert call.params is not None
+    prompt = orjson.dumps([[m.role, m.content] for m in call.params.messages]).decode()
+    span = get_current_span()
+    span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
+    span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})
+
+
+def _count_usage(route: Route, usage: Usage, cost: float) -> None:
+    provider, model = route.provider.name, route.model_label
+    TOKENS.labels(provider, model, "prompt").inc(usage.prompt_tokens)
+    TOKENS.labels(provider, model, "completion").inc(usage.completion_tokens)
+    TOKENS.labels(provider, model, "cached").inc(usage.cached_tokens)
+    COST.labels(provider, model).inc(cost)
 
 
 def _code_of(exc: BaseException) -> str:

@@ -26,6 +26,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias, TypeVar
 
+from opentelemetry.trace import Span, SpanKind, StatusCode, get_current_span
+
 from gateway.errors import (
     DeadlineExceededError,
     GatewayError,
@@ -36,8 +38,9 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from gateway.v1 import gateway_pb2 as pb
-from metrics import FALLBACKS, RETRIES, UPSTREAM_ATTEMPTS
-from providers.base import ChatChunk, ChatRequest, ChatResponse
+from metrics import FALLBACKS, RETRIES, UPSTREAM_ATTEMPTS, UPSTREAM_LATENCY
+from metrics.tracing import GEN_AI_SYSTEMS, inject_headers, tracer
+from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
 from providers.registry import Route
 from resilience.breaker import CircuitBreaker, CircuitOpenError, Permit
 from resilience.retry import Backoff, RetryBudget
@@ -46,7 +49,7 @@ log = logging.getLogger("gateway.dispatch")
 
 T = TypeVar("T")
 Outcome: TypeAlias = "pb.AttemptOutcome.ValueType"
-ChatFor = Callable[[Route, float], ChatRequest]
+ChatFor = Callable[["Try", float], ChatRequest]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,21 +61,77 @@ class Step:
 
 
 @dataclass(slots=True)
+class Try:
+    """One try in progress: its route, when it began, and its client span."""
+
+    route: Route
+    started: float
+    span: Span
+
+    def trace_headers(self) -> tuple[tuple[str, str], ...]:
+        """W3C trace context for the upstream request: this try's span is the parent."""
+        return inject_headers(self.span)
+
+
+@dataclass(slots=True)
 class Trace:
-    """The tries of one call, in order."""
+    """The tries of one call, in order, each with a child span of the request's span."""
 
     attempts: list[pb.Attempt] = field(default_factory=list)
 
-    def record(
-        self, route: Route, outcome: Outcome, started: float, error: BaseException | None = None
+    def begin(self, route: Route) -> Try:
+        """Start a try on `route` (and its span, a child of the current one)."""
+        kind = route.provider.kind
+        span = tracer().start_span(
+            f"chat {route.model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.system": GEN_AI_SYSTEMS.get(kind, kind),
+                "gen_ai.request.model": route.model,
+                "gateway.provider": route.provider.name,
+                "gateway.attempt": len(self.attempts) + 1,
+            },
+        )
+        return Try(route, time.perf_counter(), span)
+
+    def end(
+        self,
+        attempt: Try,
+        outcome: Outcome,
+        error: BaseException | None = None,
+        *,
+        model: str = "",
+        usage: Usage | None = None,
+        finish_reason: str = "",
     ) -> None:
-        """Add a try that took from `started` (perf_counter) until now."""
-        attempt = pb.Attempt(provider=route.provider.name, model=route.model, outcome=outcome)
-        attempt.latency.FromNanoseconds(int((time.perf_counter() - started) * 1e9))
+        """Finish a try: add it to `attempts`, close its span, count it."""
+        route, span = attempt.route, attempt.span
+        elapsed = time.perf_counter() - attempt.started
+        record = pb.Attempt(provider=route.provider.name, model=route.model, outcome=outcome)
+        record.latency.FromNanoseconds(int(elapsed * 1e9))
+        outcome_name = pb.AttemptOutcome.Name(outcome)
+        span.set_attribute("gateway.outcome", outcome_name)
         if isinstance(error, GatewayError):
-            attempt.error_code = error.code_name
-        self.attempts.append(attempt)
-        UPSTREAM_ATTEMPTS.labels(route.provider.name, pb.AttemptOutcome.Name(outcome)).inc()
+            record.error_code = error.code_name
+            span.set_status(StatusCode.ERROR, error.code_name)
+            span.set_attribute("error.type", type(error).__name__)
+        if model:
+            span.set_attribute("gen_ai.response.model", model)
+        if finish_reason:
+            span.set_attribute("gen_ai.response.finish_reasons", (finish_reason,))
+        if usage is not None:
+            span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+        span.end()
+        self.attempts.append(record)
+        UPSTREAM_ATTEMPTS.labels(route.provider.name, outcome_name).inc()
+        if outcome != pb.ATTEMPT_OUTCOME_CIRCUIT_OPEN:  # a skipped try took no time upstream
+            UPSTREAM_LATENCY.labels(route.provider.name).observe(elapsed)
+
+    def skip(self, route: Route, outcome: Outcome) -> None:
+        """A try not made (its circuit was open)."""
+        self.end(self.begin(route), outcome)
 
 
 @dataclass(slots=True)
@@ -84,7 +143,7 @@ class OpenStream:
     chunks: AsyncGenerator[ChatChunk, None]
     breaker: CircuitBreaker
     permit: Permit
-    started: float
+    attempt: Try
 
 
 class Dispatcher:
@@ -108,22 +167,29 @@ class Dispatcher:
     ) -> tuple[Route, ChatResponse]:
         """The first whole answer the plan gets, or the error that ended it."""
 
-        async def attempt(route: Route, try_deadline: float) -> ChatResponse:
+        async def attempt(current: Try, try_deadline: float) -> ChatResponse:
             async with asyncio.timeout_at(try_deadline):
-                return await route.provider.complete(chat_for(route, try_deadline))
+                return await current.route.provider.complete(chat_for(current, try_deadline))
 
-        route, answer, permit = await self._run(plan, attempt, deadline, trace, record_success=True)
-        self._breakers(route.provider.name).succeeded(permit)
-        return route, answer
+        current, answer, permit = await self._run(plan, attempt, deadline, trace)
+        self._breakers(current.route.provider.name).succeeded(permit)
+        trace.end(
+            current,
+            pb.ATTEMPT_OUTCOME_SUCCESS,
+            model=answer.model,
+            usage=answer.usage,
+            finish_reason=answer.finish_reason,
+        )
+        return current.route, answer
 
     async def open_stream(
         self, plan: list[Step], chat_for: ChatFor, deadline: float, trace: Trace
     ) -> OpenStream:
         """A stream that has produced its first chunk; tries before that may be retried."""
 
-        async def attempt(route: Route, try_deadline: float) -> OpenStream:
-            started = time.perf_counter()
-            chunks = route.provider.stream(chat_for(route, deadline))
+        async def attempt(current: Try, try_deadline: float) -> OpenStream:
+            route = current.route
+            chunks = route.provider.stream(chat_for(current, deadline))
             try:
                 async with asyncio.timeout_at(try_deadline):
                     first = await anext(chunks)
@@ -131,48 +197,47 @@ class Dispatcher:
                 await chunks.aclose()
                 raise
             breaker = self._breakers(route.provider.name)
-            return OpenStream(route, first, chunks, breaker, Permit(False), started)
+            return OpenStream(route, first, chunks, breaker, Permit(False), current)
 
-        # The stream's try is recorded when it ends: it may still break after this chunk.
-        _, opened, permit = await self._run(plan, attempt, deadline, trace, record_success=False)
+        # The stream's try ends with the stream (the caller records it): it may still break.
+        _, opened, permit = await self._run(plan, attempt, deadline, trace)
         opened.permit = permit
         return opened
 
     async def _run(
         self,
         plan: list[Step],
-        attempt: Callable[[Route, float], Awaitable[T]],
+        attempt: Callable[[Try, float], Awaitable[T]],
         deadline: float,
         trace: Trace,
-        *,
-        record_success: bool,
-    ) -> tuple[Route, T, Permit]:
+    ) -> tuple[Try, T, Permit]:
         self._budget.record_request()
         last: GatewayError | None = None
         for index, step in enumerate(plan):
             if index:
                 FALLBACKS.labels(step.route.provider.name).inc()
+                get_current_span().add_event(
+                    "fallback", {"provider": step.route.provider.name, "model": step.route.model}
+                )
             for retry in range(step.retries + 1):
                 breaker = self._breakers(step.route.provider.name)
                 try:
                     permit = breaker.admit()
                 except CircuitOpenError as exc:
-                    trace.record(step.route, pb.ATTEMPT_OUTCOME_CIRCUIT_OPEN, time.perf_counter())
+                    trace.skip(step.route, pb.ATTEMPT_OUTCOME_CIRCUIT_OPEN)
                     last = ServiceUnavailableError(
                         f"provider {exc.deployment!r} is failing; its circuit is open",
                         retry_after=exc.retry_after,
                     )
                     break
-                started = time.perf_counter()
+                current = trace.begin(step.route)
                 try_deadline = min(deadline, _now() + self._per_try_timeout)
                 try:
-                    result = await attempt(step.route, try_deadline)
+                    result = await attempt(current, try_deadline)
                 except BaseException as exc:
-                    last = self._failed(step.route, breaker, permit, exc, started, deadline, trace)
+                    last = self._failed(current, breaker, permit, exc, deadline, trace)
                 else:
-                    if record_success:
-                        trace.record(step.route, pb.ATTEMPT_OUTCOME_SUCCESS, started)
-                    return step.route, result, permit
+                    return current, result, permit
                 if not _falls_back(last):
                     raise last
                 if retry == step.retries or not await self._wait_to_retry(last, retry, deadline):
@@ -182,18 +247,18 @@ class Dispatcher:
 
     def _failed(
         self,
-        route: Route,
+        current: Try,
         breaker: CircuitBreaker,
         permit: Permit,
         exc: BaseException,
-        started: float,
         deadline: float,
         trace: Trace,
     ) -> GatewayError:
         """Account a failed try; return the error it stands for (re-raise a cancellation)."""
+        route = current.route
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             breaker.released(permit)
-            trace.record(route, pb.ATTEMPT_OUTCOME_CANCELLED, started)
+            trace.end(current, pb.ATTEMPT_OUTCOME_CANCELLED)
             raise exc
         name = route.provider.name
         if isinstance(exc, TimeoutError | UpstreamTimeoutError):
@@ -202,24 +267,24 @@ class Dispatcher:
                 error: GatewayError = DeadlineExceededError(
                     f"deadline exceeded while waiting for provider {name!r}"
                 )
-                trace.record(route, pb.ATTEMPT_OUTCOME_TIMEOUT, started, error)
+                trace.end(current, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
                 raise error from exc
             error = UpstreamTimeoutError(f"provider {name!r} timed out", provider=name)
             breaker.failed(permit, error)
-            trace.record(route, pb.ATTEMPT_OUTCOME_TIMEOUT, started, error)
+            trace.end(current, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
             return error
         if not isinstance(exc, GatewayError):
             log.exception("provider %r raised an unexpected error", name)
             exc = UpstreamUnavailableError(f"provider {name!r} failed unexpectedly", provider=name)
         if isinstance(exc, UpstreamRateLimitedError):
             breaker.released(permit)
-            trace.record(route, pb.ATTEMPT_OUTCOME_RATE_LIMITED, started, exc)
+            trace.end(current, pb.ATTEMPT_OUTCOME_RATE_LIMITED, exc)
         elif isinstance(exc, UpstreamUnavailableError | UpstreamAuthError):
             breaker.failed(permit, exc)
-            trace.record(route, pb.ATTEMPT_OUTCOME_ERROR, started, exc)
+            trace.end(current, pb.ATTEMPT_OUTCOME_ERROR, exc)
         else:
             breaker.released(permit)
-            trace.record(route, pb.ATTEMPT_OUTCOME_ERROR, started, exc)
+            trace.end(current, pb.ATTEMPT_OUTCOME_ERROR, exc)
         log.warning(
             "provider call failed",
             extra={"provider": name, "error": type(exc).__name__, "code": exc.code_name},
@@ -239,6 +304,9 @@ class Dispatcher:
         if _now() + delay >= deadline or not self._budget.try_spend():
             return False
         RETRIES.labels(type(error).__name__).inc()
+        get_current_span().add_event(
+            "retry", {"after_error": error.code_name, "delay_seconds": round(delay, 3)}
+        )
         await asyncio.sleep(delay)
         return True
 

@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from gateway.core import CallContext, GatewayService
 from gateway.errors import GatewayError
@@ -77,11 +78,16 @@ def create_server(
     core: GatewayService, *, max_message_bytes: int
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     """A gRPC server with the gateway, health and reflection services added (not started)."""
+    # A server span per GatewayService call, continuing the caller's trace context. Only ours:
+    # the interceptor assumes async-generator handlers, which Health.Watch is not.
+    only_ours = filters.service_name(SERVICE_NAME)
+    tracing = aio_server_interceptor(filter_=only_ours)  # type: ignore[no-untyped-call]
     server = grpc.aio.server(
+        interceptors=[tracing],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     pb_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(core), server)
     health = health_aio.HealthServicer()

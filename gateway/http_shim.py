@@ -25,6 +25,8 @@ import orjson
 from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.core import CallContext, GatewayService
 from gateway.errors import (
@@ -36,6 +38,7 @@ from gateway.errors import (
 )
 from gateway.logs import request_id_from, request_id_var
 from gateway.v1 import gateway_pb2 as pb
+from metrics.tracing import tracer
 
 log = logging.getLogger("gateway.http")
 
@@ -47,6 +50,7 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",  # keep reverse proxies from buffering the stream
 }
 SSE_DONE = b"data: [DONE]\n\n"
+_PROBES = frozenset({"/healthz", "/readyz"})
 _UNKNOWN_FIELD = re.compile(r'Message type "[\w.]+" has no field named "([^"]+)" at "([^"]*)"')
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -71,7 +75,7 @@ def create_app(
     core: GatewayService, *, max_request_bytes: int, readiness: Readiness
 ) -> web.Application:
     """The JSON shim's aiohttp application."""
-    app = web.Application(client_max_size=max_request_bytes, middlewares=[_errors])
+    app = web.Application(client_max_size=max_request_bytes, middlewares=[_traced, _errors])
     app[CORE_KEY] = core
     app[MAX_BYTES_KEY] = max_request_bytes
     app[READINESS_KEY] = readiness
@@ -147,6 +151,27 @@ async def _write_rest(
 ) -> None:
     async for message in messages:
         await response.write(_sse_data(message))
+
+
+@web.middleware
+async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One server span per call, continuing a W3C `traceparent` the caller sent."""
+    if request.path in _PROBES:
+        return await handler(request)
+    parent = propagate.extract(request.headers)
+    route = request.match_info.route.resource
+    path = route.canonical if route is not None else request.path
+    with tracer().start_as_current_span(
+        f"{request.method} {path}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": request.method, "url.path": request.path},
+    ) as span:
+        response = await handler(request)
+        span.set_attribute("http.response.status_code", response.status)
+        if response.status >= 500:
+            span.set_status(StatusCode.ERROR)
+        return response
 
 
 @web.middleware

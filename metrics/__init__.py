@@ -88,6 +88,35 @@ CACHE_SAVED_USD = Counter(
 )
 
 
+UPSTREAM_LATENCY = Histogram(
+    "gateway_upstream_latency_seconds",
+    "Duration of each try against a provider (to the whole answer, or to a stream's end).",
+    ["provider"],
+    buckets=LATENCY_BUCKETS,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "gateway_time_to_first_token_seconds",
+    "Time from the start of a streamed call to its first text sent to the caller.",
+    ["provider"],
+    buckets=LATENCY_BUCKETS,
+)
+TOKENS = Counter(
+    "gateway_tokens_total",
+    "Tokens billed by providers, by deployment, model and type (prompt, completion, cached).",
+    ["provider", "model", "type"],
+)
+COST = Counter(
+    "gateway_cost_usd_total",
+    "What provider answers cost, in USD, by deployment and model.",
+    ["provider", "model"],
+)
+RATE_LIMITED = Counter(
+    "gateway_rate_limited_total",
+    "Calls refused for the caller's own limits, by what limited them.",
+    ["limit"],
+)
+
+
 def render_latest() -> tuple[bytes, str]:
     """The current metrics in Prometheus text format, and its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST

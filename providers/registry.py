@@ -15,7 +15,7 @@ Anything else is `ModelNotFoundError`, whose message lists the models that are k
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import aiohttp
@@ -34,6 +34,13 @@ class Route:
 
     provider: Provider
     model: str
+    #: Whether the deployment's config lists the model (else metrics label it "other").
+    listed: bool = field(default=False, compare=False)
+
+    @property
+    def model_label(self) -> str:
+        """The model as a metric label: only configured names, so label sets stay bounded."""
+        return self.model if self.listed else "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +116,16 @@ class ProviderRegistry:
                 raise ModelNotFoundError(
                     f"unknown provider {pin!r}; known providers: {', '.join(self._deployments)}"
                 )
-            return Route(deployment.provider, model.removeprefix(pin + "/"))
+            model = model.removeprefix(pin + "/")
+            return Route(deployment.provider, model, model in deployment.settings.models)
         prefix, slash, rest = model.partition("/")
         if slash and rest and prefix in self._deployments:
-            return Route(self._deployments[prefix].provider, rest)
+            deployment = self._deployments[prefix]
+            return Route(deployment.provider, rest, rest in deployment.settings.models)
         deployment = self._models.get(model)
         if deployment is None:
             raise ModelNotFoundError(self._unknown_model_message(model))
-        return Route(deployment.provider, model)
+        return Route(deployment.provider, model, True)
 
     def _unknown_model_message(self, model: str) -> str:
         known = sorted({*self._models, *self._aliases})

@@ -1,0 +1,52 @@
+"""OpenTelemetry tracing: set up once per process, from the standard `OTEL_*` variables.
+
+The SDK reads `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, `OTEL_RESOURCE_ATTRIBUTES` and the
+exporter's `OTEL_EXPORTER_OTLP_*` itself. Spans are always made (so logs carry trace ids); they
+are exported over OTLP/HTTP only when an OTLP endpoint is configured. Prompts and completions are
+never put on spans unless `GATEWAY_TRACE_CONTENT` is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+TRACER_NAME = "ai-gateway"
+SERVICE_NAME = "ai-gateway"
+
+#: Our adapter kinds as OpenTelemetry GenAI `gen_ai.system` values.
+GEN_AI_SYSTEMS: Mapping[str, str] = {
+    "openai": "openai",
+    "azure_openai": "az.ai.openai",
+    "anthropic": "anthropic",
+    "gemini": "gcp.gemini",
+    "cohere": "cohere",
+    "ollama": "ollama",
+    "mock": "mock",
+}
+
+
+def configure_tracing(*, export: bool) -> None:
+    """Install the process's tracer provider (spans exported over OTLP when `export`)."""
+    provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
+    if export:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+
+
+def tracer() -> trace.Tracer:
+    """The gateway's tracer (the global provider's; a no-op one until configured)."""
+    return trace.get_tracer(TRACER_NAME)
+
+
+def inject_headers(span: trace.Span) -> tuple[tuple[str, str], ...]:
+    """W3C trace-context headers that make `span` the parent of the upstream's spans."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return tuple(carrier.items())
