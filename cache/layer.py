@@ -13,7 +13,7 @@ import logging
 
 from cache.answers import CachedAnswer
 from cache.backend import CacheBackend, CacheError
-from metrics import CACHE_ERRORS, CACHE_LOOKUPS, CACHE_STORED_BYTES
+from metrics import CACHE_ERRORS, CACHE_LOOKUPS, CACHE_STORED_BYTES, labeled
 
 log = logging.getLogger("cache")
 
@@ -53,18 +53,18 @@ class ResponseCache:
         try:
             raw = await self.backend.get(key)
         except CacheError as exc:
-            CACHE_ERRORS.labels(backend, "get").inc()
+            labeled(CACHE_ERRORS, backend, "get").inc()
             log.warning("cache lookup failed", extra={"backend": backend, "error": str(exc)})
             return None
         if raw is None:
-            CACHE_LOOKUPS.labels(backend, "miss").inc()
+            labeled(CACHE_LOOKUPS, backend, "miss").inc()
             return None
         try:
             answer = CachedAnswer.decode(raw)
         except (ValueError, KeyError, TypeError):
-            CACHE_ERRORS.labels(backend, "decode").inc()
+            labeled(CACHE_ERRORS, backend, "decode").inc()
             return None
-        CACHE_LOOKUPS.labels(backend, "hit").inc()
+        labeled(CACHE_LOOKUPS, backend, "hit").inc()
         return answer
 
     def put(self, key: str, answer: CachedAnswer, ttl: float | None) -> None:
@@ -94,7 +94,7 @@ class ResponseCache:
         try:
             await self.backend.set(key, value, ttl)
         except CacheError as exc:
-            CACHE_ERRORS.labels(backend, "set").inc()
+            labeled(CACHE_ERRORS, backend, "set").inc()
             log.warning("cache store failed", extra={"backend": backend, "error": str(exc)})
             return
-        CACHE_STORED_BYTES.labels(backend).inc(len(value))
+        labeled(CACHE_STORED_BYTES, backend).inc(len(value))

@@ -54,6 +54,7 @@ from metrics import (
     REQUESTS,
     TIME_TO_FIRST_TOKEN,
     TOKENS,
+    labeled,
 )
 from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
 from providers.registry import ProviderRegistry, Route
@@ -253,7 +254,7 @@ class GatewayService:
                         break
                     if chunk.delta:
                         if not deltas:
-                            TIME_TO_FIRST_TOKEN.labels(provider).observe(
+                            labeled(TIME_TO_FIRST_TOKEN, provider).observe(
                                 time.perf_counter() - call.started
                             )
                         deltas.append(chunk.delta)
@@ -367,7 +368,7 @@ class GatewayService:
         backend = self._cache.backend.name
         span = get_current_span()
         if not params.cache_lookup:
-            CACHE_LOOKUPS.labels(backend, "bypass").inc()
+            labeled(CACHE_LOOKUPS, backend, "bypass").inc()
             span.add_event("cache.bypass")
             return None
         answer = await self._cache.get(key)
@@ -377,7 +378,7 @@ class GatewayService:
                 # shield: a waiter that leaves must not cancel the answer for the others.
                 answer = await asyncio.shield(waiting)
                 if answer is not None:
-                    CACHE_LOOKUPS.labels(backend, "coalesced").inc()
+                    labeled(CACHE_LOOKUPS, backend, "coalesced").inc()
         if answer is not None:
             call.cached, call.usage = True, answer.usage
             CACHE_SAVED_USD.inc(answer.cost_usd)
@@ -479,7 +480,7 @@ class GatewayService:
         return self._prices.cost(route.provider.name, route.provider.kind, models, usage)
 
     def _start(self, rpc: str, ctx: CallContext) -> _Call:
-        IN_FLIGHT.labels(ctx.transport).inc()
+        labeled(IN_FLIGHT, ctx.transport).inc()
         return _Call(rpc=rpc, context=ctx, started=time.perf_counter())
 
     def _finish(self, call: _Call) -> None:
@@ -487,9 +488,9 @@ class GatewayService:
             call.flight.land(None)  # no-op when the answer has landed; frees waiters otherwise
         ctx = call.context
         elapsed = time.perf_counter() - call.started
-        IN_FLIGHT.labels(ctx.transport).dec()
-        REQUESTS.labels(call.rpc, ctx.transport, call.code).inc()
-        REQUEST_DURATION.labels(call.rpc, ctx.transport).observe(elapsed)
+        labeled(IN_FLIGHT, ctx.transport).dec()
+        labeled(REQUESTS, call.rpc, ctx.transport, call.code).inc()
+        labeled(REQUEST_DURATION, call.rpc, ctx.transport).observe(elapsed)
         usage = call.usage or Usage()
         if call.route is not None and call.usage is not None and not call.cached:
             _count_usage(call.route, usage, call.cost_usd)
@@ -522,10 +523,10 @@ def _record_content(call: _Call, completion: str) -> None:
 
 def _count_usage(route: Route, usage: Usage, cost: float) -> None:
     provider, model = route.provider.name, route.model_label
-    TOKENS.labels(provider, model, "prompt").inc(usage.prompt_tokens)
-    TOKENS.labels(provider, model, "completion").inc(usage.completion_tokens)
-    TOKENS.labels(provider, model, "cached").inc(usage.cached_tokens)
-    COST.labels(provider, model).inc(cost)
+    labeled(TOKENS, provider, model, "prompt").inc(usage.prompt_tokens)
+    labeled(TOKENS, provider, model, "completion").inc(usage.completion_tokens)
+    labeled(TOKENS, provider, model, "cached").inc(usage.cached_tokens)
+    labeled(COST, provider, model).inc(cost)
 
 
 def _code_of(exc: BaseException) -> str:

@@ -38,7 +38,7 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from gateway.v1 import gateway_pb2 as pb
-from metrics import FALLBACKS, RETRIES, UPSTREAM_ATTEMPTS, UPSTREAM_LATENCY
+from metrics import FALLBACKS, RETRIES, UPSTREAM_ATTEMPTS, UPSTREAM_LATENCY, labeled
 from metrics.tracing import GEN_AI_SYSTEMS, inject_headers, tracer
 from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
 from providers.registry import Route
@@ -125,9 +125,9 @@ class Trace:
             span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
         span.end()
         self.attempts.append(record)
-        UPSTREAM_ATTEMPTS.labels(route.provider.name, outcome_name).inc()
+        labeled(UPSTREAM_ATTEMPTS, route.provider.name, outcome_name).inc()
         if outcome != pb.ATTEMPT_OUTCOME_CIRCUIT_OPEN:  # a skipped try took no time upstream
-            UPSTREAM_LATENCY.labels(route.provider.name).observe(elapsed)
+            labeled(UPSTREAM_LATENCY, route.provider.name).observe(elapsed)
 
     def skip(self, route: Route, outcome: Outcome) -> None:
         """A try not made (its circuit was open)."""
@@ -215,7 +215,7 @@ class Dispatcher:
         last: GatewayError | None = None
         for index, step in enumerate(plan):
             if index:
-                FALLBACKS.labels(step.route.provider.name).inc()
+                labeled(FALLBACKS, step.route.provider.name).inc()
                 get_current_span().add_event(
                     "fallback", {"provider": step.route.provider.name, "model": step.route.model}
                 )
@@ -303,7 +303,7 @@ class Dispatcher:
             delay = self._backoff.delay(retry)
         if _now() + delay >= deadline or not self._budget.try_spend():
             return False
-        RETRIES.labels(type(error).__name__).inc()
+        labeled(RETRIES, type(error).__name__).inc()
         get_current_span().add_event(
             "retry", {"after_error": error.code_name, "delay_seconds": round(delay, 3)}
         )

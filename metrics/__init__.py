@@ -5,6 +5,9 @@ Labels are bounded sets (RPC, transport, status code, provider, model): never us
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -115,6 +118,12 @@ RATE_LIMITED = Counter(
     "Calls refused for the caller's own limits, by what limited them.",
     ["limit"],
 )
+
+
+@cache
+def labeled(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, looked up once: label sets here are bounded, so is this cache."""
+    return metric.labels(*values)
 
 
 def render_latest() -> tuple[bytes, str]:

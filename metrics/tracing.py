@@ -1,9 +1,10 @@
 """OpenTelemetry tracing: set up once per process, from the standard `OTEL_*` variables.
 
 The SDK reads `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, `OTEL_RESOURCE_ATTRIBUTES` and the
-exporter's `OTEL_EXPORTER_OTLP_*` itself. Spans are always made (so logs carry trace ids); they
-are exported over OTLP/HTTP only when an OTLP endpoint is configured. Prompts and completions are
-never put on spans unless `GATEWAY_TRACE_CONTENT` is on.
+exporter's `OTEL_EXPORTER_OTLP_*` itself. The SDK is installed only when an OTLP endpoint is
+configured; otherwise the API's no-op tracer stays, which still carries a caller's W3C trace
+context through the gateway (to the upstream call and into the logs). Prompts and completions
+are never put on spans unless `GATEWAY_TRACE_CONTENT` is on.
 """
 
 from __future__ import annotations
