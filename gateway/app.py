@@ -15,29 +15,27 @@ import aiohttp
 import grpc
 from aiohttp import web
 from grpc_health.v1.health import aio as health_aio
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cache.backend import CacheBackend
 from cache.layer import ResponseCache
-from cache.memory import MemoryCache
-from cache.redis_backend import RedisCache
-from gateway.auth import TokenAuthenticator
+from gateway.admin import AdminCore
+from gateway.assembly import (
+    build_authenticator,
+    build_cache,
+    build_core,
+    build_quotas,
+    open_store,
+)
 from gateway.config import Settings
-from gateway.core import CallPolicy, GatewayService
-from gateway.dispatch import Dispatcher
+from gateway.core import GatewayService
 from gateway.grpc_server import create_server, set_serving
 from gateway.http_shim import create_app
-from gateway.pricing import PriceTable
+from gateway.quotas import Quotas
+from gateway.store.writer import UsageWriter
 from metrics import (
-    ADMISSION_QUEUE_DEPTH,
-    ADMISSION_WAIT,
-    CIRCUIT_STATE,
-    CIRCUIT_TRANSITIONS,
     render_latest,
 )
 from providers.registry import ProviderRegistry
-from resilience.admission import Admission
-from resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, log_state_change
-from resilience.retry import Backoff, RetryBudget
 
 log = logging.getLogger("gateway")
 
@@ -55,6 +53,9 @@ class Gateway:
         self._ready = False
         self._stopped = False
         self._cache: ResponseCache | None = None
+        self._engine: AsyncEngine | None = None
+        self._writer: UsageWriter | None = None
+        self._quotas: Quotas | None = None
         self._session: aiohttp.ClientSession | None = None
         self._registry: ProviderRegistry | None = None
         self._core: GatewayService | None = None
@@ -87,16 +88,27 @@ class Gateway:
             self._session,
             key_cooldown=settings.key_cooldown_seconds,
         )
+        self._engine, self._writer = await open_store(settings)
+        authenticator = build_authenticator(settings, self._engine)
+        self._quotas = build_quotas(settings)
         self._cache = build_cache(settings)
-        self._core = core = build_core(settings, self._registry, self._cache)
-        server, health = create_server(core, max_message_bytes=settings.max_request_bytes)
+        self._core = core = build_core(
+            settings,
+            self._registry,
+            self._cache,
+            authenticator=authenticator,
+            quotas=self._quotas,
+            usage=self._writer.record,
+        )
+        admin = AdminCore(self._engine, authenticator)
+        server, health = create_server(core, admin, max_message_bytes=settings.max_request_bytes)
         self._grpc_server, self._health = server, health
         await set_serving(health, False)
         self.grpc_port = server.add_insecure_port(
             _grpc_address(settings.bind_host, settings.grpc_port)
         )
         await server.start()
-        shim = create_app(core, max_request_bytes=settings.max_request_bytes, readiness=self)
+        shim = create_app(core, admin, max_request_bytes=settings.max_request_bytes, readiness=self)
         self.http_port = await self._listen(shim, settings.http_port)
         self.metrics_port = await self._listen(_metrics_app(), settings.metrics_port)
 
@@ -138,6 +150,14 @@ class Gateway:
             stops.append(self._grpc_server.stop(grace))
         stops.extend(runner.cleanup() for runner in self._runners)
         await asyncio.gather(*stops)
+        if self._core is not None:
+            await self._core.aclose(wait=grace)
+        if self._writer is not None:
+            await self._writer.aclose(timeout=grace)  # flushes every usage row (or spills it)
+        if self._quotas is not None:
+            await self._quotas.aclose()
+        if self._engine is not None:
+            await self._engine.dispose()
         if self._registry is not None:
             await self._registry.aclose()
         if self._cache is not None:
@@ -158,75 +178,6 @@ class Gateway:
         site = web.TCPSite(runner, self.settings.bind_host, port)
         await site.start()
         return int(runner.addresses[0][1])
-
-
-def build_cache(settings: Settings) -> ResponseCache | None:
-    """The response cache on the configured backend (None when it is off)."""
-    backend: CacheBackend
-    choice = settings.cache_backend
-    if choice == "off":
-        return None
-    if choice == "redis" or (choice == "auto" and settings.redis_url):
-        backend = RedisCache.from_url(
-            settings.redis_url,
-            timeout=settings.cache_redis_timeout,
-            prefix=settings.cache_key_prefix,
-        )
-    else:
-        backend = MemoryCache(settings.cache_max_bytes)
-    return ResponseCache(backend, default_ttl=settings.cache_ttl)
-
-
-def build_core(
-    settings: Settings, registry: ProviderRegistry, cache: ResponseCache | None
-) -> GatewayService:
-    """The core with its resilience parts (breakers, retries, admission) wired to metrics."""
-    breakers = Breakers(
-        fail_max=settings.circuit_breaker_fail_max,
-        reset_timeout=settings.circuit_breaker_reset_timeout,
-        on_state_change=_circuit_changed,
-    )
-    for deployment in registry.deployments:
-        CIRCUIT_STATE.labels(deployment.settings.name).set(0)
-    dispatcher = Dispatcher(
-        breakers,
-        backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
-        budget=RetryBudget(settings.retry_budget_ratio),
-        per_try_timeout=settings.per_try_timeout_seconds,
-    )
-    admission = Admission(
-        settings.max_workers,
-        settings.queue_size,
-        on_wait=ADMISSION_WAIT.observe,
-        on_depth_change=ADMISSION_QUEUE_DEPTH.set,
-    )
-    policy = CallPolicy(
-        request_timeout=settings.request_timeout_seconds,
-        stream_idle_timeout=settings.stream_idle_timeout_seconds,
-        primary_retries=settings.primary_retries,
-        fallback_retries=settings.fallback_retries,
-        fallbacks=settings.fallbacks,
-        trace_content=settings.trace_content,
-    )
-    return GatewayService(
-        registry,
-        TokenAuthenticator(settings.auth_tokens),
-        PriceTable(settings.prices),
-        dispatcher=dispatcher,
-        breakers=breakers,
-        admission=admission,
-        policy=policy,
-        cache=cache,
-    )
-
-
-def _circuit_changed(deployment: str, old: str, new: str) -> None:
-    log_state_change(deployment, old, new)
-    CIRCUIT_STATE.labels(deployment).set(_CIRCUIT_GAUGE.get(new, 0))
-    CIRCUIT_TRANSITIONS.labels(deployment, old, new).inc()
-
-
-_CIRCUIT_GAUGE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 
 
 async def serve(settings: Settings) -> None:

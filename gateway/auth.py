@@ -1,44 +1,199 @@
-"""Caller authentication: shared bearer tokens (`INTERNAL_AUTH_TOKEN`)."""
+"""Who is calling: shared tokens, the admin token, per-tenant API keys, and JWT bearer tokens.
+
+`Authenticator.authenticate()` turns an `authorization` header into an `Identity`: the tenant
+(which scopes limits, budgets, usage and the cache), the API key when one was used, and whether
+the caller is the admin. Unknown, malformed and revoked credentials all get the same
+`UnauthenticatedError`, so a caller cannot tell a revoked key from a wrong one.
+
+- `INTERNAL_AUTH_TOKEN` (comma-separated): single-tenant mode; the tenant is the request's
+  `metadata.tenant` or "default".
+- `ADMIN_TOKEN`: the admin API, and usage reports for every tenant.
+- API keys (`aigw_…`, made through the admin API): looked up by SHA-256 in the store and kept
+  for `KEY_CACHE_SECONDS`, so a revoked key stops working on every replica within seconds.
+- JWT (`JWT_SECRET` for HS256, or `JWT_JWKS_URL`; `JWT_ISSUER`, `JWT_AUDIENCE`): the tenant is
+  the `JWT_TENANT_CLAIM` claim.
+
+With none of these configured the gateway is open: every caller is the request's tenant.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import jwt
 
 from gateway.errors import UnauthenticatedError
 
+API_KEY_PREFIX = "aigw_"
+DEFAULT_TENANT = "default"
+KEY_CACHE_SECONDS = 2.0
+INVALID = "invalid credential"
 
-class TokenAuthenticator:
-    """Accepts `Bearer <token>` for any configured token; with no tokens, accepts every caller.
 
-    Tokens are compared as SHA-256 digests with `hmac.compare_digest`, against every configured
-    token, so the time taken reveals neither a token's length nor which one nearly matched.
+@dataclass(frozen=True, slots=True)
+class KeyGrant:
+    """What the store says about a valid API key: its tenant and limits."""
+
+    key_id: str
+    tenant: str
+    key_rpm: int | None = None
+    key_tpm: int | None = None
+    key_budget_usd: float | None = None
+    tenant_rpm: int | None = None
+    tenant_tpm: int | None = None
+    tenant_budget_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The caller of one request.
+
+    `tenant` is set when the credential fixes it (an API key, a JWT claim); otherwise the
+    request's `metadata.tenant` (or "default") names it.
     """
 
-    def __init__(self, tokens: tuple[str, ...]) -> None:
-        self._digests = tuple(_digest(token) for token in tokens)
+    tenant: str | None = None
+    api_key_id: str | None = None
+    admin: bool = False
+    grant: KeyGrant | None = None
+
+    def tenant_for(self, requested: str) -> str:
+        """The tenant a request counts against."""
+        return self.tenant or requested or DEFAULT_TENANT
+
+
+KeyLookup = Callable[[str], Awaitable[KeyGrant | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class JwtSettings:
+    """How JWT bearer tokens are checked."""
+
+    secret: str = ""
+    jwks_url: str = ""
+    issuer: str = ""
+    audience: str = ""
+    tenant_claim: str = "tenant"
+
+
+class Authenticator:
+    """Resolves a caller's credential to an `Identity`."""
+
+    def __init__(
+        self,
+        tokens: tuple[str, ...] = (),
+        *,
+        admin_tokens: tuple[str, ...] = (),
+        keys: KeyLookup | None = None,
+        jwt_settings: JwtSettings | None = None,
+        require_credential: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._tokens = tuple(_digest(t) for t in tokens)
+        self._admin = tuple(_digest(t) for t in admin_tokens)
+        self._keys = keys
+        self._jwt = jwt_settings
+        jwks_url = jwt_settings.jwks_url if jwt_settings else ""
+        self._jwks = jwt.PyJWKClient(jwks_url) if jwks_url else None
+        self._clock = clock
+        self._key_cache: dict[str, tuple[float, KeyGrant | None]] = {}
+        self._required = require_credential or bool(tokens) or jwt_settings is not None
 
     @property
     def enabled(self) -> bool:
-        """Whether callers must present a token."""
-        return bool(self._digests)
+        """Whether callers must present a credential."""
+        return self._required
 
-    def check(self, authorization: str | None) -> None:
-        """Raise `UnauthenticatedError` unless `authorization` carries a configured token."""
-        if not self._digests:
-            return
+    async def authenticate(self, authorization: str | None) -> Identity:
+        """The caller's identity; `UnauthenticatedError` when the credential does not hold."""
         if not authorization:
-            raise UnauthenticatedError("missing credential: send 'authorization: Bearer <token>'")
+            if self._required:
+                raise UnauthenticatedError(
+                    "missing credential: send 'authorization: Bearer <token>'"
+                )
+            return Identity()
         scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise UnauthenticatedError("malformed credential: expected 'Bearer <token>'")
-        candidate = _digest(token.strip())
-        matched = False
-        for digest in self._digests:
-            matched |= hmac.compare_digest(candidate, digest)
-        if not matched:
-            raise UnauthenticatedError("invalid credential")
+        digest = _digest(token)
+        if _matches(digest, self._admin):
+            return Identity(admin=True)
+        if _matches(digest, self._tokens):
+            return Identity()
+        if token.startswith(API_KEY_PREFIX) and self._keys is not None:
+            grant = await self._grant(token, digest)
+            if grant is None:
+                raise UnauthenticatedError(INVALID)
+            return Identity(tenant=grant.tenant, api_key_id=grant.key_id, grant=grant)
+        if self._jwt is not None and token.count(".") == 2:
+            return Identity(tenant=self._jwt_tenant(token))
+        if self._required or self._admin or self._keys is not None:
+            raise UnauthenticatedError(INVALID)
+        return Identity()
+
+    def is_admin_token(self, authorization: str | None) -> bool:
+        """Whether `authorization` carries the admin token."""
+        if not authorization or not self._admin:
+            return False
+        scheme, _, token = authorization.strip().partition(" ")
+        return scheme.lower() == "bearer" and _matches(_digest(token.strip()), self._admin)
+
+    async def _grant(self, secret: str, digest: bytes) -> KeyGrant | None:
+        assert self._keys is not None
+        cache_key = digest.hex()
+        cached = self._key_cache.get(cache_key)
+        now = self._clock()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        grant = await self._keys(secret)
+        self._key_cache[cache_key] = (now + KEY_CACHE_SECONDS, grant)
+        if len(self._key_cache) > 10_000:  # bounded: forget the oldest half
+            for stale in list(self._key_cache)[:5_000]:
+                self._key_cache.pop(stale, None)
+        return grant
+
+    def _jwt_tenant(self, token: str) -> str:
+        settings = self._jwt
+        assert settings is not None
+        try:
+            if self._jwks is not None:
+                key: object = self._jwks.get_signing_key_from_jwt(token).key
+                algorithms = ["RS256", "ES256", "PS256", "EdDSA"]
+            else:
+                key, algorithms = settings.secret, ["HS256", "HS384", "HS512"]
+            claims = jwt.decode(
+                token,
+                key,  # type: ignore[arg-type]  # PyJWT accepts any of its key types
+                algorithms=algorithms,
+                issuer=settings.issuer or None,
+                audience=settings.audience or None,
+                options={"require": ["exp"], "verify_aud": bool(settings.audience)},
+            )
+        except (jwt.PyJWTError, OSError):
+            raise UnauthenticatedError(INVALID) from None
+        tenant = claims.get(settings.tenant_claim)
+        if not isinstance(tenant, str) or not tenant:
+            raise UnauthenticatedError(INVALID)
+        return tenant
+
+
+def key_digest(secret: str) -> str:
+    """The SHA-256 hex under which an API key is stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
+
+
+def _matches(candidate: bytes, digests: tuple[bytes, ...]) -> bool:
+    # Compared against every digest, so the time taken does not say which nearly matched.
+    matched = False
+    for digest in digests:
+        matched |= hmac.compare_digest(candidate, digest)
+    return matched

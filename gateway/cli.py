@@ -8,8 +8,11 @@ import os
 import sys
 
 from gateway.app import serve
+from gateway.assembly import StartupError
 from gateway.config import ConfigError, load_settings
 from gateway.logs import configure_logging
+from gateway.store.engine import database_url
+from gateway.store.migrate import upgrade
 from metrics.tracing import configure_tracing
 
 
@@ -18,11 +21,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ai-gateway", description="An LLM gateway.")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", help="run the gRPC and JSON servers (the default)")
+    commands.add_parser("migrate", help="apply the usage store's schema migrations")
     args = parser.parse_args(argv)
     if args.command in (None, "serve"):
         return _serve()
+    if args.command == "migrate":
+        return _migrate()
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+def _migrate() -> int:
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as exc:
+        print(f"ai-gateway: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    url = database_url(settings.database_url)
+    revision = asyncio.run(upgrade(url))
+    print(f"ai-gateway: the usage store is at revision {revision}")
+    return 0
 
 
 def _serve() -> int:
@@ -36,5 +54,9 @@ def _serve() -> int:
         # Without an exporter the API's no-op tracer stays: spans nobody reads cost ~20% of
         # throughput; a caller's traceparent still flows upstream and into the logs.
         configure_tracing(export=True)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except StartupError as exc:
+        print(f"ai-gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -55,6 +55,8 @@ DEFAULT_CACHE_TTL = 3600.0
 DEFAULT_CACHE_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_CACHE_REDIS_TIMEOUT_MS = 50.0
 DEFAULT_CACHE_KEY_PREFIX = "aigw:cache:"
+DEFAULT_DATABASE_URL = "sqlite:///ai-gateway.db"
+DEFAULT_USAGE_SPILL_PATH = "ai-gateway-usage.spill.jsonl"
 CACHE_BACKENDS = ("auto", "memory", "redis", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -112,6 +114,23 @@ class Settings:
     tracing_export: bool = False
     #: Put prompts and completions on spans (GATEWAY_TRACE_CONTENT); off by default.
     trace_content: bool = False
+    #: The usage store: a SQLite file by default, PostgreSQL in production.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    #: Apply migrations at start-up (default: yes for SQLite; run `ai-gateway migrate` else).
+    auto_migrate: bool | None = None
+    usage_spill_path: str = DEFAULT_USAGE_SPILL_PATH
+    admin_tokens: tuple[str, ...] = field(default=(), repr=False)
+    require_api_key: bool = False
+    jwt_secret: str = field(default="", repr=False)
+    jwt_jwks_url: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_tenant_claim: str = "tenant"
+    #: Default limits per tenant (0: none); keys and tenants may set their own.
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+    #: When Redis cannot be reached: admit (True, counted) or refuse with UNAVAILABLE.
+    rate_limit_fail_open: bool = True
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     providers: tuple[ProviderSettings, ...] = ()
     #: Public model name -> "provider/model" or a model name another rule resolves.
@@ -177,6 +196,20 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             env.raw("OTEL_EXPORTER_OTLP_ENDPOINT") or env.raw("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         ),
         trace_content=env.flag("GATEWAY_TRACE_CONTENT"),
+        database_url=_database_url(env),
+        auto_migrate=env.flag("AUTO_MIGRATE") if env.raw("AUTO_MIGRATE") else None,
+        usage_spill_path=env.text("USAGE_SPILL_PATH", DEFAULT_USAGE_SPILL_PATH),
+        admin_tokens=env.tokens("ADMIN_TOKEN"),
+        require_api_key=env.flag("REQUIRE_API_KEY"),
+        jwt_secret=env.raw("JWT_SECRET") or "",
+        jwt_jwks_url=env.raw("JWT_JWKS_URL") or "",
+        jwt_issuer=env.raw("JWT_ISSUER") or "",
+        jwt_audience=env.raw("JWT_AUDIENCE") or "",
+        jwt_tenant_claim=env.text("JWT_TENANT_CLAIM", "tenant"),
+        requests_per_minute=env.integer("REQUESTS_PER_MINUTE", 0),
+        tokens_per_minute=env.integer("TOKENS_PER_MINUTE", 0),
+        rate_limit_fail_open=not env.raw("RATE_LIMIT_FAIL_OPEN")
+        or env.flag("RATE_LIMIT_FAIL_OPEN"),
         auth_tokens=env.tokens("INTERNAL_AUTH_TOKEN"),
         providers=tuple(sorted(providers.values(), key=lambda p: p.name)),
         aliases=_yaml_aliases(file_config.get("models"), environ),
@@ -278,6 +311,13 @@ def _env_providers(env: _Env) -> dict[str, ProviderSettings]:
             options=options,
         )
     return providers
+
+
+def _database_url(env: _Env) -> str:
+    url = env.raw("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if not re.match(r"^(sqlite|postgresql|postgres)(\+\w+)?://", url):
+        raise ConfigError("DATABASE_URL", "must be a sqlite:// or postgresql:// URL")
+    return url
 
 
 def _redis_url(env: _Env) -> str:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import orjson
 from opentelemetry.trace import get_current_span
@@ -22,7 +24,7 @@ from opentelemetry.trace import get_current_span
 from cache.answers import CachedAnswer
 from cache.keys import cache_key
 from cache.layer import Flight, ResponseCache
-from gateway.auth import TokenAuthenticator
+from gateway.auth import Authenticator, Identity
 from gateway.dispatch import Dispatcher, OpenStream, Step, Trace, Try
 from gateway.errors import (
     DeadlineExceededError,
@@ -42,7 +44,9 @@ from gateway.params import (
     parse_timeout_header,
 )
 from gateway.pricing import PriceTable
+from gateway.quotas import Charge, Quotas
 from gateway.status import status_entries
+from gateway.store.records import AttemptRecord, RequestRecord
 from gateway.v1 import gateway_pb2 as pb
 from metrics import (
     ADMISSION_REJECTED,
@@ -62,6 +66,8 @@ from resilience.admission import Admission, AdmissionTimeoutError, QueueFullErro
 from resilience.breaker import Breakers
 
 log = logging.getLogger("gateway.core")
+
+UsageSink = Callable[[RequestRecord], None]
 
 UNAVAILABLE_RETRY_AFTER_SECONDS = 1.0
 
@@ -114,6 +120,12 @@ class _Call:
     flight: Flight | None = None
     cached: bool = False
     cost_usd: float = 0.0
+    identity: Identity | None = None
+    tenant: str = ""
+    charge: Charge | None = None
+    #: This call's row id in the usage ledger, and when it started (wall clock).
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def chat_for(self, attempt: Try, deadline: float) -> ChatRequest:
         """The adapter request for one try, bounded by `deadline`, carrying its trace context."""
@@ -129,7 +141,7 @@ class GatewayService:
     def __init__(
         self,
         registry: ProviderRegistry,
-        authenticator: TokenAuthenticator,
+        authenticator: Authenticator,
         prices: PriceTable,
         *,
         dispatcher: Dispatcher,
@@ -137,6 +149,8 @@ class GatewayService:
         admission: Admission,
         policy: CallPolicy,
         cache: ResponseCache | None = None,
+        quotas: Quotas | None = None,
+        usage: UsageSink | None = None,
     ) -> None:
         self._registry = registry
         self._auth = authenticator
@@ -146,6 +160,9 @@ class GatewayService:
         self._admission = admission
         self._policy = policy
         self._cache = cache
+        self._quotas = quotas
+        self._usage = usage
+        self._settling: set[asyncio.Task[None]] = set()
         self._state = "starting"
 
     def open_for_calls(self) -> None:
@@ -156,11 +173,17 @@ class GatewayService:
         """Refuse new calls from now on; calls in flight carry on."""
         self._state = "draining"
 
+    async def aclose(self, *, wait: float) -> None:
+        """Wait (at most `wait` seconds) for the usage settlements still under way."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=wait)
+
     async def complete(self, request: pb.CompleteRequest, ctx: CallContext) -> pb.CompleteResponse:
         """Answer one whole completion."""
         call = self._start("Complete", ctx)
         try:
-            self._prepare(call, request)
+            await self._prepare(call, request)
+            await self._admit_quota(call)
             hit = await self._from_cache(call)
             if hit is not None:
                 return _cached_response(hit)
@@ -192,7 +215,8 @@ class GatewayService:
         """
         call = self._start("StreamComplete", ctx)
         try:
-            self._prepare(call, request)
+            await self._prepare(call, request)
+            await self._admit_quota(call)
             hit = await self._from_cache(call)
             if hit is not None:
                 for message in _replay(hit):
@@ -217,7 +241,7 @@ class GatewayService:
         """Report every deployment (or the one asked for)."""
         call = self._start("ProviderStatus", ctx)
         try:
-            self._auth.check(ctx.authorization)
+            await self._auth.authenticate(ctx.authorization)
             providers = status_entries(self._registry, self._breakers)
             if request.provider:
                 providers = [p for p in providers if p.name == request.provider]
@@ -339,7 +363,7 @@ class GatewayService:
         )
         return exc
 
-    def _prepare(self, call: _Call, request: CompletionMessage) -> None:
+    async def _prepare(self, call: _Call, request: CompletionMessage) -> None:
         """Check the gateway takes calls, authenticate, validate and plan; no provider is called."""
         if self._state != "serving":
             raise ServiceUnavailableError(
@@ -347,18 +371,15 @@ class GatewayService:
                 retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS,
             )
         ctx = call.context
-        self._auth.check(ctx.authorization)
+        call.identity = await self._auth.authenticate(ctx.authorization)
         call.params = params = parse_params(request)
+        call.tenant = call.identity.tenant_for(params.metadata.get("tenant", ""))
         call.plan = self._plan(params, ctx)
         call.deadline = self._deadline(ctx, params.timeout)
         if self._cache is not None and params.deterministic:
             primary = call.plan[0].route
-            tenant = params.metadata.get("tenant", "")
-            call.cache_key = cache_key(
-                tenant,
-                primary.provider.name,
-                params.to_chat(primary.model, timeout=None, headers=()),
-            )
+            chat = params.to_chat(primary.model, timeout=None, headers=())
+            call.cache_key = cache_key(call.tenant, primary.provider.name, chat)
 
     async def _from_cache(self, call: _Call) -> CachedAnswer | None:
         """A stored or in-flight answer for this call; else lead the flight for its key."""
@@ -380,7 +401,7 @@ class GatewayService:
                 if answer is not None:
                     labeled(CACHE_LOOKUPS, backend, "coalesced").inc()
         if answer is not None:
-            call.cached, call.usage = True, answer.usage
+            call.cached, call.usage, call.route = True, answer.usage, call.plan[0].route
             CACHE_SAVED_USD.inc(answer.cost_usd)
             span.add_event("cache.hit")
             return answer
@@ -483,6 +504,65 @@ class GatewayService:
         labeled(IN_FLIGHT, ctx.transport).inc()
         return _Call(rpc=rpc, context=ctx, started=time.perf_counter())
 
+    async def _admit_quota(self, call: _Call) -> None:
+        """Charge the caller's rate limits (a cache hit counts as a request too)."""
+        if self._quotas is None or call.identity is None or call.params is None:
+            return
+        params = call.params
+        call.charge = await self._quotas.admit(
+            call.identity, call.tenant, params.messages, params.max_tokens
+        )
+
+    def _settle(self, call: _Call, usage: Usage) -> None:
+        """Correct the token charge and spend the cost, off the request path."""
+        if self._quotas is None or call.charge is None:
+            return
+        spent = 0.0 if call.cached else call.cost_usd
+        used = 0 if call.cached else usage.total_tokens
+        task = asyncio.create_task(self._quotas.settle(call.charge, used, spent))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    def _record(self, call: _Call, usage: Usage, elapsed: float) -> None:
+        """One row in the usage ledger for every call that got past validation."""
+        if self._usage is None or call.params is None or call.identity is None:
+            return
+        route = call.route
+        self._usage(
+            RequestRecord(
+                id=call.id,
+                request_id=call.context.request_id,
+                tenant_id=call.tenant,
+                api_key_id=call.identity.api_key_id,
+                transport=call.context.transport,
+                rpc=call.rpc,
+                model=call.params.model,
+                provider=route.provider.name if route else None,
+                provider_model=route.model if route else None,
+                status=call.code,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                total_tokens=usage.total_tokens,
+                cached_tokens=usage.cached_tokens,
+                cost_usd=0.0 if call.cached else call.cost_usd,
+                cached=call.cached,
+                latency_ms=round(elapsed * 1000),
+                started_at=call.started_at,
+                finished_at=datetime.now(UTC),
+                attempts=tuple(
+                    AttemptRecord(
+                        attempt=number,
+                        provider=a.provider,
+                        model=a.model,
+                        outcome=pb.AttemptOutcome.Name(a.outcome).removeprefix("ATTEMPT_OUTCOME_"),
+                        error_code=a.error_code,
+                        latency_ms=round(a.latency.ToNanoseconds() / 1e6),
+                    )
+                    for number, a in enumerate(call.trace.attempts, start=1)
+                ),
+            )
+        )
+
     def _finish(self, call: _Call) -> None:
         if call.flight is not None:
             call.flight.land(None)  # no-op when the answer has landed; frees waiters otherwise
@@ -494,6 +574,8 @@ class GatewayService:
         usage = call.usage or Usage()
         if call.route is not None and call.usage is not None and not call.cached:
             _count_usage(call.route, usage, call.cost_usd)
+        self._settle(call, usage)
+        self._record(call, usage, elapsed)
         log.info(
             "request finished",
             extra={

@@ -8,6 +8,7 @@ boundary and the aiohttp error middleware)::
     ├── InvalidArgumentError           INVALID_ARGUMENT    400
     │   └── PayloadTooLargeError       INVALID_ARGUMENT    413
     ├── UnauthenticatedError           UNAUTHENTICATED     401
+    ├── PermissionDeniedError          PERMISSION_DENIED   403
     ├── ModelNotFoundError             NOT_FOUND           404
     ├── RateLimitedError               RESOURCE_EXHAUSTED  429  (the caller's own limit)
     ├── DeadlineExceededError          DEADLINE_EXCEEDED   504
@@ -46,6 +47,8 @@ class GatewayError(Exception):
         self.message = message
         #: Seconds the caller should wait before trying again, when the gateway knows.
         self.retry_after = retry_after
+        #: Extra response headers (gRPC trailing metadata), such as `RateLimit-*`.
+        self.headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def code_name(self) -> str:
@@ -71,6 +74,20 @@ class UnauthenticatedError(GatewayError):
 
     grpc_code = grpc.StatusCode.UNAUTHENTICATED
     http_status = 401
+
+
+class PermissionDeniedError(GatewayError):
+    """The caller is known but may not do this (an admin call without the admin token)."""
+
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    http_status = 403
+
+
+class NotFoundError(GatewayError):
+    """The thing named does not exist (an API key id, say)."""
+
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    http_status = 404
 
 
 class ModelNotFoundError(GatewayError):

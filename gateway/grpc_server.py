@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, NoReturn
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -19,6 +19,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
+from gateway.admin import AdminCore
 from gateway.core import CallContext, GatewayService
 from gateway.errors import GatewayError
 from gateway.logs import request_id_from, request_id_var
@@ -28,13 +29,16 @@ from gateway.v1 import gateway_pb2_grpc as pb_grpc
 log = logging.getLogger("gateway.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
+ADMIN_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AdminService"].full_name
+ResponseT = TypeVar("ResponseT")
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
     """`GatewayService` over gRPC, backed by the core."""
 
-    def __init__(self, core: GatewayService) -> None:
+    def __init__(self, core: GatewayService, admin: AdminCore) -> None:
         self._core = core
+        self._admin = admin
 
     async def Complete(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -73,9 +77,67 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         except Exception:
             await _abort_internal(context)
 
+    async def GetUsage(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetUsageResponse:
+        """Report usage by day and model."""
+        return await _unary(context, lambda auth: self._admin.get_usage(request, auth))
+
+    async def GetCosts(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.GetCostsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetCostsResponse:
+        """Report spend."""
+        return await _unary(context, lambda auth: self._admin.get_costs(request, auth))
+
+
+class AdminServicer(pb_grpc.AdminServiceServicer):
+    """`AdminService` over gRPC, backed by the admin core."""
+
+    def __init__(self, admin: AdminCore) -> None:
+        self._admin = admin
+
+    async def CreateApiKey(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CreateApiKeyResponse:
+        """Create a key."""
+        return await _unary(context, lambda auth: self._admin.create_api_key(request, auth))
+
+    async def ListApiKeys(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListApiKeysResponse:
+        """List keys."""
+        return await _unary(context, lambda auth: self._admin.list_api_keys(request, auth))
+
+    async def RevokeApiKey(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RevokeApiKeyResponse:
+        """Revoke a key."""
+        return await _unary(context, lambda auth: self._admin.revoke_api_key(request, auth))
+
+    async def SetTenantLimits(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.SetTenantLimitsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SetTenantLimitsResponse:
+        """Set a tenant's limits."""
+        return await _unary(context, lambda auth: self._admin.set_tenant_limits(request, auth))
+
+
+async def _unary(
+    context: grpc.aio.ServicerContext[Any, Any],
+    call: Callable[[str | None], Awaitable[ResponseT]],
+) -> ResponseT:
+    """Run an admin or report call with the caller's credential, mapping errors once."""
+    await _begin(context)
+    metadata = _metadata(context.invocation_metadata() or ())
+    try:
+        return await call(metadata.get("authorization"))
+    except GatewayError as exc:
+        await _abort(context, exc)
+    except Exception:
+        await _abort_internal(context)
+
 
 def create_server(
-    core: GatewayService, *, max_message_bytes: int
+    core: GatewayService, admin: AdminCore, *, max_message_bytes: int
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     """A gRPC server with the gateway, health and reflection services added (not started)."""
     # A server span per GatewayService call, continuing the caller's trace context. Only ours:
@@ -89,12 +151,14 @@ def create_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    pb_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(core), server)
+    pb_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(core, admin), server)
+    pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(admin), server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (
             SERVICE_NAME,
+            ADMIN_SERVICE_NAME,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),
@@ -137,11 +201,11 @@ def _metadata(pairs: Sequence[tuple[str, str | bytes]]) -> dict[str, str]:
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: GatewayError) -> NoReturn:
-    trailing: tuple[tuple[str, str], ...] = ()
+    trailing: tuple[tuple[str, str], ...] = tuple((k.lower(), v) for k, v in exc.headers)
     if exc.retry_after is not None:
         # gRPC's own pushback trailer (read by clients' retry policies), and the plain seconds.
         seconds = max(exc.retry_after, 0.0)
-        trailing = (
+        trailing += (
             ("grpc-retry-pushback-ms", str(round(seconds * 1000))),
             ("retry-after", str(max(1, math.ceil(seconds)))),
         )

@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, StatusCode
 
+from gateway.admin import AdminCore
 from gateway.core import CallContext, GatewayService
 from gateway.errors import (
     GatewayError,
@@ -54,8 +55,9 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 _UNKNOWN_FIELD = re.compile(r'Message type "[\w.]+" has no field named "([^"]+)" at "([^"]*)"')
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-RequestMessage = TypeVar("RequestMessage", pb.CompleteRequest, pb.StreamCompleteRequest)
+RequestMessage = TypeVar("RequestMessage", bound=Message)
 CORE_KEY = web.AppKey("core", GatewayService)
+ADMIN_KEY = web.AppKey("admin", AdminCore)
 MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
 
 
@@ -72,17 +74,24 @@ READINESS_KEY = web.AppKey("readiness", Readiness)
 
 
 def create_app(
-    core: GatewayService, *, max_request_bytes: int, readiness: Readiness
+    core: GatewayService, admin: AdminCore, *, max_request_bytes: int, readiness: Readiness
 ) -> web.Application:
     """The JSON shim's aiohttp application."""
     app = web.Application(client_max_size=max_request_bytes, middlewares=[_traced, _errors])
     app[CORE_KEY] = core
+    app[ADMIN_KEY] = admin
     app[MAX_BYTES_KEY] = max_request_bytes
     app[READINESS_KEY] = readiness
     app.on_response_prepare.append(_echo_request_id)
     app.router.add_post("/v1/complete", _complete)
     app.router.add_post("/v1/complete:stream", _stream_complete)
     app.router.add_get("/v1/providers/status", _provider_status)
+    app.router.add_get("/v1/usage", _get_usage)
+    app.router.add_get("/v1/usage/costs", _get_costs)
+    app.router.add_post("/v1/admin/keys", _create_key)
+    app.router.add_get("/v1/admin/keys", _list_keys)
+    app.router.add_post("/v1/admin/keys/{id}:revoke", _revoke_key)
+    app.router.add_post("/v1/admin/tenants/{tenant}/limits", _set_limits)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     return app
@@ -108,6 +117,50 @@ async def _provider_status(request: web.Request) -> web.StreamResponse:
     status_request = pb.ProviderStatusRequest(provider=request.query.get("provider", ""))
     core = request.app[CORE_KEY]
     return _json_response(await core.provider_status(status_request, _call_context(request)))
+
+
+async def _get_usage(request: web.Request) -> web.StreamResponse:
+    message = _parse(_query(request, "tenant", "since", "until"), pb.GetUsageRequest())
+    return _json_response(await request.app[ADMIN_KEY].get_usage(message, _auth(request)))
+
+
+async def _get_costs(request: web.Request) -> web.StreamResponse:
+    message = _parse(_query(request, "tenant", "since", "until"), pb.GetCostsRequest())
+    return _json_response(await request.app[ADMIN_KEY].get_costs(message, _auth(request)))
+
+
+async def _create_key(request: web.Request) -> web.StreamResponse:
+    message = _parse(await _json_body(request), pb.CreateApiKeyRequest())
+    return _json_response(await request.app[ADMIN_KEY].create_api_key(message, _auth(request)))
+
+
+async def _list_keys(request: web.Request) -> web.StreamResponse:
+    message = _parse(_query(request, "tenant"), pb.ListApiKeysRequest())
+    return _json_response(await request.app[ADMIN_KEY].list_api_keys(message, _auth(request)))
+
+
+async def _revoke_key(request: web.Request) -> web.StreamResponse:
+    message = pb.RevokeApiKeyRequest(id=request.match_info["id"])
+    return _json_response(await request.app[ADMIN_KEY].revoke_api_key(message, _auth(request)))
+
+
+async def _set_limits(request: web.Request) -> web.StreamResponse:
+    body = await _json_body(request) if request.can_read_body else {}
+    body["tenant"] = request.match_info["tenant"]
+    message = _parse(body, pb.SetTenantLimitsRequest())
+    admin = request.app[ADMIN_KEY]
+    return _json_response(await admin.set_tenant_limits(message, _auth(request)))
+
+
+def _query(request: web.Request, *allowed: str) -> dict[str, Any]:
+    unknown = sorted(set(request.query) - set(allowed))
+    if unknown:
+        raise InvalidArgumentError(f"{unknown[0]}: unknown query parameter")
+    return {name: request.query[name] for name in allowed if name in request.query}
+
+
+def _auth(request: web.Request) -> str | None:
+    return request.headers.get("authorization")
 
 
 async def _healthz(request: web.Request) -> web.StreamResponse:
@@ -279,6 +332,8 @@ def _sse_error(exc: GatewayError, request: web.Request) -> bytes:
 
 def _error_response(exc: GatewayError, request: web.Request) -> web.Response:
     response = _http_error(exc.http_status, exc.code_name, exc.message, request)
+    for name, value in exc.headers:
+        response.headers[name] = value
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response

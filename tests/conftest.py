@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +19,11 @@ from gateway.app import Gateway
 from gateway.config import Settings
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from providers.base import ProviderSettings
+
+# Shared fixtures of real services, available to every test: Redis, PostgreSQL, a fresh store.
+from tests.databases import store_url_fixture  # noqa: F401
+from tests.postgres_support import postgres_schema_url_fixture, postgres_url_fixture  # noqa: F401
+from tests.redis_support import redis_prefix_fixture, redis_url_fixture  # noqa: F401
 
 MOCK = ProviderSettings(name="mock", kind="mock", models=("mock",))
 
@@ -64,8 +72,13 @@ test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a 
 async def start_gateway() -> AsyncIterator[StartGateway]:
     """Start gateways with `test_settings(**overrides)`; all are stopped after the test."""
     running: list[RunningGateway] = []
+    places: list[Path] = []
 
     async def start(**overrides: Any) -> RunningGateway:
+        place = Path(tempfile.mkdtemp(prefix="aigw-test-"))
+        places.append(place)
+        overrides.setdefault("database_url", f"sqlite:///{place / 'usage.db'}")
+        overrides.setdefault("usage_spill_path", str(place / "usage.spill.jsonl"))
         gateway = Gateway(test_settings(**overrides))
         await gateway.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}")
@@ -84,6 +97,8 @@ async def start_gateway() -> AsyncIterator[StartGateway]:
         await started.http.close()
         await started.channel.close()
         await started.gateway.stop()
+    for place in places:
+        shutil.rmtree(place, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +56,11 @@ class GatewayProcess:
 
 async def spawn(**env: str) -> GatewayProcess:
     """Start a gateway on free loopback ports with `env` (and PATH); wait until it listens."""
+    place = tempfile.mkdtemp(prefix="aigw-proc-")
     environ = {
         "PATH": os.environ.get("PATH", ""),
+        "DATABASE_URL": f"sqlite:///{place}/usage.db",
+        "USAGE_SPILL_PATH": f"{place}/usage.spill.jsonl",
         "BIND_HOST": "127.0.0.1",
         "GRPC_PORT": "0",
         "HTTP_PORT": "0",

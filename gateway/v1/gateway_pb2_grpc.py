@@ -51,6 +51,16 @@ class GatewayServiceStub:
                 request_serializer=gateway_dot_v1_dot_gateway__pb2.ProviderStatusRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_gateway__pb2.ProviderStatusResponse.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/gateway.v1.GatewayService/GetUsage',
+                request_serializer=gateway_dot_v1_dot_gateway__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_gateway__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
+        self.GetCosts = channel.unary_unary(
+                '/gateway.v1.GatewayService/GetCosts',
+                request_serializer=gateway_dot_v1_dot_gateway__pb2.GetCostsRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_gateway__pb2.GetCostsResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -80,6 +90,21 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """GetUsage reports requests, tokens and cost by day and model: the caller's tenant, or any
+        tenant (or all) for the admin token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCosts(self, request, context):
+        """GetCosts reports what was spent, in total, by model and by day, over the same scope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +122,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.ProviderStatus,
                     request_deserializer=gateway_dot_v1_dot_gateway__pb2.ProviderStatusRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_gateway__pb2.ProviderStatusResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=gateway_dot_v1_dot_gateway__pb2.GetUsageRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_gateway__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'GetCosts': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCosts,
+                    request_deserializer=gateway_dot_v1_dot_gateway__pb2.GetCostsRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_gateway__pb2.GetCostsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -182,6 +217,269 @@ class GatewayService:
             '/gateway.v1.GatewayService/ProviderStatus',
             gateway_dot_v1_dot_gateway__pb2.ProviderStatusRequest.SerializeToString,
             gateway_dot_v1_dot_gateway__pb2.ProviderStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.GatewayService/GetUsage',
+            gateway_dot_v1_dot_gateway__pb2.GetUsageRequest.SerializeToString,
+            gateway_dot_v1_dot_gateway__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCosts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.GatewayService/GetCosts',
+            gateway_dot_v1_dot_gateway__pb2.GetCostsRequest.SerializeToString,
+            gateway_dot_v1_dot_gateway__pb2.GetCostsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class AdminServiceStub:
+    """AdminService manages tenants and their API keys; every call needs the admin token.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateApiKey = channel.unary_unary(
+                '/gateway.v1.AdminService/CreateApiKey',
+                request_serializer=gateway_dot_v1_dot_gateway__pb2.CreateApiKeyRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_gateway__pb2.CreateApiKeyResponse.FromString,
+                _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/gateway.v1.AdminService/ListApiKeys',
+                request_serializer=gateway_dot_v1_dot_gateway__pb2.ListApiKeysRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_gateway__pb2.ListApiKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeApiKey = channel.unary_unary(
+                '/gateway.v1.AdminService/RevokeApiKey',
+                request_serializer=gateway_dot_v1_dot_gateway__pb2.RevokeApiKeyRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_gateway__pb2.RevokeApiKeyResponse.FromString,
+                _registered_method=True)
+        self.SetTenantLimits = channel.unary_unary(
+                '/gateway.v1.AdminService/SetTenantLimits',
+                request_serializer=gateway_dot_v1_dot_gateway__pb2.SetTenantLimitsRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_gateway__pb2.SetTenantLimitsResponse.FromString,
+                _registered_method=True)
+
+
+class AdminServiceServicer:
+    """AdminService manages tenants and their API keys; every call needs the admin token.
+    """
+
+    def CreateApiKey(self, request, context):
+        """CreateApiKey makes a key for a tenant (creating the tenant if needed); the secret is in
+        the response only, once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListApiKeys(self, request, context):
+        """ListApiKeys lists keys (never their secrets), of one tenant or of all.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiKey(self, request, context):
+        """RevokeApiKey stops a key from working, on every replica within seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTenantLimits(self, request, context):
+        """SetTenantLimits sets a tenant's rate limits and monthly budget.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AdminServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiKey,
+                    request_deserializer=gateway_dot_v1_dot_gateway__pb2.CreateApiKeyRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_gateway__pb2.CreateApiKeyResponse.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=gateway_dot_v1_dot_gateway__pb2.ListApiKeysRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_gateway__pb2.ListApiKeysResponse.SerializeToString,
+            ),
+            'RevokeApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiKey,
+                    request_deserializer=gateway_dot_v1_dot_gateway__pb2.RevokeApiKeyRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_gateway__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'SetTenantLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTenantLimits,
+                    request_deserializer=gateway_dot_v1_dot_gateway__pb2.SetTenantLimitsRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_gateway__pb2.SetTenantLimitsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'gateway.v1.AdminService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('gateway.v1.AdminService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AdminService:
+    """AdminService manages tenants and their API keys; every call needs the admin token.
+    """
+
+    @staticmethod
+    def CreateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.AdminService/CreateApiKey',
+            gateway_dot_v1_dot_gateway__pb2.CreateApiKeyRequest.SerializeToString,
+            gateway_dot_v1_dot_gateway__pb2.CreateApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.AdminService/ListApiKeys',
+            gateway_dot_v1_dot_gateway__pb2.ListApiKeysRequest.SerializeToString,
+            gateway_dot_v1_dot_gateway__pb2.ListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.AdminService/RevokeApiKey',
+            gateway_dot_v1_dot_gateway__pb2.RevokeApiKeyRequest.SerializeToString,
+            gateway_dot_v1_dot_gateway__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTenantLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.AdminService/SetTenantLimits',
+            gateway_dot_v1_dot_gateway__pb2.SetTenantLimitsRequest.SerializeToString,
+            gateway_dot_v1_dot_gateway__pb2.SetTenantLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

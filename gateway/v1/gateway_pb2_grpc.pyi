@@ -43,6 +43,12 @@ class GatewayServiceStub:
     """
     ProviderStatus: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ProviderStatusRequest, _gateway_pb2.ProviderStatusResponse]
     """ProviderStatus reports each configured provider deployment and its health."""
+    GetUsage: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.GetUsageRequest, _gateway_pb2.GetUsageResponse]
+    """GetUsage reports requests, tokens and cost by day and model: the caller's tenant, or any
+    tenant (or all) for the admin token.
+    """
+    GetCosts: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.GetCostsRequest, _gateway_pb2.GetCostsResponse]
+    """GetCosts reports what was spent, in total, by model and by day, over the same scope."""
 
 @_typing.type_check_only
 class GatewayServiceAsyncStub(GatewayServiceStub):
@@ -59,6 +65,12 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """
     ProviderStatus: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ProviderStatusRequest, _gateway_pb2.ProviderStatusResponse]  # type: ignore[assignment]
     """ProviderStatus reports each configured provider deployment and its health."""
+    GetUsage: _aio.UnaryUnaryMultiCallable[_gateway_pb2.GetUsageRequest, _gateway_pb2.GetUsageResponse]  # type: ignore[assignment]
+    """GetUsage reports requests, tokens and cost by day and model: the caller's tenant, or any
+    tenant (or all) for the admin token.
+    """
+    GetCosts: _aio.UnaryUnaryMultiCallable[_gateway_pb2.GetCostsRequest, _gateway_pb2.GetCostsResponse]  # type: ignore[assignment]
+    """GetCosts reports what was spent, in total, by model and by day, over the same scope."""
 
 class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     """GatewayService completes chat conversations through whichever provider serves the model,
@@ -91,4 +103,95 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_gateway_pb2.ProviderStatusResponse, _abc.Awaitable[_gateway_pb2.ProviderStatusResponse]]:
         """ProviderStatus reports each configured provider deployment and its health."""
 
+    @_abc_1.abstractmethod
+    def GetUsage(
+        self,
+        request: _gateway_pb2.GetUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.GetUsageResponse, _abc.Awaitable[_gateway_pb2.GetUsageResponse]]:
+        """GetUsage reports requests, tokens and cost by day and model: the caller's tenant, or any
+        tenant (or all) for the admin token.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCosts(
+        self,
+        request: _gateway_pb2.GetCostsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.GetCostsResponse, _abc.Awaitable[_gateway_pb2.GetCostsResponse]]:
+        """GetCosts reports what was spent, in total, by model and by day, over the same scope."""
+
 def add_GatewayServiceServicer_to_server(servicer: GatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class AdminServiceStub:
+    """AdminService manages tenants and their API keys; every call needs the admin token."""
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AdminServiceAsyncStub: ...
+    CreateApiKey: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.CreateApiKeyRequest, _gateway_pb2.CreateApiKeyResponse]
+    """CreateApiKey makes a key for a tenant (creating the tenant if needed); the secret is in
+    the response only, once.
+    """
+    ListApiKeys: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ListApiKeysRequest, _gateway_pb2.ListApiKeysResponse]
+    """ListApiKeys lists keys (never their secrets), of one tenant or of all."""
+    RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.RevokeApiKeyRequest, _gateway_pb2.RevokeApiKeyResponse]
+    """RevokeApiKey stops a key from working, on every replica within seconds."""
+    SetTenantLimits: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.SetTenantLimitsRequest, _gateway_pb2.SetTenantLimitsResponse]
+    """SetTenantLimits sets a tenant's rate limits and monthly budget."""
+
+@_typing.type_check_only
+class AdminServiceAsyncStub(AdminServiceStub):
+    """AdminService manages tenants and their API keys; every call needs the admin token."""
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateApiKey: _aio.UnaryUnaryMultiCallable[_gateway_pb2.CreateApiKeyRequest, _gateway_pb2.CreateApiKeyResponse]  # type: ignore[assignment]
+    """CreateApiKey makes a key for a tenant (creating the tenant if needed); the secret is in
+    the response only, once.
+    """
+    ListApiKeys: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ListApiKeysRequest, _gateway_pb2.ListApiKeysResponse]  # type: ignore[assignment]
+    """ListApiKeys lists keys (never their secrets), of one tenant or of all."""
+    RevokeApiKey: _aio.UnaryUnaryMultiCallable[_gateway_pb2.RevokeApiKeyRequest, _gateway_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
+    """RevokeApiKey stops a key from working, on every replica within seconds."""
+    SetTenantLimits: _aio.UnaryUnaryMultiCallable[_gateway_pb2.SetTenantLimitsRequest, _gateway_pb2.SetTenantLimitsResponse]  # type: ignore[assignment]
+    """SetTenantLimits sets a tenant's rate limits and monthly budget."""
+
+class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
+    """AdminService manages tenants and their API keys; every call needs the admin token."""
+
+    @_abc_1.abstractmethod
+    def CreateApiKey(
+        self,
+        request: _gateway_pb2.CreateApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.CreateApiKeyResponse, _abc.Awaitable[_gateway_pb2.CreateApiKeyResponse]]:
+        """CreateApiKey makes a key for a tenant (creating the tenant if needed); the secret is in
+        the response only, once.
+        """
+
+    @_abc_1.abstractmethod
+    def ListApiKeys(
+        self,
+        request: _gateway_pb2.ListApiKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.ListApiKeysResponse, _abc.Awaitable[_gateway_pb2.ListApiKeysResponse]]:
+        """ListApiKeys lists keys (never their secrets), of one tenant or of all."""
+
+    @_abc_1.abstractmethod
+    def RevokeApiKey(
+        self,
+        request: _gateway_pb2.RevokeApiKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.RevokeApiKeyResponse, _abc.Awaitable[_gateway_pb2.RevokeApiKeyResponse]]:
+        """RevokeApiKey stops a key from working, on every replica within seconds."""
+
+    @_abc_1.abstractmethod
+    def SetTenantLimits(
+        self,
+        request: _gateway_pb2.SetTenantLimitsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.SetTenantLimitsResponse, _abc.Awaitable[_gateway_pb2.SetTenantLimitsResponse]]:
+        """SetTenantLimits sets a tenant's rate limits and monthly budget."""
+
+def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

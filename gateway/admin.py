@@ -1,0 +1,209 @@
+"""The admin API (tenants, API keys) and the usage reports, over the store.
+
+Both transports call these, as they call the completion core: no rule lives in a transport.
+Admin calls need the admin token; usage reports show the caller's own tenant, or any tenant to
+the admin.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.auth import Authenticator, Identity
+from gateway.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
+from gateway.store import repository
+from gateway.store.repository import ApiKeyInfo
+from gateway.store.usage import UsageRow, usage_by_model_and_day
+from gateway.v1 import gateway_pb2 as pb
+
+USAGE_DEFAULT_DAYS = 30
+MAX_TENANT_CHARS = 64
+
+
+class AdminCore:
+    """Admin calls and usage reports."""
+
+    def __init__(self, engine: AsyncEngine, authenticator: Authenticator) -> None:
+        self._engine = engine
+        self._auth = authenticator
+
+    async def create_api_key(
+        self, request: pb.CreateApiKeyRequest, authorization: str | None
+    ) -> pb.CreateApiKeyResponse:
+        """A new key for a tenant; its secret is returned this once."""
+        self._require_admin(authorization)
+        tenant = _tenant(request.tenant)
+        info, secret = await repository.create_api_key(
+            self._engine,
+            tenant,
+            name=request.name,
+            monthly_budget_usd=_optional(request, "monthly_budget_usd"),
+            requests_per_minute=_optional_int(request, "requests_per_minute"),
+            tokens_per_minute=_optional_int(request, "tokens_per_minute"),
+        )
+        return pb.CreateApiKeyResponse(api_key=_key_message(info), secret=secret)
+
+    async def list_api_keys(
+        self, request: pb.ListApiKeysRequest, authorization: str | None
+    ) -> pb.ListApiKeysResponse:
+        """Keys of a tenant, or of all tenants; never their secrets."""
+        self._require_admin(authorization)
+        keys = await repository.list_api_keys(self._engine, request.tenant or None)
+        return pb.ListApiKeysResponse(api_keys=[_key_message(k) for k in keys])
+
+    async def revoke_api_key(
+        self, request: pb.RevokeApiKeyRequest, authorization: str | None
+    ) -> pb.RevokeApiKeyResponse:
+        """Revoke a key; every replica refuses it within seconds."""
+        self._require_admin(authorization)
+        if not request.id:
+            raise InvalidArgumentError("id: required")
+        if not await repository.revoke_api_key(self._engine, request.id):
+            raise NotFoundError(f"no active API key with id {request.id!r}")
+        return pb.RevokeApiKeyResponse(id=request.id)
+
+    async def set_tenant_limits(
+        self, request: pb.SetTenantLimitsRequest, authorization: str | None
+    ) -> pb.SetTenantLimitsResponse:
+        """Set a tenant's rate limits and monthly budget (unset fields clear them)."""
+        self._require_admin(authorization)
+        tenant = _tenant(request.tenant)
+        await repository.ensure_tenant(self._engine, tenant)
+        await repository.set_tenant_limits(
+            self._engine,
+            tenant,
+            monthly_budget_usd=_optional(request, "monthly_budget_usd"),
+            requests_per_minute=_optional_int(request, "requests_per_minute"),
+            tokens_per_minute=_optional_int(request, "tokens_per_minute"),
+        )
+        return pb.SetTenantLimitsResponse(tenant=tenant)
+
+    async def get_usage(
+        self, request: pb.GetUsageRequest, authorization: str | None
+    ) -> pb.GetUsageResponse:
+        """Requests, tokens and cost by tenant, day and model."""
+        tenant = await self._report_scope(request.tenant, authorization)
+        since, until = _period(request, default_since=_days_ago(USAGE_DEFAULT_DAYS))
+        rows = await usage_by_model_and_day(
+            self._engine, tenant_id=tenant, since=since, until=until
+        )
+        return pb.GetUsageResponse(rows=[_usage_message(r) for r in rows])
+
+    async def get_costs(
+        self, request: pb.GetCostsRequest, authorization: str | None
+    ) -> pb.GetCostsResponse:
+        """Spend in total, by model and by day."""
+        tenant = await self._report_scope(request.tenant, authorization)
+        since, until = _period(request, default_since=_month_start())
+        rows = await usage_by_model_and_day(
+            self._engine, tenant_id=tenant, since=since, until=until
+        )
+        by_model: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+        by_day: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+        for row in rows:
+            for bucket in (by_model[row.model], by_day[row.day.isoformat()]):
+                bucket[0] += row.requests
+                bucket[1] += row.cost_usd
+        models = sorted(by_model.items(), key=lambda item: -item[1][1])
+        return pb.GetCostsResponse(
+            total_cost_usd=sum(row.cost_usd for row in rows),
+            models=[pb.Cost(name=n, requests=int(r), cost_usd=c) for n, (r, c) in models],
+            days=[
+                pb.Cost(name=n, requests=int(r), cost_usd=c) for n, (r, c) in sorted(by_day.items())
+            ],
+        )
+
+    async def _report_scope(self, requested: str, authorization: str | None) -> str | None:
+        """The tenant a report may show: the caller's own, or any (None: all) for the admin."""
+        if self._auth.is_admin_token(authorization):
+            return requested or None
+        identity: Identity = await self._auth.authenticate(authorization)
+        tenant = identity.tenant_for("")
+        if requested and requested != tenant:
+            raise PermissionDeniedError("only the admin token may read another tenant's usage")
+        return tenant
+
+    def _require_admin(self, authorization: str | None) -> None:
+        if not self._auth.is_admin_token(authorization):
+            raise PermissionDeniedError("this call needs the admin token (ADMIN_TOKEN)")
+
+
+def _tenant(value: str) -> str:
+    tenant = value.strip()
+    if not tenant or len(tenant) > MAX_TENANT_CHARS:
+        raise InvalidArgumentError(f"tenant: required, at most {MAX_TENANT_CHARS} characters")
+    return tenant
+
+
+def _optional(message: object, field: str) -> float | None:
+    has = getattr(message, "HasField")  # noqa: B009 (proto messages, typed per message)
+    return float(getattr(message, field)) if has(field) else None
+
+
+def _optional_int(message: object, field: str) -> int | None:
+    value = _optional(message, field)
+    if value is not None and value < 0:
+        raise InvalidArgumentError(f"{field}: must not be negative")
+    return int(value) if value is not None else None
+
+
+def _period(
+    request: pb.GetUsageRequest | pb.GetCostsRequest, *, default_since: datetime
+) -> tuple[datetime, datetime]:
+    since = request.since.ToDatetime(UTC) if request.HasField("since") else default_since
+    until = request.until.ToDatetime(UTC) if request.HasField("until") else datetime.now(UTC)
+    if until <= since:
+        raise InvalidArgumentError("until: must be after since")
+    return since, until
+
+
+def _days_ago(days: int) -> datetime:
+    return datetime.now(UTC) - timedelta(days=days)
+
+
+def _month_start() -> datetime:
+    return datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _key_message(info: ApiKeyInfo) -> pb.ApiKey:
+    key = pb.ApiKey(
+        id=info.id,
+        tenant=info.tenant_id,
+        name=info.name,
+        prefix=info.prefix,
+        created_at=_timestamp(info.created_at),
+        revoked_at=_timestamp(info.revoked_at),
+    )
+    if info.monthly_budget_usd is not None:
+        key.monthly_budget_usd = float(info.monthly_budget_usd)
+    if info.requests_per_minute is not None:
+        key.requests_per_minute = info.requests_per_minute
+    if info.tokens_per_minute is not None:
+        key.tokens_per_minute = info.tokens_per_minute
+    return key
+
+
+def _usage_message(row: UsageRow) -> pb.UsageRow:
+    return pb.UsageRow(
+        tenant=row.tenant_id,
+        day=row.day.isoformat(),
+        model=row.model,
+        provider=row.provider or "",
+        requests=row.requests,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        cached_tokens=row.cached_tokens,
+        cost_usd=row.cost_usd,
+    )

@@ -1,0 +1,385 @@
+"""Rate limits and monthly budgets: the interface, the sliding-window arithmetic, and in-memory
+backends. The Redis backends, which hold across replicas, are in `gateway.limits_redis`.
+
+Rate limits. One call checks several `Limit`s at once — say 60 requests a minute for the API
+key, 50,000 tokens a minute for the key, and larger numbers for its tenant — and is admitted only
+if every one has room for its `amount`; then every one is charged, all or nothing. Once the real
+token usage is known, `adjust` corrects the token charge (the delta may be negative).
+
+Each limit is a sliding-window counter: the count of the current fixed window plus the previous
+window's count weighted by the share of the previous window still inside the sliding one. So in
+any window-long stretch about `limit` units are admitted, never a full burst plus a refill as a
+token bucket would. A refusal says when to retry: an estimate of when the window will have room,
+assuming nothing else is charged meanwhile, and never less than a second.
+
+Budgets. `spend` adds dollars to a per-UTC-month counter and `over_budget` reads several: a key
+is over when its month's spend has reached its budget. `seed_spend` sets a month's starting
+value (from the usage database at start-up) unless the month already has one.
+
+When the shared backend fails, a limiter does not guess. With `fail_open` (the default) the call
+is admitted with reason `ok_degraded`; otherwise it is refused with reason `backend_unavailable`,
+which a transport maps to UNAVAILABLE — an outage is never reported as the caller being over its
+limit (`limited` / `over_budget`, RESOURCE_EXHAUSTED).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Protocol
+
+DEFAULT_WINDOW_SECONDS = 60.0
+"""Length of the sliding window: limits are per minute."""
+
+MIN_RETRY_AFTER_SECONDS = 1.0
+"""The shortest `retry_after` a refusal gives (Retry-After is whole seconds on the wire)."""
+
+UNAVAILABLE_RETRY_AFTER_SECONDS = 1.0
+"""`retry_after` of a call refused because the backend failed (fail-closed)."""
+
+
+class Reason(StrEnum):
+    """Why a call was admitted or refused."""
+
+    OK = "ok"
+    LIMITED = "limited"  # over a rate limit: RESOURCE_EXHAUSTED / 429
+    OVER_BUDGET = "over_budget"  # a monthly budget is spent: RESOURCE_EXHAUSTED / 429
+    DEGRADED = "ok_degraded"  # backend failed, admitted anyway (fail-open)
+    BACKEND_UNAVAILABLE = "backend_unavailable"  # backend failed, refused: UNAVAILABLE / 503
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """`limit` units per window for (`name`, `key`), e.g. ("tpm", "tenant:t1", 200_000); this
+    call needs `amount` of them (1 request, or the estimated tokens)."""
+
+    name: str
+    key: str
+    limit: int
+    amount: int = 1
+
+    def __post_init__(self) -> None:
+        if self.limit < 0 or self.amount < 0:
+            raise ValueError(f"limit and amount must not be negative: {self}")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    """One limit as a decision left it: units `remaining` in the window and `reset`, seconds
+    until its current count starts to age out (for the limit that refused a call: `retry_after`).
+    """
+
+    limit: Limit
+    remaining: int
+    reset: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of `RateLimiter.acquire`.
+
+    `limiting` is the limit that refused the call (the one with the longest wait), `states` has
+    one entry per limit in the order given (empty when the backend failed), and `headers` are
+    `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` for the tightest limit.
+    """
+
+    allowed: bool
+    reason: Reason
+    retry_after: float = 0.0
+    limiting: Limit | None = None
+    states: tuple[LimitState, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+ADMITTED = Decision(allowed=True, reason=Reason.OK)
+"""The decision for a call with no limits to check."""
+
+DEGRADED = Decision(allowed=True, reason=Reason.DEGRADED)
+"""The decision when the backend failed and the policy is fail-open."""
+
+UNAVAILABLE = Decision(
+    allowed=False,
+    reason=Reason.BACKEND_UNAVAILABLE,
+    retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS,
+)
+"""The decision when the backend failed and the policy is fail-closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetDecision:
+    """The outcome of `Budgets.over_budget`: `exceeded` is the first key whose budget is spent,
+    `spent_usd` this month's spend per checked key (empty when the backend failed)."""
+
+    allowed: bool
+    reason: Reason
+    exceeded: str | None = None
+    spent_usd: tuple[float, ...] = ()
+
+
+class RateLimiter(Protocol):
+    """Sliding-window rate limits, checked and charged all or nothing."""
+
+    async def acquire(self, limits: Sequence[Limit]) -> Decision:
+        """Admit the call if every limit has room for its amount, and then charge them all.
+
+        Each (name, key) may appear once. A failing backend never raises: see `Reason`.
+        """
+        ...
+
+    async def adjust(self, name: str, key: str, delta: int) -> None:
+        """Add `delta` (negative to refund) to the current window of (`name`, `key`).
+
+        The count never drops below zero. A failing backend is counted, not raised.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release the backend's resources."""
+        ...
+
+
+class Budgets(Protocol):
+    """Dollars spent per key and UTC month, against budgets the caller supplies."""
+
+    async def spend(self, key: str, usd: float) -> None:
+        """Add `usd` to this month's spend of `key`. A failing backend is counted, not raised."""
+        ...
+
+    async def seed_spend(self, key: str, usd: float) -> bool:
+        """Set this month's spend of `key` to `usd` unless it has one; True if it was set."""
+        ...
+
+    async def over_budget(self, checks: Sequence[tuple[str, float]]) -> BudgetDecision:
+        """Whether any (key, budget_usd) has spent its budget this month, in one read."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the backend's resources."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    """A limit's counts at one instant, before this call's charge."""
+
+    current: int
+    previous: int
+
+
+def fits(limit: Limit, counts: WindowCounts, weight: float) -> bool:
+    """Whether `limit.amount` more fits, `weight` being the previous window's unelapsed share.
+
+    The Redis script makes the same comparison, in the same order, so both agree to the bit.
+    """
+    return counts.current + counts.previous * weight + limit.amount <= limit.limit
+
+
+def retry_after(limit: Limit, counts: WindowCounts, *, elapsed: float, window: float) -> float:
+    """Seconds until the sliding window has room for `limit.amount`, if nothing else is charged.
+
+    `elapsed` is the time since the current fixed window began. An amount larger than the limit
+    never fits; it gets one window, like any long wait.
+    """
+    room = limit.limit - limit.amount  # what the sliding count must fall to
+    if room < 0:
+        wait = window
+    elif counts.current <= room:
+        # The current count stays; the previous window's weight fades until the rest fits.
+        share = (room - counts.current) / counts.previous if counts.previous else 1.0
+        wait = window * (1 - share) - elapsed
+    else:
+        # The current count itself must fade, as the previous window of the next one.
+        wait = (window - elapsed) + window * (1 - room / counts.current)
+    return max(MIN_RETRY_AFTER_SECONDS, wait)
+
+
+def build_decision(
+    limits: Sequence[Limit],
+    counts: Sequence[WindowCounts],
+    fitted: Sequence[bool],
+    *,
+    elapsed: float,
+    window: float,
+) -> Decision:
+    """The decision for `limits`, given their counts and which fit (admitted when all do)."""
+    allowed = all(fitted)
+    weight = (window - elapsed) / window
+    states: list[LimitState] = []
+    limiting: LimitState | None = None
+    for limit, count, fit in zip(limits, counts, fitted, strict=True):
+        used = count.current + count.previous * weight + (limit.amount if allowed else 0)
+        remaining = max(0, math.floor(limit.limit - used))
+        reset = window - elapsed
+        if not fit:
+            reset = retry_after(limit, count, elapsed=elapsed, window=window)
+        state = LimitState(limit, remaining, reset)
+        states.append(state)
+        if not fit and (limiting is None or state.reset > limiting.reset):
+            limiting = state
+    if limiting is not None:
+        return Decision(
+            allowed=False,
+            reason=Reason.LIMITED,
+            retry_after=limiting.reset,
+            limiting=limiting.limit,
+            states=tuple(states),
+            headers=rate_limit_headers(limiting),
+        )
+    tightest = min(states, key=_share_left)
+    return Decision(
+        allowed=True, reason=Reason.OK, states=tuple(states), headers=rate_limit_headers(tightest)
+    )
+
+
+def _share_left(state: LimitState) -> float:
+    return state.remaining / state.limit.limit if state.limit.limit else 0.0
+
+
+def rate_limit_headers(state: LimitState) -> dict[str, str]:
+    """IETF-draft `RateLimit-*` headers describing one limit (whole units, whole seconds)."""
+    return {
+        "RateLimit-Limit": str(state.limit.limit),
+        "RateLimit-Remaining": str(state.remaining),
+        "RateLimit-Reset": str(max(1, math.ceil(state.reset))),
+    }
+
+
+def check_distinct(limits: Sequence[Limit]) -> None:
+    """Raise ValueError if a (name, key) appears twice: one call charges a counter once."""
+    if len({(limit.name, limit.key) for limit in limits}) != len(limits):
+        raise ValueError(f"each (name, key) may appear once per call: {limits}")
+
+
+def budget_decision(checks: Sequence[tuple[str, float]], spent: Sequence[float]) -> BudgetDecision:
+    """The verdict on `checks` given each key's spend: over once spend reaches the budget."""
+    for (key, budget_usd), spent_usd in zip(checks, spent, strict=True):
+        if spent_usd >= budget_usd:
+            return BudgetDecision(False, Reason.OVER_BUDGET, key, tuple(spent))
+    return BudgetDecision(True, Reason.OK, None, tuple(spent))
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the budgets' default clock)."""
+    return datetime.now(UTC)
+
+
+def utc_month(now: datetime) -> str:
+    """`YYYYMM` of the UTC month `now` falls in: the suffix of a month's budget counter."""
+    return f"{now.astimezone(UTC):%Y%m}"
+
+
+@dataclass(slots=True)
+class _Counter:
+    index: int  # of the fixed window `current` belongs to
+    current: int
+    previous: int
+
+
+class MemoryRateLimiter:
+    """A `RateLimiter` in this process's memory: the embedded default, not shared by replicas.
+
+    Time is `clock()` seconds (monotonic by default; tests inject their own). Counters idle for
+    two windows are dropped once per window. Nothing here awaits, so each call is atomic.
+    """
+
+    def __init__(
+        self,
+        *,
+        window: float = DEFAULT_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if window <= 0:
+            raise ValueError(f"window must be positive, got {window}")
+        self._window = window
+        self._clock = clock
+        self._counters: dict[tuple[str, str], _Counter] = {}
+        self._swept_index = -math.inf
+
+    async def acquire(self, limits: Sequence[Limit]) -> Decision:
+        """See `RateLimiter.acquire`."""
+        if not limits:
+            return ADMITTED
+        check_distinct(limits)
+        index, elapsed = self._now()
+        weight = (self._window - elapsed) / self._window
+        counts = [self._counts(limit.name, limit.key, index) for limit in limits]
+        fitted = [fits(limit, count, weight) for limit, count in zip(limits, counts, strict=True)]
+        if all(fitted):
+            for limit, count in zip(limits, counts, strict=True):
+                self._store(limit.name, limit.key, index, count.current + limit.amount, count)
+        return build_decision(limits, counts, fitted, elapsed=elapsed, window=self._window)
+
+    async def adjust(self, name: str, key: str, delta: int) -> None:
+        """See `RateLimiter.adjust`."""
+        index, _ = self._now()
+        count = self._counts(name, key, index)
+        self._store(name, key, index, max(0, count.current + delta), count)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def _now(self) -> tuple[int, float]:
+        """The current window's index and the seconds elapsed in it; sweeps once per window."""
+        now = self._clock()
+        index = math.floor(now / self._window)
+        if index > self._swept_index:
+            self._swept_index = index
+            stale = [k for k, c in self._counters.items() if c.index < index - 1]
+            for k in stale:
+                del self._counters[k]
+        return index, now - index * self._window
+
+    def _counts(self, name: str, key: str, index: int) -> WindowCounts:
+        counter = self._counters.get((name, key))
+        if counter is None or counter.index < index - 1:
+            return WindowCounts(0, 0)
+        if counter.index == index - 1:
+            return WindowCounts(0, counter.current)
+        return WindowCounts(counter.current, counter.previous)
+
+    def _store(self, name: str, key: str, index: int, current: int, was: WindowCounts) -> None:
+        self._counters[name, key] = _Counter(index, current, was.previous)
+
+
+class MemoryBudgets:
+    """`Budgets` in this process's memory: the embedded default, not shared by replicas.
+
+    `clock` gives the current time (UTC now by default); a new month starts every key at zero.
+    """
+
+    def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._clock = clock
+        self._month = ""
+        self._spent: dict[str, float] = {}
+
+    async def spend(self, key: str, usd: float) -> None:
+        """See `Budgets.spend`."""
+        spent = self._this_month()
+        spent[key] = spent.get(key, 0.0) + usd
+
+    async def seed_spend(self, key: str, usd: float) -> bool:
+        """See `Budgets.seed_spend`."""
+        spent = self._this_month()
+        if key in spent:
+            return False
+        spent[key] = usd
+        return True
+
+    async def over_budget(self, checks: Sequence[tuple[str, float]]) -> BudgetDecision:
+        """See `Budgets.over_budget`."""
+        spent = self._this_month()
+        return budget_decision(checks, [spent.get(key, 0.0) for key, _ in checks])
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+    def _this_month(self) -> dict[str, float]:
+        month = utc_month(self._clock())
+        if month != self._month:
+            self._month = month
+            self._spent = {}
+        return self._spent

@@ -1,0 +1,1 @@
+"""Alembic migrations of the usage store (run them with `gateway.store.migrate`)."""

@@ -1,0 +1,106 @@
+"""The spill file: usage rows that could not wait in memory, as JSON lines, until they are stored.
+
+New rows are appended to `path`. To replay, the file is first *claimed* — renamed to
+`<path>.replaying` — so rows spilled during the replay land in a fresh `path` and are never cut
+off when the claimed file is deleted; the claimed file is deleted only once all of its rows are
+committed. A claimed file left behind by a crash is replayed first on the next start; replaying
+rows that were already stored is harmless, as the ledger ignores rows it has.
+
+One `UsageWriter` owns a spill path; two processes must not share one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.store.records import RequestRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SpillChunk:
+    """Rows read from a claimed spill file, and where to continue."""
+
+    records: list[RequestRecord]
+    next_offset: int
+    #: Lines that were not a record (a line torn by a crash mid-write).
+    skipped: int
+    at_end: bool
+
+
+class SpillFile:
+    """Appends rows to a JSON-lines file and hands it back for replay."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.claimed_path = path.with_name(path.name + ".replaying")
+        self._tail_checked = False
+
+    def has_rows(self) -> bool:
+        """Whether anything waits to be replayed (a stat call: not for the hot path)."""
+        return self.claimed_path.exists() or _size(self.path) > 0
+
+    def append(self, records: Iterable[RequestRecord]) -> int:
+        """Append `records`, one line each; returns how many. Raises OSError on failure."""
+        lines = [record.to_json() + "\n" for record in records]
+        if not lines:
+            return 0
+        with self.path.open("a", encoding="utf-8") as file:
+            if not self._tail_checked:
+                # A crash may have left a torn last line: never glue a good line onto it.
+                if _ends_without_newline(self.path):
+                    file.write("\n")
+                self._tail_checked = True
+            file.write("".join(lines))
+        return len(lines)
+
+    def claim(self) -> Path | None:
+        """The file to replay next (renaming `path` aside), or None when nothing waits."""
+        if self.claimed_path.exists():
+            return self.claimed_path
+        if _size(self.path) == 0:
+            return None
+        os.replace(self.path, self.claimed_path)
+        self._tail_checked = False
+        return self.claimed_path
+
+    def release(self) -> None:
+        """Delete the claimed file: all of its rows are stored."""
+        self.claimed_path.unlink(missing_ok=True)
+
+
+def read_chunk(path: Path, offset: int, limit: int) -> SpillChunk:
+    """Up to `limit` records from `path` starting at byte `offset` (blocking: run in a thread)."""
+    records: list[RequestRecord] = []
+    skipped = 0
+    with path.open("rb") as file:
+        file.seek(offset)
+        while len(records) < limit:
+            line = file.readline()
+            if not line:
+                return SpillChunk(records, file.tell(), skipped, at_end=True)
+            if not line.strip():
+                continue
+            try:
+                records.append(RequestRecord.from_json(line))
+            except ValueError:
+                skipped += 1
+        return SpillChunk(records, file.tell(), skipped, at_end=False)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _ends_without_newline(path: Path) -> bool:
+    size = _size(path)
+    if size == 0:
+        return False
+    with path.open("rb") as file:
+        file.seek(size - 1)
+        return file.read(1) != b"\n"

@@ -1,0 +1,198 @@
+"""Tenants, API keys, rate limits, budgets and the usage ledger, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from gateway.store.engine import create_engine, database_url
+from gateway.store.models import provider_attempts, requests
+from gateway.v1 import gateway_pb2 as pb
+from gateway.v1 import gateway_pb2_grpc as pb_grpc
+from providers.base import ProviderSettings
+from tests.conftest import MOCK, RunningGateway, StartGateway
+from tests.fakes.openai_server import FakeOpenAI
+
+ADMIN = "admin-secret-token"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN}"}
+MODEL = "gpt-4o-mini"
+ONE_ANSWER_USD = (8 * 0.15 + 4 * 0.075 + 5 * 0.60) / 1e6  # the fake's usage at gpt-4o-mini prices
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+async def gw(start_gateway: StartGateway, fake: FakeOpenAI, store_url: str) -> RunningGateway:
+    openai = ProviderSettings(
+        name="openai", kind="openai", base_url=fake.base_url, api_keys=("k",), models=(MODEL,)
+    )
+    return await start_gateway(
+        providers=(MOCK, openai),
+        database_url=store_url,
+        auto_migrate=True,
+        admin_tokens=(ADMIN,),
+        primary_retries=0,
+    )
+
+
+def ask(text: str = "hi") -> pb.CompleteRequest:
+    return pb.CompleteRequest(model=MODEL, messages=[pb.Message(role="user", content=text)])
+
+
+def bearer(secret: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {secret}"),)
+
+
+async def create_key(gw: RunningGateway, tenant: str, **limits: Any) -> dict[str, Any]:
+    body = orjson.dumps({"tenant": tenant, "name": "ci", **limits})
+    async with gw.http.post(gw.http_url + "/v1/admin/keys", data=body, headers=ADMIN_HEADERS) as r:
+        assert r.status == 200, await r.text()
+        created: dict[str, Any] = orjson.loads(await r.read())
+        return created
+
+
+async def json_call(gw: RunningGateway, secret: str) -> tuple[int, dict[str, Any]]:
+    body = orjson.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with gw.http.post(gw.http_url + "/v1/complete", data=body, headers=headers) as r:
+        return r.status, orjson.loads(await r.read())
+
+
+async def grpc_code(gw: RunningGateway, secret: str) -> grpc.StatusCode:
+    try:
+        await gw.stub.Complete(ask(), metadata=bearer(secret))
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+async def test_key_lifecycle_create_use_revoke_is_refused_everywhere(gw: RunningGateway) -> None:
+    created = await create_key(gw, "acme")
+    secret, key_id = created["secret"], created["api_key"]["id"]
+    assert secret.startswith("aigw_")
+    assert created["api_key"]["tenant"] == "acme"
+
+    assert await grpc_code(gw, secret) == grpc.StatusCode.OK
+    assert (await json_call(gw, secret))[0] == 200
+    async with gw.http.get(gw.http_url + "/v1/admin/keys", headers=ADMIN_HEADERS) as r:
+        listing = await r.text()
+    assert key_id in listing
+    assert secret not in listing
+
+    admin = pb_grpc.AdminServiceStub(gw.channel)
+    await admin.RevokeApiKey(pb.RevokeApiKeyRequest(id=key_id), metadata=bearer(ADMIN))
+    await asyncio.sleep(2.2)  # the key cache on every replica expires within seconds
+    assert await grpc_code(gw, secret) == grpc.StatusCode.UNAUTHENTICATED
+    status, body = await json_call(gw, secret)
+    assert status == 401
+    _, unknown = await json_call(gw, "aigw_never_issued")
+    assert body["error"]["message"] == unknown["error"]["message"] == "invalid credential"
+
+
+async def test_admin_calls_need_the_admin_token(gw: RunningGateway) -> None:
+    body = orjson.dumps({"tenant": "acme"})
+    async with gw.http.post(gw.http_url + "/v1/admin/keys", data=body) as reply:
+        assert reply.status == 403
+    admin = pb_grpc.AdminServiceStub(gw.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.ListApiKeys(pb.ListApiKeysRequest(), metadata=bearer("aigw_not_admin"))
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_key_over_its_requests_per_minute_gets_429_with_retry_after(
+    gw: RunningGateway,
+) -> None:
+    secret = (await create_key(gw, "limited", requests_per_minute=3))["secret"]
+    for _ in range(3):
+        assert await grpc_code(gw, secret) == grpc.StatusCode.OK
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gw.stub.Complete(ask(), metadata=bearer(secret))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "requests per minute" in (caught.value.details() or "")
+    body = orjson.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with gw.http.post(gw.http_url + "/v1/complete", data=body, headers=headers) as r:
+        assert r.status == 429
+        assert int(r.headers["Retry-After"]) >= 1
+        assert r.headers["RateLimit-Limit"] == "3"
+        assert r.headers["RateLimit-Remaining"] == "0"
+
+
+async def test_a_spent_budget_is_refused_on_both_transports(gw: RunningGateway) -> None:
+    budget = ONE_ANSWER_USD * 1.5  # room for two answers' worth of checks, not a third
+    secret = (await create_key(gw, "thrifty", monthly_budget_usd=budget))["secret"]
+    assert await grpc_code(gw, secret) == grpc.StatusCode.OK
+    await asyncio.sleep(0.1)  # spend is added off the request path
+    assert await grpc_code(gw, secret) == grpc.StatusCode.OK
+    await asyncio.sleep(0.1)
+    assert await grpc_code(gw, secret) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status, body = await json_call(gw, secret)
+    assert status == 429
+    assert "monthly budget" in body["error"]["message"]
+
+
+async def test_every_call_is_one_ledger_row_with_its_attempts(
+    gw: RunningGateway, store_url: str
+) -> None:
+    secret = (await create_key(gw, "ledger"))["secret"]
+    for _ in range(5):
+        assert await grpc_code(gw, secret) == grpc.StatusCode.OK
+    for _ in range(3):
+        assert (await json_call(gw, secret))[0] == 200
+    await gw.gateway.stop()  # graceful shutdown flushes the buffer
+    engine = create_engine(database_url(store_url))
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(requests.c.transport, func.count(), func.sum(requests.c.cost_usd))
+                    .where(requests.c.tenant_id == "ledger")
+                    .group_by(requests.c.transport)
+                )
+            ).all()
+            attempts = (await connection.execute(select(func.count(provider_attempts.c.id)))).one()
+    finally:
+        await engine.dispose()
+    counts = {transport: (count, float(cost)) for transport, count, cost in rows}
+    assert counts["grpc"][0] == 5
+    assert counts["http"][0] == 3
+    assert counts["grpc"][1] == pytest.approx(5 * ONE_ANSWER_USD)
+    assert attempts[0] == 8
+
+
+async def test_usage_reports_show_the_callers_tenant_and_all_to_the_admin(
+    gw: RunningGateway,
+) -> None:
+    mine = (await create_key(gw, "tenant-a"))["secret"]
+    other = (await create_key(gw, "tenant-b"))["secret"]
+    for secret in (mine, mine, other):
+        assert await grpc_code(gw, secret) == grpc.StatusCode.OK
+    await asyncio.sleep(1.0)  # the ledger is written in the background
+
+    async def usage(secret: str, query: str = "") -> tuple[int, dict[str, Any]]:
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with gw.http.get(gw.http_url + "/v1/usage" + query, headers=headers) as r:
+            return r.status, orjson.loads(await r.read())
+
+    status, report = await usage(mine)
+    assert status == 200
+    assert {row["tenant"] for row in report["rows"]} == {"tenant-a"}
+    assert sum(int(row["requests"]) for row in report["rows"]) == 2
+    assert (await usage(mine, "?tenant=tenant-b"))[0] == 403
+    _, everything = await usage(ADMIN)
+    assert {row["tenant"] for row in everything["rows"]} >= {"tenant-a", "tenant-b"}
+    headers = {"Authorization": f"Bearer {mine}"}
+    async with gw.http.get(gw.http_url + "/v1/usage/costs", headers=headers) as r:
+        costs = orjson.loads(await r.read())
+    assert costs["total_cost_usd"] == pytest.approx(2 * ONE_ANSWER_USD)
+    assert costs["models"][0]["name"] == MODEL

@@ -1,0 +1,1 @@
+"""Tests of the usage store, on SQLite and on the real PostgreSQL."""
