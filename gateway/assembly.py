@@ -33,6 +33,7 @@ from metrics import (
     CIRCUIT_STATE,
     CIRCUIT_TRANSITIONS,
     RATE_LIMIT_BACKEND_FAILURES,
+    USAGE_PENDING,
 )
 from providers.registry import ProviderRegistry
 from resilience.admission import Admission
@@ -67,6 +68,7 @@ async def open_store(settings: Settings) -> tuple[AsyncEngine, UsageWriter]:
             )
     writer = UsageWriter(engine, spill_path=Path(settings.usage_spill_path))
     writer.start()
+    USAGE_PENDING.set_function(lambda: writer.pending)
     return engine, writer
 
 

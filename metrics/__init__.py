@@ -117,11 +117,6 @@ RATE_LIMIT_BACKEND_FAILURES = Counter(
     "gateway_rate_limit_backend_failures_total",
     "Rate-limit or budget checks that could not reach their backend (Redis).",
 )
-USAGE_ROWS = Counter(
-    "gateway_usage_rows_total",
-    "Usage ledger rows, by what happened to them (written, spilled).",
-    ["result"],
-)
 USAGE_PENDING = Gauge(
     "gateway_usage_pending_rows",
     "Usage ledger rows waiting to be written to the database.",
