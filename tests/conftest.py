@@ -21,7 +21,7 @@ from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from providers.base import ProviderSettings
 
 # Shared fixtures of real services, available to every test: Redis, PostgreSQL, a fresh store.
-from tests.databases import store_url_fixture  # noqa: F401
+from tests.databases import pg_database_fixture, store_url_fixture  # noqa: F401
 from tests.postgres_support import postgres_schema_url_fixture, postgres_url_fixture  # noqa: F401
 from tests.redis_support import redis_prefix_fixture, redis_url_fixture  # noqa: F401
 

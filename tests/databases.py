@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from gateway.store.migrate import upgrade
 from tests.postgres_support import postgres_url_fixture
 
 # The fixture's body, as a plain coroutine: an async fixture cannot request another one lazily.
@@ -33,6 +34,24 @@ async def store_url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> A
         async with admin.connect() as connection:
             await connection.execute(text(f'CREATE DATABASE "{name}"'))
         yield server.rsplit("/", 1)[0] + f"/{name}"
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture(name="pg_database")
+async def pg_database_fixture() -> AsyncIterator[str]:
+    """A new PostgreSQL database (migrated), shared by the processes of one test."""
+    server = await reachable_postgres()
+    name = f"aigw_r_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = server.rsplit("/", 1)[0] + f"/{name}"
+        await upgrade(url)
+        yield url
         async with admin.connect() as connection:
             await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:

@@ -5,42 +5,19 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
-import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, select
 
 from gateway.store.engine import create_engine, database_url
-from gateway.store.migrate import upgrade
 from gateway.store.models import requests
-from tests.databases import reachable_postgres
 from tests.processes import GatewayProcess, spawn
 from tests.store.tcp_proxy import TcpProxy
 
 ADMIN = "replica-admin-token"
 PROMPT = "abc " * 40  # the mock counts 43 prompt tokens; the gateway estimates 44
-
-
-@pytest.fixture
-async def pg_database() -> AsyncIterator[str]:
-    """A new PostgreSQL database (migrated), shared by the processes of one test."""
-    server = await reachable_postgres()
-    name = f"aigw_r_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = server.rsplit("/", 1)[0] + f"/{name}"
-        await upgrade(url)
-        yield url
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 async def replicas(count: int, **env: str) -> list[GatewayProcess]:
