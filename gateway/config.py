@@ -3,30 +3,19 @@
 Nothing else in the gateway reads `os.environ`. Invalid configuration raises `ConfigError`
 naming the setting; the CLI prints it as one line and exits with status 2.
 
-The YAML file (`GATEWAY_CONFIG`) adds provider deployments and model aliases; `${VAR}` and
-`${VAR:-default}` in any string value are replaced from the environment::
-
-    providers:
-      vllm:
-        kind: openai
-        base_url: http://127.0.0.1:8000/v1
-        api_key: ${VLLM_API_KEY:-}
-        models: [llama-3.1-8b-instruct]
-    models:
-      fast: openai/gpt-4o-mini
+The YAML file (`GATEWAY_CONFIG`, read by `gateway.config_file`) adds provider deployments, model
+aliases, prices and fallbacks; this module reads the environment and puts the two together.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import yaml
-
+from gateway.config_checks import ConfigError as ConfigError  # re-exported: callers catch it here
+from gateway.config_checks import check_url
+from gateway.config_file import ConfigFile
 from gateway.pricing import DEFAULT_PRICES, Price
 from providers.base import ProviderSettings
 from providers.registry import ADAPTERS
@@ -59,18 +48,6 @@ DEFAULT_DATABASE_URL = "sqlite:///ai-gateway.db"
 DEFAULT_USAGE_SPILL_PATH = "ai-gateway-usage.spill.jsonl"
 CACHE_BACKENDS = ("auto", "memory", "redis", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-_SECTIONS = ("providers", "models", "prices", "fallbacks")
-_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-
-
-class ConfigError(Exception):
-    """Configuration that the gateway cannot start with; `setting` names the culprit."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(f"{setting}: {problem}")
-        self.setting = setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +121,9 @@ class Settings:
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build `Settings` from an environment mapping (and the YAML file it may name)."""
     env = _Env(environ)
-    file_config = _load_yaml(environ)
+    file_config = ConfigFile.load(environ)
     providers = _env_providers(env)
-    providers.update(_yaml_providers(file_config.get("providers"), environ))
+    providers.update(file_config.providers())
     return Settings(
         bind_host=env.text("BIND_HOST", DEFAULT_BIND_HOST),
         grpc_port=env.port("GRPC_PORT", DEFAULT_GRPC_PORT),
@@ -212,9 +189,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         or env.flag("RATE_LIMIT_FAIL_OPEN"),
         auth_tokens=env.tokens("INTERNAL_AUTH_TOKEN"),
         providers=tuple(sorted(providers.values(), key=lambda p: p.name)),
-        aliases=_yaml_aliases(file_config.get("models"), environ),
-        prices={**DEFAULT_PRICES, **_yaml_prices(file_config.get("prices"))},
-        fallbacks=_yaml_fallbacks(file_config.get("fallbacks"), environ),
+        aliases=file_config.aliases(),
+        prices={**DEFAULT_PRICES, **file_config.prices()},
+        fallbacks=file_config.fallbacks(),
     )
 
 
@@ -306,7 +283,7 @@ def _env_providers(env: _Env) -> dict[str, ProviderSettings]:
             name=spec.kind,
             kind=spec.kind,
             models=_split(models) if models else spec.default_models,
-            base_url=_check_url(f"{prefix}_BASE_URL", base_url) if base_url else "",
+            base_url=check_url(f"{prefix}_BASE_URL", base_url) if base_url else "",
             api_keys=keys,
             options=options,
         )
@@ -334,173 +311,6 @@ def _cache_backend(env: _Env) -> str:
     if backend == "redis" and not env.raw("REDIS_URL"):
         raise ConfigError("CACHE_BACKEND", "is redis but REDIS_URL is not set")
     return backend
-
-
-def _load_yaml(environ: Mapping[str, str]) -> dict[str, Any]:
-    path = (environ.get("GATEWAY_CONFIG") or "").strip()
-    if not path:
-        return {}
-    try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError("GATEWAY_CONFIG", f"cannot read {path!r}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError("GATEWAY_CONFIG", f"{path!r} is not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        # PyYAML's message quotes the offending line, which may hold a key: give the place only.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError("GATEWAY_CONFIG", f"{path!r} is not valid YAML{where}") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict) or not set(loaded) <= set(_SECTIONS):
-        raise ConfigError(
-            "GATEWAY_CONFIG", f"must be a mapping with some of: {', '.join(_SECTIONS)}"
-        )
-    return loaded
-
-
-def _yaml_providers(section: object, environ: Mapping[str, str]) -> dict[str, ProviderSettings]:
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise ConfigError("providers", "must be a mapping of deployment name to settings")
-    providers = {}
-    for name, spec in section.items():
-        where = f"providers.{name}"
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ConfigError(where, "name must be lower-case letters, digits, '.', '_' or '-'")
-        if not isinstance(spec, dict):
-            raise ConfigError(where, "must be a mapping")
-        spec = {k: _interpolate(v, environ, f"{where}.{k}") for k, v in spec.items()}
-        providers[name] = _provider_from_yaml(name, spec, where)
-    return providers
-
-
-def _provider_from_yaml(name: str, spec: dict[str, Any], where: str) -> ProviderSettings:
-    kind = spec.pop("kind", name)
-    adapter = ADAPTERS.get(kind)
-    if adapter is None:
-        raise ConfigError(f"{where}.kind", f"must be one of {', '.join(ADAPTERS)}")
-    models = spec.pop("models", list(adapter.default_models))
-    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
-        raise ConfigError(f"{where}.models", "must be a list of model names")
-    base_url = str(spec.pop("base_url", "") or adapter.default_base_url)
-    if not base_url and not adapter.built_in:
-        raise ConfigError(f"{where}.base_url", f"required for kind {kind}")
-    return ProviderSettings(
-        name=name,
-        kind=kind,
-        models=tuple(models),
-        base_url=_check_url(f"{where}.base_url", base_url) if base_url else "",
-        api_keys=_yaml_keys(spec, where),
-        options=_options(spec, where, adapter.number_options),
-    )
-
-
-def _yaml_keys(spec: dict[str, Any], where: str) -> tuple[str, ...]:
-    """`api_key` (one, or comma-separated) and/or `api_keys` (a list) make the key pool."""
-    single = spec.pop("api_key", "")
-    many = spec.pop("api_keys", [])
-    if not isinstance(single, str):
-        raise ConfigError(f"{where}.api_key", "must be a string")
-    if not isinstance(many, list) or not all(isinstance(k, str) for k in many):
-        raise ConfigError(f"{where}.api_keys", "must be a list of strings")
-    return tuple(k.strip() for k in [*single.split(","), *many] if k.strip())
-
-
-def _options(spec: dict[str, Any], where: str, numeric: frozenset[str]) -> dict[str, object]:
-    for key, value in spec.items():
-        if not isinstance(value, str | int | float | bool):
-            raise ConfigError(f"{where}.{key}", "must be a string, number or boolean")
-        if key in numeric and not _is_number(value):
-            raise ConfigError(f"{where}.{key}", f"must be a number, got {value!r}")
-    return dict(spec)
-
-
-def _is_number(value: object) -> bool:
-    try:
-        return math.isfinite(float(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-
-
-def _yaml_aliases(section: object, environ: Mapping[str, str]) -> dict[str, str]:
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise ConfigError("models", "must be a mapping of public model name to target model")
-    aliases = {}
-    for alias, target in section.items():
-        target = _interpolate(target, environ, f"models.{alias}")
-        if not isinstance(alias, str) or not isinstance(target, str) or not target:
-            raise ConfigError(f"models.{alias}", "must map a model name to a target model name")
-        aliases[alias] = target
-    return aliases
-
-
-def _yaml_fallbacks(section: object, environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise ConfigError("fallbacks", "must map a model name to a list of fallback models")
-    chains = {}
-    for model, chain in section.items():
-        chain = _interpolate(chain, environ, f"fallbacks.{model}")
-        if not isinstance(chain, list) or not all(isinstance(m, str) and m for m in chain):
-            raise ConfigError(f"fallbacks.{model}", "must be a list of model names")
-        chains[str(model)] = tuple(chain)
-    return chains
-
-
-def _yaml_prices(section: object) -> dict[str, Price]:
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise ConfigError("prices", "must be a mapping of model name to prices")
-    prices = {}
-    for model, spec in section.items():
-        where = f"prices.{model}"
-        if not isinstance(spec, dict) or not {"input", "output"} <= set(spec):
-            raise ConfigError(where, "must give 'input' and 'output' (USD per million tokens)")
-        unknown = set(spec) - {"input", "output", "cached_input", "cache_write"}
-        if unknown:
-            raise ConfigError(f"{where}.{sorted(unknown)[0]}", "is not a price field")
-        for field_name, value in spec.items():
-            if not (_is_number(value) and float(value) >= 0) or isinstance(value, bool):
-                raise ConfigError(f"{where}.{field_name}", f"must be a price >= 0, got {value!r}")
-        prices[str(model)] = Price(
-            input=float(spec["input"]),
-            output=float(spec["output"]),
-            cached_input=float(spec["cached_input"]) if "cached_input" in spec else None,
-            cache_write=float(spec["cache_write"]) if "cache_write" in spec else None,
-        )
-    return prices
-
-
-def _interpolate(value: object, environ: Mapping[str, str], where: str) -> Any:
-    if isinstance(value, str):
-
-        def replace(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if environ.get(name):
-                return environ[name]
-            if name in environ and default is None:
-                return ""  # ${VAR} set to "": empty, as in the shell
-            if default is None:
-                raise ConfigError(where, f"refers to ${{{name}}}, which is not set")
-            return default
-
-        return _INTERPOLATION.sub(replace, value)
-    if isinstance(value, list):
-        return [_interpolate(item, environ, where) for item in value]
-    return value
-
-
-def _check_url(setting: str, url: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise ConfigError(setting, "must be an http:// or https:// URL")
-    return url.rstrip("/")
 
 
 def _split(value: str) -> tuple[str, ...]:

@@ -1,0 +1,782 @@
+"""The deployment files agree with the gateway they deploy.
+
+`Dockerfile`, `deploy/kubernetes/*.yaml` and `deploy/compose.yaml` repeat facts the code owns:
+ports, health service names, probe paths, the shutdown grace, the variables it reads. These
+tests read both sides (the YAML with `yaml.safe_load_all`; the code by import, or by scanning
+`gateway/` for the variables it reads) so neither can drift. No schema validator is installed
+offline, so the manifests get structural checks; `kubectl kustomize` renders them when kubectl
+is present, and one test runs the probes against a real (in-process) gateway.
+
+Two tests run the build itself: the Dockerfile's install step in a fresh virtualenv (always),
+and the image with podman or docker (skipped with the reason when no engine can run or no base
+image can be pulled; `AIGW_TEST_PYTHON_IMAGE` names a local stand-in for the base image).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from opentelemetry.sdk import environment_variables as otel_variables
+
+from gateway.config import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_METRICS_PORT,
+    DEFAULT_SHUTDOWN_GRACE_SECONDS,
+    load_settings,
+)
+from gateway.grpc_server import SERVICE_NAME
+from providers.registry import ADAPTERS, ProviderRegistry
+from tests.conftest import RunningGateway
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+KUBERNETES = REPO / "deploy" / "kubernetes"
+COMPOSE_FILE = REPO / "deploy" / "compose.yaml"
+COMPOSE_DIR = REPO / "deploy" / "compose"
+
+PORTS = {"grpc": DEFAULT_GRPC_PORT, "http": DEFAULT_HTTP_PORT, "metrics": DEFAULT_METRICS_PORT}
+#: In deploy/kubernetes but deliberately not applied by kustomization.yaml (see its header).
+NOT_APPLIED = {"secret.example.yaml", "migrate-job.yaml"}
+#: Variables of the Python runtime and pip, not of the gateway, that the Dockerfile may set.
+RUNTIME_VARIABLES = re.compile(r"^(PATH|PYTHON\w*|PIP_\w+)$")
+PYTHON_IMAGE_OVERRIDE = "AIGW_TEST_PYTHON_IMAGE"
+
+Doc = dict[str, Any]
+
+
+# ---------------------------------------------------------------- reading the files
+
+
+def _documents(path: Path) -> list[Doc]:
+    """Every non-empty YAML document in `path`; each must be a mapping."""
+    docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    assert all(isinstance(d, dict) for d in docs), f"{path.name}: a document is not a mapping"
+    return docs
+
+
+def _manifests() -> list[tuple[str, Doc]]:
+    return [(p.name, d) for p in sorted(KUBERNETES.glob("*.yaml")) for d in _documents(p)]
+
+
+def _one(kind: str, name: str | None = None) -> Doc:
+    found = [
+        d
+        for _, d in _manifests()
+        if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def _deployment() -> Doc:
+    return _one("Deployment", "ai-gateway")
+
+
+def _pod_spec() -> Doc:
+    spec: Doc = _deployment()["spec"]["template"]["spec"]
+    return spec
+
+
+def _gateway_container() -> Doc:
+    containers: list[Doc] = _pod_spec()["containers"]
+    (container,) = [c for c in containers if c["name"] == "gateway"]
+    return container
+
+
+def _env_config_map() -> dict[str, str]:
+    (ref,) = [e["configMapRef"]["name"] for e in _gateway_container()["envFrom"]]
+    data: dict[str, str] = _one("ConfigMap", ref)["data"]
+    return data
+
+
+def _gateway_yaml() -> str:
+    text: str = _one("ConfigMap", "ai-gateway-config")["data"]["gateway.yaml"]
+    return text
+
+
+def _compose() -> Doc:
+    (compose,) = _documents(COMPOSE_FILE)
+    return compose
+
+
+def _image_services() -> dict[str, Doc]:
+    """The compose services that run the gateway's image (the ones built from the Dockerfile)."""
+    services: dict[str, Doc] = _compose()["services"]
+    return {name: s for name, s in services.items() if "build" in s}
+
+
+def _seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", duration)
+    assert match, f"unexpected duration {duration!r}"
+    return float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[match.group(2)]
+
+
+@dataclass
+class Stage:
+    """One `FROM` of the Dockerfile and its instructions, continuation lines joined."""
+
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def args(self, instruction: str) -> list[str]:
+        """The arguments of every `instruction` in this stage, in order."""
+        return [a for i, a in self.instructions if i == instruction]
+
+    def env(self) -> dict[str, str]:
+        """Every variable set by `ENV` (the `KEY=value ...` form)."""
+        pairs = (p.split("=", 1) for a in self.args("ENV") for p in shlex.split(a))
+        return {k: v for k, v in pairs}
+
+
+def _stages() -> list[Stage]:
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    stages: list[Stage] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, args = line.partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append(Stage(base=args.strip()))
+        elif stages:
+            stages[-1].instructions.append((instruction.upper(), args.strip()))
+    return stages
+
+
+def _pip_install_args() -> list[str]:
+    """The arguments of the builder's `pip install` (as the Dockerfile runs it)."""
+    (run,) = [a for a in _stages()[0].args("RUN") if "pip install" in a]
+    match = re.search(r"pip install (.+?)(?:&&|$)", run)
+    assert match, run
+    return shlex.split(match.group(1))
+
+
+def _run(command: list[str], **options: Any) -> subprocess.CompletedProcess[Any]:
+    """`subprocess.run` for the tools these tests drive (kubectl, pip, the engine, the CLI)."""
+    # The commands are built here from fixed words and paths of this checkout: nothing untrusted.
+    options.setdefault("check", False)
+    return subprocess.run(command, **options)  # noqa: S603
+
+
+# ---------------------------------------------------------------- what the gateway reads
+
+
+def _variables_the_gateway_reads() -> frozenset[str]:
+    """Every environment variable name the gateway's settings (or the OTel SDK) read.
+
+    Scanned from the source of `gateway/` (only its config modules read the environment):
+    `env.<fn>("NAME"`, `environ.get("NAME"`, and the per-vendor f-strings `f"{prefix}_SUFFIX"`
+    expanded with each adapter's prefix and `env_options`; plus the standard `OTEL_*` names the
+    SDK defines.
+    """
+    modules = (p for p in (REPO / "gateway").rglob("*.py") if "v1" not in p.parts)
+    source = "\n".join(p.read_text(encoding="utf-8") for p in modules)
+    names = set(re.findall(r'\benv\.\w+\(\s*"([A-Z][A-Z0-9_]*)"', source))
+    names |= set(re.findall(r'\benviron\.get\(\s*"([A-Z][A-Z0-9_]*)"', source))
+    suffixes = set(re.findall(r'f"\{prefix\}_([A-Z][A-Z0-9_]*)"', source))
+    for spec in ADAPTERS.values():
+        if spec.env_prefix:
+            names |= {f"{spec.env_prefix}_{s}" for s in (*suffixes, *spec.env_options.values())}
+    names |= {
+        v for v in vars(otel_variables).values() if isinstance(v, str) and v.startswith("OTEL_")
+    }
+    return frozenset(names)
+
+
+def _interpolated(text: str) -> set[str]:
+    """Names a config YAML reads as `${NAME}` / `${NAME:-default}`."""
+    return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+def _containers(doc: Doc) -> list[Doc]:
+    spec = doc["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def _variables_set() -> dict[str, set[str]]:
+    """Variable names each deployment file sets for the gateway, by where they are set."""
+    found: dict[str, set[str]] = {}
+    for file, doc in _manifests():
+        if doc["kind"] in ("Deployment", "Job"):
+            for container in _containers(doc):
+                found[f"{file}:{container['name']}"] = {e["name"] for e in container["env"]}
+    found["configmap.yaml:ai-gateway-env"] = set(_env_config_map())
+    for name, service in _image_services().items():
+        found[f"compose.yaml:{name}"] = set(service.get("environment", {}))
+    dockerfile_env = _stages()[-1].env()
+    found["Dockerfile"] = {n for n in dockerfile_env if not RUNTIME_VARIABLES.match(n)}
+    return found
+
+
+def test_variable_scan_finds_settings_of_every_kind() -> None:
+    known = _variables_the_gateway_reads()
+    documented = {"GRPC_PORT", "DATABASE_URL", "REDIS_URL", "SHUTDOWN_GRACE_SECONDS", "ADMIN_TOKEN"}
+    documented |= {"GATEWAY_CONFIG", "OPENAI_API_KEY", "ANTHROPIC_MAX_TOKENS", "MOCK_LATENCY_MS"}
+    documented |= {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME"}
+    assert documented <= known
+
+
+def test_deployment_files_set_only_variables_the_gateway_reads() -> None:
+    known = _variables_the_gateway_reads() | _interpolated(_gateway_yaml())
+    unknown = {where: sorted(names - known) for where, names in _variables_set().items()}
+    assert {where: names for where, names in unknown.items() if names} == {}
+
+
+# ---------------------------------------------------------------- YAML, manifests, kustomize
+
+
+def test_every_yaml_file_parses() -> None:
+    files = [*KUBERNETES.glob("*.yaml"), COMPOSE_FILE, *COMPOSE_DIR.glob("*.y*ml")]
+    assert len(files) >= 10
+    for path in files:
+        assert _documents(path), f"{path.name} holds no document"
+
+
+def test_every_manifest_has_api_version_kind_and_name_and_no_namespace() -> None:
+    for file, doc in _manifests():
+        assert doc.get("apiVersion"), file
+        assert doc.get("kind"), file
+        if doc["kind"] != "Kustomization":
+            assert doc["metadata"].get("name"), file
+            assert "namespace" not in doc["metadata"], f"{file}: manifests are namespace-agnostic"
+
+
+def test_kustomization_applies_every_manifest_but_the_examples() -> None:
+    kustomization = _one("Kustomization")
+    listed = set(kustomization["resources"])
+    present = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == present - NOT_APPLIED
+
+
+def test_kustomize_renders_the_manifests() -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: kustomization.yaml not rendered")
+    out = _run([kubectl, "kustomize", str(KUBERNETES)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rendered = [d for d in yaml.safe_load_all(out.stdout) if d]
+    listed = set(_one("Kustomization")["resources"])
+    expected = [d for f, d in _manifests() if f in listed]
+    assert sorted(d["kind"] for d in rendered) == sorted(d["kind"] for d in expected)
+    (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
+    (image,) = {c["image"] for c in _containers(deployment)}
+    (override,) = _one("Kustomization")["images"]
+    assert image == f"{override['newName']}:{override['newTag']}"
+
+
+def test_references_name_objects_that_exist() -> None:
+    (secret,) = [d for f, d in _manifests() if d["kind"] == "Secret"]
+    secret_keys = set(secret["stringData"])
+    config_maps = {d["metadata"]["name"]: d for _, d in _manifests() if d["kind"] == "ConfigMap"}
+    for _, doc in _manifests():
+        if doc["kind"] not in ("Deployment", "Job"):
+            continue
+        for container in _containers(doc):
+            for env in container["env"]:
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] == secret["metadata"]["name"], env["name"]
+                    assert ref["key"] in secret_keys, env["name"]
+            for source in container.get("envFrom", []):
+                assert source["configMapRef"]["name"] in config_maps
+        for volume in doc["spec"]["template"]["spec"].get("volumes", []):
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in config_maps
+
+
+# ---------------------------------------------------------------- the Deployment and friends
+
+
+def test_container_ports_are_the_gateway_defaults() -> None:
+    ports = {p["name"]: p["containerPort"] for p in _gateway_container()["ports"]}
+    assert ports == PORTS
+    annotations = _deployment()["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == DEFAULT_METRICS_PORT
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_service_exposes_the_three_ports_with_grpc_app_protocol() -> None:
+    service = _one("Service", "ai-gateway")
+    assert service["spec"]["type"] == "ClusterIP"
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert {name: p["port"] for name, p in ports.items()} == PORTS
+    assert all(p["targetPort"] == name for name, p in ports.items())
+    assert ports["grpc"]["appProtocol"] == "grpc"
+
+
+def test_selectors_match_the_gateway_pods() -> None:
+    labels = _deployment()["spec"]["template"]["metadata"]["labels"]
+    selectors = [
+        _deployment()["spec"]["selector"]["matchLabels"],
+        _one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        *(s["spec"]["selector"] for _, s in _manifests() if s["kind"] == "Service"),
+    ]
+    for selector in selectors:
+        assert selector.items() <= labels.items()
+
+
+def test_service_monitor_scrapes_the_metrics_port_of_one_service() -> None:
+    monitor = _one("ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    wanted = monitor["spec"]["selector"]["matchLabels"].items()
+    chosen = [s for _, s in _manifests() if s["kind"] == "Service"]
+    chosen = [s for s in chosen if wanted <= s["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in chosen] == ["ai-gateway"]  # not the headless one too
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics"
+    assert endpoint["path"] == "/metrics"
+
+
+def test_autoscaling_and_disruption_budget_keep_replicas_up() -> None:
+    assert _deployment()["spec"]["replicas"] == 3
+    hpa = _one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == _deployment()["metadata"]["name"]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 20)
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert metric["resource"]["target"]["averageUtilization"] == 70
+    pdb = _one("PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable") == 2
+
+
+def test_probes_target_the_grpc_port_and_the_services_the_gateway_registers() -> None:
+    container = _gateway_container()
+    probes = {kind: container[f"{kind}Probe"]["grpc"] for kind in ("startup", "liveness")}
+    probes["readiness"] = container["readinessProbe"]["grpc"]
+    assert all(p["port"] == DEFAULT_GRPC_PORT for p in probes.values())
+    assert probes["liveness"]["service"] == ""
+    assert probes["startup"]["service"] == ""
+    assert probes["readiness"]["service"] == SERVICE_NAME
+
+
+def _commented_http_probe_paths() -> set[str]:
+    text = (KUBERNETES / "deployment.yaml").read_text(encoding="utf-8")
+    return set(re.findall(r"#\s.*httpGet:\s*\{path:\s*(/[\w/]*)", text))
+
+
+def test_commented_http_probe_alternative_uses_routes_of_the_json_shim() -> None:
+    paths = _commented_http_probe_paths()
+    assert paths == {"/healthz", "/readyz"}
+    shim = (REPO / "gateway" / "http_shim.py").read_text(encoding="utf-8")
+    assert paths <= set(re.findall(r'add_get\(\s*"([^"]+)"', shim))
+
+
+async def test_every_probe_succeeds_against_a_running_gateway(gw: RunningGateway) -> None:
+    container = _gateway_container()
+    for kind in ("startup", "liveness", "readiness"):
+        service = container[f"{kind}Probe"]["grpc"]["service"]
+        reply = await gw.health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING, kind
+    for path in _commented_http_probe_paths():
+        async with gw.http.get(gw.http_url + path) as response:
+            assert response.status == 200, path
+    async with gw.http.get(gw.metrics_url) as response:
+        assert response.status == 200
+
+
+def test_termination_grace_outlasts_pre_stop_and_the_drain() -> None:
+    spec = _pod_spec()
+    pre_stop = _gateway_container()["lifecycle"]["preStop"]
+    command = pre_stop["exec"]["command"]
+    assert command[0] == "sleep"
+    grace = float(_env_config_map().get("SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS))
+    assert spec["terminationGracePeriodSeconds"] > float(command[1]) + grace
+
+
+def test_pod_runs_as_the_image_user_on_a_read_only_root() -> None:
+    spec, container = _pod_spec(), _gateway_container()
+    user = _stages()[-1].args("USER")[-1].split(":")[0]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert str(spec["securityContext"]["runAsUser"]) == user
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert all(
+        "emptyDir" in volumes[m["name"]]
+        for m in container["volumeMounts"]
+        if m["mountPath"] in writable
+    )
+    spill = Path(_env_config_map()["USAGE_SPILL_PATH"])
+    assert str(spill.parent) in writable
+    resources = container["resources"]
+    assert resources["requests"].keys() == resources["limits"].keys() == {"cpu", "memory"}
+
+
+def test_gateway_config_is_the_mounted_config_map() -> None:
+    path = Path(_env_config_map()["GATEWAY_CONFIG"])
+    (mount,) = [
+        m for m in _gateway_container()["volumeMounts"] if m["mountPath"] == str(path.parent)
+    ]
+    (volume,) = [v for v in _pod_spec()["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == "ai-gateway-config"
+    assert path.name in _one("ConfigMap", "ai-gateway-config")["data"]
+
+
+async def test_config_map_gateway_yaml_loads_and_routes(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(_gateway_yaml(), encoding="utf-8")
+    environ = {"GATEWAY_CONFIG": str(config), "OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"}
+    settings = load_settings(environ)
+    assert settings.aliases
+    assert settings.fallbacks
+    async with aiohttp.ClientSession() as session:
+        registry = ProviderRegistry.from_settings(
+            settings.providers, settings.aliases, session, key_cooldown=1
+        )
+        try:
+            for model in [*settings.aliases, *settings.fallbacks]:
+                registry.resolve(model)  # raises ModelNotFoundError for a dangling route
+            for chain in settings.fallbacks.values():
+                for model in chain:
+                    registry.resolve(model)
+        finally:
+            await registry.aclose()
+
+
+def test_migrations_run_before_the_gateway_serves() -> None:
+    (init,) = _pod_spec()["initContainers"]
+    assert init["args"] == ["migrate"]
+    assert init["image"] == _gateway_container()["image"]
+    assert _gateway_container()["args"] == ["serve"]
+    assert _env_config_map()["AUTO_MIGRATE"] == "false"
+    job = _one("Job", "ai-gateway-migrate")
+    assert [c["args"] for c in job["spec"]["template"]["spec"]["containers"]] == [["migrate"]]
+
+
+# ---------------------------------------------------------------- compose
+
+
+def test_compose_runs_two_gateways_after_a_one_shot_migration() -> None:
+    services = _compose()["services"]
+    gateway, migrate = services["gateway"], services["migrate"]
+    assert gateway["deploy"]["replicas"] == 2
+    assert migrate["command"] == ["migrate"]
+    assert gateway["image"] == migrate["image"]
+    depends = gateway["depends_on"]
+    assert depends["migrate"]["condition"] == "service_completed_successfully"
+    assert depends["postgres"]["condition"] == "service_healthy"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["postgres"]
+    assert _seconds(gateway["stop_grace_period"]) > float(
+        gateway["environment"].get("SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS)
+    )
+    assert (COMPOSE_FILE.parent / gateway["build"]["context"]).resolve() == REPO
+
+
+def test_compose_gateways_use_the_stack_services() -> None:
+    services = _compose()["services"]
+    env = services["gateway"]["environment"]
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert "4318" in services["jaeger"]["expose"]
+    assert env["REDIS_URL"].startswith("redis://redis:")
+    assert "@postgres:5432/" in env["DATABASE_URL"]
+    assert env["DATABASE_URL"] == services["migrate"]["environment"]["DATABASE_URL"]
+
+
+def test_compose_mounts_exist() -> None:
+    for name, service in _compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (COMPOSE_FILE.parent / source).exists(), f"{name}: {source}"
+
+
+def test_load_balancer_spreads_grpc_and_http_over_the_gateway_replicas() -> None:
+    lb = _compose()["services"]["lb"]
+    (mount,) = lb["volumes"]
+    conf = (COMPOSE_FILE.parent / mount.split(":")[0]).read_text(encoding="utf-8")
+    upstreams = dict(re.findall(r"upstream (\w+) \{[^}]*?server gateway:(\d+)", conf))
+    assert {int(p) for p in upstreams.values()} == {DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT}
+    grpc_upstream = next(u for u, p in upstreams.items() if int(p) == DEFAULT_GRPC_PORT)
+    assert f"grpc_pass grpc://{grpc_upstream};" in conf
+    assert f"listen {DEFAULT_GRPC_PORT};" in conf
+    assert "http2 on;" in conf
+    assert f"listen {DEFAULT_HTTP_PORT};" in conf
+    assert "proxy_buffering off;" in conf  # SSE
+    assert {int(p.split(":")[0]) for p in lb["ports"]} == {DEFAULT_GRPC_PORT, DEFAULT_HTTP_PORT}
+
+
+def test_compose_prometheus_scrapes_each_replica_with_the_rules_job() -> None:
+    prometheus = _compose()["services"]["prometheus"]
+    mounts = dict(v.split(":")[:2] for v in prometheus["volumes"])
+    config_source = next(s for s, t in mounts.items() if t == "/etc/prometheus/prometheus.yml")
+    (config,) = _documents(COMPOSE_FILE.parent / config_source)
+    (job,) = config["scrape_configs"]
+    (discovery,) = job["dns_sd_configs"]
+    assert discovery["names"] == ["gateway"]
+    assert discovery["type"] == "A"
+    assert discovery["port"] == DEFAULT_METRICS_PORT
+    rules = (REPO / "deploy" / "prometheus" / "rules.yml").read_text(encoding="utf-8")
+    assert f'job="{job["job_name"]}"' in rules
+    assert all(f"/etc/prometheus/{r}" in mounts.values() for r in config["rule_files"])
+
+
+def test_compose_grafana_provisions_the_dashboards_from_deploy() -> None:
+    grafana = _compose()["services"]["grafana"]
+    mounts = {t: s for s, t in (v.split(":")[:2] for v in grafana["volumes"])}
+    provisioning = COMPOSE_FILE.parent / mounts["/etc/grafana/provisioning"]
+    (provider,) = _documents(provisioning / "dashboards" / "ai-gateway.yaml")[0]["providers"]
+    dashboards = COMPOSE_FILE.parent / mounts[provider["options"]["path"]]
+    assert list(dashboards.glob("*.json"))
+    (datasource,) = _documents(provisioning / "datasources" / "prometheus.yaml")[0]["datasources"]
+    assert datasource["url"] == "http://prometheus:9090"
+
+
+# ---------------------------------------------------------------- the Dockerfile
+
+
+def test_dockerfile_builds_in_two_stages_from_slim_python_311() -> None:
+    builder, final = _stages()
+    assert builder.base.endswith(" AS builder")
+    default = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert default
+    assert re.search(r"python:3\.11-slim", default.group(1))
+    assert final.base == "${PYTHON_IMAGE}"
+    assert final.args("COPY") == ["--from=builder /opt/venv /opt/venv"]
+
+
+def test_dockerfile_installs_the_project_with_the_lock_file_and_no_extras() -> None:
+    args = _pip_install_args()
+    assert args[args.index("-c") + 1] == "constraints.txt"
+    assert args[-1] == "."  # the project itself, no [dev] or other extras
+    copied = [s for a in _stages()[0].args("COPY") for s in shlex.split(a)[:-1]]
+    assert "constraints.txt" in copied
+    assert "pyproject.toml" in copied
+    assert all((REPO / source).exists() for source in copied)
+
+
+def test_dockerfile_runs_ai_gateway_serve_as_non_root_on_the_default_ports() -> None:
+    final = _stages()[-1]
+    (user,) = final.args("USER")
+    assert user.split(":")[0] not in ("root", "0")
+    assert {int(p) for a in final.args("EXPOSE") for p in a.split()} == set(PORTS.values())
+    assert json.loads(final.args("ENTRYPOINT")[-1]) == ["ai-gateway"]  # exec form: PID 1
+    assert json.loads(final.args("CMD")[-1]) == ["serve"]
+    assert final.env()["BIND_HOST"] == "0.0.0.0"
+
+
+def test_dockerignore_keeps_local_state_out_of_the_context() -> None:
+    ignored = set(DOCKERIGNORE.read_text(encoding="utf-8").split())
+    assert {".git", ".venv", "node_modules", ".pytest_cache", ".mypy_cache"} <= ignored
+
+
+# ---------------------------------------------------------------- the build, for real
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a child process: no gateway settings leak in from this one."""
+    keep = re.compile(r"^(PATH|HOME|TMPDIR|LANG|LC_\w+|SSL_CERT_\w+|PIP_\w+|\w+_proxy|\w+_PROXY)$")
+    return {**{k: v for k, v in os.environ.items() if keep.match(k)}, **extra}
+
+
+@pytest.mark.timeout(300)
+def test_dockerfile_install_step_gives_a_working_ai_gateway(tmp_path: Path) -> None:
+    """What the builder stage does, without a container engine (about 30 s with a warm cache).
+
+    Copies exactly what the builder COPYs, installs it with the Dockerfile's own pip arguments
+    into a fresh virtualenv (from the package index pip is configured with), and runs the
+    console script: its help, and `migrate` on a new SQLite file, which needs the migration
+    scripts to be inside the installed package.
+    """
+    source = tmp_path / "src"
+    source.mkdir()
+    for copy in _stages()[0].args("COPY"):
+        *names, target = shlex.split(copy)
+        for name in names:
+            if (REPO / name).is_dir():
+                ignore = shutil.ignore_patterns("__pycache__")
+                shutil.copytree(REPO / name, source / target, ignore=ignore)
+            else:
+                shutil.copy2(REPO / name, source / target / (name if target.endswith("/") else ""))
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    install = _run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", *_pip_install_args()],
+        cwd=source,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    cli = str(venv / "bin" / "ai-gateway")
+    helped = _run([cli, "--help"], env=_clean_env(), capture_output=True, text=True)
+    assert helped.returncode == 0
+    assert "serve" in helped.stdout
+    assert "migrate" in helped.stdout
+    database = f"sqlite:///{tmp_path / 'usage.db'}"
+    migrated = _run(
+        [cli, "migrate"],
+        env=_clean_env(DATABASE_URL=database),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    assert "revision" in migrated.stdout
+
+
+# ---------------------------------------------------------------- the image, when an engine runs
+
+
+def _engine() -> str:
+    """podman or docker, whichever can run containers here; skips the test when neither can."""
+    for name in ("podman", "docker"):
+        path = shutil.which(name)
+        if path and _run([path, "info"], capture_output=True, timeout=60).returncode == 0:
+            return path
+    pytest.skip("no container engine can run here (podman/docker missing or no daemon)")
+
+
+def _base_image(engine: str) -> str:
+    override = os.environ.get(PYTHON_IMAGE_OVERRIDE)
+    if override:
+        return override
+    match = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert match
+    image = match.group(1)
+    if _run([engine, "image", "inspect", image], capture_output=True).returncode == 0:
+        return image
+    pulled = _run([engine, "pull", image], capture_output=True, text=True, timeout=300)
+    if pulled.returncode != 0:
+        last = (pulled.stderr.strip().splitlines() or ["?"])[-1]
+        pytest.skip(f"cannot pull the base image {image} ({last}); set {PYTHON_IMAGE_OVERRIDE}")
+    return image
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (a loopback URL)
+        return response.status, response.read()
+
+
+@pytest.fixture
+def image() -> Iterator[tuple[str, str]]:
+    """The Dockerfile built by the engine: (engine, image tag); removed afterwards."""
+    engine = _engine()
+    tag = f"localhost/ai-gateway:test-{os.getpid()}"
+    build = _run(
+        [
+            engine,
+            "build",
+            "--network",
+            "host",
+            "--build-arg",
+            f"PYTHON_IMAGE={_base_image(engine)}",
+            "-t",
+            tag,
+            "-f",
+            str(DOCKERFILE),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    try:
+        yield engine, tag
+    finally:
+        _run([engine, "rmi", "-f", tag], capture_output=True, timeout=120)
+
+
+@pytest.mark.timeout(1200)
+def test_image_serves_as_non_root_on_a_read_only_root_and_stops_on_sigterm(
+    image: tuple[str, str],
+) -> None:
+    engine, tag = image
+    grpc_port, http_port, metrics_port = _free_ports(3)
+    writable = "/var/lib/ai-gateway:rw," + ("U" if "podman" in engine else "uid=10001,gid=10001")
+    name = f"aigw-test-{os.getpid()}"
+    _run(
+        [
+            engine,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--read-only",
+            "--tmpfs",
+            writable,
+            "-e",
+            "BIND_HOST=127.0.0.1",
+            "-e",
+            f"GRPC_PORT={grpc_port}",
+            "-e",
+            f"HTTP_PORT={http_port}",
+            "-e",
+            f"METRICS_PORT={metrics_port}",
+            tag,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _get(f"http://127.0.0.1:{http_port}/readyz")[0] == 200:
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the container never became ready"
+                time.sleep(0.5)
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for service in ("", SERVICE_NAME):
+                reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        status, body = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200
+        assert b"gateway_requests_total" in body
+        uid = _run([engine, "exec", name, "id", "-u"], capture_output=True, text=True)
+        assert uid.stdout.strip() == "10001"
+        started = time.monotonic()
+        _run([engine, "stop", "-t", "30", name], check=True, capture_output=True)
+        assert time.monotonic() - started < 20  # SIGTERM handled, not SIGKILLed at 30 s
+        exit_code = _run(
+            [engine, "inspect", name, "--format", "{{.State.ExitCode}}"],
+            capture_output=True,
+            text=True,
+        )
+        assert exit_code.stdout.strip() == "0"
+        logs = _run([engine, "logs", name], capture_output=True, text=True)
+        assert "gateway stopped" in logs.stdout + logs.stderr
+    finally:
+        _run([engine, "rm", "-f", name], capture_output=True, timeout=60)
