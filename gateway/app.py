@@ -101,7 +101,12 @@ class Gateway:
             usage=self._writer.record,
         )
         admin = AdminCore(self._engine, authenticator)
-        server, health = create_server(core, admin, max_message_bytes=settings.max_request_bytes)
+        server, health = create_server(
+            core,
+            admin,
+            max_message_bytes=settings.max_request_bytes,
+            connections=settings.grpc,
+        )
         self._grpc_server, self._health = server, health
         await set_serving(health, False)
         self.grpc_port = server.add_insecure_port(

@@ -51,6 +51,18 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True, slots=True)
+class GrpcSettings:
+    """Connection management of the gRPC server (seconds, bytes)."""
+
+    max_connection_age: float = 300.0
+    max_connection_age_grace: float = 30.0
+    keepalive_time: float = 60.0
+    keepalive_timeout: float = 20.0
+    min_ping_interval: float = 10.0
+    max_send_message_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the gateway is configured with."""
 
@@ -61,6 +73,9 @@ class Settings:
     log_level: str = DEFAULT_LOG_LEVEL
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    #: gRPC behind a load balancer: connections are closed (gracefully) after this age, so
+    #: long-lived clients rebalance onto new replicas; keepalive pings find dead peers.
+    grpc: GrpcSettings = field(default_factory=lambda: GrpcSettings())
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
     #: How long a key answered with 401/403 (or 429 without retry-after) rests.
     key_cooldown_seconds: float = DEFAULT_KEY_COOLDOWN_SECONDS
@@ -132,6 +147,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         log_level=env.choice("LOG_LEVEL", DEFAULT_LOG_LEVEL, LOG_LEVELS),
         shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS),
         max_request_bytes=int(env.number("MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, low=1)),
+        grpc=_grpc_settings(env),
         request_timeout_seconds=env.number(
             "REQUEST_TIMEOUT_SECONDS", DEFAULT_REQUEST_TIMEOUT_SECONDS, low=0.001
         ),
@@ -315,3 +331,25 @@ def _cache_backend(env: _Env) -> str:
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _grpc_settings(env: _Env) -> GrpcSettings:
+    defaults = GrpcSettings()
+    return GrpcSettings(
+        max_connection_age=env.number(
+            "GRPC_MAX_CONNECTION_AGE_SECONDS", defaults.max_connection_age, low=0.1
+        ),
+        max_connection_age_grace=env.number(
+            "GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS", defaults.max_connection_age_grace
+        ),
+        keepalive_time=env.number("GRPC_KEEPALIVE_TIME_SECONDS", defaults.keepalive_time, low=1),
+        keepalive_timeout=env.number(
+            "GRPC_KEEPALIVE_TIMEOUT_SECONDS", defaults.keepalive_timeout, low=1
+        ),
+        min_ping_interval=env.number(
+            "GRPC_MIN_PING_INTERVAL_SECONDS", defaults.min_ping_interval, low=0.1
+        ),
+        max_send_message_bytes=env.integer(
+            "GRPC_MAX_SEND_MESSAGE_BYTES", defaults.max_send_message_bytes, low=1024
+        ),
+    )

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from gateway.admin import AdminCore
+from gateway.config import GrpcSettings
 from gateway.core import CallContext, GatewayService
 from gateway.errors import GatewayError
 from gateway.logs import request_id_from, request_id_var
@@ -137,7 +138,11 @@ async def _unary(
 
 
 def create_server(
-    core: GatewayService, admin: AdminCore, *, max_message_bytes: int
+    core: GatewayService,
+    admin: AdminCore,
+    *,
+    max_message_bytes: int,
+    connections: GrpcSettings | None = None,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     """A gRPC server with the gateway, health and reflection services added (not started)."""
     # A server span per GatewayService call, continuing the caller's trace context. Only ours:
@@ -145,11 +150,7 @@ def create_server(
     only_ours = filters.service_name(SERVICE_NAME)
     tracing = aio_server_interceptor(filter_=only_ours)  # type: ignore[no-untyped-call]
     server = grpc.aio.server(
-        interceptors=[tracing],
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ],
+        interceptors=[tracing], options=server_options(max_message_bytes, connections)
     )
     pb_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(core, admin), server)
     pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(admin), server)
@@ -165,6 +166,29 @@ def create_server(
         server,
     )
     return server, health
+
+
+def server_options(
+    max_message_bytes: int, connections: GrpcSettings | None
+) -> list[tuple[str, int]]:
+    """gRPC core options: message sizes, connection age and keepalive enforcement."""
+    c = connections or GrpcSettings()
+    ms = 1000
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", c.max_send_message_bytes),
+        ("grpc.so_reuseport", 0),
+        # Close connections past this age (GOAWAY, then in-flight calls get the grace): a client
+        # holding one connection for hours would otherwise never reach new replicas.
+        ("grpc.max_connection_age_ms", round(c.max_connection_age * ms)),
+        ("grpc.max_connection_age_grace_ms", round(c.max_connection_age_grace * ms)),
+        ("grpc.keepalive_time_ms", round(c.keepalive_time * ms)),
+        ("grpc.keepalive_timeout_ms", round(c.keepalive_timeout * ms)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # Clients pinging more often than this are told off (GOAWAY after repeated strikes).
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", round(c.min_ping_interval * ms)),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
 
 
 async def set_serving(health: health_aio.HealthServicer, serving: bool) -> None:

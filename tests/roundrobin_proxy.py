@@ -17,6 +17,8 @@ class RoundRobinProxy:
     def __init__(self, backends: list[int]) -> None:
         self.backends = list(backends)
         self.port = 0
+        #: Connections accepted so far.
+        self.connections = 0
         self._turn = itertools.count()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
@@ -37,6 +39,7 @@ class RoundRobinProxy:
             await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         upstream = await self._connect()
         if upstream is None:
             writer.close()

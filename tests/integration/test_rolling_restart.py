@@ -16,10 +16,12 @@ import uuid
 import grpc
 from sqlalchemy import select
 
+from gateway.config import GrpcSettings
 from gateway.store.engine import create_engine, database_url
 from gateway.store.models import requests
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
+from tests.conftest import StartGateway
 from tests.processes import GatewayProcess, spawn
 from tests.roundrobin_proxy import RoundRobinProxy
 
@@ -131,3 +133,23 @@ async def test_rolling_restart_fails_no_unary_call_ends_every_stream_and_loses_n
     finally:
         await engine.dispose()
     assert set(unary_ok) <= recorded
+
+
+async def test_an_old_grpc_connection_is_closed_so_the_client_rebalances(
+    start_gateway: StartGateway,
+) -> None:
+    gw = await start_gateway(
+        grpc=GrpcSettings(max_connection_age=1.0, max_connection_age_grace=1.0)
+    )
+    proxy = RoundRobinProxy([gw.gateway.grpc_port])
+    await proxy.start()
+    options = [("grpc.service_config", RETRY_POLICY), ("grpc.enable_retries", 1)]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{proxy.port}", options=options) as ch:
+            stub = pb_grpc.GatewayServiceStub(ch)
+            for _ in range(16):
+                await stub.Complete(pb.CompleteRequest(model="mock", messages=MESSAGES))
+                await asyncio.sleep(0.25)
+    finally:
+        await proxy.aclose()
+    assert proxy.connections >= 2  # the aged connection was replaced; no call failed
