@@ -45,13 +45,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CompleteResponse:
         """Serve one unary completion."""
-        call = await _begin(context)
-        try:
-            return await self._core.complete(request, call)
-        except GatewayError as exc:
-            await _abort(context, exc)
-        except Exception:
-            await _abort_internal(context)
+        return await _unary(context, lambda call: self._core.complete(request, call))
 
     async def StreamComplete(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.StreamCompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -70,25 +64,19 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.ProviderStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ProviderStatusResponse:
         """Report provider deployments."""
-        call = await _begin(context)
-        try:
-            return await self._core.provider_status(request, call)
-        except GatewayError as exc:
-            await _abort(context, exc)
-        except Exception:
-            await _abort_internal(context)
+        return await _unary(context, lambda call: self._core.provider_status(request, call))
 
     async def GetUsage(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetUsageResponse:
         """Report usage by day and model."""
-        return await _unary(context, lambda auth: self._admin.get_usage(request, auth))
+        return await _unary(context, lambda c: self._admin.get_usage(request, c.authorization))
 
     async def GetCosts(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.GetCostsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetCostsResponse:
         """Report spend."""
-        return await _unary(context, lambda auth: self._admin.get_costs(request, auth))
+        return await _unary(context, lambda c: self._admin.get_costs(request, c.authorization))
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
@@ -101,36 +89,37 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CreateApiKeyResponse:
         """Create a key."""
-        return await _unary(context, lambda auth: self._admin.create_api_key(request, auth))
+        return await _unary(context, lambda c: self._admin.create_api_key(request, c.authorization))
 
     async def ListApiKeys(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListApiKeysResponse:
         """List keys."""
-        return await _unary(context, lambda auth: self._admin.list_api_keys(request, auth))
+        return await _unary(context, lambda c: self._admin.list_api_keys(request, c.authorization))
 
     async def RevokeApiKey(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RevokeApiKeyResponse:
         """Revoke a key."""
-        return await _unary(context, lambda auth: self._admin.revoke_api_key(request, auth))
+        return await _unary(context, lambda c: self._admin.revoke_api_key(request, c.authorization))
 
     async def SetTenantLimits(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.SetTenantLimitsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.SetTenantLimitsResponse:
         """Set a tenant's limits."""
-        return await _unary(context, lambda auth: self._admin.set_tenant_limits(request, auth))
+        return await _unary(
+            context, lambda c: self._admin.set_tenant_limits(request, c.authorization)
+        )
 
 
 async def _unary(
     context: grpc.aio.ServicerContext[Any, Any],
-    call: Callable[[str | None], Awaitable[ResponseT]],
+    serve: Callable[[CallContext], Awaitable[ResponseT]],
 ) -> ResponseT:
-    """Run an admin or report call with the caller's credential, mapping errors once."""
-    await _begin(context)
-    metadata = _metadata(context.invocation_metadata() or ())
+    """Serve a unary call from its metadata, mapping errors to statuses (here, once)."""
+    call = await _begin(context)
     try:
-        return await call(metadata.get("authorization"))
+        return await serve(call)
     except GatewayError as exc:
         await _abort(context, exc)
     except Exception:
