@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from gateway.app import serve
 from gateway.assembly import StartupError
@@ -55,8 +57,18 @@ def _serve() -> int:
         # throughput; a caller's traceparent still flows upstream and into the logs.
         configure_tracing(export=True)
     try:
-        asyncio.run(serve(settings))
+        _run(serve(settings))
     except StartupError as exc:
         print(f"ai-gateway: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (a faster event loop), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
