@@ -17,17 +17,15 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cache.backend import CacheError
+from gateway.redis_pool import DEFAULT_MAX_CONNECTIONS, redis_client
 
 DEFAULT_PREFIX = "aigw:cache:"
 """Prepended to every key, so the cache shares a Redis database safely with other data."""
 
-DEFAULT_MAX_CONNECTIONS = 64
 """Pool size: enough for a busy replica, small enough that many replicas fit one Redis."""
 
 _T = TypeVar("_T")
@@ -62,18 +60,8 @@ class RedisCache:
 
         Connections are opened lazily, so this does no I/O and succeeds even when Redis is down.
         """
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=timeout,  # wait for a free pooled connection at most this long
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            # redis-py 8 retries connection errors and timeouts by default; one try only here,
-            # so an operation costs one timeout. (`retry_on_timeout` is deprecated and already
-            # off; the Retry object is what actually governs retries.)
-            retry=Retry(NoBackoff(), 0),
-        )
-        return cls(Redis.from_pool(pool), timeout=timeout, prefix=prefix)
+        client = redis_client(url, timeout=timeout, max_connections=max_connections)
+        return cls(client, timeout=timeout, prefix=prefix)
 
     @property
     def name(self) -> str:

@@ -87,6 +87,8 @@ class CallAccounting:
             return
         spent = 0.0 if call.cached else call.cost_usd
         used = 0 if call.cached else usage.total_tokens
+        if not self._quotas.owes(call.charge, used, spent):
+            return
         task = asyncio.create_task(self._quotas.settle(call.charge, used, spent))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)

@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.app import serve
 from gateway.assembly import StartupError
-from gateway.config import ConfigError, load_settings
+from gateway.config import ConfigError, Settings, load_settings
 from gateway.logs import configure_logging
 from gateway.store.engine import database_url
 from gateway.store.migrate import upgrade
@@ -25,32 +25,24 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve", help="run the gRPC and JSON servers (the default)")
     commands.add_parser("migrate", help="apply the usage store's schema migrations")
     args = parser.parse_args(argv)
-    if args.command in (None, "serve"):
-        return _serve()
-    if args.command == "migrate":
-        return _migrate()
-    parser.error(f"unknown command {args.command!r}")
-    return 2
-
-
-def _migrate() -> int:
     try:
         settings = load_settings(os.environ)
     except ConfigError as exc:
         print(f"ai-gateway: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    if args.command == "migrate":
+        return _migrate(settings)
+    return _serve(settings)
+
+
+def _migrate(settings: Settings) -> int:
     url = database_url(settings.database_url)
     revision = asyncio.run(upgrade(url))
     print(f"ai-gateway: the usage store is at revision {revision}")
     return 0
 
 
-def _serve() -> int:
-    try:
-        settings = load_settings(os.environ)
-    except ConfigError as exc:
-        print(f"ai-gateway: invalid configuration: {exc}", file=sys.stderr)
-        return 2
+def _serve(settings: Settings) -> int:
     configure_logging(settings.log_level)
     if settings.tracing_enabled and settings.tracing_export:
         # Without an exporter the API's no-op tracer stays: spans nobody reads cost ~20% of

@@ -25,9 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway.limits import (
@@ -46,6 +44,7 @@ from gateway.limits import (
     utc_month,
     utc_now,
 )
+from gateway.redis_pool import DEFAULT_MAX_CONNECTIONS, redis_client
 
 log = logging.getLogger("gateway.limits")
 
@@ -55,7 +54,6 @@ DEFAULT_LIMIT_PREFIX = "aigw:rl:"
 DEFAULT_BUDGET_PREFIX = "aigw:budget:"
 """Prepended to every budget key."""
 
-DEFAULT_MAX_CONNECTIONS = 64
 """Pool size per limiter: enough for a busy replica, small enough that many replicas fit."""
 
 BUDGET_TTL_SECONDS = 35 * 24 * 3600
@@ -198,21 +196,6 @@ class _Link:
             )
         if self._on_failure is not None:
             self._on_failure()
-
-
-def redis_client(
-    url: str, *, timeout: float, max_connections: int = DEFAULT_MAX_CONNECTIONS
-) -> Redis:
-    """A client on a new pool to `url` with hard timeouts and no retries; connects lazily."""
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=timeout,  # wait for a free pooled connection at most this long
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),  # one try: an operation costs at most one timeout
-    )
-    return Redis.from_pool(pool)
 
 
 class RedisRateLimiter:

@@ -85,6 +85,12 @@ class Quotas:
         budget_keys = (tenant_key,) if key is None else (tenant_key, key)
         return Charge(token_keys, estimate, budget_keys, headers)
 
+    @staticmethod
+    def owes(charge: Charge, tokens_used: int, cost_usd: float) -> bool:
+        """Whether `settle` would do anything (most calls without limits or cost owe nothing)."""
+        tokens_off = bool(charge.token_keys) and tokens_used != charge.estimated_tokens
+        return tokens_off or cost_usd > 0
+
     async def settle(self, charge: Charge, tokens_used: int, cost_usd: float) -> None:
         """Correct the token charge with what was used, and add the cost to the budgets."""
         delta = tokens_used - charge.estimated_tokens
