@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 import aiohttp
@@ -32,21 +33,27 @@ from gateway.grpc_server import create_server, set_serving
 from gateway.http_shim import create_app
 from gateway.quotas import Quotas
 from gateway.store.writer import UsageWriter
-from metrics import (
-    render_latest,
-)
+from gateway.workers import WorkerLink
+from metrics import USAGE_PENDING, render_latest
 from providers.registry import ProviderRegistry
 
 log = logging.getLogger("gateway")
 
 UPSTREAM_KEEPALIVE_SECONDS = 60.0
+#: How often a worker publishes its pending usage rows (callback gauges do not cross processes).
+PENDING_REPORT_SECONDS = 1.0
 
 
 class Gateway:
-    """Starts and stops the whole gateway; the bound ports are known after `start()`."""
+    """Starts and stops the whole gateway; the bound ports are known after `start()`.
 
-    def __init__(self, settings: Settings) -> None:
+    As one of several workers (`worker` given) it binds the shared ports with SO_REUSEPORT,
+    leaves `/metrics` to the supervisor and tells it when it is ready.
+    """
+
+    def __init__(self, settings: Settings, worker: WorkerLink | None = None) -> None:
         self.settings = settings
+        self.worker = worker
         self.grpc_port = 0
         self.http_port = 0
         self.metrics_port = 0
@@ -62,6 +69,7 @@ class Gateway:
         self._runners: list[web.AppRunner] = []
         self._grpc_server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
+        self._pending_reporter: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -106,6 +114,7 @@ class Gateway:
             admin,
             max_message_bytes=settings.max_request_bytes,
             connections=settings.grpc,
+            reuse_port=self.worker is not None,
         )
         self._grpc_server, self._health = server, health
         await set_serving(health, False)
@@ -115,7 +124,8 @@ class Gateway:
         await server.start()
         shim = create_app(core, admin, max_request_bytes=settings.max_request_bytes, readiness=self)
         self.http_port = await self._listen(shim, settings.http_port)
-        self.metrics_port = await self._listen(_metrics_app(), settings.metrics_port)
+        if self.worker is None:
+            self.metrics_port = await self._listen(_metrics_app(), settings.metrics_port)
 
     async def mark_ready(self) -> None:
         """Start taking calls: readiness and gRPC health turn SERVING."""
@@ -126,6 +136,11 @@ class Gateway:
         self._ready = True
         await set_serving(self._health, True)
         settings = self.settings
+        if self.worker is not None:
+            self._pending_reporter = asyncio.create_task(self._report_pending())
+            log.info("worker listening", extra={"pid": os.getpid()})
+            self.worker.announce_ready()
+            return
         log.info(
             "gateway listening",
             extra={
@@ -155,6 +170,8 @@ class Gateway:
             stops.append(self._grpc_server.stop(grace))
         stops.extend(runner.cleanup() for runner in self._runners)
         await asyncio.gather(*stops)
+        if self._pending_reporter is not None:
+            self._pending_reporter.cancel()
         if self._core is not None:
             await self._core.aclose(wait=grace)
         if self._writer is not None:
@@ -171,6 +188,11 @@ class Gateway:
             await self._session.close()
         log.info("gateway stopped")
 
+    async def _report_pending(self) -> None:
+        while self._writer is not None:
+            USAGE_PENDING.set(self._writer.pending)
+            await asyncio.sleep(PENDING_REPORT_SECONDS)
+
     async def _listen(self, app: web.Application, port: int) -> int:
         runner = web.AppRunner(
             app,
@@ -180,23 +202,31 @@ class Gateway:
         )
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, self.settings.bind_host, port)
+        site = web.TCPSite(
+            runner, self.settings.bind_host, port, reuse_port=self.worker is not None
+        )
         await site.start()
         return int(runner.addresses[0][1])
 
 
-async def serve(settings: Settings) -> None:
-    """Run the gateway until SIGTERM or SIGINT, then drain and return."""
-    gateway = Gateway(settings)
+async def serve(settings: Settings, worker: WorkerLink | None = None) -> None:
+    """Run the gateway until SIGTERM or SIGINT (or, as a worker, its supervisor's exit)."""
+    gateway = Gateway(settings, worker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    orphaned = None
+    if worker is not None:
+        orphaned = asyncio.create_task(worker.supervisor_gone())
+        orphaned.add_done_callback(lambda _: stop.set())
     try:
         await gateway.start()
         await stop.wait()
     finally:
         await gateway.stop()
+        if orphaned is not None:
+            orphaned.cancel()
 
 
 def _metrics_app() -> web.Application:

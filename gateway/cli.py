@@ -15,6 +15,7 @@ from gateway.config import ConfigError, Settings, load_settings
 from gateway.logs import configure_logging
 from gateway.store.engine import database_url
 from gateway.store.migrate import upgrade
+from gateway.workers import WorkerLink, supervise, tag_worker_logs
 from metrics.tracing import configure_tracing
 
 
@@ -22,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run it; returns the process exit status."""
     parser = argparse.ArgumentParser(prog="ai-gateway", description="An LLM gateway.")
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="run the gRPC and JSON servers (the default)")
+    serve_command = commands.add_parser("serve", help="run the gRPC and JSON servers (the default)")
+    # Set by the supervisor for the worker processes it starts; not for people.
+    serve_command.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    serve_command.add_argument("--supervisor-fd", type=int, help=argparse.SUPPRESS)
     commands.add_parser("migrate", help="apply the usage store's schema migrations")
     args = parser.parse_args(argv)
     try:
@@ -32,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "migrate":
         return _migrate(settings)
-    return _serve(settings)
+    worker = None
+    if getattr(args, "supervisor_fd", None) is not None:
+        worker = WorkerLink.from_fd(args.worker_index or 0, args.supervisor_fd)
+    return _serve(settings, worker)
 
 
 def _migrate(settings: Settings) -> int:
@@ -42,14 +49,20 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, worker: WorkerLink | None) -> int:
     configure_logging(settings.log_level)
+    if worker is not None:
+        tag_worker_logs(worker.index)
     if settings.tracing_enabled and settings.tracing_export:
         # Without an exporter the API's no-op tracer stays: spans nobody reads cost ~20% of
         # throughput; a caller's traceparent still flows upstream and into the logs.
         configure_tracing(export=True)
+    if worker is None and settings.workers > 1:
+        main: Coroutine[Any, Any, None] = supervise(settings)
+    else:
+        main = serve(settings, worker)
     try:
-        _run(serve(settings))
+        _run(main)
     except StartupError as exc:
         print(f"ai-gateway: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from gateway.config_checks import ConfigError as ConfigError  # re-exported: callers catch it here
 from gateway.config_checks import check_url
 from gateway.config_file import ConfigFile
+from gateway.cpus import available_cpus
 from gateway.pricing import DEFAULT_PRICES, Price
 from providers.base import ProviderSettings
 from providers.registry import ADAPTERS
@@ -67,6 +68,8 @@ class Settings:
     """Everything the gateway is configured with."""
 
     bind_host: str = DEFAULT_BIND_HOST
+    #: Worker processes sharing the ports (SO_REUSEPORT); 1 serves from this process alone.
+    workers: int = 1
     grpc_port: int = DEFAULT_GRPC_PORT
     http_port: int = DEFAULT_HTTP_PORT
     metrics_port: int = DEFAULT_METRICS_PORT
@@ -141,6 +144,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     providers.update(file_config.providers())
     return Settings(
         bind_host=env.text("BIND_HOST", DEFAULT_BIND_HOST),
+        workers=env.integer("WORKERS", 0, low=1) or available_cpus(),
         grpc_port=env.port("GRPC_PORT", DEFAULT_GRPC_PORT),
         http_port=env.port("HTTP_PORT", DEFAULT_HTTP_PORT),
         metrics_port=env.port("METRICS_PORT", DEFAULT_METRICS_PORT),

@@ -132,14 +132,19 @@ def create_server(
     *,
     max_message_bytes: int,
     connections: GrpcSettings | None = None,
+    reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
-    """A gRPC server with the gateway, health and reflection services added (not started)."""
+    """A gRPC server with the gateway, health and reflection services added (not started).
+
+    `reuse_port` lets worker processes bind the same port (the kernel spreads connections).
+    """
     # A server span per GatewayService call, continuing the caller's trace context. Only ours:
     # the interceptor assumes async-generator handlers, which Health.Watch is not.
     only_ours = filters.service_name(SERVICE_NAME)
     tracing = aio_server_interceptor(filter_=only_ours)  # type: ignore[no-untyped-call]
     server = grpc.aio.server(
-        interceptors=[tracing], options=server_options(max_message_bytes, connections)
+        interceptors=[tracing],
+        options=server_options(max_message_bytes, connections, reuse_port=reuse_port),
     )
     pb_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(core, admin), server)
     pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(admin), server)
@@ -158,7 +163,7 @@ def create_server(
 
 
 def server_options(
-    max_message_bytes: int, connections: GrpcSettings | None
+    max_message_bytes: int, connections: GrpcSettings | None, *, reuse_port: bool = False
 ) -> list[tuple[str, int]]:
     """gRPC core options: message sizes, connection age and keepalive enforcement."""
     c = connections or GrpcSettings()
@@ -166,7 +171,8 @@ def server_options(
     return [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", c.max_send_message_bytes),
-        ("grpc.so_reuseport", 0),
+        # Off unless asked: a second gateway started by mistake must fail to bind, not share.
+        ("grpc.so_reuseport", int(reuse_port)),
         # Close connections past this age (GOAWAY, then in-flight calls get the grace): a client
         # holding one connection for hours would otherwise never reach new replicas.
         ("grpc.max_connection_age_ms", round(c.max_connection_age * ms)),

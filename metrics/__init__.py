@@ -1,6 +1,10 @@
 """Prometheus metrics: the only place metric names are defined.
 
 Labels are bounded sets (RPC, transport, status code, provider, model): never user ids or prompts.
+
+With several worker processes (`WORKERS`), prometheus_client's multiprocess mode is on in each
+worker (the supervisor sets `PROMETHEUS_MULTIPROC_DIR`): counters and histograms are summed over
+the workers by `render_workers`, and each gauge says how its workers' values combine.
 """
 
 from __future__ import annotations
@@ -8,7 +12,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -27,6 +39,7 @@ IN_FLIGHT = Gauge(
     "gateway_in_flight_requests",
     "Calls being served now, by transport.",
     ["transport"],
+    multiprocess_mode="livesum",
 )
 UPSTREAM_ATTEMPTS = Counter(
     "gateway_upstream_attempts_total",
@@ -49,6 +62,7 @@ CIRCUIT_STATE = Gauge(
     "gateway_circuit_state",
     "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open.",
     ["provider"],
+    multiprocess_mode="livemax",  # each worker has its own breakers: the worst one shows
 )
 CIRCUIT_TRANSITIONS = Counter(
     "gateway_circuit_transitions_total",
@@ -58,6 +72,7 @@ CIRCUIT_TRANSITIONS = Counter(
 ADMISSION_QUEUE_DEPTH = Gauge(
     "gateway_admission_queue_depth",
     "Calls waiting for an upstream slot.",
+    multiprocess_mode="livesum",
 )
 ADMISSION_WAIT = Histogram(
     "gateway_admission_wait_seconds",
@@ -120,6 +135,7 @@ RATE_LIMIT_BACKEND_FAILURES = Counter(
 USAGE_PENDING = Gauge(
     "gateway_usage_pending_rows",
     "Usage ledger rows waiting to be written to the database.",
+    multiprocess_mode="livesum",
 )
 RATE_LIMITED = Counter(
     "gateway_rate_limited_total",
@@ -137,3 +153,15 @@ def labeled(metric: Any, *values: str) -> Any:
 def render_latest() -> tuple[bytes, str]:
     """The current metrics in Prometheus text format, and its content type."""
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def render_workers(directory: str) -> tuple[bytes, str]:
+    """The metrics of every worker writing to `directory` (multiprocess mode), combined."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]  # untyped upstream
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def forget_worker(directory: str, pid: int) -> None:
+    """Drop a worker that exited from the live gauges (its counters stay in the sums)."""
+    multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]  # untyped upstream

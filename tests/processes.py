@@ -19,6 +19,7 @@ class GatewayProcess:
     """`python -m gateway` on free loopback ports, and every log line it printed."""
 
     process: asyncio.subprocess.Process
+    environment: dict[str, str] = field(default_factory=dict)
     grpc_port: int = 0
     http_port: int = 0
     metrics_port: int = 0
@@ -59,6 +60,7 @@ async def spawn(**env: str) -> GatewayProcess:
     place = tempfile.mkdtemp(prefix="aigw-proc-")
     environ = {
         "PATH": os.environ.get("PATH", ""),
+        "WORKERS": "1",  # one process unless a test asks for more
         "DATABASE_URL": f"sqlite:///{place}/usage.db",
         "USAGE_SPILL_PATH": f"{place}/usage.spill.jsonl",
         "BIND_HOST": "127.0.0.1",
@@ -70,7 +72,7 @@ async def spawn(**env: str) -> GatewayProcess:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", env=environ, stdout=asyncio.subprocess.PIPE
     )
-    started = GatewayProcess(process)
+    started = GatewayProcess(process, environ)
     try:
         await started.start()
     except BaseException:

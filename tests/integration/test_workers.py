@@ -1,0 +1,128 @@
+"""`WORKERS=2`: one supervisor, two worker processes sharing the gRPC and HTTP ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import grpc
+import orjson
+
+from gateway.v1 import gateway_pb2 as pb
+from gateway.v1 import gateway_pb2_grpc as pb_grpc
+from tests.processes import GatewayProcess, spawn
+
+BODY = orjson.dumps({"model": "mock", "messages": [{"role": "user", "content": "hi"}]})
+
+
+def database_of(gateway: GatewayProcess) -> Path:
+    return Path(gateway.environment["DATABASE_URL"].removeprefix("sqlite:///"))
+
+
+def worker_pids(gateway: GatewayProcess) -> dict[int, int]:
+    """Worker index -> pid, from the `worker listening` lines (the latest per index)."""
+    return {e["worker"]: e["pid"] for e in gateway.logs if e.get("msg") == "worker listening"}
+
+
+async def call_on_new_connections(port: int, count: int) -> list[tuple[int, str]]:
+    """`count` JSON calls, each on its own connection; (status, request id) of each."""
+    results = []
+    for _ in range(count):
+        # A new session is a new connection: the kernel picks the worker.
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"http://127.0.0.1:{port}/v1/complete", data=BODY) as response,
+        ):
+            await response.read()
+            results.append((response.status, response.headers["x-request-id"]))
+    return results
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll `condition` (state in another process: there is nothing to wait on) for 15 s."""
+    async with asyncio.timeout(15):
+        while not condition():  # noqa: ASYNC110 (polling another process's state)
+            await asyncio.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_two_workers_share_both_ports_and_every_call_is_counted_and_recorded() -> None:
+    gateway = await spawn(WORKERS="2")
+    try:
+        assert sorted(worker_pids(gateway)) == [0, 1]
+        results = await call_on_new_connections(gateway.http_port, 40)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
+            stub = pb_grpc.GatewayServiceStub(channel)
+            message = pb.Message(role="user", content="x")
+            request = pb.CompleteRequest(model="mock", messages=[message])
+            answers = [await stub.Complete(request) for _ in range(5)]
+        metrics_url = f"http://127.0.0.1:{gateway.metrics_port}/metrics"
+        async with aiohttp.ClientSession() as http, http.get(metrics_url) as response:
+            metrics = await response.text()
+    finally:
+        code = await gateway.stop()
+    assert code == 0
+    assert [status for status, _ in results] == [200] * 40
+    assert all(answer.finish_reason == "stop" for answer in answers)
+    # Both workers served: 40 connections all landing on one would be a 1 in 2^39 chance.
+    served_by = {e["worker"] for e in gateway.logs if e.get("msg") == "request finished"}
+    assert served_by == {0, 1}
+    # The supervisor's /metrics sums the workers.
+    assert 'gateway_requests_total{code="OK",rpc="Complete",transport="http"} 40.0' in metrics
+    assert 'gateway_requests_total{code="OK",rpc="Complete",transport="grpc"} 5.0' in metrics
+    with sqlite3.connect(database_of(gateway)) as db:
+        recorded = {row[0] for row in db.execute("select request_id from requests")}
+    assert {request_id for _, request_id in results} <= recorded
+    assert len(recorded) == 45
+
+
+async def test_a_worker_that_dies_is_restarted_and_calls_keep_succeeding() -> None:
+    gateway = await spawn(WORKERS="2")
+    try:
+        before = worker_pids(gateway)
+        os.kill(before[1], signal.SIGKILL)
+        await wait_for(lambda: worker_pids(gateway)[1] != before[1])
+        results = await call_on_new_connections(gateway.http_port, 20)
+        restarted = worker_pids(gateway)[1]
+    finally:
+        code = await gateway.stop()
+    assert code == 0
+    assert [status for status, _ in results] == [200] * 20
+    assert alive(restarted) is False
+    exits = [e for e in gateway.logs if e.get("msg") == "worker exited; restarting it"]
+    assert [(e["worker"], e["exit_code"]) for e in exits] == [(1, -signal.SIGKILL)]
+
+
+async def test_workers_drain_and_exit_when_the_supervisor_is_killed() -> None:
+    gateway = await spawn(WORKERS="2")
+    pids = list(worker_pids(gateway).values())
+    gateway.process.kill()
+    await gateway.wait_exit()
+    await wait_for(lambda: not any(alive(pid) for pid in pids))
+
+
+async def test_sigterm_lets_a_call_in_flight_on_a_worker_finish() -> None:
+    gateway = await spawn(WORKERS="2", MOCK_LATENCY_MS="1000")
+    async with aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{gateway.http_port}/v1/complete"
+        async with asyncio.TaskGroup() as group:
+            call = group.create_task(http.post(url, data=BODY))
+            await asyncio.sleep(0.3)
+            gateway.process.terminate()
+        response = call.result()
+        assert response.status == 200
+        assert orjson.loads(await response.read())["finish_reason"] == "stop"
+    assert await gateway.wait_exit() == 0
+    assert not any(alive(pid) for pid in worker_pids(gateway).values())

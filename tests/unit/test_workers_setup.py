@@ -1,0 +1,69 @@
+"""The pieces of worker start-up that need no process: CPU count, spill files, the setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_settings
+from gateway.cpus import available_cpus, cgroup_cpu_quota
+from gateway.workers import merge_orphan_spills, worker_spill_path
+
+
+def test_a_cgroup_v2_quota_caps_the_cpu_count(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 1.5
+    assert available_cpus(tmp_path) <= 2
+
+
+def test_a_quota_below_one_cpu_still_gives_one_worker(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("20000 100000\n")
+    assert available_cpus(tmp_path) == 1
+
+
+def test_no_quota_leaves_the_affinity_count(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None
+    assert available_cpus(tmp_path) >= 1
+
+
+def test_a_cgroup_v1_quota_is_read_too(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("300000")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000")
+    assert cgroup_cpu_quota(tmp_path) == 3.0
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1")
+    assert cgroup_cpu_quota(tmp_path) is None
+
+
+def test_workers_defaults_to_the_available_cpus_and_rejects_zero() -> None:
+    assert load_settings({}).workers == available_cpus()
+    assert load_settings({"WORKERS": "3"}).workers == 3
+    with pytest.raises(ConfigError, match="WORKERS"):
+        load_settings({"WORKERS": "0"})
+
+
+def test_worker_zero_keeps_the_configured_spill_file() -> None:
+    base = Path("/var/lib/aigw/usage.spill.jsonl")
+    assert worker_spill_path(base, 0) == base
+    assert worker_spill_path(base, 2) == Path("/var/lib/aigw/usage.spill.w2.jsonl")
+
+
+def test_spill_files_of_removed_workers_are_merged_into_worker_zeros(tmp_path: Path) -> None:
+    base = tmp_path / "usage.spill.jsonl"
+    base.write_bytes(b'{"a":1}')  # a torn last line must not swallow the next row
+    worker_spill_path(base, 1).write_bytes(b'{"keep":1}\n')
+    worker_spill_path(base, 2).write_bytes(b'{"b":2}\n')
+    claimed = tmp_path / "usage.spill.w3.jsonl.replaying"
+    claimed.write_bytes(b'{"c":3}\n')
+    rejected = tmp_path / "usage.spill.w3.jsonl.rejected"
+    rejected.write_bytes(b'{"bad":1}\n')
+
+    merge_orphan_spills(base, workers=2)
+
+    assert base.read_bytes().splitlines() == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+    assert worker_spill_path(base, 1).read_bytes() == b'{"keep":1}\n'  # worker 1 still exists
+    assert not worker_spill_path(base, 2).exists()
+    assert not claimed.exists()
+    assert rejected.exists()
