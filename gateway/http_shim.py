@@ -16,14 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
-from google.protobuf import json_format
 from google.protobuf.message import Message
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, StatusCode
@@ -36,6 +34,12 @@ from gateway.errors import (
     InvalidArgumentError,
     ModelNotFoundError,
     PayloadTooLargeError,
+)
+from gateway.json_codec import (
+    parse_completion_request,
+    parse_message,
+    render_completion,
+    render_message,
 )
 from gateway.logs import request_id_from, request_id_var
 from gateway.v1 import gateway_pb2 as pb
@@ -52,10 +56,8 @@ SSE_HEADERS = {
 }
 SSE_DONE = b"data: [DONE]\n\n"
 _PROBES = frozenset({"/healthz", "/readyz"})
-_UNKNOWN_FIELD = re.compile(r'Message type "[\w.]+" has no field named "([^"]+)" at "([^"]*)"')
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-RequestMessage = TypeVar("RequestMessage", bound=Message)
 CORE_KEY = web.AppKey("core", GatewayService)
 ADMIN_KEY = web.AppKey("admin", AdminCore)
 MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
@@ -100,17 +102,22 @@ def create_app(
 async def _complete(request: web.Request) -> web.StreamResponse:
     body = await _json_body(request)
     if _pop_stream_flag(body, default=False):
-        return await _serve_stream(request, _parse(body, pb.StreamCompleteRequest()))
+        return await _serve_stream(
+            request, parse_completion_request(body, pb.StreamCompleteRequest)
+        )
     core = request.app[CORE_KEY]
-    response = await core.complete(_parse(body, pb.CompleteRequest()), _call_context(request))
-    return _json_response(response)
+    message = parse_completion_request(body, pb.CompleteRequest)
+    response = await core.complete(message, _call_context(request))
+    return web.Response(
+        body=render_completion(response, defaults=True), content_type=JSON_CONTENT_TYPE
+    )
 
 
 async def _stream_complete(request: web.Request) -> web.StreamResponse:
     body = await _json_body(request)
     if not _pop_stream_flag(body, default=True):
         raise InvalidArgumentError("stream: cannot be false on /v1/complete:stream")
-    return await _serve_stream(request, _parse(body, pb.StreamCompleteRequest()))
+    return await _serve_stream(request, parse_completion_request(body, pb.StreamCompleteRequest))
 
 
 async def _provider_status(request: web.Request) -> web.StreamResponse:
@@ -120,22 +127,22 @@ async def _provider_status(request: web.Request) -> web.StreamResponse:
 
 
 async def _get_usage(request: web.Request) -> web.StreamResponse:
-    message = _parse(_query(request, "tenant", "since", "until"), pb.GetUsageRequest())
+    message = parse_message(_query(request, "tenant", "since", "until"), pb.GetUsageRequest())
     return _json_response(await request.app[ADMIN_KEY].get_usage(message, _auth(request)))
 
 
 async def _get_costs(request: web.Request) -> web.StreamResponse:
-    message = _parse(_query(request, "tenant", "since", "until"), pb.GetCostsRequest())
+    message = parse_message(_query(request, "tenant", "since", "until"), pb.GetCostsRequest())
     return _json_response(await request.app[ADMIN_KEY].get_costs(message, _auth(request)))
 
 
 async def _create_key(request: web.Request) -> web.StreamResponse:
-    message = _parse(await _json_body(request), pb.CreateApiKeyRequest())
+    message = parse_message(await _json_body(request), pb.CreateApiKeyRequest())
     return _json_response(await request.app[ADMIN_KEY].create_api_key(message, _auth(request)))
 
 
 async def _list_keys(request: web.Request) -> web.StreamResponse:
-    message = _parse(_query(request, "tenant"), pb.ListApiKeysRequest())
+    message = parse_message(_query(request, "tenant"), pb.ListApiKeysRequest())
     return _json_response(await request.app[ADMIN_KEY].list_api_keys(message, _auth(request)))
 
 
@@ -147,7 +154,7 @@ async def _revoke_key(request: web.Request) -> web.StreamResponse:
 async def _set_limits(request: web.Request) -> web.StreamResponse:
     body = await _json_body(request) if request.can_read_body else {}
     body["tenant"] = request.match_info["tenant"]
-    message = _parse(body, pb.SetTenantLimitsRequest())
+    message = parse_message(body, pb.SetTenantLimitsRequest())
     admin = request.app[ADMIN_KEY]
     return _json_response(await admin.set_tenant_limits(message, _auth(request)))
 
@@ -281,16 +288,6 @@ def _pop_stream_flag(body: dict[str, Any], *, default: bool) -> bool:
     return stream
 
 
-def _parse(body: dict[str, Any], message: RequestMessage) -> RequestMessage:
-    """Parse `body` into `message` with the proto3 JSON mapping."""
-    try:
-        return json_format.ParseDict(body, message)
-    except json_format.ParseError as exc:
-        first_line = str(exc).splitlines()[0]
-        detail = _UNKNOWN_FIELD.sub(r'unknown field "\1" in \2', first_line)
-        raise InvalidArgumentError(f"body: {detail}") from None
-
-
 def _call_context(request: web.Request) -> CallContext:
     return CallContext(
         transport="http",
@@ -301,23 +298,13 @@ def _call_context(request: web.Request) -> CallContext:
     )
 
 
-def _to_json(message: Message, *, defaults: bool) -> bytes:
-    return orjson.dumps(
-        json_format.MessageToDict(
-            message,
-            preserving_proto_field_name=True,
-            always_print_fields_with_no_presence=defaults,
-        )
-    )
-
-
 def _json_response(message: Message) -> web.Response:
-    return web.Response(body=_to_json(message, defaults=True), content_type=JSON_CONTENT_TYPE)
+    return web.Response(body=render_message(message, defaults=True), content_type=JSON_CONTENT_TYPE)
 
 
 def _sse_data(message: pb.StreamCompleteResponse) -> bytes:
     # Deltas carry only what they say; the last message spells out every field.
-    return b"data: " + _to_json(message, defaults=bool(message.finish_reason)) + b"\n\n"
+    return b"data: " + render_completion(message, defaults=bool(message.finish_reason)) + b"\n\n"
 
 
 def _error_body(code: str, message: str, request: web.Request) -> bytes:
