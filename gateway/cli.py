@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Coroutine
@@ -53,13 +54,15 @@ def _serve(settings: Settings, worker: WorkerLink | None) -> int:
     configure_logging(settings.log_level)
     if worker is not None:
         tag_worker_logs(worker.index)
-    if settings.tracing_enabled and settings.tracing_export:
-        # Without an exporter the API's no-op tracer stays: spans nobody reads cost ~20% of
-        # throughput; a caller's traceparent still flows upstream and into the logs.
-        configure_tracing(export=True)
+    _raise_open_files_limit()
+    main: Coroutine[Any, Any, None]
     if worker is None and settings.workers > 1:
-        main: Coroutine[Any, Any, None] = supervise(settings)
+        main = supervise(settings)  # serves no calls: no tracing here
     else:
+        if settings.tracing_enabled and settings.tracing_export:
+            # Without an exporter the API's no-op tracer stays: spans nobody reads cost ~20% of
+            # throughput; a caller's traceparent still flows upstream and into the logs.
+            configure_tracing(export=True)
         main = serve(settings, worker)
     try:
         _run(main)
@@ -67,6 +70,18 @@ def _serve(settings: Settings, worker: WorkerLink | None) -> int:
         print(f"ai-gateway: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _raise_open_files_limit() -> None:
+    """Lift the soft open-files limit to the hard one: each call may hold two sockets."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
