@@ -33,7 +33,9 @@ from gateway.errors import InvalidArgumentError
 from gateway.v1 import gateway_pb2 as pb
 
 AnyMessage = TypeVar("AnyMessage", bound=Message)
-CompletionRequest = TypeVar("CompletionRequest", pb.CompleteRequest, pb.StreamCompleteRequest)
+CompletionRequest = TypeVar(
+    "CompletionRequest", bound=pb.CompleteRequest | pb.StreamCompleteRequest
+)
 
 _UNKNOWN_FIELD = re.compile(r'Message type "[\w.]+" has no field named "([^"]+)" at "([^"]*)"')
 
