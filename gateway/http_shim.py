@@ -23,8 +23,8 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 from google.protobuf.message import Message
-from opentelemetry import propagate
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 
 from gateway.admin import AdminCore
 from gateway.core import CallContext, GatewayService
@@ -56,6 +56,7 @@ SSE_HEADERS = {
 }
 SSE_DONE = b"data: [DONE]\n\n"
 _PROBES = frozenset({"/healthz", "/readyz"})
+_NO_OP_TRACER_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORE_KEY = web.AppKey("core", GatewayService)
@@ -219,6 +220,9 @@ async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in _PROBES:
         return await handler(request)
     parent = propagate.extract(request.headers)
+    if not _spans_recorded() and not get_current_span(parent).get_span_context().is_valid:
+        # The no-op tracer's span would be the invalid span: nothing to record or to continue.
+        return await handler(request)
     route = request.match_info.route.resource
     path = route.canonical if route is not None else request.path
     with tracer().start_as_current_span(
@@ -232,6 +236,11 @@ async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
         if response.status >= 500:
             span.set_status(StatusCode.ERROR)
         return response
+
+
+def _spans_recorded() -> bool:
+    """Whether a real tracer provider (the SDK's) is installed in this process."""
+    return not isinstance(trace.get_tracer_provider(), _NO_OP_TRACER_PROVIDERS)
 
 
 @web.middleware
