@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias, TypeVar
 
@@ -49,6 +49,10 @@ log = logging.getLogger("gateway.dispatch")
 
 T = TypeVar("T")
 Outcome: TypeAlias = "pb.AttemptOutcome.ValueType"
+#: `AttemptOutcome` names by value, looked up once rather than through the enum per try.
+OUTCOME_NAMES: Mapping[int, str] = {
+    value: pb.AttemptOutcome.Name(value) for value in pb.AttemptOutcome.values()
+}
 ChatFor = Callable[["Try", float], ChatRequest]
 
 
@@ -110,19 +114,11 @@ class Trace:
         elapsed = time.perf_counter() - attempt.started
         record = pb.Attempt(provider=route.provider.name, model=route.model, outcome=outcome)
         record.latency.FromNanoseconds(int(elapsed * 1e9))
-        outcome_name = pb.AttemptOutcome.Name(outcome)
-        span.set_attribute("gateway.outcome", outcome_name)
+        outcome_name = OUTCOME_NAMES[outcome]
         if isinstance(error, GatewayError):
             record.error_code = error.code_name
-            span.set_status(StatusCode.ERROR, error.code_name)
-            span.set_attribute("error.type", type(error).__name__)
-        if model:
-            span.set_attribute("gen_ai.response.model", model)
-        if finish_reason:
-            span.set_attribute("gen_ai.response.finish_reasons", (finish_reason,))
-        if usage is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
-            span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+        if span.is_recording():  # the no-op tracer's spans record nothing: skip the attributes
+            _describe_try(span, outcome_name, error, model, usage, finish_reason)
         span.end()
         self.attempts.append(record)
         labeled(UPSTREAM_ATTEMPTS, route.provider.name, outcome_name).inc()
@@ -132,6 +128,28 @@ class Trace:
     def skip(self, route: Route, outcome: Outcome) -> None:
         """A try not made (its circuit was open)."""
         self.end(self.begin(route), outcome)
+
+
+def _describe_try(
+    span: Span,
+    outcome_name: str,
+    error: BaseException | None,
+    model: str,
+    usage: Usage | None,
+    finish_reason: str,
+) -> None:
+    """A finished try's outcome, error, model, finish reason and usage on its span."""
+    span.set_attribute("gateway.outcome", outcome_name)
+    if isinstance(error, GatewayError):
+        span.set_status(StatusCode.ERROR, error.code_name)
+        span.set_attribute("error.type", type(error).__name__)
+    if model:
+        span.set_attribute("gen_ai.response.model", model)
+    if finish_reason:
+        span.set_attribute("gen_ai.response.finish_reasons", (finish_reason,))
+    if usage is not None:
+        span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from gateway.calls import Call
+from gateway.dispatch import OUTCOME_NAMES
 from gateway.store.records import AttemptRecord, RequestRecord
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import Usage
@@ -47,7 +48,7 @@ def attempt_records(attempts: Sequence[pb.Attempt]) -> tuple[AttemptRecord, ...]
             attempt=number,
             provider=a.provider,
             model=a.model,
-            outcome=pb.AttemptOutcome.Name(a.outcome).removeprefix("ATTEMPT_OUTCOME_"),
+            outcome=OUTCOME_NAMES[a.outcome].removeprefix("ATTEMPT_OUTCOME_"),
             error_code=a.error_code,
             latency_ms=round(a.latency.ToNanoseconds() / 1e6),
         )

@@ -26,6 +26,7 @@ MAX_METADATA_VALUE_CHARS = 512
 MAX_TIMEOUT_SECONDS = 3600.0
 
 CompletionMessage = pb.CompleteRequest | pb.StreamCompleteRequest
+_PRIORITIES = frozenset(pb.Priority.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +198,7 @@ def _cache_ttl(request: CompletionMessage) -> float | None:
 
 
 def _check_priority(priority: int) -> None:
-    if priority not in pb.Priority.values():
+    if priority not in _PRIORITIES:
         raise InvalidArgumentError(f"priority: unknown value {priority}")
 
 

@@ -26,6 +26,9 @@ log = logging.getLogger("gateway.pricing")
 
 PER_TOKENS = 1_000_000
 FREE_KINDS = frozenset({"mock", "ollama"})
+#: Lookups remembered per (deployment, model); answered model names come from upstreams, so
+#: the memory is bounded (forgotten whole when full).
+MAX_REMEMBERED_LOOKUPS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +105,20 @@ class PriceTable:
         # Longest names first, so "gpt-4o-mini-…" matches "gpt-4o-mini" before "gpt-4o".
         self._by_length = sorted(self._prices, key=len, reverse=True)
         self._warned: set[str] = set()
+        self._found: dict[tuple[str, str], Price | None] = {}
 
     def lookup(self, deployment: str, model: str) -> Price | None:
         """The price for `model` on `deployment`, or None when none is listed."""
+        try:
+            return self._found[deployment, model]
+        except KeyError:
+            pass
+        if len(self._found) >= MAX_REMEMBERED_LOOKUPS:
+            self._found.clear()
+        price = self._found[deployment, model] = self._search(deployment, model)
+        return price
+
+    def _search(self, deployment: str, model: str) -> Price | None:
         for key in (f"{deployment}/{model}", f"{deployment}/*", model):
             if key in self._prices:
                 return self._prices[key]

@@ -10,6 +10,7 @@ are never put on spans unless `GATEWAY_TRACE_CONTENT` is on.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -41,8 +42,13 @@ def configure_tracing(*, export: bool) -> None:
     trace.set_tracer_provider(provider)
 
 
+@cache
 def tracer() -> trace.Tracer:
-    """The gateway's tracer (the global provider's; a no-op one until configured)."""
+    """The gateway's tracer (the global provider's; a no-op one until configured).
+
+    Made once: until a provider is installed it is the API's proxy, which follows the provider
+    installed later (asking for a tracer per span cost a new object and an environ lookup).
+    """
     return trace.get_tracer(TRACER_NAME)
 
 

@@ -111,6 +111,8 @@ class CircuitBreaker:
     def succeeded(self, permit: Permit) -> None:
         """The try got an answer: reset the count, and close a half-open circuit."""
         self._end(permit)
+        if not self._cb.fail_counter and self.state == CLOSED:
+            return  # no failures to forget, nothing to close: pybreaker would change nothing
         if self._stale(permit):
             return
         try:
