@@ -2,8 +2,9 @@
 
 Bodies follow the proto3 JSON mapping: they are parsed into the very request messages the gRPC
 server receives (both `snake_case` and `lowerCamelCase` accepted, unknown fields rejected) and
-responses are rendered from the response messages with `snake_case` names. Errors are mapped
-in one middleware to `{"error": {"code", "message", "request_id"}}` with the canonical HTTP status.
+responses are rendered from the response messages with `snake_case` names (`json_codec` does
+both, keeping the completion calls off `json_format`). Errors are mapped in one middleware to
+`{"error": {"code", "message", "request_id"}}` with the canonical HTTP status.
 
 Routes: `POST /v1/complete` (with `"stream": true` it streams), `POST /v1/complete:stream`
 (Server-Sent Events: one `data:` JSON object per message, then `data: [DONE]`; a failure after
