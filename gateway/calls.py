@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 from cache.layer import Flight
 from gateway.auth import Identity
 from gateway.dispatch import Step, Trace, Try
+from gateway.ids import new_id
 from gateway.params import CompletionParams
 from gateway.quotas import Charge
 from providers.base import ChatRequest, Usage
@@ -43,8 +43,8 @@ class Call:
     identity: Identity | None = None
     tenant: str = ""
     charge: Charge | None = None
-    #: This call's row id in the usage ledger (128 random bits in hex), and when it started.
-    id: str = field(default_factory=lambda: os.urandom(16).hex())
+    #: This call's row id in the usage ledger, and when it started (wall clock).
+    id: str = field(default_factory=new_id)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def chat_for(self, attempt: Try, deadline: float) -> ChatRequest:
