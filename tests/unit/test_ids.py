@@ -1,17 +1,34 @@
-"""Gateway-made ids: 32 lowercase hex digits, never repeated, not even by a forked child."""
+"""Gateway-made ids: UUIDv7s in hex, in the order made, never repeated, not even by a fork."""
 
 from __future__ import annotations
 
 import os
 import string
+import time
+import uuid
 
 from gateway.ids import new_id
 
 
-def test_ids_are_32_lowercase_hex_digits() -> None:
+def test_ids_are_uuid7s_as_32_lowercase_hex_digits() -> None:
     made = new_id()
     assert len(made) == 32
     assert set(made) <= set(string.hexdigits.lower())
+    assert uuid.UUID(made).version == 7
+    assert uuid.UUID(made).variant == uuid.RFC_4122
+
+
+def test_ids_start_with_the_time_they_were_made_in_milliseconds() -> None:
+    before = time.time_ns() // 1_000_000
+    made = new_id()
+    after = time.time_ns() // 1_000_000
+    assert before <= int(made[:12], 16) <= after
+
+
+def test_ids_made_in_later_milliseconds_sort_later() -> None:
+    first = new_id()
+    time.sleep(0.002)
+    assert new_id() > first
 
 
 def test_ids_do_not_repeat() -> None:
