@@ -234,7 +234,7 @@ class AnthropicProvider(HttpAdapter):
         state = _StreamState()
         with UpstreamErrorBoundary(self._name) as boundary:
             async with self._post(request, stream=True) as response:
-                async for event in iter_sse_events(response.content):
+                async for event in iter_sse_events(response.content.iter_any()):
                     body = decode_object(event.data)
                     kind = str_field(body, "type") or event.event
                     if kind == "message_stop":

@@ -193,7 +193,7 @@ class CohereProvider(HttpAdapter):
         state = _StreamState(model=request.model)
         with UpstreamErrorBoundary(self._name) as boundary:
             async with self._post(request, stream=True) as response:
-                async for event in iter_sse_events(response.content):
+                async for event in iter_sse_events(response.content.iter_any()):
                     chunk = self._read_event(event, state, started=boundary.started)
                     if state.final is not None:
                         break

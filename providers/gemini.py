@@ -268,7 +268,7 @@ class GeminiProvider(HttpAdapter):
         reply_id, model, finish, usage = "", request.model, None, None
         with UpstreamErrorBoundary(self._name) as boundary:
             async with self._post(request, stream=True) as response:
-                async for event in iter_sse_events(response.content):
+                async for event in iter_sse_events(response.content.iter_any()):
                     piece = self._read_event(event.data, boundary.started)
                     if piece.refusal and not boundary.started:
                         raise self._refused(piece.refusal)

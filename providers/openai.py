@@ -202,7 +202,7 @@ class OpenAIProvider(HttpAdapter):
         state = _StreamState()
         with UpstreamErrorBoundary(self._name) as boundary:
             async with self._post(request, stream=True) as response:
-                async for event in iter_sse_events(response.content):
+                async for event in iter_sse_events(response.content.iter_any()):
                     if event.data == _DONE:
                         break
                     chunk = state.feed(self._read_event(event.data, boundary.started))
