@@ -191,28 +191,90 @@ async def _serve_stream(
         first = await anext(messages)  # raises before any byte is sent
         response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)
+        pump = _Pump(messages)
+        ending = SSE_DONE
         try:
             await response.write(_sse_data(first))
-            await _write_rest(response, messages)
+            async for data in pump.batches():
+                await response.write(data)
         except GatewayError as exc:
-            await response.write(_sse_error(exc, request))
+            ending = _sse_error(exc, request) + SSE_DONE
         except ConnectionResetError:
             # The client left; leaving `aclosing` aborts the upstream call.
             log.info("client went away during a stream")
             return response
         except Exception:
             log.exception("unexpected error during a stream")
-            await response.write(_sse_error(InternalError("internal error"), request))
-        await response.write(SSE_DONE)
-        await response.write_eof()
+            ending = _sse_error(InternalError("internal error"), request) + SSE_DONE
+        finally:
+            await pump.aclose()
+        await response.write_eof(pump.leftover + ending)
         return response
 
 
-async def _write_rest(
-    response: web.StreamResponse, messages: AsyncIterator[pb.StreamCompleteResponse]
-) -> None:
-    async for message in messages:
-        await response.write(_sse_data(message))
+class _Pump:
+    """Reads a stream's messages in its own task; `batches()` hands over what piled up.
+
+    An upstream read often holds many events (a fast model, or a burst after a pause). Writing
+    each as it is rendered costs a system call apiece; here everything rendered while the
+    writer was busy or asleep leaves in one write, and nothing waits: the writer wakes as soon
+    as the pump would block on the upstream. At most `limit` bytes wait (back-pressure).
+    """
+
+    def __init__(self, messages: AsyncIterator[pb.StreamCompleteResponse], limit: int = 65536):
+        self._messages = messages
+        self._limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._error: Exception | None = None
+        self._finished = False
+        self._task = asyncio.create_task(self._run())
+        #: What the pump rendered after the last batch was taken (sent with the stream's end).
+        self.leftover = b""
+
+    async def batches(self) -> AsyncIterator[bytes]:
+        """Each batch of rendered SSE events; raises the stream's error after its last one."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            data = self._take()
+            if self._finished:
+                self.leftover = data
+                if self._error is not None:
+                    raise self._error
+                return
+            yield data
+
+    async def aclose(self) -> None:
+        """Stop reading (if still reading) and wait for the task to end."""
+        if not self._task.done():
+            self._task.cancel()
+        await asyncio.wait([self._task])
+
+    def _take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        self._room.set()
+        return data
+
+    async def _run(self) -> None:
+        try:
+            async for message in self._messages:
+                data = _sse_data(message)
+                self._parts.append(data)
+                self._size += len(data)
+                self._ready.set()
+                if self._size > self._limit:
+                    self._room.clear()
+                    await self._room.wait()
+        except Exception as exc:  # raised to the writer, in order, after what came before it
+            self._error = exc
+        finally:
+            self._finished = True
+            self._ready.set()
 
 
 @web.middleware

@@ -1,0 +1,56 @@
+"""The SSE pump: events rendered while the writer is busy leave in one write, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.errors import UpstreamUnavailableError
+from gateway.http_shim import _Pump
+from gateway.v1 import gateway_pb2 as pb
+
+
+async def burst(
+    count: int, read: list[int], fail: bool = False
+) -> AsyncIterator[pb.StreamCompleteResponse]:
+    for i in range(count):
+        read.append(i)
+        yield pb.StreamCompleteResponse(id="c", delta=f"d{i} ")
+    if fail:
+        raise UpstreamUnavailableError("cut", provider="openai")
+
+
+async def test_events_that_arrive_together_leave_in_one_batch() -> None:
+    read: list[int] = []
+    pump = _Pump(burst(20, read))
+    batches = [batch async for batch in pump.batches()]
+    await pump.aclose()
+    assert batches == []  # the pump finished before the writer woke: all of it is the ending
+    assert pump.leftover.count(b"data: ") == 20
+    assert pump.leftover.index(b"d0 ") < pump.leftover.index(b"d19 ")
+
+
+async def test_an_error_comes_after_the_events_before_it() -> None:
+    read: list[int] = []
+    pump = _Pump(burst(3, read, fail=True))
+    with pytest.raises(UpstreamUnavailableError):
+        async for _ in pump.batches():
+            pass
+    await pump.aclose()
+    assert pump.leftover.count(b"data: ") == 3
+
+
+async def test_a_slow_writer_stops_the_pump_at_the_limit() -> None:
+    read: list[int] = []
+    pump = _Pump(burst(1000, read), limit=200)
+    await asyncio.sleep(0.01)  # the writer has not taken anything yet
+    assert 1 <= len(read) < 20  # it stopped reading once more than 200 bytes waited
+    batches = pump.batches()
+    first = await anext(batches)
+    await asyncio.sleep(0.01)
+    assert first.count(b"data: ") == len(first.split(b"\n\n")) - 1
+    assert len(read) < 40  # room for one more batch, then it waits again
+    await pump.aclose()
+    await batches.aclose()
