@@ -29,6 +29,7 @@ from gateway.responses import answer_cost, usage_message
 from gateway.v1 import gateway_pb2 as pb
 from metrics import TIME_TO_FIRST_TOKEN, labeled
 from providers.base import ChatChunk
+from resilience.watchdog import StreamWatchdog
 
 # The relay is the core's streaming half: its lines keep the core's logger name.
 log = logging.getLogger("gateway.core")
@@ -50,6 +51,7 @@ class StreamRelay:
         chunk: ChatChunk | None = opened.first
         completion_id = model = ""
         deltas: list[str] = []
+        watchdog = StreamWatchdog(idle=self._idle_timeout, deadline=call.deadline)
         try:
             async with aclosing(opened.chunks) as chunks:
                 while True:
@@ -70,16 +72,16 @@ class StreamRelay:
                         yield pb.StreamCompleteResponse(
                             id=completion_id, model=model, provider=provider, delta=chunk.delta
                         )
-                    # The timeout wraps each wait, never a yield: a timeout scope left open
-                    # across a yield would fire inside the consumer's code.
-                    idle = asyncio.get_running_loop().time() + self._idle_timeout
-                    async with asyncio.timeout_at(min(call.deadline, idle)):
+                    # The watchdog bounds each wait, never a yield (see resilience.watchdog).
+                    with watchdog:
                         chunk = await anext(chunks, None)
         except BaseException as exc:
             error = self._failed(call, opened, exc)
             if error is exc:
                 raise
             raise error from exc
+        finally:
+            watchdog.close()
         # Accounted and remembered before the last yield: a consumer may stop right after it
         # and never resume us.
         yield self._finished(call, opened, chunk, completion_id, model, deltas)
