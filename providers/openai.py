@@ -165,7 +165,11 @@ class _StreamState:
             self.finish_reason = piece.finish_reason
         if piece.usage is not None:
             self.usage = piece.usage
-        return ChatChunk(delta=piece.delta, id=self.id, model=self.model) if piece.delta else None
+        if not piece.delta:
+            return None
+        if piece.finish_reason is None and piece.usage is None and piece.id and piece.model:
+            return piece  # already just text with its ids
+        return ChatChunk(delta=piece.delta, id=self.id, model=self.model)
 
     def final(self) -> ChatChunk:
         """The closing chunk; a server that sent [DONE] but no finish_reason finished normally."""

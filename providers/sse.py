@@ -52,6 +52,9 @@ class _EventParser:
         if len(self._partial) > MAX_LINE_BYTES:
             raise MalformedReplyError(f"stream line longer than {MAX_LINE_BYTES} bytes")
         for line in lines:
+            if line.startswith(b"data: "):  # nearly every line that is not blank: no call
+                self._data.append(line[6:-1] if line.endswith(b"\r") else line[6:])
+                continue
             event = self._line(line[:-1] if line.endswith(b"\r") else line)
             if event is not None:
                 yield event
