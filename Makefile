@@ -51,8 +51,9 @@ gen-check: $(VENV)/.dev
 pytest: $(VENV)/.dev
 	$(VENV)/bin/pytest
 
+## bench: the gateway vs. calling the upstream directly vs. LiteLLM and Portkey (bench/README.md); BENCH_ARGS=--no-peers
 bench: $(VENV)/.dev
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 ## lock: re-pin constraints.txt to what a fresh install of pyproject.toml resolves to now
 lock:

@@ -1,42 +1,186 @@
-"""`python -m bench` (`make bench`): run the benchmarks and print one table.
+"""`python -m bench` (`make bench`): the gateway against calling the upstream directly, and peers.
 
-Every load loop is bounded in count and time and targets 127.0.0.1 only. Results also go to
-`bench/results/<name>.json` for comparison between runs.
+Starts a fast fake OpenAI upstream, the gateway in front of it (and, unless `--no-peers`,
+LiteLLM's proxy and Portkey's gateway in front of the same fake), drives each with h2load over
+JSON, gRPC, SSE and gRPC streams at several concurrencies, and prints one table. Every load
+loop is bounded in count and time and targets 127.0.0.1 only. Results go to
+`bench/results/bench-<timestamp>.json` and `bench/results/latest.md`. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
-import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from bench import cache_hits
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def main() -> None:
-    """Parse options, run, print, save."""
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--seconds", type=float, default=20.0, help="time limit per run")
-    args = parser.parse_args()
-    results = asyncio.run(cache_hits.run(args.concurrency, args.requests, args.seconds))
-    print(f"cache hits, {args.concurrency} concurrent callers (mock provider, memory cache)")
-    print(f"{'path':<10}{'req/s':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'errors':>8}")
-    for name, s in results.items():
-        print(
-            f"{name:<10}{s.rps:>10.0f}{s.p50_ms:>10.2f}{s.p90_ms:>10.2f}{s.p99_ms:>10.2f}{s.errors:>8}"
-        )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"cache_hits-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    payload = {name: {**dataclasses.asdict(s), "rps": s.rps} for name, s in results.items()}
-    out.write_text(json.dumps({"args": vars(args), "results": payload}, indent=2))
-    print(f"saved {out}")
+from bench import h2load, matrix, report, scenarios
+from bench.lineup import Setup, start_targets
+from bench.measure import Measurement, RunOptions
+from bench.targets import write_bodies
 
 
-main()
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    cores = os.cpu_count() or 1
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured time per run")
+    parser.add_argument("--warmup", type=float, default=0.5, help="warm-up time per run")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds at c=1")
+    parser.add_argument("--concurrency", type=_ints, default=[1, 16, 64], help="e.g. 1,16,64")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="the gateway's WORKERS (default: unset)"
+    )
+    parser.add_argument("--no-peers", action="store_true", help="skip LiteLLM and Portkey")
+    parser.add_argument(
+        "--litellm-workers",
+        type=_ints,
+        default=list(dict.fromkeys([cores, 1])),
+        help=f"LiteLLM --num_workers values, one instance each (default: {cores},1)",
+    )
+    parser.add_argument("--matrix", action="store_true", help="run the matrix")
+    parser.add_argument("--memory", action="store_true", help="run the memory scenario")
+    parser.add_argument("--slow-streams", action="store_true", help="run 1,000 slow streams")
+    parser.add_argument("--memory-requests", type=int, default=100_000)
+    parser.add_argument("--cache-hits", action="store_true", help="the older cache-hit bench")
+    args = parser.parse_args(argv)
+    if not (args.matrix or args.memory or args.slow_streams):
+        args.matrix = args.memory = args.slow_streams = True
+    return args
+
+
+@dataclass
+class Outcome:
+    """Everything measured in one invocation."""
+
+    results: list[Measurement] = field(default_factory=list)
+    memory: scenarios.MemoryResult | None = None
+    slow: list[scenarios.SlowStreamsResult] = field(default_factory=list)
+
+
+async def measure_all(args: argparse.Namespace, h2: str, setup: Setup) -> Outcome:
+    """Start the line-up, run the chosen scenarios, stop everything."""
+    outcome = Outcome()
+    options = RunOptions(seconds=args.seconds, warmup_seconds=args.warmup)
+    try:
+        await start_targets(setup, args.workers, None if args.no_peers else args.litellm_workers)
+        for target in setup.targets:
+            if target.error:
+                print(f"bench: {target.name}: {target.error}", file=sys.stderr, flush=True)
+        if args.matrix:
+            outcome.results = await matrix.run(
+                h2, setup.targets, args.concurrency, args.repeats, options
+            )
+        gateway = next(t for t in setup.targets if t.name == "gateway")
+        if args.memory and not gateway.error:
+            outcome.memory = await scenarios.memory(h2, gateway, args.memory_requests)
+    finally:
+        await setup.stop()
+    if args.slow_streams:
+        # Its own fake and gateway, started once the others are gone.
+        outcome.slow = await scenarios.slow_streams(h2, setup.place, setup.bodies, args.workers)
+    return outcome
+
+
+def publish(args: argparse.Namespace, setup: Setup, outcome: Outcome, info: dict[str, Any]) -> None:
+    """Print the table and the scenarios; save the JSON and the Markdown."""
+    rows = matrix.rows(setup.targets, args.concurrency, outcome.results) if args.matrix else []
+    extra = report.memory_lines(outcome.memory) if outcome.memory else []
+    extra += report.slow_lines(outcome.slow) if outcome.slow else []
+    header, legend = _header(info, setup, args), _legend(args)
+    print("\n".join([header, "", report.text_table(rows), "", legend, "", *extra]))
+    markdown = [header, "", report.markdown_table(rows), "", legend]
+    if extra:
+        markdown += ["", "```", *extra, "```"]
+    payload: dict[str, Any] = {
+        "arguments": vars(args),
+        "machine": {**info, **setup.versions},
+        "targets": [
+            {"name": t.name, "version": t.version, "error": t.error} for t in setup.targets
+        ],
+        "rows": rows,
+        "runs": outcome.results,
+        "memory": outcome.memory,
+        "slow_streams": outcome.slow,
+        "seconds": info["seconds"],
+    }
+    json_path, md_path = report.save(payload, "\n".join(markdown))
+    print(f"\nsaved {json_path} and {md_path}; took {info['seconds']:.0f} s")
+
+
+async def run(args: argparse.Namespace, h2: str) -> int:
+    """Everything: start, measure, stop, report. The exit status."""
+    began = time.monotonic()
+    place = Path(tempfile.mkdtemp(prefix="bench-"))
+    setup = Setup(place, write_bodies(place))
+    setup.versions["h2load"] = h2load.version(h2)
+    info = report.machine()
+    try:
+        outcome = await measure_all(args, h2, setup)
+    except BaseException:
+        print(f"bench: failed; the services' logs are in {place}", file=sys.stderr)
+        raise
+    info["load_average_end"] = report.load_average()
+    info["seconds"] = time.monotonic() - began
+    publish(args, setup, outcome, info)
+    shutil.rmtree(place, ignore_errors=True)
+    return 0
+
+
+def _header(info: dict[str, Any], setup: Setup, args: argparse.Namespace) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in setup.versions.items())
+    workers = args.workers if args.workers is not None else "unset (cores)"
+    return (
+        f"ai-gateway bench — {info['cpu_model']}, {info['cores']} cores, "
+        f"Linux {info['kernel']}, Python {info['python']}; gateway {info['gateway_commit']}"
+        f"{' (modified)' if info['gateway_tree_dirty'] else ''}, WORKERS {workers}; "
+        f"{versions}; {args.seconds:g} s runs; "
+        f"load average at start {' '.join(info['load_average'])}"
+    )
+
+
+def _legend(args: argparse.Namespace) -> str:
+    return (
+        "req/s: completed calls (streams for sse/grpc-stream) per second; +p50 and +TTFC: over "
+        "calling the fake directly at the same c (gRPC rows against direct HTTP); c=1 rows: "
+        f"median of {args.repeats} interleaved runs; CPU s/1k: CPU seconds of the target's "
+        "process tree per 1,000 calls; RSS MB: peak of the tree's summed RSS (max/proc: its "
+        "largest process); errors: non-2xx, failed, or 2xx answers short of a real one's bytes. "
+        "Every call through the gateway or a peer is also counted at the fake (a mismatch is "
+        "noted)."
+    )
+
+
+def raise_fd_limit() -> None:
+    """1,000 streams need more descriptors than the usual 1,024 (children inherit this)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def main() -> int:
+    """Parse options and run."""
+    args = parse_args()
+    if args.cache_hits:
+        from bench import cache_hits
+
+        return cache_hits.main()
+    raise_fd_limit()
+    h2 = h2load.ensure_installed()
+    import uvloop
+
+    return uvloop.run(run(args, h2))
+
+
+sys.exit(main())

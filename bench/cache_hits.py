@@ -9,9 +9,12 @@ reported by running the same loop against a trivial aiohttp endpoint (`baseline`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import grpc
@@ -30,6 +33,27 @@ REQUEST = pb.CompleteRequest(
 )
 
 Call = Callable[[], Awaitable[None]]
+CONCURRENCY = 16
+REQUESTS = 5000
+TIME_LIMIT = 20.0
+
+
+def main() -> int:
+    """`python -m bench --cache-hits`: run, print one table, save the results as JSON."""
+    results = asyncio.run(run(CONCURRENCY, REQUESTS, TIME_LIMIT))
+    print(f"cache hits, {CONCURRENCY} concurrent callers (mock provider, memory cache)")
+    print(f"{'path':<10}{'req/s':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'errors':>8}")
+    for name, s in results.items():
+        print(
+            f"{name:<10}{s.rps:>10.0f}{s.p50_ms:>10.2f}{s.p90_ms:>10.2f}{s.p99_ms:>10.2f}{s.errors:>8}"
+        )
+    out_dir = Path(__file__).parent / "results"
+    out_dir.mkdir(exist_ok=True)
+    out = out_dir / f"cache_hits-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    payload = {name: {**dataclasses.asdict(s), "rps": s.rps} for name, s in results.items()}
+    out.write_text(json.dumps({"results": payload}, indent=2))
+    print(f"saved {out}")
+    return 0
 
 
 async def drive(call: Call, *, concurrency: int, requests: int, time_limit: float) -> Summary:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -21,6 +24,19 @@ class Summary:
     def rps(self) -> float:
         """Completed requests per second."""
         return self.requests / self.seconds if self.seconds else 0.0
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile (`share` in 0..1) of `values`; 0 when there are none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))])
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of `values` (mean of the middle two for an even count); 0 when empty."""
+    return float(statistics.median(values)) if values else 0.0
 
 
 def summarize(latencies: list[float], errors: int, seconds: float) -> Summary:
