@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from types import TracebackType
 
 import orjson
 from opentelemetry.trace import get_current_span
@@ -256,24 +257,10 @@ class GatewayService:
             bounds.append(now + parse_timeout_header(ctx.timeout_header))
         return min(bounds)
 
-    @asynccontextmanager
-    async def _admitted(self, call: Call) -> AsyncIterator[None]:
+    def _admitted(self, call: Call) -> _Admitted:
         """Hold one of the gateway's upstream slots (queueing by priority) for the whole call."""
         priority = int(call.params.priority) if call.params is not None else 0
-        try:
-            slot = self._admission.acquire(priority, call.deadline)
-            await slot.__aenter__()
-        except QueueFullError as exc:
-            ADMISSION_REJECTED.inc()
-            raise ServiceUnavailableError(
-                "the gateway is overloaded; retry on another replica", retry_after=exc.retry_after
-            ) from None
-        except AdmissionTimeoutError:
-            raise DeadlineExceededError("deadline exceeded while queued for admission") from None
-        try:
-            yield
-        finally:
-            await slot.__aexit__(None, None, None)
+        return _Admitted(self._admission.acquire(priority, call.deadline))
 
     def _complete_response(self, call: Call, answer: ChatResponse) -> pb.CompleteResponse:
         assert call.route is not None
@@ -296,6 +283,37 @@ class GatewayService:
     def _finish(self, call: Call) -> None:
         self._cache.release(call)
         self._accounting.finished(call)
+
+
+class _Admitted:
+    """An admission slot held for the body of an `async with`, its refusals as our errors.
+
+    A class rather than an `asynccontextmanager`: a generator per call costs more than this.
+    """
+
+    __slots__ = ("_slot",)
+
+    def __init__(self, slot: AbstractAsyncContextManager[None]) -> None:
+        self._slot = slot
+
+    async def __aenter__(self) -> None:
+        try:
+            await self._slot.__aenter__()
+        except QueueFullError as exc:
+            ADMISSION_REJECTED.inc()
+            raise ServiceUnavailableError(
+                "the gateway is overloaded; retry on another replica", retry_after=exc.retry_after
+            ) from None
+        except AdmissionTimeoutError:
+            raise DeadlineExceededError("deadline exceeded while queued for admission") from None
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._slot.__aexit__(None, None, None)
 
 
 def _record_content(call: Call, completion: str) -> None:

@@ -89,8 +89,12 @@ class HttpAdapter(ABC):
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """Return one whole completion or raise an `UpstreamError`."""
         with UpstreamErrorBoundary(self._name):
-            async with self._post(request, stream=False) as response:
-                raw = await response.read()
+            raw = await self._endpoint.fetch(
+                self._url_for(request, stream=False),
+                self._to_wire(request, stream=False),
+                time_limit=request.timeout,
+                headers=request.headers,
+            )
             return self._from_wire(decode_object(raw), request)
 
     @abstractmethod

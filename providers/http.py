@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Final
 
@@ -131,19 +131,8 @@ class JsonEndpoint:
         `time_limit` is the seconds the whole exchange may take (None: no bound). An exception in
         the block (cancellation included) drops the connection instead of returning it to the pool.
         """
-        if time_limit is not None and time_limit <= 0:
-            # aiohttp reads a zero total timeout as "no timeout"; a spent budget must not.
-            raise UpstreamTimeoutError(
-                f"provider {self._provider!r} timed out (no time left)", provider=self._provider
-            )
-        key = self._acquire_key()
-        async with self._session.post(
-            url,
-            data=orjson.dumps(body),
-            headers=self._headers(key, headers, stream=stream),
-            timeout=aiohttp.ClientTimeout(total=time_limit),
-            allow_redirects=False,
-        ) as response:
+        key = self._acquire_key(time_limit)
+        async with self._send(url, body, key, stream, time_limit, headers) as response:
             try:
                 if not 200 <= response.status < 300:
                     raise await self._status_error(key, response)
@@ -153,7 +142,53 @@ class JsonEndpoint:
                 response.close()
                 raise
 
-    def _acquire_key(self) -> str:
+    async def fetch(
+        self,
+        url: str,
+        body: object,
+        *,
+        time_limit: float | None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> bytes:
+        """POST `body` to `url` and return the body of its 2xx answer, or raise.
+
+        `post` for a whole JSON answer, without a context manager around the caller's code
+        (which costs a generator per call). Failures are handled as `post` handles them.
+        """
+        key = self._acquire_key(time_limit)
+        async with self._send(url, body, key, False, time_limit, headers) as response:
+            try:
+                if not 200 <= response.status < 300:
+                    raise await self._status_error(key, response)
+                return await response.read()
+            except BaseException:
+                response.close()
+                raise
+
+    def _send(
+        self,
+        url: str,
+        body: object,
+        key: str,
+        stream: bool,
+        time_limit: float | None,
+        headers: Sequence[tuple[str, str]],
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        return self._session.post(
+            url,
+            data=orjson.dumps(body),
+            headers=self._headers(key, headers, stream=stream),
+            timeout=aiohttp.ClientTimeout(total=time_limit),
+            allow_redirects=False,
+        )
+
+    def _acquire_key(self, time_limit: float | None) -> str:
+        """The key for the next exchange, if there is time left for one."""
+        if time_limit is not None and time_limit <= 0:
+            # aiohttp reads a zero total timeout as "no timeout"; a spent budget must not.
+            raise UpstreamTimeoutError(
+                f"provider {self._provider!r} timed out (no time left)", provider=self._provider
+            )
         try:
             return self._keys.acquire()
         except AllKeysRestingError as exc:

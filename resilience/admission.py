@@ -18,8 +18,9 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 
 #: The proto's PRIORITY_NORMAL, which PRIORITY_UNSPECIFIED (0) stands for.
 PRIORITY_NORMAL = 2
@@ -98,15 +99,7 @@ class Admission:
         Raises `QueueFullError` at once when the queue is full, and `AdmissionTimeoutError`
         when the deadline passes in the queue.
         """
-        return self._slot(effective_priority(priority), deadline)
-
-    @asynccontextmanager
-    async def _slot(self, priority: int, deadline: float | None) -> AsyncIterator[None]:
-        await self._enter(priority, deadline)
-        try:
-            yield
-        finally:
-            self._release()
+        return _Slot(self, effective_priority(priority), deadline)
 
     async def _enter(self, priority: int, deadline: float | None) -> None:
         # Nobody waits while a slot is free: a freed slot goes straight to a waiter, if any.
@@ -172,3 +165,29 @@ class Admission:
     def _report_wait(self, seconds: float) -> None:
         if self._on_wait is not None:
             self._on_wait(seconds)
+
+
+class _Slot:
+    """One slot of an `Admission`, held for the body of an `async with`.
+
+    A class rather than an `asynccontextmanager`: it is entered for every call, and a
+    generator-based context manager costs a generator (and its bookkeeping) each time.
+    """
+
+    __slots__ = ("_admission", "_deadline", "_priority")
+
+    def __init__(self, admission: Admission, priority: int, deadline: float | None) -> None:
+        self._admission = admission
+        self._priority = priority
+        self._deadline = deadline
+
+    async def __aenter__(self) -> None:
+        await self._admission._enter(self._priority, self._deadline)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._admission._release()
