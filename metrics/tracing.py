@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 
-from opentelemetry import propagate, trace
+from opentelemetry import baggage, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -53,7 +53,13 @@ def tracer() -> trace.Tracer:
 
 
 def inject_headers(span: trace.Span) -> tuple[tuple[str, str], ...]:
-    """W3C trace-context headers that make `span` the parent of the upstream's spans."""
+    """W3C trace-context headers that make `span` the parent of the upstream's spans.
+
+    None when there is nothing to carry (no trace context and no baggage: no SDK and a caller
+    that sent none), without running the propagators.
+    """
+    if not span.get_span_context().is_valid and not baggage.get_all():
+        return ()
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=trace.set_span_in_context(span))
     return tuple(carrier.items())
