@@ -98,8 +98,9 @@ def publish(args: argparse.Namespace, setup: Setup, outcome: Outcome, info: dict
     extra = report.memory_lines(outcome.memory) if outcome.memory else []
     extra += report.slow_lines(outcome.slow) if outcome.slow else []
     header, legend = _header(info, setup, args), _legend(args)
-    print("\n".join([header, "", report.text_table(rows), "", legend, "", *extra]))
-    markdown = [header, "", report.markdown_table(rows), "", legend]
+    print("\n".join([*header, "", report.text_table(rows), "", legend, "", *extra]))
+    markdown = [f"**{header[0]}**", "", *(f"- {line}" for line in header[1:]), ""]
+    markdown += [report.markdown_table(rows), "", legend]
     if extra:
         markdown += ["", "```", *extra, "```"]
     payload: dict[str, Any] = {
@@ -137,16 +138,16 @@ async def run(args: argparse.Namespace, h2: str) -> int:
     return 0
 
 
-def _header(info: dict[str, Any], setup: Setup, args: argparse.Namespace) -> str:
+def _header(info: dict[str, Any], setup: Setup, args: argparse.Namespace) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in setup.versions.items())
-    workers = args.workers if args.workers is not None else "unset (cores)"
-    return (
-        f"ai-gateway bench — {info['cpu_model']}, {info['cores']} cores, "
-        f"Linux {info['kernel']}, Python {info['python']}; gateway {info['gateway_commit']}"
-        f"{' (modified)' if info['gateway_tree_dirty'] else ''}, WORKERS {workers}; "
-        f"{versions}; {args.seconds:g} s runs; "
-        f"load average at start {' '.join(info['load_average'])}"
-    )
+    workers = args.workers if args.workers is not None else "unset (one per core)"
+    modified = " (with uncommitted changes)" if info["gateway_tree_dirty"] else ""
+    return [
+        f"ai-gateway bench, {time.strftime('%Y-%m-%d %H:%M')}, {args.seconds:g} s runs",
+        f"machine: {info['cpu_model']}, {info['cores']} cores, Linux {info['kernel']}, "
+        f"Python {info['python']}, load average at start {' '.join(info['load_average'])}",
+        f"gateway {info['gateway_commit']}{modified}, WORKERS {workers}; {versions}",
+    ]
 
 
 def _legend(args: argparse.Namespace) -> str:

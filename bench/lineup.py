@@ -120,4 +120,4 @@ def _installed(targets: list[Target], outcome: str | BaseException) -> str:
 def reason(exc: object) -> str:
     """The first line of an error, short enough for a table note."""
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
+    return (text[0].rstrip(":") if text else type(exc).__name__)[:160]

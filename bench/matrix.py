@@ -12,11 +12,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bench import h2load
 from bench.measure import Measurement, RunOptions, measure
 from bench.stats import median
 from bench.targets import Mode, Target
 
 REPEATED_CONCURRENCY = 1
+PRIME_CLIENTS = 4
 
 
 @dataclass
@@ -62,12 +64,29 @@ async def run(
     for concurrency in concurrencies:
         if concurrency != REPEATED_CONCURRENCY:
             plan += [(t, m, concurrency, 0) for t, m in pairs]
+    for target, mode in pairs:
+        await prime(h2, target, mode)
     results: list[Measurement] = []
     for number, (target, mode, concurrency, repeat) in enumerate(plan, 1):
         result = await measure(h2, target, mode, concurrency, options, repeat)
         results.append(result)
         _progress(number, len(plan), result)
     return results
+
+
+async def prime(h2: str, target: Target, mode: Mode) -> None:
+    """A second of load before anything is measured: lazy imports, JIT, pools and caches.
+
+    LiteLLM, for one, takes most of a second over its first call after start-up.
+    """
+    endpoint = target.endpoints[mode]
+    spec = h2load.LoadSpec(
+        endpoint.url, endpoint.body, endpoint.headers, PRIME_CLIENTS, endpoint.http1, 1.0
+    )
+    try:
+        await h2load.run(h2, spec)
+    except RuntimeError as exc:  # the measured runs will fail and say why
+        print(f"priming {target.name} {mode}: {exc}", file=sys.stderr, flush=True)
 
 
 def _progress(number: int, total: int, m: Measurement) -> None:

@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -145,8 +146,21 @@ def markdown_table(rows: Sequence[Row]) -> str:
 
 
 def _notes(rows: Sequence[Row]) -> list[str]:
-    notes = [f"{r.target} {r.mode} c={r.concurrency}: {r.note}" for r in rows if r.note]
-    return ["", "Notes:", *(f"- {n}" for n in notes)] if notes else []
+    """One line per distinct note of a target, naming its rows unless it is about all of them."""
+    grouped: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        if row.note:
+            grouped.setdefault((row.target, row.note), []).append(row)
+    if not grouped:
+        return []
+    per_target = Counter(row.target for row in rows)
+    lines = ["", "Notes:"]
+    for (target, note), group in grouped.items():
+        where = target
+        if len(group) < per_target[target]:
+            where += " " + ", ".join(f"{r.mode} c={r.concurrency}" for r in group)
+        lines.append(f"- {where}: {note}")
+    return lines
 
 
 def memory_lines(result: MemoryResult) -> list[str]:
