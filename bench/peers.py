@@ -162,7 +162,11 @@ async def start_litellm(place: Path, upstream_port: int, workers: int) -> tuple[
         *("--num_workers", str(workers)),
     ]
     service = await spawn(
-        f"litellm ({workers} workers)", argv, env, place / f"litellm-{workers}w.log", cwd=place
+        f"litellm ({workers} worker{'s' if workers != 1 else ''})",
+        argv,
+        env,
+        place / f"litellm-{workers}w.log",
+        cwd=place,
     )
     headers = {"authorization": f"Bearer {master_key}", "content-type": "application/json"}
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
