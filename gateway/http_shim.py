@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, Protocol
 
@@ -234,7 +234,7 @@ class _Pump:
         #: What the pump rendered after the last batch was taken (sent with the stream's end).
         self.leftover = b""
 
-    async def batches(self) -> AsyncIterator[bytes]:
+    async def batches(self) -> AsyncGenerator[bytes, None]:
         """Each batch of rendered SSE events; raises the stream's error after its last one."""
         while True:
             await self._ready.wait()
