@@ -77,8 +77,10 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # PRAGMAs are per connection, so every new connection gets them before first use.
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # The busy timeout first: switching to WAL takes a lock, and without a timeout a
+        # connection opened while another process holds it fails at once ("database is locked").
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
+        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
