@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from gateway.admin import AdminCore
@@ -28,6 +28,7 @@ from gateway.errors import GatewayError
 from gateway.logs import request_id_from, request_id_var
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
+from metrics.tracing import spans_recorded
 
 log = logging.getLogger("gateway.grpc")
 
@@ -171,12 +172,6 @@ def _tracing_interceptors() -> list[grpc.aio.ServerInterceptor]:
     # Only ours: the interceptor assumes async-generator handlers, which Health.Watch is not.
     only_ours = filters.service_name(SERVICE_NAME)
     return [aio_server_interceptor(filter_=only_ours)]  # type: ignore[no-untyped-call]
-
-
-def spans_recorded() -> bool:
-    """Whether a real tracer provider (the SDK's) is installed in this process."""
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
 
 def server_options(

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 from google.protobuf.message import Message
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 
 from gateway.admin import AdminCore
@@ -44,7 +44,7 @@ from gateway.json_codec import (
 )
 from gateway.logs import request_id_from, request_id_var
 from gateway.v1 import gateway_pb2 as pb
-from metrics.tracing import tracer
+from metrics.tracing import spans_recorded, tracer
 
 log = logging.getLogger("gateway.http")
 
@@ -57,7 +57,6 @@ SSE_HEADERS = {
 }
 SSE_DONE = b"data: [DONE]\n\n"
 _PROBES = frozenset({"/healthz", "/readyz"})
-_NO_OP_TRACER_PROVIDERS = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORE_KEY = web.AppKey("core", GatewayService)
@@ -283,7 +282,7 @@ async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in _PROBES:
         return await handler(request)
     parent = propagate.extract(request.headers)
-    if not _spans_recorded() and not get_current_span(parent).get_span_context().is_valid:
+    if not spans_recorded() and not get_current_span(parent).get_span_context().is_valid:
         # The no-op tracer's span would be the invalid span: nothing to record or to continue.
         return await handler(request)
     route = request.match_info.route.resource
@@ -299,11 +298,6 @@ async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
         if response.status >= 500:
             span.set_status(StatusCode.ERROR)
         return response
-
-
-def _spans_recorded() -> bool:
-    """Whether a real tracer provider (the SDK's) is installed in this process."""
-    return not isinstance(trace.get_tracer_provider(), _NO_OP_TRACER_PROVIDERS)
 
 
 @web.middleware

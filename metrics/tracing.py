@@ -42,6 +42,21 @@ def configure_tracing(*, export: bool) -> None:
     trace.set_tracer_provider(provider)
 
 
+_recorded = False
+
+
+def spans_recorded() -> bool:
+    """Whether a real tracer provider (the SDK's) is installed in this process.
+
+    Once one is installed it stays, so a yes is remembered; a no is asked again (cheaply).
+    """
+    global _recorded
+    if not _recorded:
+        provider = trace.get_tracer_provider()
+        _recorded = not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    return _recorded
+
+
 @cache
 def tracer() -> trace.Tracer:
     """The gateway's tracer (the global provider's; a no-op one until configured).
