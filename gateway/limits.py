@@ -269,7 +269,8 @@ def utc_now() -> datetime:
 
 def utc_month(now: datetime) -> str:
     """`YYYYMM` of the UTC month `now` falls in: the suffix of a month's budget counter."""
-    return f"{now.astimezone(UTC):%Y%m}"
+    utc = now.astimezone(UTC)
+    return f"{utc.year:04d}{utc.month:02d}"  # not strftime: this runs for every call
 
 
 @dataclass(slots=True)
