@@ -1,6 +1,6 @@
 """The running gateway: one core behind the gRPC server, the JSON shim and the metrics endpoint.
 
-`Gateway.start()` opens every resource once (the pooled upstream HTTP session, the providers,
+`Gateway.start()` opens every resource once (the pooled upstream HTTP client, the providers,
 three listeners) and reports ready; `Gateway.stop()` drains: health turns NOT_SERVING, new calls
 are refused, calls in flight get `shutdown_grace_seconds` to finish, then everything closes.
 """
@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 
-import aiohttp
 import grpc
 from aiohttp import web
 from grpc_health.v1.health import aio as health_aio
@@ -36,6 +35,7 @@ from gateway.store.writer import UsageWriter
 from gateway.workers import WorkerLink
 from metrics import USAGE_PENDING, render_latest
 from providers.registry import ProviderRegistry
+from providers.upstream_client import UpstreamClient
 
 log = logging.getLogger("gateway")
 
@@ -63,7 +63,7 @@ class Gateway:
         self._engine: AsyncEngine | None = None
         self._writer: UsageWriter | None = None
         self._quotas: Quotas | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._session: UpstreamClient | None = None
         self._registry: ProviderRegistry | None = None
         self._core: GatewayService | None = None
         self._runners: list[web.AppRunner] = []
@@ -84,12 +84,7 @@ class Gateway:
     async def open(self) -> None:
         """Open resources and bind the three ports; health says NOT_SERVING until `mark_ready`."""
         settings = self.settings
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS, ttl_dns_cache=300
-            ),
-            timeout=aiohttp.ClientTimeout(total=None),
-        )
+        self._session = UpstreamClient(keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS)
         self._registry = ProviderRegistry.from_settings(
             settings.providers,
             settings.aliases,

@@ -14,8 +14,6 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import ClassVar
 
-import aiohttp
-
 from gateway.errors import ContentFilteredError, StreamInterruptedError, UpstreamError
 from providers.base import Capabilities, ChatChunk, ChatRequest, ChatResponse, ProviderSettings
 from providers.http import (
@@ -25,11 +23,12 @@ from providers.http import (
     UpstreamErrorBoundary,
 )
 from providers.keys import KeyPool
+from providers.upstream_client import UpstreamClient, UpstreamResponse
 from providers.wire import VendorError, decode_object, error_for_status
 
 
 class HttpAdapter(ABC):
-    """One deployment of an HTTP+JSON vendor, over a shared `aiohttp` session (the caller's).
+    """One deployment of an HTTP+JSON vendor, over a shared `UpstreamClient` (the caller's).
 
     A subclass supplies `_kind`, the request body (`_to_wire`), the whole reply (`_from_wire`)
     and `stream`, which reads the vendor's frames inside an `UpstreamErrorBoundary` and reports
@@ -47,7 +46,7 @@ class HttpAdapter(ABC):
     def __init__(
         self,
         settings: ProviderSettings,
-        session: aiohttp.ClientSession,
+        session: UpstreamClient,
         keys: KeyPool,
         *,
         path: str,
@@ -122,7 +121,7 @@ class HttpAdapter(ABC):
 
     def _post(
         self, request: ChatRequest, *, stream: bool
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
         return self._endpoint.post(
             self._url_for(request, stream=stream),
             self._to_wire(request, stream=stream),

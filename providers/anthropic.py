@@ -13,8 +13,6 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-import aiohttp
-
 from gateway.errors import UpstreamError
 from providers.adapter import HttpAdapter
 from providers.base import (
@@ -28,6 +26,7 @@ from providers.base import (
 from providers.http import UpstreamErrorBoundary
 from providers.keys import KeyPool
 from providers.sse import iter_sse_events
+from providers.upstream_client import UpstreamClient
 from providers.wire import (
     MalformedReplyError,
     VendorError,
@@ -215,9 +214,7 @@ class AnthropicProvider(HttpAdapter):
 
     _kind = KIND
 
-    def __init__(
-        self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
-    ) -> None:
+    def __init__(self, settings: ProviderSettings, session: UpstreamClient, keys: KeyPool) -> None:
         super().__init__(
             settings,
             session,

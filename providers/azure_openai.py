@@ -16,11 +16,10 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import quote
 
-import aiohttp
-
 from providers.base import AdapterSpec, ChatRequest, ProviderSettings
 from providers.keys import KeyPool
 from providers.openai import OpenAIProvider
+from providers.upstream_client import UpstreamClient
 from providers.wire import key_header
 
 KIND: Final = "azure_openai"
@@ -40,9 +39,7 @@ class AzureOpenAIProvider(OpenAIProvider):
 
     _kind = KIND
 
-    def __init__(
-        self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
-    ) -> None:
+    def __init__(self, settings: ProviderSettings, session: UpstreamClient, keys: KeyPool) -> None:
         super().__init__(settings, session, keys, auth=api_key_auth, path="/openai/deployments/")
         version = settings.option("api_version", DEFAULT_API_VERSION)
         self._query = "/chat/completions?api-version=" + quote(version, safe="")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from providers.keys import KeyPool
 
 if TYPE_CHECKING:
-    import aiohttp
+    from providers.upstream_client import UpstreamClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +146,7 @@ class ProviderSettings:
         return float(value) if isinstance(value, int | float | str) and value != "" else default
 
 
-ProviderFactory = Callable[[ProviderSettings, "aiohttp.ClientSession", KeyPool], Provider]
+ProviderFactory = Callable[[ProviderSettings, "UpstreamClient", KeyPool], Provider]
 
 
 @dataclass(frozen=True, slots=True)

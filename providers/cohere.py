@@ -14,8 +14,6 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-import aiohttp
-
 from gateway.errors import StreamInterruptedError, UpstreamUnavailableError
 from providers.adapter import HttpAdapter
 from providers.base import (
@@ -29,6 +27,7 @@ from providers.base import (
 from providers.http import UpstreamErrorBoundary
 from providers.keys import KeyPool
 from providers.sse import SSEEvent, iter_sse_events
+from providers.upstream_client import UpstreamClient
 from providers.wire import (
     MalformedReplyError,
     VendorError,
@@ -175,9 +174,7 @@ class CohereProvider(HttpAdapter):
 
     _kind = KIND
 
-    def __init__(
-        self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
-    ) -> None:
+    def __init__(self, settings: ProviderSettings, session: UpstreamClient, keys: KeyPool) -> None:
         super().__init__(
             settings,
             session,

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
-import aiohttp
-
 from gateway.errors import ContentFilteredError
 from providers.adapter import HttpAdapter
 from providers.base import (
@@ -37,6 +35,7 @@ from providers.base import (
 from providers.http import UpstreamErrorBoundary
 from providers.keys import KeyPool
 from providers.sse import iter_sse_events
+from providers.upstream_client import UpstreamClient
 from providers.wire import (
     MalformedReplyError,
     VendorError,
@@ -254,9 +253,7 @@ class GeminiProvider(HttpAdapter):
 
     _kind = KIND
 
-    def __init__(
-        self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
-    ) -> None:
+    def __init__(self, settings: ProviderSettings, session: UpstreamClient, keys: KeyPool) -> None:
         version = quote(settings.option("api_version", DEFAULT_API_VERSION), safe="")
         path = f"/{version}/models/"
         super().__init__(

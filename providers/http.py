@@ -2,7 +2,7 @@
 
 `JsonEndpoint` POSTs JSON for one deployment and maps a non-2xx answer with the adapter's own
 error-body parser (`Callable[[bytes], VendorError]`) and `error_for_status`.
-`UpstreamErrorBoundary` is the one place foreign exceptions (aiohttp, sockets, timeouts,
+`UpstreamErrorBoundary` is the one place foreign exceptions (sockets, timeouts,
 `MalformedReplyError`) become ours, before and after a stream's first chunk. The pure readers
 of vendor JSON and errors live in `providers.wire`; the adapters' base class, which drives these
 two, in `providers.adapter`.
@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Final
 
-import aiohttp
 import orjson
-from aiohttp.http_exceptions import HttpProcessingError
 
 from gateway.errors import (
     GatewayError,
@@ -30,6 +28,7 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from providers.keys import AllKeysRestingError, KeyPool, RestReason
+from providers.upstream_client import UpstreamClient, UpstreamResponse, encode_headers
 from providers.wire import MalformedReplyError, VendorError, error_for_status, parse_retry_after
 
 #: Statuses that mean the vendor rejected the key (an adapter may add its vendor's own).
@@ -40,7 +39,7 @@ _RATE_LIMITED_STATUS: Final = 429
 
 
 class UpstreamErrorBoundary:
-    """Converts aiohttp, socket and parse failures into our errors, at one place.
+    """Converts socket, timeout and parse failures into our errors, at one place.
 
     Wrap a whole call in it (`with UpstreamErrorBoundary(name) as boundary:`). A stream sets
     `started` once it has yielded a chunk: after that every failure is a broken stream
@@ -62,9 +61,9 @@ class UpstreamErrorBoundary:
         early: type[UpstreamUnavailableError]
         if isinstance(exc, TimeoutError):
             what, early = "timed out", UpstreamTimeoutError
-        elif isinstance(exc, MalformedReplyError | HttpProcessingError):
+        elif isinstance(exc, MalformedReplyError):
             what, early = "sent a malformed reply", UpstreamUnavailableError
-        elif isinstance(exc, aiohttp.ClientError | OSError):
+        elif isinstance(exc, OSError):
             what, early = f"connection failed ({type(exc).__name__})", UpstreamUnavailableError
         else:
             return
@@ -77,7 +76,7 @@ class UpstreamErrorBoundary:
 
 
 class JsonEndpoint:
-    """POSTs JSON for one deployment over a shared `aiohttp` session (the caller's to close).
+    """POSTs JSON for one deployment over a shared `UpstreamClient` (the caller's to close).
 
     Each call takes the next key of the deployment's `KeyPool` and sends it in the headers
     `auth(key)` builds; a key the vendor rejects (401/403, or the vendor's own
@@ -89,7 +88,7 @@ class JsonEndpoint:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        client: UpstreamClient,
         *,
         provider: str,
         read_error: Callable[[bytes], VendorError],
@@ -99,19 +98,23 @@ class JsonEndpoint:
         stream_accept: str = EVENT_STREAM,
         key_rejected_statuses: frozenset[int] = KEY_REJECTED_STATUSES,
     ) -> None:
-        self._session = session
+        self._client = client
         self._key_rejected_statuses = key_rejected_statuses
         self._provider = provider
         self._read_error = read_error
         self._keys = keys
         base = {"Content-Type": "application/json", **(headers or {})}
-        # Built once per key: the hot path only looks them up.
+        # Built (and encoded) once per key: the hot path only looks them up.
         self._headers_by_key = {
             key: (
                 {**base, **auth(key), "Accept": "application/json"},
                 {**base, **auth(key), "Accept": stream_accept},
             )
             for key in (keys.keys or ("",))
+        }
+        self._encoded_by_key = {
+            key: (encode_headers(unary), encode_headers(streamed))
+            for key, (unary, streamed) in self._headers_by_key.items()
         }
         unary, _ = self._headers_by_key[next(iter(self._headers_by_key))]
         self._reserved = frozenset(name.lower() for name in unary)
@@ -125,14 +128,19 @@ class JsonEndpoint:
         stream: bool,
         time_limit: float | None,
         headers: Sequence[tuple[str, str]] = (),
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+    ) -> AsyncIterator[UpstreamResponse]:
         """POST `body` to `url`; yield a 2xx response (JSON, or a stream if `stream`) or raise.
 
         `time_limit` is the seconds the whole exchange may take (None: no bound). An exception in
         the block (cancellation included) drops the connection instead of returning it to the pool.
         """
         key = self._acquire_key(time_limit)
-        async with self._send(url, body, key, stream, time_limit, headers) as response:
+        async with self._client.post(
+            url,
+            orjson.dumps(body),
+            self._headers(key, headers, stream=stream),
+            time_limit=time_limit,
+        ) as response:
             try:
                 if not 200 <= response.status < 300:
                     raise await self._status_error(key, response)
@@ -156,36 +164,20 @@ class JsonEndpoint:
         (which costs a generator per call). Failures are handled as `post` handles them.
         """
         key = self._acquire_key(time_limit)
-        async with self._send(url, body, key, False, time_limit, headers) as response:
-            try:
-                if not 200 <= response.status < 300:
-                    raise await self._status_error(key, response)
-                return await response.read()
-            except BaseException:
-                response.close()
-                raise
-
-    def _send(
-        self,
-        url: str,
-        body: object,
-        key: str,
-        stream: bool,
-        time_limit: float | None,
-        headers: Sequence[tuple[str, str]],
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        return self._session.post(
+        response = await self._client.fetch(
             url,
-            data=orjson.dumps(body),
-            headers=self._headers(key, headers, stream=stream),
-            timeout=aiohttp.ClientTimeout(total=time_limit),
-            allow_redirects=False,
+            orjson.dumps(body),
+            self._headers(key, headers, stream=False),
+            time_limit=time_limit,
         )
+        if not 200 <= response.status < 300:
+            raise await self._status_error(key, response)
+        return await response.read()
 
     def _acquire_key(self, time_limit: float | None) -> str:
         """The key for the next exchange, if there is time left for one."""
         if time_limit is not None and time_limit <= 0:
-            # aiohttp reads a zero total timeout as "no timeout"; a spent budget must not.
+            # A spent budget fails before anything is sent.
             raise UpstreamTimeoutError(
                 f"provider {self._provider!r} timed out (no time left)", provider=self._provider
             )
@@ -205,15 +197,15 @@ class JsonEndpoint:
 
     def _headers(
         self, key: str, extra: Sequence[tuple[str, str]], *, stream: bool
-    ) -> Mapping[str, str]:
-        unary, streamed = self._headers_by_key[key]
-        ours = streamed if stream else unary
+    ) -> Mapping[str, str] | bytes:
         if not extra:
-            return ours
+            unary_block, stream_block = self._encoded_by_key[key]
+            return stream_block if stream else unary_block
+        unary, streamed = self._headers_by_key[key]
         allowed = {k: v for k, v in extra if k.lower() not in self._reserved}
-        return {**allowed, **ours}
+        return {**allowed, **(streamed if stream else unary)}
 
-    async def _status_error(self, key: str, response: aiohttp.ClientResponse) -> UpstreamError:
+    async def _status_error(self, key: str, response: UpstreamResponse) -> UpstreamError:
         error = self._read_error(await response.read())
         retry_after = parse_retry_after(response.headers)
         if retry_after is None:

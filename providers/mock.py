@@ -13,8 +13,6 @@ import hashlib
 from collections.abc import AsyncGenerator
 from typing import Final
 
-import aiohttp
-
 from providers.base import (
     AdapterSpec,
     Capabilities,
@@ -25,6 +23,7 @@ from providers.base import (
     Usage,
 )
 from providers.keys import KeyPool
+from providers.upstream_client import UpstreamClient
 
 REPLY_PREFIX = "This is a mock completion from ai-gateway. You said:"
 ECHO_WORDS = 48
@@ -37,7 +36,7 @@ class MockProvider:
     def __init__(
         self,
         settings: ProviderSettings,
-        session: aiohttp.ClientSession | None = None,
+        session: UpstreamClient | None = None,
         keys: KeyPool | None = None,
     ) -> None:
         self._name = settings.name

@@ -17,8 +17,6 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from typing import Final
 
-import aiohttp
-
 from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
@@ -30,6 +28,7 @@ from providers.base import (
 )
 from providers.http import UpstreamErrorBoundary
 from providers.keys import KeyPool
+from providers.upstream_client import UpstreamClient
 from providers.wire import (
     MalformedReplyError,
     VendorError,
@@ -135,9 +134,9 @@ def _vendor_error(error: object) -> VendorError:
 async def iter_ndjson(lines: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     """Yield the non-blank lines of an NDJSON body given as lines (such as `response.content`).
 
-    `aiohttp` yields whole lines however the bytes arrived, so a line split across network
-    reads (or a character split inside one) comes out intact. An unterminated last line is
-    yielded as it is: if it was cut, it does not parse.
+    `UpstreamResponse.content` yields whole lines however the bytes arrived, so a line split
+    across network reads (or a character split inside one) comes out intact. An unterminated
+    last line is yielded as it is: if it was cut, it does not parse.
     """
     async for raw in lines:
         line = raw.strip()
@@ -165,9 +164,7 @@ class OllamaProvider(HttpAdapter):
 
     _kind = KIND
 
-    def __init__(
-        self, settings: ProviderSettings, session: aiohttp.ClientSession, keys: KeyPool
-    ) -> None:
+    def __init__(self, settings: ProviderSettings, session: UpstreamClient, keys: KeyPool) -> None:
         super().__init__(
             settings,
             session,

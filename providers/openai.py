@@ -15,8 +15,6 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-import aiohttp
-
 from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
@@ -29,6 +27,7 @@ from providers.base import (
 from providers.http import UpstreamErrorBoundary
 from providers.keys import KeyPool
 from providers.sse import iter_sse_events
+from providers.upstream_client import UpstreamClient
 from providers.wire import (
     MalformedReplyError,
     VendorError,
@@ -193,7 +192,7 @@ class OpenAIProvider(HttpAdapter):
     def __init__(
         self,
         settings: ProviderSettings,
-        session: aiohttp.ClientSession,
+        session: UpstreamClient,
         keys: KeyPool,
         *,
         auth: Callable[[str], Mapping[str, str]] = bearer_auth,

@@ -18,12 +18,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-import aiohttp
-
 from gateway.errors import ModelNotFoundError
 from providers import anthropic, azure_openai, cohere, gemini, mock, ollama, openai
 from providers.base import AdapterSpec, Provider, ProviderSettings
 from providers.keys import KeyPool
+from providers.upstream_client import UpstreamClient
 
 MAX_LISTED_MODELS = 50
 
@@ -68,7 +67,7 @@ ADAPTERS: Final[Mapping[str, AdapterSpec]] = {
 
 
 def build_deployment(
-    settings: ProviderSettings, session: aiohttp.ClientSession, *, key_cooldown: float
+    settings: ProviderSettings, session: UpstreamClient, *, key_cooldown: float
 ) -> Deployment:
     """Create the adapter for one deployment; HTTP adapters share `session`."""
     spec = ADAPTERS.get(settings.kind)
@@ -94,7 +93,7 @@ class ProviderRegistry:
         cls,
         providers: Iterable[ProviderSettings],
         aliases: Mapping[str, str],
-        session: aiohttp.ClientSession,
+        session: UpstreamClient,
         *,
         key_cooldown: float,
     ) -> ProviderRegistry:

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
 from providers.base import Provider
+from providers.upstream_client import UpstreamClient
 from tests.contract.harness import Vendor
 from tests.fakes.base import VendorFake
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    """The HTTP session adapters share; the test closes it, as the gateway would."""
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
+async def session() -> AsyncIterator[UpstreamClient]:
+    """The HTTP client adapters share; the test closes it, as the gateway would."""
+    client = UpstreamClient()
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture
@@ -31,9 +34,7 @@ async def fake(request: pytest.FixtureRequest) -> AsyncIterator[VendorFake]:
 
 
 @pytest.fixture
-def provider(
-    request: pytest.FixtureRequest, fake: VendorFake, session: aiohttp.ClientSession
-) -> Provider:
+def provider(request: pytest.FixtureRequest, fake: VendorFake, session: UpstreamClient) -> Provider:
     """The vendor's deployment pointed at `fake` (its base URL given with a trailing slash)."""
     return _declared(request).adapter(session, fake.base_url + "/")
 

@@ -11,8 +11,6 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiohttp
-
 from providers.base import (
     AdapterSpec,
     ChatChunk,
@@ -22,6 +20,7 @@ from providers.base import (
     ProviderSettings,
 )
 from providers.keys import KeyPool
+from providers.upstream_client import UpstreamClient
 from tests.fakes.base import VendorFake
 
 #: Seconds a rejected or rate-limited key rests in these tests: longer than any test runs.
@@ -40,7 +39,7 @@ class Vendor:
 
     def adapter(
         self,
-        session: aiohttp.ClientSession,
+        session: UpstreamClient,
         base_url: str,
         *,
         keys: tuple[str, ...] | None = None,

@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 
 from gateway.errors import (
@@ -23,6 +22,7 @@ from gateway.pricing import DEFAULT_PRICES, PriceTable
 from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider
 from providers.keys import KeyPool
 from providers.registry import ADAPTERS
+from providers.upstream_client import UpstreamClient
 from tests.contract.cases import CASES, REPLY, AdapterCase
 from tests.contract.harness import collect
 from tests.fakes.base import Fault, VendorFake
@@ -45,7 +45,7 @@ async def fake(case: AdapterCase) -> AsyncIterator[VendorFake]:
 def make(
     case: AdapterCase,
     fake: VendorFake,
-    session: aiohttp.ClientSession,
+    session: UpstreamClient,
     keys: tuple[str, ...] = (KEY,),
     cooldown: float = 60.0,
 ) -> Provider:
@@ -67,7 +67,7 @@ def request(case: AdapterCase, timeout: float | None = 10.0) -> ChatRequest:
 
 
 async def test_complete_returns_the_text_finish_reason_and_usage(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     answer = await make(case, fake, session).complete(request(case))
     assert answer.content == REPLY
@@ -77,7 +77,7 @@ async def test_complete_returns_the_text_finish_reason_and_usage(
 
 
 async def test_stream_yields_the_text_then_one_final_chunk(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     chunks = [c async for c in make(case, fake, session).stream(request(case))]
     *deltas, final = chunks
@@ -88,7 +88,7 @@ async def test_stream_yields_the_text_then_one_final_chunk(
 
 
 async def test_usage_is_priced_from_the_table(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     answer = await make(case, fake, session).complete(request(case))
     table = PriceTable(DEFAULT_PRICES)
@@ -116,7 +116,7 @@ STATUS_ERRORS = [
 async def test_vendor_error_statuses_map_to_our_errors(
     case: AdapterCase,
     fake: VendorFake,
-    session: aiohttp.ClientSession,
+    session: UpstreamClient,
     status: int,
     error: type[UpstreamError],
 ) -> None:
@@ -128,7 +128,7 @@ async def test_vendor_error_statuses_map_to_our_errors(
 
 
 async def test_rate_limit_carries_the_retry_after(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(status=429, headers={"retry-after": "7"}))
     with pytest.raises(UpstreamRateLimitedError) as caught:
@@ -137,7 +137,7 @@ async def test_rate_limit_carries_the_retry_after(
 
 
 async def test_malformed_body_is_unavailable(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(raw_body=b"<html>502 Bad Gateway</html>"))
     with pytest.raises(UpstreamUnavailableError):
@@ -146,7 +146,7 @@ async def test_malformed_body_is_unavailable(
 
 @pytest.mark.parametrize("how", ["eof", "cut"])
 async def test_stream_cut_before_the_terminal_event_raises_after_the_text_so_far(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession, how: str
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient, how: str
 ) -> None:
     fake.fail_next(Fault(break_after=2, break_with=how))  # type: ignore[arg-type]
     received: list[str] = []
@@ -165,7 +165,7 @@ async def collect_deltas(provider: Provider, chat: ChatRequest, into: list[str])
 
 
 async def test_stream_reassembles_characters_split_across_network_reads(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.reply = "Grüße aus Köln 👋 ナイス"
     fake.fail_next(Fault(fragment=3))
@@ -174,7 +174,7 @@ async def test_stream_reassembles_characters_split_across_network_reads(
 
 
 async def test_malformed_frame_after_the_first_chunk_interrupts_the_stream(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(break_after=1, break_with="malformed"))
     chunks: list[ChatChunk] = []
@@ -184,7 +184,7 @@ async def test_malformed_frame_after_the_first_chunk_interrupts_the_stream(
 
 
 async def test_malformed_frame_before_any_chunk_is_unavailable_not_interrupted(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(break_after=0, break_with="malformed"))
     with pytest.raises(UpstreamUnavailableError, match="malformed") as caught:
@@ -193,7 +193,7 @@ async def test_malformed_frame_before_any_chunk_is_unavailable_not_interrupted(
 
 
 async def test_slow_first_byte_past_the_time_limit_times_out(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(delay=3.0))
     started = time.perf_counter()
@@ -204,7 +204,7 @@ async def test_slow_first_byte_past_the_time_limit_times_out(
 
 
 async def test_slow_first_byte_within_the_time_limit_still_answers(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(delay=0.3))
     chunks = [c async for c in make(case, fake, session).stream(request(case, timeout=10))]
@@ -212,7 +212,7 @@ async def test_slow_first_byte_within_the_time_limit_still_answers(
 
 
 async def test_keys_are_used_round_robin(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     provider = make(case, fake, session, keys=("k1", "k2", "k3"))
     for _ in range(4):
@@ -221,7 +221,7 @@ async def test_keys_are_used_round_robin(
 
 
 async def test_a_key_answered_429_rests_while_the_others_carry_on(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     provider = make(case, fake, session, keys=("k1", "k2"))
     fake.fail_next(Fault(status=429, headers={"retry-after": "30"}))
@@ -233,7 +233,7 @@ async def test_a_key_answered_429_rests_while_the_others_carry_on(
 
 
 async def test_cancelling_a_stream_aborts_the_upstream_request(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(chunk_delay=1.0))
     stream = make(case, fake, session).stream(request(case))
@@ -244,7 +244,7 @@ async def test_cancelling_a_stream_aborts_the_upstream_request(
 
 
 async def test_cancelling_a_stream_consumer_aborts_the_upstream_stream(
-    case: AdapterCase, fake: VendorFake, session: aiohttp.ClientSession
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(chunk_delay=0.2))
     chunks: list[ChatChunk] = []

@@ -19,6 +19,7 @@ from gateway.errors import (
 )
 from providers.anthropic import SPEC, AnthropicProvider
 from providers.base import ChatMessage, ChatRequest, Provider, Usage
+from providers.upstream_client import UpstreamClient
 from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.anthropic_server import FakeAnthropic, FakeUsage, Fault
 
@@ -89,7 +90,7 @@ async def test_set_parameters_are_sent_with_stop_as_stop_sequences(
 
 
 async def test_options_set_the_default_max_tokens_and_the_version(
-    fake: FakeAnthropic, session: aiohttp.ClientSession
+    fake: FakeAnthropic, session: UpstreamClient
 ) -> None:
     provider = VENDOR.adapter(  # the options as the config loads them
         session, fake.base_url + "/", max_tokens=1024.0, version="2099-01-01"
@@ -235,10 +236,11 @@ async def test_malformed_200_body_raises_unavailable(
 # -- the fake's fidelity ---------------------------------------------------------------------
 
 
-async def test_fake_rejects_a_system_role_like_the_real_api(
-    fake: FakeAnthropic, session: aiohttp.ClientSession
-) -> None:
+async def test_fake_rejects_a_system_role_like_the_real_api(fake: FakeAnthropic) -> None:
     body = {"model": "m", "max_tokens": 8, "messages": [{"role": "system", "content": "x"}]}
-    async with session.post(fake.base_url + "/v1/messages", json=body) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(fake.base_url + "/v1/messages", json=body) as response,
+    ):
         assert response.status == 400
         assert (await response.json())["error"]["type"] == "invalid_request_error"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
 from gateway.errors import (
@@ -15,6 +14,7 @@ from gateway.errors import (
 from providers.azure_openai import DEFAULT_API_VERSION, SPEC, AzureOpenAIProvider
 from providers.base import ChatChunk, ChatRequest, Provider, Usage
 from providers.openai import OpenAIProvider
+from providers.upstream_client import UpstreamClient
 from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.azure_openai_server import FakeAzureOpenAI, FakeUsage, Fault
 
@@ -53,9 +53,7 @@ async def test_request_goes_to_the_deployment_named_by_the_model_with_the_defaul
     assert recorded.query == {"api-version": DEFAULT_API_VERSION}
 
 
-async def test_api_version_option_is_sent(
-    fake: FakeAzureOpenAI, session: aiohttp.ClientSession
-) -> None:
+async def test_api_version_option_is_sent(fake: FakeAzureOpenAI, session: UpstreamClient) -> None:
     provider = VENDOR.adapter(session, fake.base_url, api_version="2025-04-01-preview")
     await provider.complete(HELLO)
     assert fake.requests[0].query == {"api-version": "2025-04-01-preview"}

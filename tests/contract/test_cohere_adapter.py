@@ -6,7 +6,6 @@ Identity, what goes on the wire, whole replies and HTTP errors; streams are in
 
 from __future__ import annotations
 
-import aiohttp
 import orjson
 import pytest
 
@@ -18,6 +17,7 @@ from gateway.errors import (
 )
 from providers.base import ChatMessage, ChatRequest, Provider, Usage
 from providers.cohere import SPEC, CohereProvider
+from providers.upstream_client import UpstreamClient
 from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.cohere_server import FakeCohere, FakeUsage, Fault
 
@@ -194,7 +194,7 @@ async def test_request_errors_quote_cohere_message_with_the_key_redacted(
      (498, "invalid api token"), (498, "some other wording")],
 )  # fmt: skip
 async def test_rejected_key_raises_auth_error_and_rests_the_key(
-    fake: FakeCohere, session: aiohttp.ClientSession, status: int, message: str
+    fake: FakeCohere, session: UpstreamClient, status: int, message: str
 ) -> None:
     provider = VENDOR.adapter(session, fake.base_url, keys=(KEY, OTHER_KEY))
     fake.fail_next(Fault(status=status, error_message=f"{message}: {KEY}"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import pytest
 
 from gateway.errors import (
@@ -22,6 +21,7 @@ from gateway.errors import (
 )
 from providers.base import ChatMessage, ChatRequest, Provider, Usage
 from providers.gemini import SPEC, GeminiProvider
+from providers.upstream_client import UpstreamClient
 from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.gemini_server import FakeGemini, FakeUsage, Fault
 
@@ -58,9 +58,7 @@ async def test_posts_to_the_model_method_under_v1beta(
     assert fake.requests[0].query == query
 
 
-async def test_api_version_option_picks_the_path(
-    fake: FakeGemini, session: aiohttp.ClientSession
-) -> None:
+async def test_api_version_option_picks_the_path(fake: FakeGemini, session: UpstreamClient) -> None:
     await VENDOR.adapter(session, fake.base_url, api_version="v1").complete(HELLO)
     assert fake.requests[0].path == f"/v1/models/{MODEL}:generateContent"
 
@@ -202,7 +200,7 @@ async def test_refusal_without_any_text_raises_content_filtered(
 
 
 async def test_api_key_invalid_400_raises_auth_error_and_rests_the_key(
-    fake: FakeGemini, session: aiohttp.ClientSession
+    fake: FakeGemini, session: UpstreamClient
 ) -> None:
     provider = VENDOR.adapter(session, fake.base_url, keys=(KEY, OTHER_KEY))
     message = f"API key not valid. Please pass a valid API key. {KEY}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 
 from gateway.errors import (
@@ -13,6 +12,7 @@ from gateway.errors import (
 )
 from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, Usage
 from providers.ollama import SPEC, OllamaProvider
+from providers.upstream_client import UpstreamClient
 from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.ollama_server import FakeOllama, Fault
 
@@ -117,7 +117,7 @@ async def test_no_authorization_header_is_sent_without_a_key(
 
 
 async def test_a_key_is_sent_as_a_bearer_token_for_an_auth_proxy(
-    fake: FakeOllama, session: aiohttp.ClientSession
+    fake: FakeOllama, session: UpstreamClient
 ) -> None:
     await VENDOR.adapter(session, fake.base_url, keys=("proxy-token",)).complete(HELLO)
     assert fake.keys_seen == ["proxy-token"]

@@ -11,7 +11,6 @@ import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import aiohttp
 import pytest
 
 from gateway.errors import (
@@ -25,6 +24,7 @@ from gateway.errors import (
 )
 from providers.base import ChatMessage, ChatRequest, Provider
 from providers.openai import SPEC, OpenAIProvider
+from providers.upstream_client import UpstreamClient
 from tests.contract.harness import Vendor, hello
 from tests.fakes.openai_server import FakeOpenAI, Fault
 
@@ -44,7 +44,7 @@ def test_provider_satisfies_the_protocol(provider: OpenAIProvider) -> None:
 
 
 async def test_aclose_leaves_the_shared_session_open(
-    provider: OpenAIProvider, session: aiohttp.ClientSession
+    provider: OpenAIProvider, session: UpstreamClient
 ) -> None:
     await provider.aclose()
     assert not session.closed
@@ -116,7 +116,7 @@ async def test_requests_carry_the_bearer_key_and_json_headers(
 
 
 async def test_no_authorization_header_is_sent_without_a_key(
-    fake: FakeOpenAI, session: aiohttp.ClientSession
+    fake: FakeOpenAI, session: UpstreamClient
 ) -> None:
     await VENDOR.adapter(session, fake.base_url, keys=()).complete(HELLO)
     assert "Authorization" not in fake.requests[0].headers
@@ -293,7 +293,7 @@ async def test_malformed_200_body_raises_unavailable(
         await provider.complete(HELLO)
 
 
-async def test_refused_connection_raises_unavailable(session: aiohttp.ClientSession) -> None:
+async def test_refused_connection_raises_unavailable(session: UpstreamClient) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import grpc
 import pytest
 import yaml
@@ -45,6 +44,7 @@ from gateway.config import (
 )
 from gateway.grpc_server import SERVICE_NAME
 from providers.registry import ADAPTERS, ProviderRegistry
+from providers.upstream_client import UpstreamClient
 from tests.conftest import RunningGateway
 
 REPO = Path(__file__).resolve().parents[2]
@@ -443,18 +443,19 @@ async def test_config_map_gateway_yaml_loads_and_routes(tmp_path: Path) -> None:
     settings = load_settings(environ)
     assert settings.aliases
     assert settings.fallbacks
-    async with aiohttp.ClientSession() as session:
-        registry = ProviderRegistry.from_settings(
-            settings.providers, settings.aliases, session, key_cooldown=1
-        )
-        try:
-            for model in [*settings.aliases, *settings.fallbacks]:
-                registry.resolve(model)  # raises ModelNotFoundError for a dangling route
-            for chain in settings.fallbacks.values():
-                for model in chain:
-                    registry.resolve(model)
-        finally:
-            await registry.aclose()
+    client = UpstreamClient()
+    registry = ProviderRegistry.from_settings(
+        settings.providers, settings.aliases, client, key_cooldown=1
+    )
+    try:
+        for model in [*settings.aliases, *settings.fallbacks]:
+            registry.resolve(model)  # raises ModelNotFoundError for a dangling route
+        for chain in settings.fallbacks.values():
+            for model in chain:
+                registry.resolve(model)
+    finally:
+        await registry.aclose()
+        await client.close()
 
 
 def test_migrations_run_before_the_gateway_serves() -> None:
