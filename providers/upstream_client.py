@@ -118,7 +118,7 @@ class UpstreamResponse:
         return self._body
 
     def close(self) -> None:
-        """Drop the connection unless the exchange already ended: it never goes back to the pool."""
+        """Drop the connection if this exchange still holds it (not once it went back whole)."""
         if self._connection is not None:
             self._connection.abandon()
 
@@ -494,8 +494,8 @@ class UpstreamClient:
     ) -> AsyncIterator[UpstreamResponse]:
         """POST `body`; yield the answer once its headers are in (the body still to read).
 
-        Leaving the block with the body read to its end returns the connection to the pool;
-        leaving it any other way drops the connection.
+        Leaving the block once the whole answer has arrived (read or not) returns the connection
+        to the pool; leaving it before, or with the exchange failed, drops the connection.
         """
         response = await self._request(url, body, headers, time_limit)
         try:

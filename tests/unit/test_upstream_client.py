@@ -1,0 +1,599 @@
+"""The pooled upstream HTTP/1.1 client, against raw loopback servers that script every byte."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import shutil
+import socket
+import ssl
+import subprocess
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from multidict import CIMultiDict
+
+from providers.upstream_client import ServerDisconnectedError, UpstreamClient, UpstreamResponse
+from providers.wire import MalformedReplyError
+
+#: What a scripted server does with one request: write to the writer (and maybe close it).
+Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+BODY = b'{"model":"m","messages":[]}'
+HEAD_200 = b"HTTP/1.1 200 OK\r\n"
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """A request as the server read it off the wire."""
+
+    method: str
+    target: str
+    version: str
+    headers: CIMultiDict[str]
+    body: bytes
+    peer_port: int
+
+
+def raw(*writes: bytes, pause: float = 0.0, close: bool = False) -> Reply:
+    """Write `writes` one by one (`pause` seconds apart), then close or keep the connection."""
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for index, data in enumerate(writes):
+            if index and pause:
+                await asyncio.sleep(pause)
+            if data:
+                writer.write(data)
+                await writer.drain()
+        if close:
+            writer.close()
+            with suppress(ConnectionError):
+                await writer.wait_closed()
+
+    return reply
+
+
+def ok(body: bytes = b'{"ok":true}', *, extra: bytes = b"") -> Reply:
+    """A 200 framed by Content-Length; the connection stays open."""
+    return raw(HEAD_200 + extra + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` as one chunk of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class FakeUpstream:
+    """An HTTP/1.1 server on 127.0.0.1:0 answering each request with the next scripted reply.
+
+    Unscripted requests get `ok()`. A connection stays open after a reply unless the reply
+    closed it, so a reply that writes only part of an answer leaves the server waiting.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[SeenRequest] = []
+        self.connections_accepted = 0
+        self.connections_ended = 0
+        self._replies: list[Reply] = []
+        self._writers: list[asyncio.StreamWriter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._changed = asyncio.Condition()  # a request arrived or a connection ended
+        self._scheme = "http"
+        self.port = 0
+
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Listen on a free loopback port."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=ssl_context)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._scheme = "https" if ssl_context is not None else "http"
+
+    def url(self, path: str = "/v1/chat/completions") -> str:
+        """The URL of `path` on this server."""
+        return f"{self._scheme}://127.0.0.1:{self.port}{path}"
+
+    def script(self, *replies: Reply) -> None:
+        """Answer the next requests, in order, with `replies`."""
+        self._replies.extend(replies)
+
+    @property
+    def peer_ports(self) -> set[int]:
+        """The client ports the requests came from (one per TCP connection)."""
+        return {request.peer_port for request in self.requests}
+
+    async def until_requests(self, count: int) -> None:
+        """Wait (up to 2 s) until `count` requests arrived."""
+        async with asyncio.timeout(2.0), self._changed:
+            await self._changed.wait_for(lambda: len(self.requests) >= count)
+
+    async def until_connections_ended(self, count: int) -> None:
+        """Wait (up to 2 s) until `count` connections ended, whoever closed them."""
+        async with asyncio.timeout(2.0), self._changed:
+            await self._changed.wait_for(lambda: self.connections_ended >= count)
+
+    async def close_connections(self) -> None:
+        """Close every open connection from the server's side."""
+        for writer in self._writers:
+            writer.close()
+            with suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def stop(self) -> None:
+        """Stop listening and end every connection."""
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.append(writer)
+        self.connections_accepted += 1
+        peer_port: int = writer.get_extra_info("peername")[1]
+        try:
+            while not writer.is_closing():
+                request = await _read_request(reader, peer_port)
+                if request is None:
+                    break
+                self.requests.append(request)
+                await self._notify()
+                reply = self._replies.pop(0) if self._replies else ok()
+                await reply(reader, writer)
+        except ConnectionError:
+            pass
+        finally:
+            self.connections_ended += 1
+            writer.close()
+            await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
+async def _read_request(reader: asyncio.StreamReader, peer_port: int) -> SeenRequest | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None  # the client went away
+    request_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
+    method, target, version = request_line.split(" ")
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers.add(name, value.strip())
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return SeenRequest(method, target, version, headers, body, peer_port)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeUpstream]:
+    upstream = FakeUpstream()
+    await upstream.start()
+    yield upstream
+    await upstream.stop()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[UpstreamClient]:
+    upstream_client = UpstreamClient(keepalive_timeout=60.0)
+    yield upstream_client
+    await upstream_client.close()
+
+
+async def fetch_body(client: UpstreamClient, server: FakeUpstream) -> bytes:
+    """POST `BODY` to the server and return the answer's body."""
+    response = await client.fetch(server.url(), BODY, {}, time_limit=5.0)
+    return await response.read()
+
+
+# -- keep-alive and body framing ----------------------------------------------------------------
+
+
+async def test_sequential_fetches_share_one_connection(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    server.script(ok(b"first"), ok(b"second"))
+    assert await fetch_body(client, server) == b"first"
+    assert await fetch_body(client, server) == b"second"
+    assert client.connections_opened == 1
+    assert len(server.peer_ports) == 1
+    assert client.idle_connections == 1
+
+
+async def test_chunked_answers_are_dechunked_and_share_one_connection(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    head = HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\n"
+    # The chunk-size lines are split across writes on purpose.
+    first = raw(head + b"5\r\nhel", b"lo\r\n7\r\n, worl", b"d\r\n0\r\n\r\n", pause=0.02)
+    second = raw(head + chunk(b"again") + b"0\r\n\r\n")
+    server.script(first, second)
+    assert await fetch_body(client, server) == b"hello, world"
+    assert await fetch_body(client, server) == b"again"
+    assert client.connections_opened == 1
+    assert len(server.peer_ports) == 1
+
+
+async def test_an_answer_framed_by_the_close_is_read_whole_and_not_reused(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    server.script(raw(HEAD_200 + b"\r\npart one, ", b"part two", pause=0.02, close=True))
+    assert await fetch_body(client, server) == b"part one, part two"
+    assert client.idle_connections == 0
+    assert await fetch_body(client, server) == b'{"ok":true}'
+    assert client.connections_opened == 2
+    assert len(server.peer_ports) == 2
+
+
+async def test_connection_close_from_the_server_is_honoured(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    # The server says close but leaves the socket open: only the header tells the client.
+    server.script(ok(b"bye", extra=b"Connection: close\r\n"), ok(b"hello again"))
+    assert await fetch_body(client, server) == b"bye"
+    assert await fetch_body(client, server) == b"hello again"
+    assert client.connections_opened == 2
+    assert len(server.peer_ports) == 2
+
+
+async def test_an_idle_connection_the_server_closed_is_replaced(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    server.script(ok(b"one"), ok(b"two"))
+    assert await fetch_body(client, server) == b"one"
+    assert client.idle_connections == 1
+    await server.close_connections()
+    await asyncio.sleep(0.05)  # the client's side of the loop takes in the close
+    assert client.idle_connections == 0
+    assert await fetch_body(client, server) == b"two"
+    assert client.connections_opened == 2
+
+
+async def test_close_drops_pooled_connections_and_refuses_later_calls(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    await fetch_body(client, server)
+    await client.close()
+    assert client.idle_connections == 0
+    await server.until_connections_ended(1)
+    with pytest.raises(RuntimeError):
+        await client.fetch(server.url(), BODY, {}, time_limit=5.0)
+    with pytest.raises(RuntimeError):
+        async with client.post(server.url(), BODY, {}, time_limit=5.0):
+            pass
+    assert len(server.requests) == 1
+
+
+# -- the request on the wire --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b'{"prompt":"h\xc3\xa9llo\r\n\r\nHTTP/1.1 200 OK"}\x00\xff'],
+    ids=["empty", "binary"],
+)
+async def test_the_server_sees_the_request_as_sent(
+    server: FakeUpstream, client: UpstreamClient, body: bytes
+) -> None:
+    headers = {"Authorization": "Bearer sk-test", "Content-Type": "application/json", "X-Id": "r1"}
+    url = server.url("/v1/chat/completions?api-version=2024-06-01&x=a%20b")
+    await client.fetch(url, body, headers, time_limit=5.0)
+    [seen] = server.requests
+    assert (seen.method, seen.version) == ("POST", "HTTP/1.1")
+    assert seen.target == "/v1/chat/completions?api-version=2024-06-01&x=a%20b"
+    assert seen.headers.getall("host") == [f"127.0.0.1:{server.port}"]
+    assert seen.headers.getall("content-length") == [str(len(body))]
+    assert seen.headers["authorization"] == "Bearer sk-test"
+    assert seen.headers["content-type"] == "application/json"
+    assert seen.headers["x-id"] == "r1"
+    assert seen.body == body
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Note": "a\r\nInjected: 1"},
+        {"X-Note": "a\nInjected: 1"},
+        {"X-Note": "a\rb"},
+        {"X-Note\r\nInjected": "1"},
+        {"X-Note\n": "1"},
+    ],
+    ids=["crlf in value", "lf in value", "cr in value", "crlf in name", "lf in name"],
+)
+async def test_a_header_that_breaks_framing_is_refused_before_sending(
+    server: FakeUpstream, client: UpstreamClient, headers: dict[str, str]
+) -> None:
+    with pytest.raises(ValueError, match="header"):
+        await client.fetch(server.url(), BODY, headers, time_limit=5.0)
+    assert await fetch_body(client, server) == b'{"ok":true}'
+    [seen] = server.requests  # only the clean request reached the server
+    assert "injected" not in seen.headers
+    assert "x-note" not in seen.headers
+
+
+# -- streaming ----------------------------------------------------------------------------------
+
+
+async def test_a_stream_yields_each_piece_as_it_arrives(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    events: list[str] = []
+    first_taken = asyncio.Event()
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\n" + chunk(b"first"))
+        await writer.drain()
+        with suppress(TimeoutError):  # a client that buffers gets the rest after a second
+            async with asyncio.timeout(1.0):
+                await first_taken.wait()
+        events.append("server sent second")
+        writer.write(chunk(b"second") + b"0\r\n\r\n")
+        await writer.drain()
+
+    server.script(reply)
+    pieces: list[bytes] = []
+    async with client.post(server.url(), BODY, {}, time_limit=5.0) as response:
+        assert response.status == 200
+        async for piece in response.content.iter_any():
+            pieces.append(piece)
+            if len(pieces) == 1:
+                events.append("client got first")
+                first_taken.set()
+    assert pieces[0] == b"first"
+    assert b"".join(pieces[1:]) == b"second"
+    assert events == ["client got first", "server sent second"]
+
+
+async def test_a_chunked_stream_yields_the_payload_without_framing(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    head = HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\n"
+    server.script(raw(head + b"7\r\ndata: ", b"a\r\n", chunk(b"\n\n") + b"0\r\n\r\n", pause=0.02))
+    async with client.post(server.url(), BODY, {}, time_limit=5.0) as response:
+        pieces = [piece async for piece in response.content.iter_any()]
+    assert b"".join(pieces) == b"data: a\n\n"
+    assert all(b"\r\n" not in piece for piece in pieces)
+
+
+async def test_lines_come_whole_when_the_server_splits_them(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    head = HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\n"
+    writes = [chunk(b"data: hel"), chunk(b"lo\n\ndata: wor"), chunk(b"ld\n"), chunk(b"tail")]
+    server.script(raw(head + writes[0], *writes[1:], b"0\r\n\r\n", pause=0.02))
+    async with client.post(server.url(), BODY, {}, time_limit=5.0) as response:
+        lines = [line async for line in response.content]
+    assert lines == [b"data: hello\n", b"\n", b"data: world\n", b"tail"]
+
+
+async def read_by(way: str, response: UpstreamResponse) -> bytes:
+    """The whole body of `response`, read the `way` a caller might."""
+    if way == "pieces":
+        return b"".join([piece async for piece in response.content.iter_any()])
+    if way == "lines":
+        return b"".join([line async for line in response.content])
+    return await response.read()
+
+
+@pytest.mark.parametrize("way", ["pieces", "lines", "read"])
+async def test_a_stream_read_to_its_end_returns_its_connection(
+    server: FakeUpstream, client: UpstreamClient, way: str
+) -> None:
+    server.script(ok(b"line one\nline two\n"), ok(b"next"))
+    async with client.post(server.url(), BODY, {}, time_limit=5.0) as response:
+        assert await read_by(way, response) == b"line one\nline two\n"
+    assert client.idle_connections == 1
+    assert await fetch_body(client, server) == b"next"
+    assert client.connections_opened == 1
+
+
+async def test_leaving_a_stream_before_its_end_drops_the_connection(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    server.script(raw(HEAD_200 + b"Content-Length: 10\r\n\r\nabc"), ok(b"next"))
+    async with client.post(server.url(), BODY, {}, time_limit=5.0) as response:
+        assert response.status == 200
+    assert client.idle_connections == 0
+    await server.until_connections_ended(1)
+    assert await fetch_body(client, server) == b"next"
+    assert client.connections_opened == 2
+
+
+async def test_close_on_a_response_drops_the_connection(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    server.script(raw(HEAD_200 + b"Content-Length: 10\r\n\r\nabc"), ok(b"next"))
+    async with client.post(server.url(), BODY, {}, time_limit=5.0) as response:
+        response.close()
+        await server.until_connections_ended(1)
+    assert await fetch_body(client, server) == b"next"
+    assert client.connections_opened == 2
+
+
+# -- time limits and cancellation ---------------------------------------------------------------
+
+
+async def test_a_server_that_never_answers_times_out(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    server.script(raw(), ok(b"after"))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await client.fetch(server.url(), BODY, {}, time_limit=0.3)
+    assert 0.25 <= loop.time() - started < 3.0
+    await server.until_connections_ended(1)
+    assert await fetch_body(client, server) == b"after"
+    assert client.connections_opened == 2
+
+
+async def test_a_stream_that_stalls_mid_body_times_out(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    head = HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\n"
+    server.script(raw(head + chunk(b"first")), ok(b"after"))
+    pieces: list[bytes] = []
+
+    async def stream() -> None:
+        async with client.post(server.url(), BODY, {}, time_limit=0.3) as response:
+            async for piece in response.content.iter_any():
+                pieces.append(piece)
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await stream()
+    assert pieces == [b"first"]
+    assert 0.25 <= loop.time() - started < 3.0
+    await server.until_connections_ended(1)
+    assert await fetch_body(client, server) == b"after"
+    assert client.connections_opened == 2
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"", HEAD_200 + b"Content-Length: 10\r\n\r\nabc"],
+    ids=["before the head", "mid-body"],
+)
+async def test_cancelling_a_fetch_propagates_and_drops_its_connection(
+    server: FakeUpstream, client: UpstreamClient, sent: bytes
+) -> None:
+    server.script(raw(sent), ok(b"after"))
+    task = asyncio.create_task(client.fetch(server.url(), BODY, {}, time_limit=None))
+    await server.until_requests(1)
+    await asyncio.sleep(0.05)  # let the client take in whatever was sent
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await server.until_connections_ended(1)
+    assert await fetch_body(client, server) == b"after"
+    assert client.connections_opened == 2
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        HEAD_200 + b"Content-Length: 10\r\n\r\nabc",
+        HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\n" + chunk(b"abc"),
+    ],
+    ids=["content-length", "chunked"],
+)
+@pytest.mark.parametrize("way", ["pieces", "read"])
+async def test_a_body_cut_short_raises_server_disconnected(
+    server: FakeUpstream, client: UpstreamClient, cut: bytes, way: str
+) -> None:
+    server.script(raw(cut, close=True))
+    async with client.post(server.url(), BODY, {}, time_limit=5.0) as response:
+        with pytest.raises(ConnectionError) as raised:
+            await read_by(way, response)
+    assert isinstance(raised.value, ServerDisconnectedError)
+    assert client.idle_connections == 0
+
+
+async def test_a_closed_port_refuses_the_connection(client: UpstreamClient) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConnectionRefusedError):
+        await client.fetch(f"http://127.0.0.1:{port}/v1", BODY, {}, time_limit=5.0)
+
+
+async def test_garbage_instead_of_a_status_line_is_a_malformed_reply(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    server.script(raw(b"SSH-2.0-OpenSSH_9.6\r\nnot http at all\r\n\r\n"))
+    with pytest.raises(MalformedReplyError):
+        await client.fetch(server.url(), BODY, {}, time_limit=5.0)
+    assert client.idle_connections == 0
+
+
+# -- what the answer says -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress)],
+    ids=["gzip", "deflate"],
+)
+async def test_a_compressed_answer_is_decoded(
+    server: FakeUpstream,
+    client: UpstreamClient,
+    encoding: str,
+    compress: Callable[[bytes], bytes],
+) -> None:
+    payload = b'{"choices":[{"text":"' + b"so much text " * 200 + b'"}]}'
+    wire = compress(payload)
+    server.script(ok(wire, extra=b"Content-Encoding: %s\r\n" % encoding.encode()))
+    response = await client.fetch(server.url(), BODY, {}, time_limit=5.0)
+    assert response.headers["content-encoding"] == encoding
+    assert await response.read() == payload
+
+
+async def test_a_rate_limit_answer_is_returned_not_raised(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    body = b'{"error":{"message":"slow down"}}'
+    server.script(
+        raw(
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\nX-Multi: a\r\nX-Multi: b\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+    )
+    response = await client.fetch(server.url(), BODY, {}, time_limit=5.0)
+    assert response.status == 429
+    assert response.headers["retry-after"] == "3"
+    assert response.headers["RETRY-AFTER"] == "3"
+    assert response.headers.getall("x-multi") == ["a", "b"]
+    assert await response.read() == body
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, made with the openssl CLI."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl CLI is not installed: cannot make a certificate for the TLS test")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = [
+        *(openssl, "req", "-x509", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
+        *("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+        *("-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+    ]
+    subprocess.run(command, check=True, capture_output=True)  # noqa: S603 (a fixed command)
+    return cert, key
+
+
+async def test_an_https_fetch_works_with_a_trusted_context(self_signed: tuple[Path, Path]) -> None:
+    cert, key = self_signed
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    upstream = FakeUpstream()
+    await upstream.start(server_context)
+    upstream.script(ok(b"secure"), ok(b"still secure"))
+    https_client = UpstreamClient(ssl_context=ssl.create_default_context(cafile=str(cert)))
+    try:
+        assert await fetch_body(https_client, upstream) == b"secure"
+        assert await fetch_body(https_client, upstream) == b"still secure"
+        assert https_client.connections_opened == 1
+        assert upstream.requests[0].headers["host"] == f"127.0.0.1:{upstream.port}"
+    finally:
+        await https_client.close()
+        await upstream.stop()
