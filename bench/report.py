@@ -119,7 +119,7 @@ def cells(row: Row) -> list[str]:
 def text_table(rows: Sequence[Row]) -> str:
     """The aligned plain-text table, with notes under it."""
     body = [cells(row) for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in body)) for i, c in enumerate(COLUMNS)]
+    widths = [max([len(c), *(len(r[i]) for r in body)]) for i, c in enumerate(COLUMNS)]
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(
