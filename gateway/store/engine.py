@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -71,6 +72,21 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, pool_pre_ping=True)
     event.listen(engine.sync_engine, "connect", _configure_sqlite)
     return engine
+
+
+def sqlite_sync_engine(engine: AsyncEngine) -> Engine | None:
+    """A plain (pysqlite) engine on the same SQLite file as `engine`; None for a memory database.
+
+    For work that is better done whole on a thread of its own than statement by statement
+    through aiosqlite's thread (`gateway.store.ledger.SqliteLedger`).
+    """
+    url = engine.url
+    database = url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in str(url.query):
+        return None
+    sync = create_sync_engine(url.set(drivername="sqlite"), pool_pre_ping=True)
+    event.listen(sync, "connect", _configure_sqlite)
+    return sync
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

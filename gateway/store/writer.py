@@ -1,8 +1,9 @@
 """The usage writer: records calls off the hot path and stores them in batches, losing none.
 
 `record()` only appends to a deque. One background task (the flusher) takes up to `batch_size`
-rows at a time and stores them in one transaction (`ledger.write_records`, insert-or-ignore),
-every `flush_interval` or as soon as a batch is full. A single writing task is also what SQLite
+rows at a time and stores them in one transaction (`ledger.Ledger`, insert-or-ignore; a SQLite
+file's batches go whole on a thread of their own), every `flush_interval` or as soon as a batch
+is full. A single writing task is also what SQLite
 wants: concurrent writers would only queue on its lock.
 
 When the database is down or slow (each write is bounded by `write_timeout`) the batch goes back
@@ -28,7 +29,7 @@ from pathlib import Path
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.ledger import write_records
+from gateway.store.ledger import Ledger
 from gateway.store.records import RequestRecord
 from gateway.store.spill import SpillFile, read_chunk
 
@@ -54,7 +55,7 @@ class UsageWriter:
         retry_interval: float = 1.0,
         write_timeout: float = 10.0,
     ) -> None:
-        self._engine = engine
+        self._ledger = Ledger.for_engine(engine)
         self._spill = SpillFile(spill_path)
         self._rejected = SpillFile(spill_path.with_name(spill_path.name + ".rejected"))
         self._max_pending = max_pending
@@ -146,6 +147,7 @@ class UsageWriter:
             finally:
                 self._closed = True
                 self._spill_leftovers()
+                await self._ledger.aclose()
 
     def _spill_leftovers(self) -> None:
         left = list(self._pending)
@@ -230,7 +232,7 @@ class UsageWriter:
 
     async def _write(self, rows: Sequence[RequestRecord]) -> None:
         async with asyncio.timeout(self._write_timeout):
-            await write_records(self._engine, rows)
+            await self._ledger.write(rows)
         self._written_total += len(rows)
 
     def _reject(self, row: RequestRecord) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.store.ledger import write_records
+from gateway.store.engine import create_engine
+from gateway.store.ledger import Ledger, SqliteLedger, write_records
+from gateway.store.migrate import upgrade
 from gateway.store.models import provider_attempts, requests
 from gateway.store.spill import SpillFile
 from tests.store.rows import (
@@ -89,14 +92,24 @@ async def test_rows_past_max_pending_are_spilled_not_dropped(tmp_path: Path) -> 
 async def test_aclose_spills_what_it_has_no_time_to_store(
     engine: AsyncEngine, tmp_path: Path
 ) -> None:
-    writer = fast_writer(engine, tmp_path / "spill.jsonl")
+    spill_path = tmp_path / "spill.jsonl"
+    writer = fast_writer(engine, spill_path)
     for n in range(30):
         writer.record(make_record(n))
     await writer.aclose(timeout=0)
 
     assert writer.pending == 0
     assert writer.spilled_total == 30
-    assert await count_rows(engine, requests) == 0
+    # A write already under way when time ran out may still have committed (a SQLite file's
+    # batch runs on a thread that cannot be stopped mid-way): then those rows are both stored
+    # and spilled, and the replay must store each row once all the same.
+    assert set(await stored_ids(engine)) <= set(expected_ids(range(30)))
+    second = fast_writer(engine, spill_path)
+    second.start()
+    await second.aclose(timeout=10)
+    assert await stored_ids(engine) == expected_ids(range(30))
+    assert await count_rows(engine, provider_attempts) == 60
+    assert not SpillFile(spill_path).has_rows()
 
 
 async def test_spilled_rows_are_replayed_by_the_next_writer_exactly_once(
@@ -167,3 +180,44 @@ async def test_rows_the_database_refuses_are_set_aside(
     assert writer.rejected_total == 1
     rejected = (tmp_path / "spill.jsonl.rejected").read_text().splitlines()
     assert [line for line in rejected if line] == [make_record(2, tenant_id="t" * 65).to_json()]
+
+
+async def test_the_sqlite_ledger_stores_what_sqlalchemy_would(tmp_path: Path) -> None:
+    # The SQLite file ledger renders its own multi-row INSERTs: every column it stores must
+    # read back exactly as a row stored through SQLAlchemy's insert does (times, money, flags,
+    # NULLs), and a batch larger than one statement must land whole.
+    records = [
+        make_record(
+            n,
+            api_key_id=None if n % 2 else f"key-{n}",
+            provider=None if n % 7 == 0 else "openai",
+            cost_usd=n / 3,
+            started_at=datetime(2026, 3, 1, 12, 0, 0, n, tzinfo=UTC),
+            attempts=1 + n % 3,
+        )
+        for n in range(SqliteLedger.ROWS_PER_STATEMENT * 2 + 7)
+    ]
+    stored: dict[str, list[tuple[object, ...]]] = {}
+    for way in ("sqlalchemy", "ledger"):
+        url = f"sqlite:///{tmp_path / way}.db"
+        await upgrade(url)
+        engine = create_engine(url)
+        try:
+            if way == "sqlalchemy":
+                await write_records(engine, records)
+            else:
+                ledger = Ledger.for_engine(engine)
+                assert isinstance(ledger, SqliteLedger)
+                await ledger.write(records)
+                await ledger.write(records[:10])  # again: ignored, not duplicated
+                await ledger.aclose()
+            async with engine.connect() as connection:
+                rows = []
+                for table in (requests, provider_attempts):
+                    result = await connection.execute(table.select().order_by(table.c.id))
+                    rows += [tuple(row) for row in result]
+                stored[way] = rows
+        finally:
+            await engine.dispose()
+    assert len(stored["ledger"]) == len(records) + sum(len(r.attempts) for r in records)
+    assert stored["ledger"] == stored["sqlalchemy"]
