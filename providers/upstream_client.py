@@ -64,7 +64,7 @@ class _Target:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+            raise ValueError(f"not an http(s) URL (scheme {scheme!r})")
         host = parts.hostname
         port = parts.port or _DEFAULT_PORTS[scheme]
         self.key: PoolKey = (scheme, host, port)
@@ -79,8 +79,9 @@ class _Target:
 
 
 def _check_token(text: str, what: str, *, spaces: bool = True) -> None:
+    # The message never repeats the text: a header value may be a credential.
     if "\r" in text or "\n" in text or "\0" in text or (not spaces and " " in text):
-        raise ValueError(f"{what} has a character that would break the HTTP request: {text!r}")
+        raise ValueError(f"{what} has a character that would break the HTTP request")
 
 
 def encode_headers(headers: Mapping[str, str]) -> bytes:
