@@ -29,6 +29,8 @@ FREE_KINDS = frozenset({"mock", "ollama"})
 #: Lookups remembered per (deployment, model); answered model names come from upstreams, so
 #: the memory is bounded (forgotten whole when full).
 MAX_REMEMBERED_LOOKUPS = 1024
+#: The fields of a price in the config file.
+PRICE_FIELDS = ("input", "output", "cached_input", "cache_write")
 
 
 @dataclass(frozen=True, slots=True)
