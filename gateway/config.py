@@ -19,6 +19,7 @@ from gateway.config_file import ConfigFile
 from gateway.cpus import available_cpus
 from gateway.pricing import Price
 from providers.base import AdapterSpec, ProviderSettings
+from providers.mock import SPEC as MOCK_SPEC
 from providers.registry import ADAPTERS
 
 DEFAULT_BIND_HOST = "0.0.0.0"
@@ -292,20 +293,15 @@ def _providers(env: _Env, file_config: ConfigFile) -> tuple[ProviderSettings, ..
     """
     providers = {}
     for spec in ADAPTERS.values():
-        if spec.env_prefix and not spec.built_in:
-            deployment = _env_provider(env, spec)
-            if deployment is not None:
-                providers[spec.kind] = deployment
+        deployment = _env_provider(env, spec) if spec.env_prefix and not spec.built_in else None
+        if deployment is not None:
+            providers[spec.kind] = deployment
     providers.update(file_config.providers())
-    built_in = [spec for spec in ADAPTERS.values() if spec.built_in and spec.env_prefix]
-    real = any(not ADAPTERS[p.kind].built_in for p in providers.values())
-    for spec in built_in:
-        switch = f"{spec.env_prefix}_ENABLED"
-        enabled = env.flag(switch) if env.raw(switch) else not real
-        if enabled and spec.kind not in providers:  # a file deployment of that name wins
-            providers[spec.kind] = _env_provider(env, spec) or ProviderSettings(
-                spec.kind, spec.kind
-            )
+    real = any(p.kind != MOCK_SPEC.kind for p in providers.values())
+    enabled = env.flag("MOCK_ENABLED") if env.raw("MOCK_ENABLED") else not real
+    mock = _env_provider(env, MOCK_SPEC)
+    if enabled and mock is not None:
+        providers.setdefault(mock.name, mock)  # a file deployment of that name wins
     if not providers:
         raise ConfigError(
             "MOCK_ENABLED",
