@@ -3,8 +3,8 @@
 `ConfigError` names the setting at fault (an environment variable, or a place in the file such
 as `providers.vllm.base_url`); `gateway.config` is where callers catch it from. A misspelt key
 or a reference to nothing is an error at start, never a surprise at the first call: the error
-names the place and, when one is close, the name that was probably meant. Messages never quote a
-value from the file (it may be a key); names (keys, models, deployments) are not secrets.
+names the place and, when one is close, the name that was probably meant. Messages quote names
+(keys, models, deployments), never other values from the file: one may be a credential.
 """
 
 from __future__ import annotations

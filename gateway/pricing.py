@@ -144,7 +144,7 @@ class PriceTable:
         # Longest names first, so "gpt-4o-mini-…" matches "gpt-4o-mini" before "gpt-4o".
         self._configured_by_length = sorted(self._configured, key=len, reverse=True)
         self._with_list_by_length = sorted(self._with_list, key=len, reverse=True)
-        self._warned: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()
         self._found: dict[tuple[str, str], tuple[Price | None, str]] = {}
         for deployment in deployments:
             self._warn_unpriced(deployment)
@@ -199,7 +199,7 @@ class PriceTable:
         unpriced = [m for m in deployment.models if self.lookup(name, m) is None]
         if deployment.kind in FREE_KINDS or not unpriced:
             return
-        self._warned.update(f"{name}/{model}" for model in unpriced)
+        self._warned.update((name, model) for model in unpriced)
         log.warning(
             "no price for these models; their calls cost 0 (price them under 'prices:' in the "
             f"config){_why_no_list_price(deployment)}",
@@ -207,9 +207,8 @@ class PriceTable:
         )
 
     def _warn_once(self, deployment: str, model: str) -> None:
-        key = f"{deployment}/{model}"
-        if key not in self._warned:
-            self._warned.add(key)
+        if (deployment, model) not in self._warned:
+            self._warned.add((deployment, model))
             log.warning(
                 "no price for model; its cost counts as 0 (add it under 'prices:' in the config)",
                 extra={"provider": deployment, "model": model},
