@@ -199,7 +199,7 @@ def build_core(
     return GatewayService(
         registry,
         authenticator or Authenticator(settings.auth_tokens),
-        PriceTable(settings.prices),
+        PriceTable(settings.prices, settings.providers),
         dispatcher=dispatcher,
         breakers=breakers,
         admission=admission,

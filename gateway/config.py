@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.config_checks import ConfigError as ConfigError  # re-exported: callers catch it here
-from gateway.config_checks import check_url
+from gateway.config_checks import check_references, check_url
 from gateway.config_file import ConfigFile
 from gateway.cpus import available_cpus
-from gateway.pricing import DEFAULT_PRICES, Price
-from providers.base import ProviderSettings
+from gateway.pricing import Price
+from providers.base import AdapterSpec, ProviderSettings
+from providers.mock import SPEC as MOCK_SPEC
 from providers.registry import ADAPTERS
 
 DEFAULT_BIND_HOST = "0.0.0.0"
@@ -130,8 +131,9 @@ class Settings:
     providers: tuple[ProviderSettings, ...] = ()
     #: Public model name -> "provider/model" or a model name another rule resolves.
     aliases: Mapping[str, str] = field(default_factory=dict)
-    #: Model (or "deployment/model", "deployment/*") -> price; the defaults plus the YAML's.
-    prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    #: The YAML's prices: model (or "deployment/model", "deployment/*") -> price. They apply to
+    #: every deployment; the built-in list prices only to those calling the vendor's public API.
+    prices: Mapping[str, Price] = field(default_factory=dict)
     #: Requested model -> models to fall back to, in order.
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -140,8 +142,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build `Settings` from an environment mapping (and the YAML file it may name)."""
     env = _Env(environ)
     file_config = ConfigFile.load(environ)
-    providers = _env_providers(env)
-    providers.update(file_config.providers())
+    providers = _providers(env, file_config)
+    aliases, fallbacks, prices = (
+        file_config.aliases(),
+        file_config.fallbacks(),
+        file_config.prices(),
+    )
+    check_references(providers, aliases, fallbacks, prices)
     return Settings(
         bind_host=env.text("BIND_HOST", DEFAULT_BIND_HOST),
         workers=env.integer("WORKERS", 0, low=1) or available_cpus(),
@@ -208,10 +215,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         rate_limit_fail_open=not env.raw("RATE_LIMIT_FAIL_OPEN")
         or env.flag("RATE_LIMIT_FAIL_OPEN"),
         auth_tokens=env.tokens("INTERNAL_AUTH_TOKEN"),
-        providers=tuple(sorted(providers.values(), key=lambda p: p.name)),
-        aliases=file_config.aliases(),
-        prices={**DEFAULT_PRICES, **file_config.prices()},
-        fallbacks=file_config.fallbacks(),
+        providers=providers,
+        aliases=aliases,
+        prices=prices,
+        fallbacks=fallbacks,
     )
 
 
@@ -278,36 +285,57 @@ class _Env:
         return tokens
 
 
-def _env_providers(env: _Env) -> dict[str, ProviderSettings]:
-    """One deployment per adapter kind whose `<PREFIX>_API_KEY` or `<PREFIX>_BASE_URL` is set."""
+def _providers(env: _Env, file_config: ConfigFile) -> tuple[ProviderSettings, ...]:
+    """The deployments from the environment and the file; the built-in mock only when wanted.
+
+    The mock serves when no real provider is configured (the embedded defaults), or when
+    `MOCK_ENABLED=true`; a deployment of kind mock in the file is always kept.
+    """
     providers = {}
     for spec in ADAPTERS.values():
-        prefix = spec.env_prefix
-        if not prefix:
-            continue
-        keys = env.tokens(f"{prefix}_API_KEY")
-        base_url = env.raw(f"{prefix}_BASE_URL")
-        if not (spec.built_in or keys or base_url):
-            continue
-        base_url = base_url or spec.default_base_url
-        if not base_url and not spec.built_in:
-            raise ConfigError(f"{prefix}_BASE_URL", f"required to use {spec.kind}")
-        models = env.raw(f"{prefix}_MODELS")
-        options: dict[str, object] = {}
-        for option, suffix in spec.env_options.items():
-            name = f"{prefix}_{suffix}"
-            if env.raw(name) is not None:
-                numeric = option in spec.number_options
-                options[option] = env.number(name, 0.0) if numeric else env.raw(name)
-        providers[spec.kind] = ProviderSettings(
-            name=spec.kind,
-            kind=spec.kind,
-            models=_split(models) if models else spec.default_models,
-            base_url=check_url(f"{prefix}_BASE_URL", base_url) if base_url else "",
-            api_keys=keys,
-            options=options,
+        deployment = _env_provider(env, spec) if spec.env_prefix and not spec.built_in else None
+        if deployment is not None:
+            providers[spec.kind] = deployment
+    providers.update(file_config.providers())
+    real = any(p.kind != MOCK_SPEC.kind for p in providers.values())
+    enabled = env.flag("MOCK_ENABLED") if env.raw("MOCK_ENABLED") else not real
+    mock = _env_provider(env, MOCK_SPEC)
+    if enabled and mock is not None:
+        providers.setdefault(mock.name, mock)  # a file deployment of that name wins
+    if not providers:
+        raise ConfigError(
+            "MOCK_ENABLED",
+            "is false and no provider is configured: set a provider's API key or base URL, "
+            "or add a deployment to the GATEWAY_CONFIG file",
         )
-    return providers
+    return tuple(sorted(providers.values(), key=lambda p: p.name))
+
+
+def _env_provider(env: _Env, spec: AdapterSpec) -> ProviderSettings | None:
+    """The kind's deployment when `<PREFIX>_API_KEY` or `<PREFIX>_BASE_URL` is set (or built in)."""
+    prefix = spec.env_prefix
+    keys = env.tokens(f"{prefix}_API_KEY")
+    base_url = env.raw(f"{prefix}_BASE_URL")
+    if not (spec.built_in or keys or base_url):
+        return None
+    base_url = base_url or spec.default_base_url
+    if not base_url and not spec.built_in:
+        raise ConfigError(f"{prefix}_BASE_URL", f"required to use {spec.kind}")
+    models = env.raw(f"{prefix}_MODELS")
+    options: dict[str, object] = {}
+    for option, suffix in spec.env_options.items():
+        name = f"{prefix}_{suffix}"
+        if env.raw(name) is not None:
+            numeric = option in spec.number_options
+            options[option] = env.number(name, 0.0) if numeric else env.raw(name)
+    return ProviderSettings(
+        name=spec.kind,
+        kind=spec.kind,
+        models=_split(models) if models else spec.default_models,
+        base_url=check_url(f"{prefix}_BASE_URL", base_url) if base_url else "",
+        api_keys=keys,
+        options=options,
+    )
 
 
 def _database_url(env: _Env) -> str:

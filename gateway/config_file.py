@@ -12,7 +12,10 @@
       fast: openai/gpt-4o-mini
 
 Each section is checked when it is read, and a problem raises `ConfigError` naming its place in
-the file (`providers.vllm.base_url`), never quoting the file's text: it may hold a key.
+the file (`providers.vllm.base_url`), never quoting the file's text: it may hold a key. A key the
+file may not have (a misspelt `base-url`, an option the deployment's adapter does not declare) is
+such a problem, with the likely intended key; references between sections (aliases, fallbacks,
+prices naming deployments) are checked once everything is read (`config_checks`).
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from typing import Any
 
 import yaml
 
-from gateway.config_checks import ConfigError, check_url
-from gateway.pricing import Price
-from providers.base import ProviderSettings
+from gateway.config_checks import ConfigError, check_keys, check_url, hint
+from gateway.pricing import PRICE_FIELDS, Price
+from providers.base import AdapterSpec, ProviderSettings
 from providers.registry import ADAPTERS
 
 _SECTIONS = ("providers", "models", "prices", "fallbacks")
+#: Keys every deployment may have; an adapter adds the options its `SPEC` declares.
+_DEPLOYMENT_KEYS = ("kind", "models", "base_url", "api_key", "api_keys")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -57,8 +62,10 @@ class ConfigFile:
                 raise ConfigError(where, "name must be lower-case letters, digits, '.', '_' or '-'")
             if not isinstance(spec, dict):
                 raise ConfigError(where, "must be a mapping")
-            spec = {k: self._interpolate(v, f"{where}.{k}") for k, v in spec.items()}
-            providers[name] = _provider(name, spec, where)
+            adapter = _adapter(name, self._interpolate(spec.get("kind"), f"{where}.kind"), where)
+            check_keys(where, spec, _deployment_keys(adapter), f"key for kind {adapter.kind}")
+            spec = {k: self._interpolate(v, f"{where}.{k}") for k, v in spec.items() if k != "kind"}
+            providers[name] = _provider(name, adapter, spec, where)
         return providers
 
     def aliases(self) -> dict[str, str]:
@@ -135,18 +142,40 @@ def _load_yaml(environ: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError("GATEWAY_CONFIG", f"{path!r} is not valid YAML{where}") from None
     if loaded is None:
         return {}
-    if not isinstance(loaded, dict) or not set(loaded) <= set(_SECTIONS):
+    if not isinstance(loaded, dict):
         raise ConfigError(
             "GATEWAY_CONFIG", f"must be a mapping with some of: {', '.join(_SECTIONS)}"
         )
+    check_keys("", loaded, _SECTIONS, "section of the GATEWAY_CONFIG file")
     return loaded
 
 
-def _provider(name: str, spec: dict[str, Any], where: str) -> ProviderSettings:
-    kind = spec.pop("kind", name)
-    adapter = ADAPTERS.get(kind)
-    if adapter is None:
-        raise ConfigError(f"{where}.kind", f"must be one of {', '.join(ADAPTERS)}")
+def _adapter(name: str, kind: object, where: str) -> AdapterSpec:
+    """The adapter `kind` names; without a `kind`, the deployment's name must be a kind."""
+    if kind is None:
+        if name in ADAPTERS:
+            return ADAPTERS[name]
+        raise ConfigError(
+            f"{where}.kind",
+            f"missing, and {name!r} is not an adapter kind; {hint(name, ADAPTERS)}",
+        )
+    if not isinstance(kind, str) or kind not in ADAPTERS:
+        shown = f"{kind!r} " if isinstance(kind, str) else ""
+        raise ConfigError(
+            f"{where}.kind", f"{shown}is not an adapter kind; {hint(str(kind), ADAPTERS)}"
+        )
+    return ADAPTERS[kind]
+
+
+def _deployment_keys(adapter: AdapterSpec) -> frozenset[str]:
+    """What a deployment of this kind may set: the common keys and its adapter's options."""
+    return frozenset(_DEPLOYMENT_KEYS) | set(adapter.env_options) | adapter.number_options
+
+
+def _provider(
+    name: str, adapter: AdapterSpec, spec: dict[str, Any], where: str
+) -> ProviderSettings:
+    kind = adapter.kind
     models = spec.pop("models", list(adapter.default_models))
     if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
         raise ConfigError(f"{where}.models", "must be a list of model names")
@@ -184,11 +213,10 @@ def _options(spec: dict[str, Any], where: str, numeric: frozenset[str]) -> dict[
 
 
 def _price(spec: object, where: str) -> Price:
+    if isinstance(spec, dict):
+        check_keys(where, spec, PRICE_FIELDS, "price field")
     if not isinstance(spec, dict) or not {"input", "output"} <= set(spec):
         raise ConfigError(where, "must give 'input' and 'output' (USD per million tokens)")
-    unknown = set(spec) - {"input", "output", "cached_input", "cache_write"}
-    if unknown:
-        raise ConfigError(f"{where}.{sorted(unknown)[0]}", "is not a price field")
     for field_name, value in spec.items():
         if not (_is_number(value) and float(value) >= 0) or isinstance(value, bool):
             raise ConfigError(f"{where}.{field_name}", f"must be a price >= 0, got {value!r}")

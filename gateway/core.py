@@ -203,7 +203,7 @@ class GatewayService:
         call = self._start("ProviderStatus", ctx)
         try:
             await self._auth.authenticate(ctx.authorization)
-            providers = status_entries(self._registry, self._breakers)
+            providers = status_entries(self._registry, self._breakers, self._prices)
             if request.provider:
                 providers = [p for p in providers if p.name == request.provider]
                 if not providers:

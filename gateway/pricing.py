@@ -1,26 +1,35 @@
 """What a completion cost: a price table per model, applied to the usage the provider reported.
 
 Prices are US dollars per million tokens: input, output, cached input (prompt tokens read from
-the vendor's prompt cache) and cache write (prompt tokens written to it). The defaults below are
-the vendors' public list prices; the YAML config's `prices:` table overrides or extends them::
+the vendor's prompt cache) and cache write (prompt tokens written to it). Only a price known to
+be the call's price is charged:
+
+- the built-in list prices below are the vendors' prices for their own public APIs, so they
+  apply only to a deployment whose base URL is its adapter's default (`SPEC.default_base_url`);
+- the YAML config's `prices:` table applies to any deployment, and wins over a list price::
 
     prices:
       gpt-4o-mini: {input: 0.15, output: 0.60, cached_input: 0.075}
       vllm/*: {input: 0, output: 0}          # every model of the vllm deployment is free
 
+Any other call costs 0: an OpenAI-compatible server behind `OPENAI_BASE_URL` is not billed at
+OpenAI's list price. Such a deployment's listed models without a price are logged once at start
+(others once at first use); local servers (Ollama, the mock) cost nothing without a word.
+
 A price is found by "<deployment>/<model>", then "<deployment>/*", then the model name, then the
 longest listed name the model starts with followed by "-" (so dated snapshots such as
-"gpt-4o-mini-2024-07-18" take "gpt-4o-mini"). Local servers (Ollama, the mock) cost nothing. An
-unknown price costs 0 and is logged once per model, never an error.
+"gpt-4o-mini-2024-07-18" take "gpt-4o-mini").
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Final
 
-from providers.base import Usage
+from providers.base import ProviderSettings, Usage
+from providers.registry import ADAPTERS
 
 log = logging.getLogger("gateway.pricing")
 
@@ -29,6 +38,12 @@ FREE_KINDS = frozenset({"mock", "ollama"})
 #: Lookups remembered per (deployment, model); answered model names come from upstreams, so
 #: the memory is bounded (forgotten whole when full).
 MAX_REMEMBERED_LOOKUPS = 1024
+#: The fields of a price in the config file.
+PRICE_FIELDS = ("input", "output", "cached_input", "cache_write")
+#: Where a price comes from (as `ProviderStatus` shows it).
+LIST: Final = "list"
+CONFIG: Final = "config"
+NONE: Final = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,35 +112,76 @@ DEFAULT_PRICES: Mapping[str, Price] = {
 }
 
 
-class PriceTable:
-    """Finds the price of a deployment's model and costs a completion with it."""
+def calls_vendor_api(deployment: ProviderSettings) -> bool:
+    """Whether the deployment calls its vendor's public API, where the list prices are the price."""
+    spec = ADAPTERS.get(deployment.kind)
+    return (
+        spec is not None
+        and deployment.kind not in FREE_KINDS
+        and bool(spec.default_base_url)
+        and deployment.base_url.rstrip("/") == spec.default_base_url.rstrip("/")
+    )
 
-    def __init__(self, prices: Mapping[str, Price]) -> None:
-        self._prices = dict(prices)
+
+class PriceTable:
+    """Finds the price of a deployment's model, and where it comes from, and costs completions.
+
+    `configured` is the config's `prices:`; the list prices apply to the `deployments` that call
+    their vendor's public API. Building the table warns about listed models without a price.
+    """
+
+    def __init__(
+        self,
+        configured: Mapping[str, Price],
+        deployments: Iterable[ProviderSettings] = (),
+        *,
+        list_prices: Mapping[str, Price] = DEFAULT_PRICES,
+    ) -> None:
+        deployments = tuple(deployments)
+        self._configured = dict(configured)
+        self._with_list = {**list_prices, **configured}
+        self._list_priced = frozenset(d.name for d in deployments if calls_vendor_api(d))
         # Longest names first, so "gpt-4o-mini-…" matches "gpt-4o-mini" before "gpt-4o".
-        self._by_length = sorted(self._prices, key=len, reverse=True)
-        self._warned: set[str] = set()
-        self._found: dict[tuple[str, str], Price | None] = {}
+        self._configured_by_length = sorted(self._configured, key=len, reverse=True)
+        self._with_list_by_length = sorted(self._with_list, key=len, reverse=True)
+        self._warned: set[tuple[str, str]] = set()
+        self._found: dict[tuple[str, str], tuple[Price | None, str]] = {}
+        for deployment in deployments:
+            self._warn_unpriced(deployment)
 
     def lookup(self, deployment: str, model: str) -> Price | None:
-        """The price for `model` on `deployment`, or None when none is listed."""
+        """The price for `model` on `deployment`, or None when none is known."""
+        return self.priced(deployment, model)[0]
+
+    def priced(self, deployment: str, model: str) -> tuple[Price | None, str]:
+        """The price for `model` on `deployment` and its source: "list", "config" or "none"."""
         try:
             return self._found[deployment, model]
         except KeyError:
             pass
         if len(self._found) >= MAX_REMEMBERED_LOOKUPS:
             self._found.clear()
-        price = self._found[deployment, model] = self._search(deployment, model)
-        return price
+        found = self._found[deployment, model] = self._search(deployment, model)
+        return found
 
-    def _search(self, deployment: str, model: str) -> Price | None:
+    def source(self, deployment: str) -> str:
+        """Where the deployment's models without a price of their own take one from."""
+        if f"{deployment}/*" in self._configured:
+            return CONFIG
+        return LIST if deployment in self._list_priced else NONE
+
+    def _search(self, deployment: str, model: str) -> tuple[Price | None, str]:
+        if deployment in self._list_priced:
+            prices, by_length = self._with_list, self._with_list_by_length
+        else:
+            prices, by_length = self._configured, self._configured_by_length
         for key in (f"{deployment}/{model}", f"{deployment}/*", model):
-            if key in self._prices:
-                return self._prices[key]
-        for name in self._by_length:
+            if key in prices:
+                return prices[key], CONFIG if key in self._configured else LIST
+        for name in by_length:
             if model.startswith(name + "-"):
-                return self._prices[name]
-        return None
+                return prices[name], CONFIG if name in self._configured else LIST
+        return None, NONE
 
     def cost(self, deployment: str, kind: str, models: tuple[str, ...], usage: Usage) -> float:
         """USD for `usage`, priced by the first of `models` with a price (0 when none has)."""
@@ -137,11 +193,32 @@ class PriceTable:
             self._warn_once(deployment, models[0] if models else "")
         return 0.0
 
+    def _warn_unpriced(self, deployment: ProviderSettings) -> None:
+        """One line at start for a deployment's listed models that have no price."""
+        name = deployment.name
+        unpriced = [m for m in deployment.models if self.lookup(name, m) is None]
+        if deployment.kind in FREE_KINDS or not unpriced:
+            return
+        self._warned.update((name, model) for model in unpriced)
+        log.warning(
+            "no price for these models; their calls cost 0 (price them under 'prices:' in the "
+            f"config){_why_no_list_price(deployment)}",
+            extra={"provider": name, "models": unpriced},
+        )
+
     def _warn_once(self, deployment: str, model: str) -> None:
-        key = f"{deployment}/{model}"
-        if key not in self._warned:
-            self._warned.add(key)
+        if (deployment, model) not in self._warned:
+            self._warned.add((deployment, model))
             log.warning(
                 "no price for model; its cost counts as 0 (add it under 'prices:' in the config)",
                 extra={"provider": deployment, "model": model},
             )
+
+
+def _why_no_list_price(deployment: ProviderSettings) -> str:
+    if calls_vendor_api(deployment):
+        return ""
+    return (
+        "; list prices apply only to a deployment calling the vendor's public API, "
+        "and this one's base URL is another"
+    )

@@ -169,5 +169,5 @@ class AdapterSpec:
     env_options: Mapping[str, str] = field(default_factory=dict)
     #: Options that must be numbers (checked when the config is loaded).
     number_options: frozenset[str] = frozenset()
-    #: Whether the kind is always configured (the built-in mock).
+    #: Whether the kind needs no key or URL (the built-in mock: on when no real provider is).
     built_in: bool = False

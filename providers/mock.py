@@ -2,8 +2,9 @@
 
 It answers every model it is asked for with the same text for the same conversation, paced by a
 configurable first-token latency (`latency_ms`) and token rate (`tokens_per_second`, 0 for no
-pacing). Tokens are whitespace-separated words. It is what the gateway serves when no provider
-key is set, and what demos and benchmarks use.
+pacing). Tokens are whitespace-separated words. It is what the gateway serves when no real
+provider is configured (or next to them with `MOCK_ENABLED=true`), and what demos and benchmarks
+use.
 """
 
 from __future__ import annotations

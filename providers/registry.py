@@ -14,7 +14,8 @@ Anything else is `ModelNotFoundError`, whose message lists the models that are k
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -25,6 +26,8 @@ from providers.keys import KeyPool
 from providers.upstream_client import UpstreamClient
 
 MAX_LISTED_MODELS = 50
+
+log = logging.getLogger("gateway.providers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +80,88 @@ def build_deployment(
     return Deployment(settings, spec.factory(settings, session, keys), keys)
 
 
+def log_enabled(providers: Sequence[ProviderSettings]) -> None:
+    """Say at start which deployments serve calls, and whether the built-in mock is one (why)."""
+    built_in = {spec.kind for spec in ADAPTERS.values() if spec.built_in}
+    real = [p for p in providers if p.kind not in built_in]
+    if len(real) == len(providers):
+        mock_state = (
+            f"off: a real provider is configured ({mock.SPEC.env_prefix}_ENABLED=true keeps it)"
+        )
+    elif real:
+        mock_state = "on, next to real providers (enabled explicitly)"
+    else:
+        mock_state = "on: no real provider is configured"
+    log.info(
+        "providers enabled",
+        extra={"providers": [f"{p.name} ({p.kind})" for p in providers], "mock": mock_state},
+    )
+
+
+class RouteTable:
+    """The routing rules over deployment names and the models they list; no adapter needed.
+
+    The registry routes every call with it, and the config checks every reference in the YAML
+    file with it at start, so a reference that starts is one that routes.
+    """
+
+    def __init__(self, deployments: Iterable[ProviderSettings], aliases: Mapping[str, str]) -> None:
+        self._listed = {d.name: d.models for d in sorted(deployments, key=lambda d: d.name)}
+        self._aliases = dict(aliases)
+        self._models: dict[str, str] = {}
+        for name, models in self._listed.items():
+            for model in models:
+                self._models.setdefault(model, name)
+
+    @property
+    def deployment_names(self) -> list[str]:
+        """Every deployment name, in order."""
+        return list(self._listed)
+
+    def known_models(self, *, aliases: bool = True) -> list[str]:
+        """Every listed model (and alias), in order."""
+        return sorted({*self._models, *(self._aliases if aliases else ())})
+
+    def lists(self, model: str) -> bool:
+        """Whether some deployment lists `model` by that very name."""
+        return model in self._models
+
+    def unalias(self, model: str) -> str:
+        """The model an alias stands for (any other name as it is)."""
+        return self._aliases.get(model, model)
+
+    def target(self, model: str, pin: str | None = None) -> RouteTarget | None:
+        """Where `model` goes (to deployment `pin` when given), or None when no rule applies."""
+        model = self.unalias(model)
+        if pin:
+            listed = self._listed.get(pin)
+            if listed is None:
+                return None
+            model = model.removeprefix(pin + "/")
+            return RouteTarget(pin, model, model in listed)
+        prefix, slash, rest = model.partition("/")
+        if slash and rest and prefix in self._listed:
+            return RouteTarget(prefix, rest, rest in self._listed[prefix])
+        name = self._models.get(model)
+        return None if name is None else RouteTarget(name, model, True)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTarget:
+    """A deployment name and the model name that deployment knows."""
+
+    deployment: str
+    model: str
+    #: Whether the deployment's config lists the model.
+    listed: bool
+
+
 class ProviderRegistry:
     """All configured deployments, and the routing table over their models."""
 
     def __init__(self, deployments: Iterable[Deployment], aliases: Mapping[str, str]) -> None:
         self._deployments = {d.settings.name: d for d in sorted(deployments, key=_by_name)}
-        self._aliases = dict(aliases)
-        self._models: dict[str, Deployment] = {}
-        for deployment in self._deployments.values():
-            for model in deployment.settings.models:
-                self._models.setdefault(model, deployment)
+        self._routes = RouteTable((d.settings for d in self._deployments.values()), aliases)
 
     @classmethod
     def from_settings(
@@ -97,7 +172,9 @@ class ProviderRegistry:
         *,
         key_cooldown: float,
     ) -> ProviderRegistry:
-        """Build every deployment in `providers` over the shared HTTP `session`."""
+        """Build every deployment in `providers` over the shared HTTP `session` (and log them)."""
+        providers = tuple(providers)
+        log_enabled(providers)
         deployments = (build_deployment(p, session, key_cooldown=key_cooldown) for p in providers)
         return cls(deployments, aliases)
 
@@ -108,26 +185,17 @@ class ProviderRegistry:
 
     def resolve(self, model: str, pin: str | None = None) -> Route:
         """Route `model` (optionally pinned to deployment `pin`) or raise `ModelNotFoundError`."""
-        model = self._aliases.get(model, model)
-        if pin:
-            deployment = self._deployments.get(pin)
-            if deployment is None:
-                raise ModelNotFoundError(
-                    f"unknown provider {pin!r}; known providers: {', '.join(self._deployments)}"
-                )
-            model = model.removeprefix(pin + "/")
-            return Route(deployment.provider, model, model in deployment.settings.models)
-        prefix, slash, rest = model.partition("/")
-        if slash and rest and prefix in self._deployments:
-            deployment = self._deployments[prefix]
-            return Route(deployment.provider, rest, rest in deployment.settings.models)
-        deployment = self._models.get(model)
-        if deployment is None:
-            raise ModelNotFoundError(self._unknown_model_message(model))
-        return Route(deployment.provider, model, True)
+        if pin and pin not in self._deployments:
+            raise ModelNotFoundError(
+                f"unknown provider {pin!r}; known providers: {', '.join(self._deployments)}"
+            )
+        target = self._routes.target(model, pin)
+        if target is None:
+            raise ModelNotFoundError(self._unknown_model_message(self._routes.unalias(model)))
+        return Route(self._deployments[target.deployment].provider, target.model, target.listed)
 
     def _unknown_model_message(self, model: str) -> str:
-        known = sorted({*self._models, *self._aliases})
+        known = self._routes.known_models()
         listed = ", ".join(known[:MAX_LISTED_MODELS])
         if len(known) > MAX_LISTED_MODELS:
             listed += f" (and {len(known) - MAX_LISTED_MODELS} more)"

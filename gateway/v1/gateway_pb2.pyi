@@ -629,6 +629,8 @@ class ProviderInfo(_message.Message):
     CONFIGURED_FIELD_NUMBER: _builtins.int
     KEYS_TOTAL_FIELD_NUMBER: _builtins.int
     KEYS_AVAILABLE_FIELD_NUMBER: _builtins.int
+    PRICE_SOURCE_FIELD_NUMBER: _builtins.int
+    PRICES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The deployment name used for routing and pinning."""
     kind: _builtins.str
@@ -647,6 +649,12 @@ class ProviderInfo(_message.Message):
     """How many API keys the deployment's key pool holds (keys themselves are never shown)."""
     keys_available: _builtins.int
     """How many of those keys are usable now (the others are resting after 401/403/429)."""
+    price_source: _builtins.str
+    """Where the deployment's prices come from, for models without a price of their own: "list"
+    (the vendor's public list prices: the deployment calls the vendor's own API), "config" (a
+    "<deployment>/*" entry under the config file's `prices:`) or "none" (calls cost 0 unless
+    `prices:` names the model). Empty for an adapter kind that is not configured.
+    """
     @_builtins.property
     def models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Models it serves, as callers name them."""
@@ -658,6 +666,10 @@ class ProviderInfo(_message.Message):
     @_builtins.property
     def next_probe_at(self) -> _timestamp_pb2.Timestamp:
         """When an open circuit will let a probe through; unset unless open."""
+
+    @_builtins.property
+    def prices(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelPrice]:
+        """The price of each model the deployment lists."""
 
     def __init__(
         self,
@@ -674,14 +686,60 @@ class ProviderInfo(_message.Message):
         configured: _builtins.bool = ...,
         keys_total: _builtins.int = ...,
         keys_available: _builtins.int = ...,
+        price_source: _builtins.str = ...,
+        prices: _abc.Iterable[Global___ModelPrice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["next_probe_at", b"next_probe_at", "opened_at", b"opened_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_state", b"circuit_state", "configured", b"configured", "consecutive_failures", b"consecutive_failures", "healthy", b"healthy", "keys_available", b"keys_available", "keys_total", b"keys_total", "kind", b"kind", "last_error", b"last_error", "models", b"models", "name", b"name", "next_probe_at", b"next_probe_at", "opened_at", b"opened_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_state", b"circuit_state", "configured", b"configured", "consecutive_failures", b"consecutive_failures", "healthy", b"healthy", "keys_available", b"keys_available", "keys_total", b"keys_total", "kind", b"kind", "last_error", b"last_error", "models", b"models", "name", b"name", "next_probe_at", b"next_probe_at", "opened_at", b"opened_at", "price_source", b"price_source", "prices", b"prices"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProviderInfo: _TypeAlias = ProviderInfo  # noqa: Y015
+
+@_typing.final
+class ModelPrice(_message.Message):
+    """ModelPrice is what calls to one model of a deployment cost, and where that price comes from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    INPUT_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    CACHED_INPUT_FIELD_NUMBER: _builtins.int
+    CACHE_WRITE_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The model, as the deployment lists it."""
+    source: _builtins.str
+    """"list" (the vendor's public list price), "config" (the config file's `prices:`) or "none"
+    (no known price: calls cost 0).
+    """
+    input: _builtins.float
+    """USD per million prompt tokens."""
+    output: _builtins.float
+    """USD per million completion tokens."""
+    cached_input: _builtins.float
+    """USD per million prompt tokens read from the vendor's prompt cache."""
+    cache_write: _builtins.float
+    """USD per million prompt tokens written to the vendor's prompt cache."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        source: _builtins.str = ...,
+        input: _builtins.float = ...,
+        output: _builtins.float = ...,
+        cached_input: _builtins.float = ...,
+        cache_write: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_write", b"cache_write", "cached_input", b"cached_input", "input", b"input", "model", b"model", "output", b"output", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelPrice: _TypeAlias = ModelPrice  # noqa: Y015
 
 @_typing.final
 class ProviderStatusResponse(_message.Message):

@@ -33,7 +33,8 @@ async def fakes() -> AsyncIterator[dict[str, VendorFake]]:
 @pytest.fixture
 async def gw(start_gateway: StartGateway, fakes: dict[str, VendorFake]) -> RunningGateway:
     deployments = tuple(c.settings(fakes[c.kind]) for c in CASES)
-    return await start_gateway(providers=(MOCK, *deployments))
+    # A fake is not the vendor's public API: list prices apply to it only as configured prices.
+    return await start_gateway(providers=(MOCK, *deployments), prices=DEFAULT_PRICES)
 
 
 def expected_cost(case: AdapterCase, answered_model: str) -> float:

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.pricing import DEFAULT_PRICES
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from tests.conftest import RunningGateway, StartGateway
@@ -52,7 +53,10 @@ async def gw(
         api_keys=("k",),
         models=(MODEL, OTHER_MODEL),
     )
-    return await start_gateway(providers=(openai,), primary_retries=0, **backend)
+    # A fake is not the vendor's public API: list prices apply to it only as configured prices.
+    return await start_gateway(
+        providers=(openai,), primary_retries=0, prices=DEFAULT_PRICES, **backend
+    )
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.logs import JsonFormatter
+from gateway.pricing import DEFAULT_PRICES
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from tests.conftest import MOCK, RunningGateway, StartGateway
@@ -54,8 +55,12 @@ async def gw(start_gateway: StartGateway, fake: FakeOpenAI) -> RunningGateway:
     openai = ProviderSettings(
         name="openai", kind="openai", base_url=fake.base_url, api_keys=("k",), models=(MODEL,)
     )
+    # A fake is not the vendor's public API: list prices apply to it only as configured prices.
     return await start_gateway(
-        providers=(MOCK, openai), retry_backoff_base_seconds=0.01, cache_backend="memory"
+        providers=(MOCK, openai),
+        retry_backoff_base_seconds=0.01,
+        cache_backend="memory",
+        prices=DEFAULT_PRICES,
     )
 
 

@@ -11,6 +11,7 @@ import grpc
 import orjson
 import pytest
 
+from gateway.pricing import DEFAULT_PRICES
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from tests.conftest import MOCK, RunningGateway, StartGateway
@@ -40,7 +41,8 @@ async def gw(start_gateway: StartGateway, fake: FakeOpenAI) -> RunningGateway:
         name="openai", kind="openai", base_url=fake.base_url, api_keys=(API_KEY,), models=(MODEL,)
     )
     # One try per call: these tests pin how each upstream answer maps, not the retry policy.
-    return await start_gateway(providers=(MOCK, openai), primary_retries=0)
+    # A fake is not the vendor's public API: list prices apply to it only as configured prices.
+    return await start_gateway(providers=(MOCK, openai), primary_retries=0, prices=DEFAULT_PRICES)
 
 
 async def read_stream(call: Any) -> list[pb.StreamCompleteResponse]:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from gateway.pricing import DEFAULT_PRICES
 from gateway.store.engine import create_engine, database_url
 from gateway.store.models import provider_attempts, requests
 from gateway.v1 import gateway_pb2 as pb
@@ -36,8 +37,10 @@ async def gw(start_gateway: StartGateway, fake: FakeOpenAI, store_url: str) -> R
     openai = ProviderSettings(
         name="openai", kind="openai", base_url=fake.base_url, api_keys=("k",), models=(MODEL,)
     )
+    # A fake is not the vendor's public API: list prices apply to it only as configured prices.
     return await start_gateway(
         providers=(MOCK, openai),
+        prices=DEFAULT_PRICES,
         database_url=store_url,
         auto_migrate=True,
         admin_tokens=(ADMIN,),

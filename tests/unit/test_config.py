@@ -76,10 +76,56 @@ def test_openai_base_url_alone_adds_the_openai_provider_without_a_key() -> None:
     assert (openai.base_url, openai.api_keys) == ("http://127.0.0.1:8000/v1", ())
 
 
-def test_mock_provider_stays_when_openai_is_configured() -> None:
+def test_mock_provider_is_off_once_a_real_provider_is_configured() -> None:
     settings = load_settings({"OPENAI_API_KEY": API_KEY})
 
+    assert [p.name for p in settings.providers] == ["openai"]
+
+
+def test_mock_provider_is_off_once_a_yaml_deployment_is_configured(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        providers:
+          vllm:
+            kind: openai
+            base_url: http://127.0.0.1:8000/v1
+        """,
+    )
+
+    assert [p.name for p in load_settings(environ).providers] == ["vllm"]
+
+
+def test_mock_enabled_keeps_the_mock_next_to_a_real_provider() -> None:
+    settings = load_settings({"OPENAI_API_KEY": API_KEY, "MOCK_ENABLED": "true"})
+
     assert [p.name for p in settings.providers] == ["mock", "openai"]
+
+
+def test_a_yaml_mock_deployment_is_kept_next_to_a_real_provider(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        providers:
+          slow:
+            kind: mock
+            latency_ms: 500
+        """,
+        OPENAI_API_KEY=API_KEY,
+    )
+
+    assert [p.name for p in load_settings(environ).providers] == ["openai", "slow"]
+
+
+def test_mock_disabled_with_no_other_provider_is_an_error_naming_the_variable() -> None:
+    error = config_error({"MOCK_ENABLED": "false"})
+
+    assert error.startswith("MOCK_ENABLED: ")
+    assert "no provider" in error
+
+
+def test_mock_enabled_that_is_not_a_flag_is_an_error_naming_the_variable() -> None:
+    assert config_error({"MOCK_ENABLED": "maybe"}).startswith("MOCK_ENABLED: ")
 
 
 # Each environment variable
@@ -316,9 +362,290 @@ def test_yaml_models_section_defines_aliases(tmp_path: Path) -> None:
           fast: openai/gpt-4o-mini
           default: mock
         """,
+        OPENAI_API_KEY=API_KEY,
+        MOCK_ENABLED="true",
     )
 
     assert load_settings(environ).aliases == {"fast": "openai/gpt-4o-mini", "default": "mock"}
+
+
+# Unknown keys in the YAML file
+
+
+def test_yaml_misspelt_deployment_key_is_an_error_suggesting_the_right_one(tmp_path: Path) -> None:
+    # `base-url` once became an adapter option and the deployment went to the vendor's public URL.
+    environ = with_yaml(
+        tmp_path,
+        """
+        providers:
+          vllm:
+            kind: openai
+            base-url: http://127.0.0.1:8000/v1
+        """,
+    )
+
+    error = config_error(environ)
+    assert error.startswith("providers.vllm.base-url: ")
+    assert "did you mean base_url?" in error
+
+
+def test_yaml_option_another_adapter_declares_is_an_error(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        providers:
+          vllm:
+            kind: openai
+            base_url: http://127.0.0.1:8000/v1
+            max_tokens: 8192
+        """,
+    )
+
+    assert config_error(environ).startswith("providers.vllm.max_tokens: ")
+
+
+def test_yaml_options_the_adapter_declares_are_kept(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        providers:
+          claude-eu:
+            kind: anthropic
+            version: "2023-06-01"
+            max_tokens: 8192
+        """,
+    )
+
+    options = provider(load_settings(environ), "claude-eu").options
+    assert options == {"version": "2023-06-01", "max_tokens": 8192}
+
+
+def test_yaml_misspelt_section_is_an_error_suggesting_the_right_one(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        fallback:
+          gpt-4o: [gpt-4o-mini]
+        """,
+    )
+
+    error = config_error(environ)
+    assert error.startswith("fallback: ")
+    assert "did you mean fallbacks?" in error
+
+
+def test_yaml_misspelt_price_field_is_an_error_suggesting_the_right_one(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        prices:
+          my-finetune: {input: 3.0, output: 12.0, cached: 1.5}
+        """,
+    )
+
+    error = config_error(environ)
+    assert error.startswith("prices.my-finetune.cached: ")
+    assert "did you mean cached_input?" in error
+
+
+def test_yaml_misspelt_kind_is_an_error_suggesting_the_right_one(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        providers:
+          claude:
+            kind: antropic
+        """,
+    )
+
+    error = config_error(environ)
+    assert error.startswith("providers.claude.kind: ")
+    assert "did you mean anthropic?" in error
+
+
+def test_yaml_deployment_without_kind_named_like_no_kind_suggests_one(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        providers:
+          opneai:
+            api_key: ${KEY:-x}
+        """,
+    )
+
+    error = config_error(environ)
+    assert error.startswith("providers.opneai.kind: ")
+    assert "did you mean openai?" in error
+
+
+def test_unknown_key_error_does_not_echo_its_value(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        f"""
+        providers:
+          vllm:
+            kind: openai
+            base_url: http://127.0.0.1:8000/v1
+            apikey: {API_KEY}
+        """,
+    )
+
+    error = config_error(environ)
+    assert error.startswith("providers.vllm.apikey: ")
+    assert API_KEY not in error
+
+
+# References in the YAML file resolve to a configured deployment and model
+
+
+def test_alias_to_an_unknown_deployment_is_an_error_naming_the_alias(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        models:
+          fast: opnai/gpt-4o-mini
+        """,
+        OPENAI_API_KEY=API_KEY,
+    )
+
+    error = config_error(environ)
+    assert error.startswith("models.fast: ")
+    assert "did you mean" in error
+
+
+def test_alias_to_a_model_no_deployment_lists_is_an_error(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        models:
+          fast: gpt-4o-mini
+        """,
+    )
+
+    assert config_error(environ).startswith("models.fast: ")
+
+
+def test_alias_to_another_alias_is_an_error(tmp_path: Path) -> None:
+    # Aliases do not chain: routing replaces an alias once.
+    environ = with_yaml(
+        tmp_path,
+        """
+        models:
+          fast: quick
+          quick: mock/mock
+        """,
+    )
+
+    assert config_error(environ).startswith("models.fast: ")
+
+
+def test_aliases_to_listed_models_and_deployment_paths_load(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        models:
+          fast: gpt-4o-mini
+          newest: openai/gpt-5-turbo-preview
+          local: vllm/meta-llama/Llama-3.1-8B-Instruct
+        providers:
+          vllm:
+            kind: openai
+            base_url: http://127.0.0.1:8000/v1
+            models: [meta-llama/Llama-3.1-8B-Instruct]
+        """,
+        OPENAI_API_KEY=API_KEY,
+    )
+
+    assert set(load_settings(environ).aliases) == {"fast", "newest", "local"}
+
+
+def test_fallback_to_an_unknown_model_is_an_error_naming_its_place(tmp_path: Path) -> None:
+    # It used to start, then answer every gpt-4o call with a 400 blaming the caller.
+    environ = with_yaml(
+        tmp_path,
+        """
+        fallbacks:
+          gpt-4o: [gpt-4o-mini, claude-sonnet-4-5]
+        """,
+        OPENAI_API_KEY=API_KEY,
+    )
+
+    error = config_error(environ)
+    assert error.startswith("fallbacks.gpt-4o[1]: ")
+    assert "claude-sonnet-4-5" in error
+
+
+def test_fallback_for_a_model_nothing_routes_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        fallbacks:
+          gpt4o: [gpt-4o-mini]
+        """,
+        OPENAI_API_KEY=API_KEY,
+    )
+
+    error = config_error(environ)
+    assert error.startswith("fallbacks.gpt4o: ")
+    assert "did you mean gpt-4o?" in error
+
+
+def test_fallbacks_through_aliases_and_deployment_paths_load(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        models:
+          fast: openai/gpt-4o-mini
+        fallbacks:
+          fast: [openai/gpt-4.1-mini, gpt-4o]
+        """,
+        OPENAI_API_KEY=API_KEY,
+    )
+
+    assert load_settings(environ).fallbacks == {"fast": ("openai/gpt-4.1-mini", "gpt-4o")}
+
+
+def test_price_for_an_unknown_deployment_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        providers:
+          vllm:
+            kind: openai
+            base_url: http://127.0.0.1:8000/v1
+        prices:
+          vlm/*: {input: 0, output: 0}
+        """,
+    )
+
+    error = config_error(environ)
+    assert error.startswith("prices.vlm/*: ")
+    assert "did you mean vllm?" in error
+
+
+def test_prices_for_deployments_and_plain_models_load(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        providers:
+          vllm:
+            kind: openai
+            base_url: http://127.0.0.1:8000/v1
+            models: [meta-llama/Llama-3.1-8B-Instruct]
+        prices:
+          vllm/*: {input: 0, output: 0}
+          vllm/qwen-2: {input: 0.1, output: 0.2}
+          my-finetune: {input: 3.0, output: 12.0}
+          meta-llama/Llama-3.1-8B-Instruct: {input: 0.05, output: 0.05}
+        """,
+    )
+
+    assert set(load_settings(environ).prices) == {
+        "vllm/*",
+        "vllm/qwen-2",
+        "my-finetune",
+        "meta-llama/Llama-3.1-8B-Instruct",
+    }
 
 
 def test_unreadable_yaml_path_is_an_error_naming_gateway_config(tmp_path: Path) -> None:
@@ -406,16 +733,56 @@ def test_invalid_yaml_error_does_not_echo_the_file_contents(tmp_path: Path) -> N
 # The command line
 
 
-def test_cli_with_a_bad_port_exits_2_with_one_line_naming_the_variable() -> None:
-    result = subprocess.run(
+def run_cli(environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m gateway` with only `environ` (and PATH); it must stop before serving."""
+    return subprocess.run(
         [sys.executable, "-m", "gateway"],
-        env={"GRPC_PORT": "notaport", "PATH": os.environ.get("PATH", "")},
+        env={**environ, "PATH": os.environ.get("PATH", "")},
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "setting"),
+    [
+        (
+            "providers:\n  vllm:\n    kind: openai\n    base-url: http://127.0.0.1:1/v1\n",
+            "providers.vllm.base-url",
+        ),
+        ("fallbacks:\n  mock: [mock/mock, gpt-4o]\n", "fallbacks.mock[1]"),
+    ],
+    ids=["unknown-key", "bad-fallback"],
+)
+def test_cli_with_a_bad_yaml_exits_2_with_one_line_naming_the_place(
+    tmp_path: Path, text: str, setting: str
+) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(text, encoding="utf-8")
+
+    # Were the file accepted, the gateway would serve: on free ports, from tmp_path, one process.
+    result = run_cli(
+        {
+            "GATEWAY_CONFIG": str(config),
+            "WORKERS": "1",
+            "GRPC_PORT": "0",
+            "HTTP_PORT": "0",
+            "METRICS_PORT": "0",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'usage.db'}",
+            "USAGE_SPILL_PATH": str(tmp_path / "usage.spill.jsonl"),
+        }
+    )
+
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert f"invalid configuration: {setting}: " in result.stderr
+
+
+def test_cli_with_a_bad_port_exits_2_with_one_line_naming_the_variable() -> None:
+    result = run_cli({"GRPC_PORT": "notaport"})
 
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1, result.stderr

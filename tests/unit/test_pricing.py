@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from gateway.pricing import DEFAULT_PRICES, Price, PriceTable
-from providers.base import Usage
+from providers.base import ProviderSettings, Usage
+from providers.openai import SPEC as OPENAI_SPEC
 
 TABLE = PriceTable(
     {
@@ -72,3 +73,76 @@ def test_local_kinds_cost_zero_without_a_warning(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.WARNING, logger="gateway.pricing"):
         assert PriceTable({}).cost("ollama", "ollama", ("llama3",), Usage(prompt_tokens=9)) == 0
     assert caplog.records == []
+
+
+# List prices only where the deployment calls the vendor's own public API
+
+VENDOR = ProviderSettings(
+    name="openai", kind="openai", models=("gpt-4o-mini",), base_url=OPENAI_SPEC.default_base_url
+)
+#: An OpenAI-compatible server of one's own (a vLLM behind OPENAI_BASE_URL).
+LOCAL = ProviderSettings(
+    name="openai", kind="openai", models=("gpt-4o-mini",), base_url="http://127.0.0.1:8000/v1"
+)
+ONE_MILLION_IN = Usage(prompt_tokens=1_000_000)
+
+
+def test_list_prices_apply_to_a_deployment_calling_the_vendor_api() -> None:
+    table = PriceTable({}, [VENDOR])
+
+    assert table.cost("openai", "openai", ("gpt-4o-mini",), ONE_MILLION_IN) == pytest.approx(0.15)
+    assert table.priced("openai", "gpt-4o-mini") == (DEFAULT_PRICES["gpt-4o-mini"], "list")
+
+
+def test_list_prices_do_not_apply_to_a_deployment_at_another_url() -> None:
+    table = PriceTable({}, [LOCAL])
+
+    assert table.cost("openai", "openai", ("gpt-4o-mini",), ONE_MILLION_IN) == 0.0
+    assert table.priced("openai", "gpt-4o-mini") == (None, "none")
+
+
+def test_a_deployment_at_another_url_warns_once_per_model_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="gateway.pricing"):
+        table = PriceTable({}, [LOCAL])
+        table.cost("openai", "openai", ("gpt-4o-mini",), ONE_MILLION_IN)
+        table.cost("openai", "openai", ("gpt-4o-mini",), ONE_MILLION_IN)
+
+    (warning,) = caplog.records
+    assert (getattr(warning, "provider", None), getattr(warning, "models", None)) == (
+        "openai",
+        ["gpt-4o-mini"],
+    )
+    assert "vendor's public API" in warning.getMessage()
+
+
+def test_a_deployment_price_from_the_config_applies_at_another_url() -> None:
+    table = PriceTable({"openai/*": Price(0.1, 0.2)}, [LOCAL])
+
+    assert table.priced("openai", "gpt-4o-mini") == (Price(0.1, 0.2), "config")
+    assert table.cost("openai", "openai", ("gpt-4o-mini",), ONE_MILLION_IN) == pytest.approx(0.1)
+
+
+def test_a_plain_model_price_from_the_config_applies_at_another_url() -> None:
+    table = PriceTable({"gpt-4o-mini": Price(0.3, 0.4)}, [LOCAL])
+
+    assert table.priced("openai", "gpt-4o-mini-2024-07-18") == (Price(0.3, 0.4), "config")
+
+
+def test_a_config_price_wins_over_the_list_price() -> None:
+    table = PriceTable({"gpt-4o-mini": Price(0.3, 0.4)}, [VENDOR])
+
+    assert table.priced("openai", "gpt-4o-mini") == (Price(0.3, 0.4), "config")
+    assert table.priced("openai", "gpt-4o") == (DEFAULT_PRICES["gpt-4o"], "list")
+
+
+@pytest.mark.parametrize(
+    ("prices", "deployment", "source"),
+    [({}, VENDOR, "list"), ({}, LOCAL, "none"), ({"openai/*": Price(0, 0)}, LOCAL, "config")],
+    ids=["vendor-api", "elsewhere", "configured"],
+)
+def test_a_deployment_says_where_its_prices_come_from(
+    prices: dict[str, Price], deployment: ProviderSettings, source: str
+) -> None:
+    assert PriceTable(prices, [deployment]).source("openai") == source

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -10,7 +12,7 @@ from gateway.errors import ModelNotFoundError
 from providers.base import ProviderSettings
 from providers.keys import KeyPool
 from providers.mock import MockProvider
-from providers.registry import Deployment, ProviderRegistry, Route
+from providers.registry import Deployment, ProviderRegistry, Route, log_enabled
 
 
 def deployment(name: str, *models: str) -> Deployment:
@@ -85,3 +87,32 @@ def test_unknown_model_is_not_found_listing_known_models() -> None:
 
 def test_model_listed_twice_goes_to_the_first_deployment_by_name() -> None:
     assert registry().resolve("shared") == Route(LOCAL.provider, "shared")
+
+
+# What the gateway says at start about its deployments
+
+
+def enabled_log(caplog: pytest.LogCaptureFixture, *providers: ProviderSettings) -> dict[str, Any]:
+    """The fields of the "providers enabled" line `log_enabled(providers)` writes."""
+    with caplog.at_level(logging.INFO, logger="gateway.providers"):
+        log_enabled(providers)
+    (record,) = [r for r in caplog.records if r.getMessage() == "providers enabled"]
+    return {"providers": getattr(record, "providers", None), "mock": getattr(record, "mock", None)}
+
+
+def test_start_log_says_the_mock_is_off_next_to_a_real_provider(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logged = enabled_log(caplog, ProviderSettings(name="openai", kind="openai"))
+
+    assert logged["providers"] == ["openai (openai)"]
+    assert logged["mock"].startswith("off: a real provider is configured")
+    assert "MOCK_ENABLED=true" in logged["mock"]
+
+
+def test_start_log_says_the_mock_is_on_when_nothing_else_is(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logged = enabled_log(caplog, ProviderSettings(name="mock", kind="mock"))
+
+    assert logged == {"providers": ["mock (mock)"], "mock": "on: no real provider is configured"}
