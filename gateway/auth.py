@@ -13,7 +13,10 @@ the caller is the admin. Unknown, malformed and revoked credentials all get the 
 - JWT (`JWT_SECRET` for HS256, or `JWT_JWKS_URL`; `JWT_ISSUER`, `JWT_AUDIENCE`): the tenant is
   the `JWT_TENANT_CLAIM` claim.
 
-With none of these configured the gateway is open: every caller is the request's tenant.
+With none of `INTERNAL_AUTH_TOKEN`, `REQUIRE_API_KEY` and JWT configured the gateway is open:
+every caller is the request's tenant, and a bearer credential that is none of ours (the
+placeholder key every OpenAI SDK sends) is ignored. A gateway API key is still checked, and the
+admin token still needed for the admin API.
 """
 
 from __future__ import annotations
@@ -119,21 +122,27 @@ class Authenticator:
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise UnauthenticatedError("malformed credential: expected 'Bearer <token>'")
+            if self._required:
+                raise UnauthenticatedError("malformed credential: expected 'Bearer <token>'")
+            return Identity()
         digest = _digest(token)
         if _matches(digest, self._admin):
             return Identity(admin=True)
         if _matches(digest, self._tokens):
             return Identity()
         if token.startswith(API_KEY_PREFIX) and self._keys is not None:
+            # A gateway key is judged even on an open gateway: it names a tenant and its
+            # limits, and a revoked one must not quietly turn into an anonymous caller.
             grant = await self._grant(token, digest)
             if grant is None:
                 raise UnauthenticatedError(INVALID)
             return Identity(tenant=grant.tenant, api_key_id=grant.key_id, grant=grant)
         if self._jwt is not None and token.count(".") == 2:
             return Identity(tenant=self._jwt_tenant(token))
-        if self._required or self._admin or self._keys is not None:
+        if self._required:
             raise UnauthenticatedError(INVALID)
+        # An open gateway: a credential that is none of ours (the placeholder key every
+        # OpenAI SDK sends) is ignored, as is a missing one.
         return Identity()
 
     def is_admin_token(self, authorization: str | None) -> bool:
