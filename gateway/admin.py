@@ -95,7 +95,7 @@ class AdminCore:
     async def get_usage(
         self, request: pb.GetUsageRequest, authorization: str | None
     ) -> pb.GetUsageResponse:
-        """Requests, tokens and cost by tenant, day and model."""
+        """Requests, tokens and cost by tenant, day, requested model and the deployment's model."""
         tenant = await self._report_scope(request.tenant, authorization)
         since, until = _period(request, default_since=_days_ago(USAGE_DEFAULT_DAYS))
         rows = await usage_by_model_and_day(
@@ -243,6 +243,7 @@ def _usage_message(row: UsageRow) -> pb.UsageRow:
         day=row.day.isoformat(),
         model=row.model,
         provider=row.provider or "",
+        provider_model=row.provider_model or "",
         requests=row.requests,
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,

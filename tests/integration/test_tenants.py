@@ -295,3 +295,39 @@ async def test_a_report_period_out_of_range_is_invalid_argument(gw: RunningGatew
             )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "Traceback" not in (caught.value.details() or "")
+
+
+async def test_usage_rows_name_the_deployment_and_model_that_answered(
+    start_gateway: StartGateway, fake: FakeOpenAI, store_url: str
+) -> None:
+    openai = ProviderSettings(
+        name="openai", kind="openai", base_url=fake.base_url, api_keys=("k",), models=(MODEL,)
+    )
+    running = await start_gateway(
+        providers=(MOCK, openai),
+        database_url=store_url,
+        auto_migrate=True,
+        admin_tokens=(ADMIN,),
+        aliases={"fast": f"openai/{MODEL}"},
+    )
+    for model in ("fast", f"openai/{MODEL}", "fast"):
+        request = pb.CompleteRequest(model=model, messages=[pb.Message(role="user", content="hi")])
+        response = await running.stub.Complete(request, metadata=bearer(ADMIN))
+        assert response.provider == "openai"
+    await running.gateway.stop()  # flushes the ledger
+    reader = await start_gateway(database_url=store_url, admin_tokens=(ADMIN,))
+    async with reader.http.get(reader.http_url + "/v1/usage", headers=ADMIN_HEADERS) as r:
+        assert r.status == 200, await r.text()
+        rows: list[dict[str, Any]] = orjson.loads(await r.read())["rows"]
+    by_requested = {row["model"]: row for row in rows}
+    assert set(by_requested) == {"fast", f"openai/{MODEL}"}
+    for row in by_requested.values():
+        assert (row["provider"], row["provider_model"]) == ("openai", MODEL)
+    assert int(by_requested["fast"]["requests"]) == 2
+    report = await pb_grpc.GatewayServiceStub(reader.channel).GetUsage(
+        pb.GetUsageRequest(), metadata=bearer(ADMIN)
+    )
+    assert {(r.model, r.provider, r.provider_model) for r in report.rows} == {
+        ("fast", "openai", MODEL),
+        (f"openai/{MODEL}", "openai", MODEL),
+    }
