@@ -9,7 +9,8 @@ the caller is the admin. Unknown, malformed and revoked credentials all get the 
   `metadata.tenant` or "default".
 - `ADMIN_TOKEN`: the admin API, and usage reports for every tenant.
 - API keys (`aigw_…`, made through the admin API): looked up by SHA-256 in the store and kept
-  for `KEY_CACHE_SECONDS`, so a revoked key stops working on every replica within seconds.
+  for `KEY_CACHE_SECONDS`, so a revoked key stops working on every replica within seconds
+  (`KeyGrants`: each lookup bounded in time, and answers served stale while the store fails).
 - JWT (`JWT_SECRET` for HS256, or `JWT_JWKS_URL`; `JWT_ISSUER`, `JWT_AUDIENCE`): the tenant is
   the `JWT_TENANT_CLAIM` claim.
 
@@ -21,19 +22,28 @@ admin token still needed for the admin API.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import jwt
 
-from gateway.errors import UnauthenticatedError
+from gateway.errors import ServiceUnavailableError, UnauthenticatedError
+
+log = logging.getLogger(__name__)
 
 API_KEY_PREFIX = "aigw_"
 DEFAULT_TENANT = "default"
 KEY_CACHE_SECONDS = 2.0
+DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS = 1.5
+DEFAULT_KEY_MAX_STALE_SECONDS = 600.0
+#: After a failed lookup the store is left alone this long: calls meanwhile do not wait on it.
+STORE_RETRY_SECONDS = 1.0
+MAX_CACHED_KEYS = 10_000
 INVALID = "invalid credential"
 
 
@@ -94,16 +104,22 @@ class Authenticator:
         keys: KeyLookup | None = None,
         jwt_settings: JwtSettings | None = None,
         require_credential: bool = False,
+        key_lookup_timeout: float = DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS,
+        key_max_stale: float = DEFAULT_KEY_MAX_STALE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._tokens = tuple(_digest(t) for t in tokens)
         self._admin = tuple(_digest(t) for t in admin_tokens)
-        self._keys = keys
+        self._keys = (
+            None
+            if keys is None
+            else KeyGrants(
+                keys, lookup_timeout=key_lookup_timeout, max_stale=key_max_stale, clock=clock
+            )
+        )
         self._jwt = jwt_settings
         jwks_url = jwt_settings.jwks_url if jwt_settings else ""
         self._jwks = jwt.PyJWKClient(jwks_url) if jwks_url else None
-        self._clock = clock
-        self._key_cache: dict[str, tuple[float, KeyGrant | None]] = {}
         self._required = require_credential or bool(tokens) or jwt_settings is not None
 
     @property
@@ -133,7 +149,7 @@ class Authenticator:
         if token.startswith(API_KEY_PREFIX) and self._keys is not None:
             # A gateway key is judged even on an open gateway: it names a tenant and its
             # limits, and a revoked one must not quietly turn into an anonymous caller.
-            grant = await self._grant(token, digest)
+            grant = await self._keys.grant(token, digest)
             if grant is None:
                 raise UnauthenticatedError(INVALID)
             return Identity(tenant=grant.tenant, api_key_id=grant.key_id, grant=grant)
@@ -151,20 +167,6 @@ class Authenticator:
             return False
         scheme, _, token = authorization.strip().partition(" ")
         return scheme.lower() == "bearer" and _matches(_digest(token.strip()), self._admin)
-
-    async def _grant(self, secret: str, digest: bytes) -> KeyGrant | None:
-        assert self._keys is not None
-        cache_key = digest.hex()
-        cached = self._key_cache.get(cache_key)
-        now = self._clock()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        grant = await self._keys(secret)
-        self._key_cache[cache_key] = (now + KEY_CACHE_SECONDS, grant)
-        if len(self._key_cache) > 10_000:  # bounded: forget the oldest half
-            for stale in list(self._key_cache)[:5_000]:
-                self._key_cache.pop(stale, None)
-        return grant
 
     def _jwt_tenant(self, token: str) -> str:
         settings = self._jwt
@@ -189,6 +191,118 @@ class Authenticator:
         if not isinstance(tenant, str) or not tenant:
             raise UnauthenticatedError(INVALID)
         return tenant
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What the store said about one key, and when (on the clock `KeyGrants` runs on)."""
+
+    grant: KeyGrant | None
+    at: float
+
+
+class KeyGrants:
+    """API keys looked up in the store: cached briefly, bounded in time, stale-if-error.
+
+    An answer is reused for `KEY_CACHE_SECONDS`, then the store is asked again, so a revocation
+    is seen within seconds. Each lookup is bounded by `lookup_timeout`; concurrent lookups of
+    one key share one query. When the store fails or is too slow, the last answer it gave (a
+    grant, or "no such key") is served for up to `max_stale` seconds after it was given, and
+    for `STORE_RETRY_SECONDS` after a failure no call waits on the store at all. A key with no
+    answer that recent gets UNAVAILABLE with Retry-After. The first answer after the store is
+    back replaces the stale one, so a key revoked meanwhile is refused from then on.
+    """
+
+    def __init__(
+        self,
+        lookup: KeyLookup,
+        *,
+        lookup_timeout: float = DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS,
+        max_stale: float = DEFAULT_KEY_MAX_STALE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._timeout = lookup_timeout
+        self._max_stale = max_stale
+        self._clock = clock
+        self._answers: dict[bytes, _Answer] = {}
+        self._flights: dict[bytes, asyncio.Task[KeyGrant | None]] = {}
+        self._store_failing_since: float | None = None
+        self._store_left_alone_until = 0.0
+
+    async def grant(self, secret: str, digest: bytes) -> KeyGrant | None:
+        """The grant of key `secret` (None: unknown or revoked); UNAVAILABLE if unknowable."""
+        known = self._answers.get(digest)
+        now = self._clock()
+        if known is not None and now - known.at < KEY_CACHE_SECONDS:
+            return known.grant
+        if now < self._store_left_alone_until:
+            return self._stale(known, now)
+        flight = self._flights.get(digest)
+        if flight is None:
+            flight = asyncio.create_task(self._ask(secret, digest))
+            self._flights[digest] = flight
+            flight.add_done_callback(lambda done: self._landed(digest, done))
+        await asyncio.wait({flight}, timeout=self._timeout)
+        if flight.done() and not flight.cancelled() and flight.exception() is None:
+            return flight.result()
+        if not flight.done() and self._flights.get(digest) is flight:
+            # Hung past its bound (its connection may take long to give up): the next call
+            # after STORE_RETRY_SECONDS asks afresh rather than wait on this one again.
+            del self._flights[digest]
+        self._store_failed(flight)
+        return self._stale(known, self._clock())
+
+    async def _ask(self, secret: str, digest: bytes) -> KeyGrant | None:
+        async with asyncio.timeout(self._timeout):
+            grant = await self._lookup(secret)
+        self._remember(digest, grant)
+        if self._store_failing_since is not None:
+            log.info(
+                "the store answers again: API keys are checked afresh",
+                extra={"failing_seconds": round(self._clock() - self._store_failing_since, 3)},
+            )
+            self._store_failing_since = None
+        self._store_left_alone_until = 0.0
+        return grant
+
+    def _landed(self, digest: bytes, flight: asyncio.Task[KeyGrant | None]) -> None:
+        if self._flights.get(digest) is flight:
+            del self._flights[digest]
+        if not flight.cancelled():
+            flight.exception()  # retrieved: a failure is handled by whoever waited, if anyone
+
+    def _remember(self, digest: bytes, grant: KeyGrant | None) -> None:
+        self._answers.pop(digest, None)  # re-inserted last: the dict stays oldest-first
+        self._answers[digest] = _Answer(grant, self._clock())
+        if len(self._answers) > MAX_CACHED_KEYS:  # bounded: forget the oldest half
+            for oldest in list(self._answers)[: MAX_CACHED_KEYS // 2]:
+                del self._answers[oldest]
+
+    def _store_failed(self, flight: asyncio.Task[KeyGrant | None]) -> None:
+        now = self._clock()
+        self._store_left_alone_until = now + STORE_RETRY_SECONDS
+        if self._store_failing_since is None:
+            self._store_failing_since = now
+            error = None
+            if flight.done() and not flight.cancelled():
+                failure = flight.exception()
+                error = type(getattr(failure, "__cause__", None) or failure).__name__
+            log.warning(
+                "API keys cannot be checked in the store; known keys are served from memory",
+                extra={
+                    "error": error or "TimeoutError",
+                    "lookup_timeout_seconds": self._timeout,
+                    "max_stale_seconds": self._max_stale,
+                },
+            )
+
+    def _stale(self, known: _Answer | None, now: float) -> KeyGrant | None:
+        if known is not None and now - known.at <= self._max_stale:
+            return known.grant
+        raise ServiceUnavailableError(
+            "API keys cannot be checked right now; retry shortly", retry_after=STORE_RETRY_SECONDS
+        )
 
 
 def key_digest(secret: str) -> str:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.auth import DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS, DEFAULT_KEY_MAX_STALE_SECONDS
 from gateway.config_checks import ConfigError as ConfigError  # re-exported: callers catch it here
 from gateway.config_checks import check_url
 from gateway.config_file import ConfigFile
@@ -116,6 +117,10 @@ class Settings:
     usage_spill_path: str = DEFAULT_USAGE_SPILL_PATH
     admin_tokens: tuple[str, ...] = field(default=(), repr=False)
     require_api_key: bool = False
+    #: Bound on one API key lookup in the store, and how long after the store last answered
+    #: its answer still holds while the store fails (stale-if-error; 0: never).
+    key_lookup_timeout_seconds: float = DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS
+    key_max_stale_seconds: float = DEFAULT_KEY_MAX_STALE_SECONDS
     jwt_secret: str = field(default="", repr=False)
     jwt_jwks_url: str = ""
     jwt_issuer: str = ""
@@ -198,6 +203,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         usage_spill_path=env.text("USAGE_SPILL_PATH", DEFAULT_USAGE_SPILL_PATH),
         admin_tokens=env.tokens("ADMIN_TOKEN"),
         require_api_key=env.flag("REQUIRE_API_KEY"),
+        key_lookup_timeout_seconds=env.number(
+            "KEY_LOOKUP_TIMEOUT_SECONDS", DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS, low=0.001
+        ),
+        key_max_stale_seconds=env.number("KEY_MAX_STALE_SECONDS", DEFAULT_KEY_MAX_STALE_SECONDS),
         jwt_secret=env.raw("JWT_SECRET") or "",
         jwt_jwks_url=env.raw("JWT_JWKS_URL") or "",
         jwt_issuer=env.raw("JWT_ISSUER") or "",
