@@ -205,12 +205,14 @@ class KeyGrants:
     """API keys looked up in the store: cached briefly, bounded in time, stale-if-error.
 
     An answer is reused for `KEY_CACHE_SECONDS`, then the store is asked again, so a revocation
-    is seen within seconds. Each lookup is bounded by `lookup_timeout`; concurrent lookups of
-    one key share one query. When the store fails or is too slow, the last answer it gave (a
-    grant, or "no such key") is served for up to `max_stale` seconds after it was given, and
-    for `STORE_RETRY_SECONDS` after a failure no call waits on the store at all. A key with no
-    answer that recent gets UNAVAILABLE with Retry-After. The first answer after the store is
-    back replaces the stale one, so a key revoked meanwhile is refused from then on.
+    is seen within seconds. Each lookup is bounded by `lookup_timeout`, and concurrent lookups
+    of one key share one query. Once a lookup fails (or takes too long) the store counts as
+    failing until one succeeds: meanwhile the last answer it gave about a key (a grant, or "no
+    such key") is served at once for up to `max_stale` seconds after it was given, while the
+    store is asked again in the background (no sooner than `STORE_RETRY_SECONDS` after the last
+    failure). A key with no answer that recent waits for a lookup, or gets UNAVAILABLE with
+    Retry-After at once within `STORE_RETRY_SECONDS` of a failure. The first answer once the
+    store is back replaces the stale one, so a key revoked meanwhile is refused from then on.
     """
 
     def __init__(
@@ -226,9 +228,12 @@ class KeyGrants:
         self._max_stale = max_stale
         self._clock = clock
         self._answers: dict[bytes, _Answer] = {}
-        self._flights: dict[bytes, asyncio.Task[KeyGrant | None]] = {}
-        self._store_failing_since: float | None = None
-        self._store_left_alone_until = 0.0
+        #: The lookup under way for a key, and when it began.
+        self._flights: dict[bytes, tuple[float, asyncio.Task[KeyGrant | None]]] = {}
+        #: Lookups given up on that have not ended yet (kept referenced until they do).
+        self._stragglers: set[asyncio.Task[KeyGrant | None]] = set()
+        self._failing_since: float | None = None
+        self._left_alone_until = 0.0
 
     async def grant(self, secret: str, digest: bytes) -> KeyGrant | None:
         """The grant of key `secret` (None: unknown or revoked); UNAVAILABLE if unknowable."""
@@ -236,41 +241,59 @@ class KeyGrants:
         now = self._clock()
         if known is not None and now - known.at < KEY_CACHE_SECONDS:
             return known.grant
-        if now < self._store_left_alone_until:
+        if self._failing_since is not None and self._fresh_enough(known, now):
+            assert known is not None
+            if now >= self._left_alone_until:
+                self._flight(secret, digest, now)  # the answer comes in for the next call
+            return known.grant
+        if now < self._left_alone_until:
             return self._stale(known, now)
-        flight = self._flights.get(digest)
-        if flight is None:
-            flight = asyncio.create_task(self._ask(secret, digest))
-            self._flights[digest] = flight
-            flight.add_done_callback(lambda done: self._landed(digest, done))
+        flight = self._flight(secret, digest, now)
         await asyncio.wait({flight}, timeout=self._timeout)
         if flight.done() and not flight.cancelled() and flight.exception() is None:
             return flight.result()
-        if not flight.done() and self._flights.get(digest) is flight:
-            # Hung past its bound (its connection may take long to give up): the next call
-            # after STORE_RETRY_SECONDS asks afresh rather than wait on this one again.
-            del self._flights[digest]
-        self._store_failed(flight)
+        self._store_failed(flight.exception() if flight.done() and not flight.cancelled() else None)
         return self._stale(known, self._clock())
 
+    def _flight(self, secret: str, digest: bytes, now: float) -> asyncio.Task[KeyGrant | None]:
+        """The lookup of `digest` under way, or a new one."""
+        under_way = self._flights.get(digest)
+        if under_way is not None:
+            began, flight = under_way
+            if now - began <= self._timeout:
+                return flight
+            # Past its bound and not over (its connection may take long to give up): asked
+            # afresh rather than waited on again.
+            self._stragglers.add(flight)
+        flight = asyncio.create_task(self._ask(secret, digest))
+        self._flights[digest] = (now, flight)
+        flight.add_done_callback(lambda done: self._landed(digest, done))
+        return flight
+
     async def _ask(self, secret: str, digest: bytes) -> KeyGrant | None:
-        async with asyncio.timeout(self._timeout):
-            grant = await self._lookup(secret)
+        try:
+            async with asyncio.timeout(self._timeout):
+                grant = await self._lookup(secret)
+        except Exception as exc:
+            self._store_failed(exc)
+            raise
         self._remember(digest, grant)
-        if self._store_failing_since is not None:
+        if self._failing_since is not None:
             log.info(
                 "the store answers again: API keys are checked afresh",
-                extra={"failing_seconds": round(self._clock() - self._store_failing_since, 3)},
+                extra={"failing_seconds": round(self._clock() - self._failing_since, 3)},
             )
-            self._store_failing_since = None
-        self._store_left_alone_until = 0.0
+            self._failing_since = None
+        self._left_alone_until = 0.0
         return grant
 
     def _landed(self, digest: bytes, flight: asyncio.Task[KeyGrant | None]) -> None:
-        if self._flights.get(digest) is flight:
+        under_way = self._flights.get(digest)
+        if under_way is not None and under_way[1] is flight:
             del self._flights[digest]
+        self._stragglers.discard(flight)
         if not flight.cancelled():
-            flight.exception()  # retrieved: a failure is handled by whoever waited, if anyone
+            flight.exception()  # retrieved: a failure was handled in `_ask`
 
     def _remember(self, digest: bytes, grant: KeyGrant | None) -> None:
         self._answers.pop(digest, None)  # re-inserted last: the dict stays oldest-first
@@ -279,26 +302,27 @@ class KeyGrants:
             for oldest in list(self._answers)[: MAX_CACHED_KEYS // 2]:
                 del self._answers[oldest]
 
-    def _store_failed(self, flight: asyncio.Task[KeyGrant | None]) -> None:
+    def _store_failed(self, error: BaseException | None) -> None:
         now = self._clock()
-        self._store_left_alone_until = now + STORE_RETRY_SECONDS
-        if self._store_failing_since is None:
-            self._store_failing_since = now
-            error = None
-            if flight.done() and not flight.cancelled():
-                failure = flight.exception()
-                error = type(getattr(failure, "__cause__", None) or failure).__name__
-            log.warning(
-                "API keys cannot be checked in the store; known keys are served from memory",
-                extra={
-                    "error": error or "TimeoutError",
-                    "lookup_timeout_seconds": self._timeout,
-                    "max_stale_seconds": self._max_stale,
-                },
-            )
+        self._left_alone_until = now + STORE_RETRY_SECONDS
+        if self._failing_since is not None:
+            return
+        self._failing_since = now
+        cause = getattr(error, "__cause__", None) or error
+        log.warning(
+            "API keys cannot be checked in the store; known keys are served from memory",
+            extra={
+                "error": type(cause).__name__ if cause is not None else "TimeoutError",
+                "lookup_timeout_seconds": self._timeout,
+                "max_stale_seconds": self._max_stale,
+            },
+        )
+
+    def _fresh_enough(self, known: _Answer | None, now: float) -> bool:
+        return known is not None and now - known.at <= self._max_stale
 
     def _stale(self, known: _Answer | None, now: float) -> KeyGrant | None:
-        if known is not None and now - known.at <= self._max_stale:
+        if known is not None and self._fresh_enough(known, now):
             return known.grant
         raise ServiceUnavailableError(
             "API keys cannot be checked right now; retry shortly", retry_after=STORE_RETRY_SECONDS
