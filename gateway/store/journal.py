@@ -42,11 +42,6 @@ class Journal:
         self._fd = os.open(self.path, _FLAGS, 0o600)
         self.unsealed = 0
 
-    @property
-    def is_open(self) -> bool:
-        """Whether rows are being journaled."""
-        return self._fd is not None
-
     def write(self, record: RequestRecord) -> None:
         """Append `record` as one JSON line. Raises OSError (e.g. a full disk)."""
         if self._fd is None:
@@ -77,10 +72,14 @@ class Journal:
         self.sealed_path.unlink(missing_ok=True)
 
     def close(self, *, discard: bool) -> None:
-        """Stop journaling; with `discard`, delete both files (every row is safe elsewhere)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Stop journaling; with `discard`, delete both files (every row is safe elsewhere).
+
+        Files this journal never opened (an earlier process's, not adopted) are left alone.
+        """
+        if self._fd is None:
+            return
+        os.close(self._fd)
+        self._fd = None
         if discard:
             self.discard_sealed()
             self.path.unlink(missing_ok=True)

@@ -148,9 +148,10 @@ class UsageWriter:
             try:
                 self._spill.adopt(leftover)
             except OSError as exc:
-                # Left where it is (the next start tries again); journaling goes on regardless.
+                # Left where it is for the next start; no journaling meanwhile, or its rows
+                # would be sealed and deleted with ours.
                 logger.error(
-                    "cannot move a usage journal into the spill file",
+                    "cannot move a usage journal into the spill file; not journaling",
                     extra={"file": leftover.name, "error": _describe(exc)},
                 )
                 return
