@@ -13,11 +13,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.auth import DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS, DEFAULT_KEY_MAX_STALE_SECONDS
 from gateway.config_checks import ConfigError as ConfigError  # re-exported: callers catch it here
 from gateway.config_checks import check_url
 from gateway.config_file import ConfigFile
 from gateway.cpus import available_cpus
+from gateway.key_grants import DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS, DEFAULT_KEY_MAX_STALE_SECONDS
 from gateway.pricing import DEFAULT_PRICES, Price
 from providers.base import ProviderSettings
 from providers.registry import ADAPTERS
