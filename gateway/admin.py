@@ -7,6 +7,7 @@ the admin.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,11 @@ from gateway.v1 import gateway_pb2 as pb
 
 USAGE_DEFAULT_DAYS = 30
 MAX_TENANT_CHARS = 64
+MAX_KEY_NAME_CHARS = 200
+#: The largest monthly budget: the store keeps USD as NUMERIC(18, 10), below 10**8.
+MAX_BUDGET_USD = 99_999_999
+#: The largest per-minute limit (the proto's int32).
+MAX_PER_MINUTE = 2**31 - 1
 
 
 class AdminCore:
@@ -37,13 +43,15 @@ class AdminCore:
         """A new key for a tenant; its secret is returned this once."""
         self._require_admin(authorization)
         tenant = _tenant(request.tenant)
+        if len(request.name) > MAX_KEY_NAME_CHARS:
+            raise InvalidArgumentError(f"name: at most {MAX_KEY_NAME_CHARS} characters")
         info, secret = await repository.create_api_key(
             self._engine,
             tenant,
             name=request.name,
-            monthly_budget_usd=_optional(request, "monthly_budget_usd"),
-            requests_per_minute=_optional_int(request, "requests_per_minute"),
-            tokens_per_minute=_optional_int(request, "tokens_per_minute"),
+            monthly_budget_usd=_budget(request, "monthly_budget_usd"),
+            requests_per_minute=_per_minute(request, "requests_per_minute"),
+            tokens_per_minute=_per_minute(request, "tokens_per_minute"),
         )
         return pb.CreateApiKeyResponse(api_key=_key_message(info), secret=secret)
 
@@ -72,20 +80,22 @@ class AdminCore:
         """Set a tenant's rate limits and monthly budget (unset fields clear them)."""
         self._require_admin(authorization)
         tenant = _tenant(request.tenant)
-        await repository.ensure_tenant(self._engine, tenant)
+        budget = _budget(request, "monthly_budget_usd")
+        rpm = _per_minute(request, "requests_per_minute")
+        tpm = _per_minute(request, "tokens_per_minute")
         await repository.set_tenant_limits(
             self._engine,
             tenant,
-            monthly_budget_usd=_optional(request, "monthly_budget_usd"),
-            requests_per_minute=_optional_int(request, "requests_per_minute"),
-            tokens_per_minute=_optional_int(request, "tokens_per_minute"),
+            monthly_budget_usd=budget,
+            requests_per_minute=rpm,
+            tokens_per_minute=tpm,
         )
         return pb.SetTenantLimitsResponse(tenant=tenant)
 
     async def get_usage(
         self, request: pb.GetUsageRequest, authorization: str | None
     ) -> pb.GetUsageResponse:
-        """Requests, tokens and cost by tenant, day and model."""
+        """Requests, tokens and cost by tenant, day, requested model and the deployment's model."""
         tenant = await self._report_scope(request.tenant, authorization)
         since, until = _period(request, default_since=_days_ago(USAGE_DEFAULT_DAYS))
         rows = await usage_by_model_and_day(
@@ -139,26 +149,58 @@ def _tenant(value: str) -> str:
     return tenant
 
 
-def _optional(message: object, field: str) -> float | None:
-    has = getattr(message, "HasField")  # noqa: B009 (proto messages, typed per message)
-    return float(getattr(message, field)) if has(field) else None
+def _budget(
+    message: pb.CreateApiKeyRequest | pb.SetTenantLimitsRequest, field: str
+) -> float | None:
+    """A monthly budget in USD from 0 to `MAX_BUDGET_USD`; None when unset (no budget)."""
+    if not message.HasField(field):  # type: ignore[arg-type]  # the field names are literals
+        return None
+    value = float(getattr(message, field))
+    # NaN compares false with everything: `not (a <= v <= b)` refuses it too.
+    if not (math.isfinite(value) and 0 <= value <= MAX_BUDGET_USD):
+        raise InvalidArgumentError(
+            f"{field}: must be a number of US dollars from 0 to {MAX_BUDGET_USD}, got {value!r}"
+            " (leave it out for no budget)"
+        )
+    return value
 
 
-def _optional_int(message: object, field: str) -> int | None:
-    value = _optional(message, field)
-    if value is not None and value < 0:
-        raise InvalidArgumentError(f"{field}: must not be negative")
-    return int(value) if value is not None else None
+def _per_minute(
+    message: pb.CreateApiKeyRequest | pb.SetTenantLimitsRequest, field: str
+) -> int | None:
+    """A per-minute limit from 1 to `MAX_PER_MINUTE`; None when unset (no limit)."""
+    if not message.HasField(field):  # type: ignore[arg-type]  # the field names are literals
+        return None
+    value = int(getattr(message, field))
+    if not 1 <= value <= MAX_PER_MINUTE:
+        raise InvalidArgumentError(
+            f"{field}: must be a whole number from 1 to {MAX_PER_MINUTE}, got {value}"
+            " (leave it out for no limit)"
+        )
+    return value
 
 
 def _period(
     request: pb.GetUsageRequest | pb.GetCostsRequest, *, default_since: datetime
 ) -> tuple[datetime, datetime]:
-    since = request.since.ToDatetime(UTC) if request.HasField("since") else default_since
-    until = request.until.ToDatetime(UTC) if request.HasField("until") else datetime.now(UTC)
+    since = _moment(request, "since") or default_since
+    until = _moment(request, "until") or datetime.now(UTC)
     if until <= since:
         raise InvalidArgumentError("until: must be after since")
     return since, until
+
+
+def _moment(request: pb.GetUsageRequest | pb.GetCostsRequest, field: str) -> datetime | None:
+    """The request's `since` or `until` (None when unset); INVALID_ARGUMENT out of range."""
+    if not request.HasField(field):  # type: ignore[arg-type]  # the field names are literals
+        return None
+    stamp: Timestamp = getattr(request, field)
+    try:
+        return stamp.ToDatetime(UTC)
+    except (ValueError, OverflowError):  # beyond what a datetime holds (years 1 to 9999)
+        raise InvalidArgumentError(
+            f"{field}: must be a time between the years 1 and 9999"
+        ) from None
 
 
 def _days_ago(days: int) -> datetime:
@@ -201,6 +243,7 @@ def _usage_message(row: UsageRow) -> pb.UsageRow:
         day=row.day.isoformat(),
         model=row.model,
         provider=row.provider or "",
+        provider_model=row.provider_model or "",
         requests=row.requests,
         prompt_tokens=row.prompt_tokens,
         completion_tokens=row.completion_tokens,

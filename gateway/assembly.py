@@ -110,6 +110,8 @@ def build_authenticator(settings: Settings, engine: AsyncEngine) -> Authenticato
         keys=lookup,
         jwt_settings=jwt_settings,
         require_credential=settings.require_api_key,
+        key_lookup_timeout=settings.key_lookup_timeout_seconds,
+        key_max_stale=settings.key_max_stale_seconds,
     )
 
 

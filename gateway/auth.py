@@ -9,11 +9,15 @@ the caller is the admin. Unknown, malformed and revoked credentials all get the 
   `metadata.tenant` or "default".
 - `ADMIN_TOKEN`: the admin API, and usage reports for every tenant.
 - API keys (`aigw_…`, made through the admin API): looked up by SHA-256 in the store and kept
-  for `KEY_CACHE_SECONDS`, so a revoked key stops working on every replica within seconds.
+  for `KEY_CACHE_SECONDS`, so a revoked key stops working on every replica within seconds
+  (`gateway.key_grants`: each lookup bounded in time, answers served stale while the store fails).
 - JWT (`JWT_SECRET` for HS256, or `JWT_JWKS_URL`; `JWT_ISSUER`, `JWT_AUDIENCE`): the tenant is
   the `JWT_TENANT_CLAIM` claim.
 
-With none of these configured the gateway is open: every caller is the request's tenant.
+With none of `INTERNAL_AUTH_TOKEN`, `REQUIRE_API_KEY` and JWT configured the gateway is open:
+every caller is the request's tenant, and a bearer credential that is none of ours (the
+placeholder key every OpenAI SDK sends) is ignored. A gateway API key is still checked, and the
+admin token still needed for the admin API.
 """
 
 from __future__ import annotations
@@ -21,31 +25,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
 
 from gateway.errors import UnauthenticatedError
+from gateway.key_grants import (
+    DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS,
+    DEFAULT_KEY_MAX_STALE_SECONDS,
+    KeyGrant,
+    KeyGrants,
+    KeyLookup,
+)
+
+__all__ = ["Authenticator", "Identity", "JwtSettings", "KeyGrant", "KeyLookup", "key_digest"]
 
 API_KEY_PREFIX = "aigw_"
 DEFAULT_TENANT = "default"
-KEY_CACHE_SECONDS = 2.0
 INVALID = "invalid credential"
-
-
-@dataclass(frozen=True, slots=True)
-class KeyGrant:
-    """What the store says about a valid API key: its tenant and limits."""
-
-    key_id: str
-    tenant: str
-    key_rpm: int | None = None
-    key_tpm: int | None = None
-    key_budget_usd: float | None = None
-    tenant_rpm: int | None = None
-    tenant_tpm: int | None = None
-    tenant_budget_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +62,6 @@ class Identity:
     def tenant_for(self, requested: str) -> str:
         """The tenant a request counts against."""
         return self.tenant or requested or DEFAULT_TENANT
-
-
-KeyLookup = Callable[[str], Awaitable[KeyGrant | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +86,22 @@ class Authenticator:
         keys: KeyLookup | None = None,
         jwt_settings: JwtSettings | None = None,
         require_credential: bool = False,
+        key_lookup_timeout: float = DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS,
+        key_max_stale: float = DEFAULT_KEY_MAX_STALE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._tokens = tuple(_digest(t) for t in tokens)
         self._admin = tuple(_digest(t) for t in admin_tokens)
-        self._keys = keys
+        self._keys = (
+            None
+            if keys is None
+            else KeyGrants(
+                keys, lookup_timeout=key_lookup_timeout, max_stale=key_max_stale, clock=clock
+            )
+        )
         self._jwt = jwt_settings
         jwks_url = jwt_settings.jwks_url if jwt_settings else ""
         self._jwks = jwt.PyJWKClient(jwks_url) if jwks_url else None
-        self._clock = clock
-        self._key_cache: dict[str, tuple[float, KeyGrant | None]] = {}
         self._required = require_credential or bool(tokens) or jwt_settings is not None
 
     @property
@@ -119,21 +120,27 @@ class Authenticator:
         scheme, _, token = authorization.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise UnauthenticatedError("malformed credential: expected 'Bearer <token>'")
+            if self._required:
+                raise UnauthenticatedError("malformed credential: expected 'Bearer <token>'")
+            return Identity()
         digest = _digest(token)
         if _matches(digest, self._admin):
             return Identity(admin=True)
         if _matches(digest, self._tokens):
             return Identity()
         if token.startswith(API_KEY_PREFIX) and self._keys is not None:
-            grant = await self._grant(token, digest)
+            # A gateway key is judged even on an open gateway: it names a tenant and its
+            # limits, and a revoked one must not quietly turn into an anonymous caller.
+            grant = await self._keys.grant(token, digest)
             if grant is None:
                 raise UnauthenticatedError(INVALID)
             return Identity(tenant=grant.tenant, api_key_id=grant.key_id, grant=grant)
         if self._jwt is not None and token.count(".") == 2:
             return Identity(tenant=self._jwt_tenant(token))
-        if self._required or self._admin or self._keys is not None:
+        if self._required:
             raise UnauthenticatedError(INVALID)
+        # An open gateway: a credential that is none of ours (the placeholder key every
+        # OpenAI SDK sends) is ignored, as is a missing one.
         return Identity()
 
     def is_admin_token(self, authorization: str | None) -> bool:
@@ -142,20 +149,6 @@ class Authenticator:
             return False
         scheme, _, token = authorization.strip().partition(" ")
         return scheme.lower() == "bearer" and _matches(_digest(token.strip()), self._admin)
-
-    async def _grant(self, secret: str, digest: bytes) -> KeyGrant | None:
-        assert self._keys is not None
-        cache_key = digest.hex()
-        cached = self._key_cache.get(cache_key)
-        now = self._clock()
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        grant = await self._keys(secret)
-        self._key_cache[cache_key] = (now + KEY_CACHE_SECONDS, grant)
-        if len(self._key_cache) > 10_000:  # bounded: forget the oldest half
-            for stale in list(self._key_cache)[:5_000]:
-                self._key_cache.pop(stale, None)
-        return grant
 
     def _jwt_tenant(self, token: str) -> str:
         settings = self._jwt

@@ -17,6 +17,7 @@ from gateway.config_checks import ConfigError as ConfigError  # re-exported: cal
 from gateway.config_checks import check_references, check_url
 from gateway.config_file import ConfigFile
 from gateway.cpus import available_cpus
+from gateway.key_grants import DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS, DEFAULT_KEY_MAX_STALE_SECONDS
 from gateway.pricing import Price
 from providers.base import AdapterSpec, ProviderSettings
 from providers.mock import SPEC as MOCK_SPEC
@@ -117,6 +118,10 @@ class Settings:
     usage_spill_path: str = DEFAULT_USAGE_SPILL_PATH
     admin_tokens: tuple[str, ...] = field(default=(), repr=False)
     require_api_key: bool = False
+    #: Bound on one API key lookup in the store, and how long after the store last answered
+    #: its answer still holds while the store fails (stale-if-error; 0: never).
+    key_lookup_timeout_seconds: float = DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS
+    key_max_stale_seconds: float = DEFAULT_KEY_MAX_STALE_SECONDS
     jwt_secret: str = field(default="", repr=False)
     jwt_jwks_url: str = ""
     jwt_issuer: str = ""
@@ -205,6 +210,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         usage_spill_path=env.text("USAGE_SPILL_PATH", DEFAULT_USAGE_SPILL_PATH),
         admin_tokens=env.tokens("ADMIN_TOKEN"),
         require_api_key=env.flag("REQUIRE_API_KEY"),
+        key_lookup_timeout_seconds=env.number(
+            "KEY_LOOKUP_TIMEOUT_SECONDS", DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS, low=0.001
+        ),
+        key_max_stale_seconds=env.number("KEY_MAX_STALE_SECONDS", DEFAULT_KEY_MAX_STALE_SECONDS),
         jwt_secret=env.raw("JWT_SECRET") or "",
         jwt_jwks_url=env.raw("JWT_JWKS_URL") or "",
         jwt_issuer=env.raw("JWT_ISSUER") or "",

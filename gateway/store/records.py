@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -66,11 +66,19 @@ class RequestRecord:
 
     def to_json(self) -> str:
         """This record as one line of JSON (no newline), datetimes in ISO 8601 UTC."""
+        return self.to_line()[:-1].decode()
+
+    def to_line(self) -> bytes:
+        """`to_json` as UTF-8 with its newline: what the journal and the spill file hold."""
+        if self.started_at.tzinfo is UTC and self.finished_at.tzinfo is UTC:
+            # The usual case (the gateway makes its times in UTC), on the journal's hot path:
+            # orjson writes the dataclass itself, several times faster than building a dict.
+            return orjson.dumps(self, option=orjson.OPT_APPEND_NEWLINE)
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         fields["started_at"] = to_utc(self.started_at).isoformat()
         fields["finished_at"] = to_utc(self.finished_at).isoformat()
         fields["attempts"] = [dataclasses.asdict(attempt) for attempt in self.attempts]
-        return orjson.dumps(fields).decode()
+        return orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
 
     @classmethod
     def from_json(cls, line: str | bytes) -> RequestRecord:

@@ -44,17 +44,33 @@ class SpillFile:
 
     def append(self, records: Iterable[RequestRecord]) -> int:
         """Append `records`, one line each; returns how many. Raises OSError on failure."""
-        lines = [record.to_json() + "\n" for record in records]
+        lines = [record.to_line() for record in records]
         if not lines:
             return 0
-        with self.path.open("a", encoding="utf-8") as file:
+        with self.path.open("ab") as file:
             if not self._tail_checked:
                 # A crash may have left a torn last line: never glue a good line onto it.
                 if _ends_without_newline(self.path):
-                    file.write("\n")
+                    file.write(b"\n")
                 self._tail_checked = True
-            file.write("".join(lines))
+            file.write(b"".join(lines))
         return len(lines)
+
+    def adopt(self, path: Path) -> None:
+        """Append the JSON lines of file `path` (a dead process's journal), then delete it.
+
+        Raises OSError. Interrupted between the two, the lines are appended again next time:
+        harmless, as replayed rows the ledger has are ignored.
+        """
+        data = path.read_bytes()
+        if data.strip():
+            if not data.endswith(b"\n"):
+                data += b"\n"  # a torn last line stays one bad line, never glued to the next
+            with self.path.open("ab") as file:
+                if _ends_without_newline(self.path):
+                    file.write(b"\n")
+                file.write(data)
+        path.unlink()
 
     def claim(self) -> Path | None:
         """The file to replay next (renaming `path` aside), or None when nothing waits."""

@@ -1,4 +1,7 @@
-"""Reports over the request ledger: usage per tenant, UTC day, model and provider; spend so far.
+"""Reports over the request ledger: usage per tenant, UTC day and model; spend so far.
+
+A usage row is the model as requested *and* the deployment and model that answered it, so `fast`
+(an alias) and `openai/gpt-4o-mini` stay apart as asked yet show they reached the same model.
 
 Both run on SQLite and PostgreSQL. The one difference is the day: PostgreSQL truncates the
 `timestamptz` after converting it to UTC, SQLite takes the date of the UTC text it stores.
@@ -20,13 +23,15 @@ from gateway.store.values import from_money, to_utc
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UsageRow:
-    """Usage of one model through one provider by one tenant on one UTC day."""
+    """Usage of one requested model, as one deployment's model, by one tenant on one UTC day."""
 
     tenant_id: str
     day: date
     model: str
-    #: The provider that served the calls; None for calls no provider served.
+    #: The deployment that served the calls; None for calls no deployment served.
     provider: str | None
+    #: The model that deployment was asked for (after aliases and fallbacks); None likewise.
+    provider_model: str | None
     requests: int
     prompt_tokens: int
     completion_tokens: int
@@ -37,12 +42,19 @@ class UsageRow:
 async def usage_by_model_and_day(
     engine: AsyncEngine, *, tenant_id: str | None, since: datetime, until: datetime
 ) -> list[UsageRow]:
-    """Usage between `since` and `until`, per tenant (or just `tenant_id`), day, model, provider.
+    """Usage between `since` and `until`, per tenant (or just `tenant_id`), day, requested
+    model, deployment and the deployment's model.
 
-    Rows come ordered by day, tenant, model and provider.
+    Rows come ordered by day, tenant, requested model, deployment and the deployment's model.
     """
     day = _utc_day(engine.dialect.name)
-    keys = (requests.c.tenant_id, day, requests.c.model, requests.c.provider)
+    keys = (
+        requests.c.tenant_id,
+        day,
+        requests.c.model,
+        requests.c.provider,
+        requests.c.provider_model,
+    )
     query = (
         select(
             *keys,
@@ -54,7 +66,7 @@ async def usage_by_model_and_day(
         )
         .where(requests.c.started_at >= to_utc(since), requests.c.started_at < to_utc(until))
         .group_by(*keys)
-        .order_by(day, requests.c.tenant_id, requests.c.model, requests.c.provider)
+        .order_by(day, *(key for key in keys if key is not day))
     )
     if tenant_id is not None:
         query = query.where(requests.c.tenant_id == tenant_id)
@@ -92,6 +104,7 @@ def _usage_row(row: Any) -> UsageRow:
         day=row["day"],
         model=row["model"],
         provider=row["provider"],
+        provider_model=row["provider_model"],
         requests=int(row["requests"]),
         prompt_tokens=int(row["prompt_tokens"]),
         completion_tokens=int(row["completion_tokens"]),

@@ -1,9 +1,10 @@
 """The usage writer: records calls off the hot path and stores them in batches, losing none.
 
-`record()` only appends to a deque. One background task (the flusher) takes up to `batch_size`
-rows at a time and stores them in one transaction (`ledger.Ledger`, insert-or-ignore; a SQLite
-file's batches go whole on a thread of their own), every `flush_interval` or as soon as a batch
-is full. A single writing task is also what SQLite
+`record()` appends the row to the journal (`journal.Journal`: one `os.write`, so a process
+killed outright loses no row of a call it answered) and to a deque. One background task (the
+flusher) takes up to `batch_size` rows at a time and stores them in one transaction
+(`ledger.Ledger`, insert-or-ignore; a SQLite file's batches go whole on a thread of their own),
+every `flush_interval` or as soon as a batch is full. A single writing task is also what SQLite
 wants: concurrent writers would only queue on its lock.
 
 When the database is down or slow (each write is bounded by `write_timeout`) the batch goes back
@@ -14,6 +15,9 @@ the database refuses for what it holds (a value too long, say) would be refused 
 rows are then stored one by one and any row refused alone is set aside in `<spill>.rejected`.
 
 `aclose(timeout)` stores what it can within `timeout` and spills the rest.
+
+What a dead process left (its journal files) is adopted into the spill file when the next
+writer on the same spill path starts, and replayed with it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.store.journal import Journal
 from gateway.store.ledger import Ledger
 from gateway.store.records import RequestRecord
 from gateway.store.spill import SpillFile, read_chunk
@@ -39,6 +44,8 @@ logger = logging.getLogger(__name__)
 #: violation), as opposed to "not now". The asyncpg dialect wraps most of them in a plain
 #: `DBAPIError`, so the code is what tells.
 _REFUSED_SQLSTATE_CLASSES = frozenset({"22", "23"})
+#: After a failed journal write, the next failure is logged no sooner than this.
+_JOURNAL_ERROR_LOG_SECONDS = 60.0
 
 
 class UsageWriter:
@@ -58,6 +65,10 @@ class UsageWriter:
         self._ledger = Ledger.for_engine(engine)
         self._spill = SpillFile(spill_path)
         self._rejected = SpillFile(spill_path.with_name(spill_path.name + ".rejected"))
+        self._journal = Journal(spill_path.with_name(spill_path.name + ".journal"))
+        #: Ids of the rows of the sealed journal file not yet stored, spilled or set aside.
+        self._sealed_waiting: set[str] | None = None
+        self._journal_error_logged_at = -_JOURNAL_ERROR_LOG_SECONDS
         self._max_pending = max_pending
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -105,12 +116,17 @@ class UsageWriter:
     def record(self, row: RequestRecord) -> None:
         """Queue `row` for storing. Never blocks on the database and never raises.
 
-        Call it from the event loop's thread. After `aclose` the row goes straight to the
-        spill file, for the next writer on the same path to replay.
+        Call it from the event loop's thread, before the call's answer leaves: the row is in
+        the journal when this returns. After `aclose` the row goes straight to the spill file,
+        for the next writer on the same path to replay.
         """
         if self._closed:
             self._spill_rows([row])
             return
+        try:
+            self._journal.write(row)
+        except (OSError, TypeError) as exc:  # the row still waits in memory, as before
+            self._journal_failed(exc)
         self._pending.append(row)
         if len(self._pending) > self._max_pending:
             self._spill_overflow()
@@ -118,11 +134,35 @@ class UsageWriter:
             self._wake.set()
 
     def start(self) -> None:
-        """Start the flusher; spilled rows from an earlier run are replayed first."""
+        """Start the flusher; rows an earlier process left (spilled or journaled) go first."""
         if self._task is not None:
             raise RuntimeError("the usage writer is already started")
+        self._adopt_journal()
         self._spill_dirty = self._spill.has_rows()
         self._task = asyncio.create_task(self._run(), name="usage-writer")
+
+    def _adopt_journal(self) -> None:
+        # Blocking file work, once, before the first call: the journal holds at most the rows
+        # of the batches the dead process had not stored.
+        for leftover in self._journal.leftovers():
+            try:
+                self._spill.adopt(leftover)
+            except OSError as exc:
+                # Left where it is for the next start; no journaling meanwhile, or its rows
+                # would be sealed and deleted with ours.
+                logger.error(
+                    "cannot move a usage journal into the spill file; not journaling",
+                    extra={"file": leftover.name, "error": _describe(exc)},
+                )
+                return
+            logger.warning(
+                "usage rows of a process that stopped abruptly will be stored",
+                extra={"file": leftover.name},
+            )
+        try:
+            self._journal.open()
+        except OSError as exc:
+            self._journal_failed(exc)
 
     # The budget is split between storing and spilling, which a caller's timeout cannot do.
     async def aclose(self, timeout: float) -> None:  # noqa: ASYNC109
@@ -147,6 +187,9 @@ class UsageWriter:
             finally:
                 self._closed = True
                 self._spill_leftovers()
+                # Every row is stored or spilled now, unless spilling failed: then the journal
+                # keeps them for the next start.
+                self._journal.close(discard=not self._pending)
                 await self._ledger.aclose()
 
     def _spill_leftovers(self) -> None:
@@ -183,6 +226,7 @@ class UsageWriter:
                 await self._wake.wait()
 
     async def _drain(self) -> None:
+        self._seal_journal()
         if self._spill_dirty:
             await self._replay_spill()
         while self._pending:
@@ -234,11 +278,51 @@ class UsageWriter:
         async with asyncio.timeout(self._write_timeout):
             await self._ledger.write(rows)
         self._written_total += len(rows)
+        self._settled(rows)
 
     def _reject(self, row: RequestRecord) -> None:
         logger.error("usage row refused by the database; set aside", extra={"row_id": row.id})
         self._rejected.append([row])
         self._rejected_total += 1
+        self._settled([row])
+
+    # The journal.
+
+    def _seal_journal(self) -> None:
+        """Seal the journal file when none is sealed: its rows are the ones waiting now."""
+        if self._sealed_waiting is not None:
+            return
+        try:
+            sealed = self._journal.seal()
+        except OSError as exc:
+            self._journal_failed(exc)
+            return
+        if sealed:
+            self._sealed_waiting = {row.id for row in self._pending}
+            self._settled(())
+
+    def _settled(self, rows: Sequence[RequestRecord]) -> None:
+        """`rows` are stored, spilled or set aside: the sealed file may no longer be needed."""
+        waiting = self._sealed_waiting
+        if waiting is None:
+            return
+        for row in rows:
+            waiting.discard(row.id)
+        if not waiting:
+            self._sealed_waiting = None
+            try:
+                self._journal.discard_sealed()
+            except OSError as exc:
+                self._journal_failed(exc)
+
+    def _journal_failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._journal_error_logged_at >= _JOURNAL_ERROR_LOG_SECONDS:
+            self._journal_error_logged_at = now
+            logger.error(
+                "cannot write the usage journal: rows wait in memory only",
+                extra={"file": self._journal.path.name, "error": _describe(exc)},
+            )
 
     # Spilling.
 
@@ -266,6 +350,7 @@ class UsageWriter:
             logger.error("cannot write the usage spill file", extra={"error": _describe(exc)})
             return False
         self._spill_dirty = True
+        self._settled(rows)
         return True
 
 

@@ -816,6 +816,7 @@ class UsageRow(_message.Message):
     COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
     CACHED_TOKENS_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
+    PROVIDER_MODEL_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     """The tenant."""
     day: _builtins.str
@@ -834,6 +835,10 @@ class UsageRow(_message.Message):
     """Prompt tokens read from the provider's cache."""
     cost_usd: _builtins.float
     """What the calls cost, in US dollars."""
+    provider_model: _builtins.str
+    """The model the deployment was asked for, after aliases and fallbacks (empty when no
+    deployment answered): `fast` and `openai/gpt-4o-mini` both show `gpt-4o-mini` here.
+    """
     def __init__(
         self,
         *,
@@ -846,10 +851,11 @@ class UsageRow(_message.Message):
         completion_tokens: _builtins.int = ...,
         cached_tokens: _builtins.int = ...,
         cost_usd: _builtins.float = ...,
+        provider_model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_tokens", b"cached_tokens", "completion_tokens", b"completion_tokens", "cost_usd", b"cost_usd", "day", b"day", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "requests", b"requests", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_tokens", b"cached_tokens", "completion_tokens", b"completion_tokens", "cost_usd", b"cost_usd", "day", b"day", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "provider_model", b"provider_model", "requests", b"requests", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -864,7 +870,7 @@ class GetUsageResponse(_message.Message):
     ROWS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageRow]:
-        """One row per tenant, day, model and provider, ordered by day."""
+        """One row per tenant, day, requested model, provider and provider model, ordered by day."""
 
     def __init__(
         self,

@@ -95,3 +95,74 @@ async def test_json_probes_stay_open(guarded: RunningGateway, path: str) -> None
 async def test_without_configured_tokens_no_credential_is_needed(gw: RunningGateway) -> None:
     response = await gw.stub.Complete(REQUEST)
     assert response.provider == "mock"
+
+
+# What every OpenAI SDK sends, whatever key it was given.
+SDK_BEARER = "Bearer sk-proj-anything-the-sdk-was-given"
+
+
+async def test_without_any_auth_a_bearer_credential_is_ignored_on_grpc(
+    gw: RunningGateway,
+) -> None:
+    metadata = (("authorization", SDK_BEARER),)
+    response = await gw.stub.Complete(REQUEST, metadata=metadata)
+    assert response.provider == "mock"
+    stream = gw.stub.StreamComplete(
+        pb.StreamCompleteRequest(model="mock", messages=REQUEST.messages), metadata=metadata
+    )
+    assert [m async for m in stream][-1].finish_reason
+    status = await gw.stub.ProviderStatus(pb.ProviderStatusRequest(), metadata=metadata)
+    assert status.providers
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/complete"),
+        ("POST", "/v1/complete:stream"),
+        ("GET", "/v1/providers/status"),
+    ],
+)
+async def test_without_any_auth_a_bearer_credential_is_ignored_on_json(
+    gw: RunningGateway, method: str, path: str
+) -> None:
+    headers = {"Authorization": SDK_BEARER}
+    async with gw.http.request(method, gw.http_url + path, data=BODY, headers=headers) as reply:
+        assert reply.status == 200, await reply.text()
+
+
+async def test_an_admin_token_alone_leaves_calls_open_and_admin_routes_closed(
+    start_gateway: StartGateway,
+) -> None:
+    running = await start_gateway(admin_tokens=("the-admin",))
+    headers = {"Authorization": SDK_BEARER}
+    async with running.http.post(
+        running.http_url + "/v1/complete", data=BODY, headers=headers
+    ) as reply:
+        assert reply.status == 200
+    async with running.http.get(running.http_url + "/v1/admin/keys", headers=headers) as reply:
+        assert reply.status == 403
+    async with running.http.get(running.http_url + "/v1/admin/keys") as reply:
+        assert reply.status == 403
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"require_api_key": True},
+        {"jwt_secret": "a-jwt-secret-of-enough-length-for-hs256"},
+    ],
+    ids=["require_api_key", "jwt"],
+)
+async def test_with_auth_configured_an_unknown_bearer_credential_is_401(
+    start_gateway: StartGateway, overrides: dict[str, object]
+) -> None:
+    running = await start_gateway(**overrides)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await running.stub.Complete(REQUEST, metadata=(("authorization", SDK_BEARER),))
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    headers = {"Authorization": SDK_BEARER}
+    async with running.http.post(
+        running.http_url + "/v1/complete", data=BODY, headers=headers
+    ) as reply:
+        assert reply.status == 401

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import orjson
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select
 
 from gateway.pricing import DEFAULT_PRICES
@@ -199,3 +200,137 @@ async def test_usage_reports_show_the_callers_tenant_and_all_to_the_admin(
         costs = orjson.loads(await r.read())
     assert costs["total_cost_usd"] == pytest.approx(2 * ONE_ANSWER_USD)
     assert costs["models"][0]["name"] == MODEL
+
+
+# Values out of range: each must be refused (400 / INVALID_ARGUMENT), never stored.
+BAD_VALUES: dict[str, list[Any]] = {
+    "monthly_budget_usd": ["NaN", "Infinity", "-Infinity", -1, -0.01, 1e300],
+    "requests_per_minute": [-1, 0],
+    "tokens_per_minute": [-1, 0],
+}
+
+
+@pytest.mark.parametrize("field", sorted(BAD_VALUES))
+async def test_out_of_range_key_values_are_400_and_make_no_key(
+    gw: RunningGateway, field: str
+) -> None:
+    for value in BAD_VALUES[field]:
+        body = orjson.dumps({"tenant": "range", field: value})
+        url = gw.http_url + "/v1/admin/keys"
+        async with gw.http.post(url, data=body, headers=ADMIN_HEADERS) as r:
+            assert r.status == 400, (value, await r.text())
+            error = orjson.loads(await r.read())["error"]
+        assert error["code"] == "INVALID_ARGUMENT"
+        assert field in error["message"]
+    async with gw.http.get(gw.http_url + "/v1/admin/keys", headers=ADMIN_HEADERS) as r:
+        assert orjson.loads(await r.read()).get("api_keys", []) == []
+
+
+async def test_a_key_name_longer_than_the_store_holds_is_400(gw: RunningGateway) -> None:
+    body = orjson.dumps({"tenant": "range", "name": "n" * 201})
+    async with gw.http.post(gw.http_url + "/v1/admin/keys", data=body, headers=ADMIN_HEADERS) as r:
+        assert r.status == 400, await r.text()
+        assert "name" in orjson.loads(await r.read())["error"]["message"]
+
+
+async def test_out_of_range_tenant_limits_are_400_and_leave_the_tenant_working(
+    gw: RunningGateway,
+) -> None:
+    secret = (await create_key(gw, "steady"))["secret"]
+    url = gw.http_url + "/v1/admin/tenants/steady/limits"
+    for field, values in BAD_VALUES.items():
+        for value in values:
+            body = orjson.dumps({field: value})
+            async with gw.http.post(url, data=body, headers=ADMIN_HEADERS) as r:
+                assert r.status == 400, (field, value, await r.text())
+                error = orjson.loads(await r.read())["error"]
+            assert error["code"] == "INVALID_ARGUMENT"
+            assert field in error["message"]
+    await asyncio.sleep(2.2)  # past the key cache: the tenant's limits are read again
+    assert await grpc_code(gw, secret) == grpc.StatusCode.OK
+
+
+async def test_out_of_range_values_are_invalid_argument_over_grpc(gw: RunningGateway) -> None:
+    admin = pb_grpc.AdminServiceStub(gw.channel)
+    cases: list[dict[str, Any]] = [
+        {"monthly_budget_usd": float("nan")},
+        {"monthly_budget_usd": float("inf")},
+        {"monthly_budget_usd": float("-inf")},
+        {"monthly_budget_usd": -1.0},
+        {"monthly_budget_usd": 1e300},
+        {"requests_per_minute": -1},
+        {"tokens_per_minute": -5},
+        {"requests_per_minute": 0},
+    ]
+    for limits in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await admin.CreateApiKey(
+                pb.CreateApiKeyRequest(tenant="range", **limits), metadata=bearer(ADMIN)
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, limits
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await admin.SetTenantLimits(
+                pb.SetTenantLimitsRequest(tenant="range", **limits), metadata=bearer(ADMIN)
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, limits
+    listing = await admin.ListApiKeys(pb.ListApiKeysRequest(), metadata=bearer(ADMIN))
+    assert list(listing.api_keys) == []
+
+
+async def test_edge_values_in_range_are_accepted(gw: RunningGateway) -> None:
+    created = await create_key(
+        gw, "edges", monthly_budget_usd=0, requests_per_minute=1, tokens_per_minute=2147483647
+    )
+    assert created["api_key"]["requests_per_minute"] == 1
+    body = orjson.dumps({"monthly_budget_usd": 99_999_999, "requests_per_minute": 1})
+    url = gw.http_url + "/v1/admin/tenants/edges/limits"
+    async with gw.http.post(url, data=body, headers=ADMIN_HEADERS) as r:
+        assert r.status == 200, await r.text()
+
+
+async def test_a_report_period_out_of_range_is_invalid_argument(gw: RunningGateway) -> None:
+    far = Timestamp(seconds=2**62)
+    stub = pb_grpc.GatewayServiceStub(gw.channel)
+    for request in (pb.GetUsageRequest(since=far), pb.GetCostsRequest(until=far)):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await getattr(stub, type(request).__name__.removesuffix("Request"))(
+                request, metadata=bearer(ADMIN)
+            )
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "Traceback" not in (caught.value.details() or "")
+
+
+async def test_usage_rows_name_the_deployment_and_model_that_answered(
+    start_gateway: StartGateway, fake: FakeOpenAI, store_url: str
+) -> None:
+    openai = ProviderSettings(
+        name="openai", kind="openai", base_url=fake.base_url, api_keys=("k",), models=(MODEL,)
+    )
+    running = await start_gateway(
+        providers=(MOCK, openai),
+        database_url=store_url,
+        auto_migrate=True,
+        admin_tokens=(ADMIN,),
+        aliases={"fast": f"openai/{MODEL}"},
+    )
+    for model in ("fast", f"openai/{MODEL}", "fast"):
+        request = pb.CompleteRequest(model=model, messages=[pb.Message(role="user", content="hi")])
+        response = await running.stub.Complete(request, metadata=bearer(ADMIN))
+        assert response.provider == "openai"
+    await running.gateway.stop()  # flushes the ledger
+    reader = await start_gateway(database_url=store_url, admin_tokens=(ADMIN,))
+    async with reader.http.get(reader.http_url + "/v1/usage", headers=ADMIN_HEADERS) as r:
+        assert r.status == 200, await r.text()
+        rows: list[dict[str, Any]] = orjson.loads(await r.read())["rows"]
+    by_requested = {row["model"]: row for row in rows}
+    assert set(by_requested) == {"fast", f"openai/{MODEL}"}
+    for row in by_requested.values():
+        assert (row["provider"], row["provider_model"]) == ("openai", MODEL)
+    assert int(by_requested["fast"]["requests"]) == 2
+    report = await pb_grpc.GatewayServiceStub(reader.channel).GetUsage(
+        pb.GetUsageRequest(), metadata=bearer(ADMIN)
+    )
+    assert {(r.model, r.provider, r.provider_model) for r in report.rows} == {
+        ("fast", "openai", MODEL),
+        (f"openai/{MODEL}", "openai", MODEL),
+    }

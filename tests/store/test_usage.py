@@ -1,4 +1,4 @@
-"""Usage sums per tenant, UTC day, model and provider, and spend for budgets, on both databases."""
+"""Usage sums per tenant, UTC day, model and what answered; spend for budgets; on both databases."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ async def test_usage_is_summed_per_utc_day_model_and_provider(engine: AsyncEngin
             day=date(2025, 3, 1),
             model="claude",
             provider="anthropic",
+            provider_model="claude",
             requests=1,
             prompt_tokens=100,
             completion_tokens=50,
@@ -67,6 +68,7 @@ async def test_usage_is_summed_per_utc_day_model_and_provider(engine: AsyncEngin
             day=date(2025, 3, 1),
             model="gpt-4o",
             provider="openai",
+            provider_model="gpt-4o",
             requests=2,
             prompt_tokens=20,
             completion_tokens=10,
@@ -78,6 +80,7 @@ async def test_usage_is_summed_per_utc_day_model_and_provider(engine: AsyncEngin
             day=date(2025, 3, 2),
             model="gpt-4o",
             provider="openai",
+            provider_model="gpt-4o",
             requests=2,
             prompt_tokens=20,
             completion_tokens=10,
@@ -116,3 +119,31 @@ async def test_spend_since_can_narrow_to_one_key(engine: AsyncEngine) -> None:
 
 async def test_spend_of_an_unknown_tenant_is_zero(engine: AsyncEngine) -> None:
     assert await spend_since(engine, tenant_id="nobody", api_key_id=None, since=DAY1) == 0.0
+
+
+async def test_usage_keeps_requested_models_apart_and_names_what_answered(
+    engine: AsyncEngine,
+) -> None:
+    day3 = DAY2 + timedelta(days=2)
+    await write_records(
+        engine,
+        [
+            make_record(10, model="fast", provider_model="gpt-4o-mini", started_at=day3),
+            make_record(11, model="fast", provider_model="gpt-4o-mini", started_at=day3),
+            make_record(
+                12, model="openai/gpt-4o-mini", provider_model="gpt-4o-mini", started_at=day3
+            ),
+            # `fast` fell back to another deployment's model once: a row of its own.
+            make_record(
+                13, model="fast", provider="anthropic", provider_model="claude", started_at=day3
+            ),
+        ],
+    )
+    rows = await usage_by_model_and_day(
+        engine, tenant_id="acme", since=day3, until=day3 + timedelta(days=1)
+    )
+    assert [(r.model, r.provider, r.provider_model, r.requests) for r in rows] == [
+        ("fast", "anthropic", "claude", 1),
+        ("fast", "openai", "gpt-4o-mini", 2),
+        ("openai/gpt-4o-mini", "openai", "gpt-4o-mini", 1),
+    ]

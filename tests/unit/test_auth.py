@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import jwt
 import pytest
 
 from gateway.auth import Authenticator, JwtSettings, KeyGrant
-from gateway.errors import UnauthenticatedError
+from gateway.errors import ServiceUnavailableError, UnauthenticatedError
 
 TOKENS = ("token-one", "token-two")
 GOOD_KEY = "aigw_good"
@@ -96,3 +97,117 @@ async def test_a_jwt_signed_with_the_secret_maps_its_claim_to_the_tenant() -> No
     forged = jwt.encode(claims, "x" * 32, algorithm="HS256")
     for token in (wrong_audience, expired, forged):
         assert await rejected(auth, f"Bearer {token}") == "invalid credential"
+
+
+class Store:
+    """A key store that can answer, fail at once, or hang; counts the questions it gets."""
+
+    def __init__(self) -> None:
+        self.mode = "up"
+        self.revoked: set[str] = set()
+        self.asked = 0
+        self.released = asyncio.Event()
+
+    async def lookup(self, secret: str) -> KeyGrant | None:
+        self.asked += 1
+        if self.mode == "down":
+            raise ServiceUnavailableError("the store is down")
+        if self.mode == "hung":
+            await self.released.wait()
+        return GRANT if secret == GOOD_KEY and secret not in self.revoked else None
+
+
+def grants(
+    store: Store, now: list[float], *, max_stale: float = 60.0, timeout: float = 0.05
+) -> Authenticator:
+    return Authenticator(
+        keys=store.lookup, key_lookup_timeout=timeout, key_max_stale=max_stale, clock=lambda: now[0]
+    )
+
+
+async def background() -> None:
+    """Let lookups started in the background run (the fake store answers at once)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_known_key_is_served_stale_while_the_store_fails() -> None:
+    store, now = Store(), [100.0]
+    auth = grants(store, now)
+    assert (await auth.authenticate(f"Bearer {GOOD_KEY}")).grant == GRANT
+    store.mode = "down"
+    now[0] += 30  # far past the 2 s cache, within the 60 s staleness bound
+    assert (await auth.authenticate(f"Bearer {GOOD_KEY}")).grant == GRANT
+
+
+async def test_a_hung_store_is_waited_on_no_longer_than_the_lookup_timeout() -> None:
+    store, now = Store(), [100.0]
+    auth = grants(store, now)
+    await auth.authenticate(f"Bearer {GOOD_KEY}")
+    store.mode = "hung"
+    now[0] += 5
+    async with asyncio.timeout(1.0):  # the lookup's bound is 0.05 s
+        assert (await auth.authenticate(f"Bearer {GOOD_KEY}")).grant == GRANT
+        with pytest.raises(ServiceUnavailableError) as caught:
+            await auth.authenticate("Bearer aigw_never_seen")
+    assert caught.value.retry_after == 1.0
+
+
+async def test_staleness_is_bounded() -> None:
+    store, now = Store(), [100.0]
+    auth = grants(store, now, max_stale=10.0)
+    await auth.authenticate(f"Bearer {GOOD_KEY}")
+    store.mode = "down"
+    now[0] += 11
+    with pytest.raises(ServiceUnavailableError):
+        await auth.authenticate(f"Bearer {GOOD_KEY}")
+
+
+async def test_a_key_revoked_meanwhile_is_refused_once_the_store_answers() -> None:
+    store, now = Store(), [100.0]
+    auth = grants(store, now)
+    await auth.authenticate(f"Bearer {GOOD_KEY}")
+    store.revoked.add(GOOD_KEY)
+    store.mode = "down"
+    now[0] += 3
+    assert (await auth.authenticate(f"Bearer {GOOD_KEY}")).grant == GRANT  # stale, store down
+    store.mode = "up"
+    now[0] += 1.1  # past the pause after a failure: the store is asked again
+    # This call is answered from memory while the store is asked; its answer holds from then on.
+    await auth.authenticate(f"Bearer {GOOD_KEY}")
+    await background()
+    assert await rejected(auth, f"Bearer {GOOD_KEY}") == "invalid credential"
+    now[0] += 1.5
+    assert await rejected(auth, f"Bearer {GOOD_KEY}") == "invalid credential"
+
+
+async def test_while_the_store_fails_known_keys_never_wait_on_it() -> None:
+    store, now = Store(), [100.0]
+    auth = grants(store, now, timeout=5.0)
+    await auth.authenticate(f"Bearer {GOOD_KEY}")
+    store.mode = "down"
+    now[0] += 3
+    await auth.authenticate(f"Bearer {GOOD_KEY}")  # fails at once: the store is failing
+    store.mode = "hung"  # from now on a lookup would take its whole 5 s bound
+    asked = store.asked
+    try:
+        async with asyncio.timeout(1.0):
+            for _ in range(5):
+                now[0] += 0.1
+                assert (await auth.authenticate(f"Bearer {GOOD_KEY}")).grant == GRANT
+            assert store.asked == asked  # left alone for a second after the failure
+            now[0] += 1.0
+            assert (await auth.authenticate(f"Bearer {GOOD_KEY}")).grant == GRANT
+            await background()
+            assert store.asked == asked + 1  # asked again, in the background
+    finally:
+        store.released.set()
+        await background()
+
+
+async def test_concurrent_lookups_of_one_key_share_one_question() -> None:
+    store, now = Store(), [100.0]
+    auth = grants(store, now)
+    identities = await asyncio.gather(*(auth.authenticate(f"Bearer {GOOD_KEY}") for _ in range(20)))
+    assert {identity.grant for identity in identities} == {GRANT}
+    assert store.asked == 1
