@@ -152,8 +152,7 @@ async def test_a_port_another_program_listens_on_is_refused_with_exit_3() -> Non
     assert_one_line(exited, f"HTTP_PORT {port}")
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-@pytest.mark.parametrize("auto_migrate", ["true", "false"])
+@pytest.mark.parametrize(("workers", "auto_migrate"), [("1", "true"), ("2", "false")])
 async def test_postgresql_on_a_closed_port_exits_4_naming_database_url(
     workers: str, auto_migrate: str
 ) -> None:

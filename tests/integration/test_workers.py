@@ -63,6 +63,17 @@ def worker_pids(gateway: GatewayProcess) -> dict[int, int]:
     return {e["worker"]: e["pid"] for e in gateway.logs if e.get("msg") == "worker listening"}
 
 
+async def spawn_workers(count: int, **env: str) -> GatewayProcess:
+    """`spawn(WORKERS=count)`, once every worker's `worker listening` line has been read.
+
+    The supervisor says `gateway listening` once every worker said it is ready, but each process
+    writes its own lines: a worker's may reach the shared stdout after the supervisor's.
+    """
+    gateway = await spawn(WORKERS=str(count), **env)
+    await wait_for(lambda: len(worker_pids(gateway)) == count)
+    return gateway
+
+
 async def call_on_new_connections(port: int, count: int) -> list[tuple[int, str]]:
     """`count` JSON calls, each on its own connection; (status, request id) of each."""
     results = []
@@ -163,7 +174,7 @@ async def test_an_explicit_workers_setting_is_honoured_and_warned_about_without_
 
 
 async def test_two_workers_share_both_ports_and_every_call_is_counted_and_recorded() -> None:
-    gateway = await spawn(WORKERS="2")
+    gateway = await spawn_workers(2)
     try:
         assert sorted(worker_pids(gateway)) == [0, 1]
         results = await call_on_new_connections(gateway.http_port, 40)
@@ -193,7 +204,7 @@ async def test_two_workers_share_both_ports_and_every_call_is_counted_and_record
 
 
 async def test_a_worker_that_dies_is_restarted_and_calls_keep_succeeding() -> None:
-    gateway = await spawn(WORKERS="2")
+    gateway = await spawn_workers(2)
     try:
         before = worker_pids(gateway)
         os.kill(before[1], signal.SIGKILL)
@@ -210,7 +221,7 @@ async def test_a_worker_that_dies_is_restarted_and_calls_keep_succeeding() -> No
 
 
 async def test_workers_drain_and_exit_when_the_supervisor_is_killed() -> None:
-    gateway = await spawn(WORKERS="2")
+    gateway = await spawn_workers(2)
     pids = list(worker_pids(gateway).values())
     gateway.process.kill()
     await gateway.wait_exit()
@@ -218,7 +229,7 @@ async def test_workers_drain_and_exit_when_the_supervisor_is_killed() -> None:
 
 
 async def test_sigterm_lets_a_call_in_flight_on_a_worker_finish() -> None:
-    gateway = await spawn(WORKERS="2", MOCK_LATENCY_MS="1000")
+    gateway = await spawn_workers(2, MOCK_LATENCY_MS="1000")
     async with aiohttp.ClientSession() as http:
         url = f"http://127.0.0.1:{gateway.http_port}/v1/complete"
         async with asyncio.TaskGroup() as group:
