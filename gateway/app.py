@@ -31,6 +31,7 @@ from gateway.core import GatewayService
 from gateway.grpc_server import create_server, set_serving
 from gateway.http_shim import create_app
 from gateway.quotas import Quotas
+from gateway.startup import PortUnavailableError, check_redis, port_error, probe_port
 from gateway.store.writer import UsageWriter
 from gateway.workers import WorkerLink
 from metrics import USAGE_PENDING, render_latest
@@ -113,14 +114,22 @@ class Gateway:
         )
         self._grpc_server, self._health = server, health
         await set_serving(health, False)
-        self.grpc_port = server.add_insecure_port(
-            _grpc_address(settings.bind_host, settings.grpc_port)
-        )
+        try:
+            self.grpc_port = server.add_insecure_port(
+                _grpc_address(settings.bind_host, settings.grpc_port)
+            )
+        except RuntimeError:  # grpc says no more than "Failed to bind"
+            raise PortUnavailableError(
+                f"cannot bind GRPC_PORT {settings.grpc_port} on {settings.bind_host}: "
+                "in use, or not an address of this machine"
+            ) from None
         await server.start()
         shim = create_app(core, admin, max_request_bytes=settings.max_request_bytes, readiness=self)
-        self.http_port = await self._listen(shim, settings.http_port)
+        self.http_port = await self._listen(shim, settings.http_port, "HTTP_PORT")
         if self.worker is None:
-            self.metrics_port = await self._listen(_metrics_app(), settings.metrics_port)
+            self.metrics_port = await self._listen(
+                _metrics_app(), settings.metrics_port, "METRICS_PORT"
+            )
 
     async def mark_ready(self) -> None:
         """Start taking calls: readiness and gRPC health turn SERVING."""
@@ -188,7 +197,7 @@ class Gateway:
             USAGE_PENDING.set(self._writer.pending)
             await asyncio.sleep(PENDING_REPORT_SECONDS)
 
-    async def _listen(self, app: web.Application, port: int) -> int:
+    async def _listen(self, app: web.Application, port: int, setting: str) -> int:
         runner = web.AppRunner(
             app,
             handler_cancellation=True,  # a client that leaves cancels its handler (and upstream)
@@ -197,10 +206,12 @@ class Gateway:
         )
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(
-            runner, self.settings.bind_host, port, reuse_port=self.worker is not None
-        )
-        await site.start()
+        host = self.settings.bind_host
+        site = web.TCPSite(runner, host, port, reuse_port=self.worker is not None)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise port_error(setting, host, port, exc) from None
         return int(runner.addresses[0][1])
 
 
@@ -216,12 +227,27 @@ async def serve(settings: Settings, worker: WorkerLink | None = None) -> None:
         orphaned = asyncio.create_task(worker.supervisor_gone())
         orphaned.add_done_callback(lambda _: stop.set())
     try:
+        if worker is None:  # a worker's supervisor has checked all this once
+            check_ports_free(settings)
+            if settings.redis_url:
+                await check_redis(settings.redis_url)
         await gateway.start()
         await stop.wait()
     finally:
         await gateway.stop()
         if orphaned is not None:
             orphaned.cancel()
+
+
+def check_ports_free(settings: Settings) -> None:
+    """Refuse, before binding any, ports that another process (another gateway?) serves."""
+    for setting, port in (
+        ("GRPC_PORT", settings.grpc_port),
+        ("HTTP_PORT", settings.http_port),
+        ("METRICS_PORT", settings.metrics_port),
+    ):
+        if port:
+            probe_port(settings.bind_host, port, setting)
 
 
 def _metrics_app() -> web.Application:

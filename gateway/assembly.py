@@ -23,6 +23,8 @@ from gateway.limits import Budgets, MemoryBudgets, MemoryRateLimiter, RateLimite
 from gateway.limits_redis import RedisBudgets, RedisRateLimiter
 from gateway.pricing import PriceTable
 from gateway.quotas import Quotas
+from gateway.startup import StartupError as StartupError  # re-exported: raised from here
+from gateway.startup import using_database
 from gateway.store import repository
 from gateway.store.engine import create_engine, database_url
 from gateway.store.migrate import HEAD, current_revision, upgrade
@@ -45,27 +47,33 @@ log = logging.getLogger("gateway")
 LIMITS_REDIS_TIMEOUT = 0.1
 
 
-class StartupError(Exception):
-    """The gateway cannot start (one line says why)."""
+async def prepare_store(settings: Settings) -> bool:
+    """Migrate the store, or check it is migrated; True when this call migrated it.
+
+    Raises `DatabaseUnavailableError` when the database cannot be reached or used, and
+    `StartupError` when its schema is behind and migrating is not ours to do.
+    """
+    url = database_url(settings.database_url)
+    migrate = settings.auto_migrate
+    if migrate is None:
+        migrate = url.startswith("sqlite")  # the embedded default sets itself up
+    with using_database(url):
+        if migrate:
+            await upgrade(url)
+            return True
+        revision = await current_revision(url)
+    if revision != HEAD:
+        raise StartupError(
+            f"the database schema is at {revision or 'nothing'}, not {HEAD}: "
+            "run `ai-gateway migrate` first"
+        )
+    return False
 
 
 async def open_store(settings: Settings) -> tuple[AsyncEngine, UsageWriter]:
     """The store's engine, migrated (or checked), and a started usage writer."""
-    url = database_url(settings.database_url)
-    engine = create_engine(url)
-    migrate = settings.auto_migrate
-    if migrate is None:
-        migrate = url.startswith("sqlite")  # the embedded default sets itself up
-    if migrate:
-        await upgrade(url)
-    else:
-        revision = await current_revision(url)
-        if revision != HEAD:
-            await engine.dispose()
-            raise StartupError(
-                f"the database schema is at {revision or 'nothing'}, not {HEAD}: "
-                "run `ai-gateway migrate` first"
-            )
+    await prepare_store(settings)
+    engine = create_engine(database_url(settings.database_url))
     writer = UsageWriter(engine, spill_path=Path(settings.usage_spill_path))
     writer.start()
     USAGE_PENDING.set_function(lambda: writer.pending)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from gateway.config_checks import ConfigError as ConfigError  # re-exported: callers catch it here
 from gateway.config_checks import check_references, check_url
 from gateway.config_file import ConfigFile
-from gateway.cpus import available_cpus
 from gateway.key_grants import DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS, DEFAULT_KEY_MAX_STALE_SECONDS
 from gateway.pricing import Price
 from providers.base import AdapterSpec, ProviderSettings
@@ -70,12 +69,15 @@ class Settings:
     """Everything the gateway is configured with."""
 
     bind_host: str = DEFAULT_BIND_HOST
-    #: Worker processes sharing the ports (SO_REUSEPORT); 1 serves from this process alone.
+    #: Worker processes sharing the ports (SO_REUSEPORT); 1 serves from this process alone;
+    #: 0 (WORKERS unset): chosen at start by `gateway.workers.plan_workers`.
     workers: int = 1
     grpc_port: int = DEFAULT_GRPC_PORT
     http_port: int = DEFAULT_HTTP_PORT
     metrics_port: int = DEFAULT_METRICS_PORT
     log_level: str = DEFAULT_LOG_LEVEL
+    #: Level of other libraries' loggers; "": WARNING, or `log_level` when that is quieter.
+    log_level_third_party: str = ""
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     #: gRPC behind a load balancer: connections are closed (gracefully) after this age, so
@@ -156,11 +158,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     check_references(providers, aliases, fallbacks, prices)
     return Settings(
         bind_host=env.text("BIND_HOST", DEFAULT_BIND_HOST),
-        workers=env.integer("WORKERS", 0, low=1) or available_cpus(),
+        workers=env.integer("WORKERS", 0, low=1),
         grpc_port=env.port("GRPC_PORT", DEFAULT_GRPC_PORT),
         http_port=env.port("HTTP_PORT", DEFAULT_HTTP_PORT),
         metrics_port=env.port("METRICS_PORT", DEFAULT_METRICS_PORT),
         log_level=env.choice("LOG_LEVEL", DEFAULT_LOG_LEVEL, LOG_LEVELS),
+        log_level_third_party=env.choice("LOG_LEVEL_THIRD_PARTY", "WARNING", LOG_LEVELS)
+        if env.raw("LOG_LEVEL_THIRD_PARTY")
+        else "",
         shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS),
         max_request_bytes=int(env.number("MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, low=1)),
         grpc=_grpc_settings(env),

@@ -1,4 +1,9 @@
-"""How many CPUs this process may use: the default number of worker processes.
+"""How many worker processes to run (`plan_workers`), and how many CPUs this process may use.
+
+Unless `WORKERS` says otherwise, one process serves when there is no Redis: rate limits,
+budgets and the memory cache are process state, and several workers would each keep their own
+(a 3-per-minute limit admitting 3 per worker, a cached answer found by one worker in two). With
+`REDIS_URL` those are shared, and the default is one worker per CPU we may use.
 
 `os.cpu_count()` counts the machine's cores, but a container limited to two CPUs on a 64-core
 node must not start 64 workers: the affinity mask and the cgroup (v2 `cpu.max`, v1
@@ -9,9 +14,43 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.config import Settings
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """How many worker processes to run, and why (said in one line at start)."""
+
+    count: int
+    why: str
+
+    @property
+    def line(self) -> str:
+        """`1 worker: no REDIS_URL, ...`."""
+        return f"{self.count} worker{'' if self.count == 1 else 's'}: {self.why}"
+
+
+def plan_workers(settings: Settings, cpus: int | None = None) -> WorkerPlan:
+    """`WORKERS` when set; else one per CPU with Redis to share state, one without it."""
+    if settings.workers:
+        return WorkerPlan(settings.workers, f"WORKERS={settings.workers}")
+    if not settings.redis_url:
+        return WorkerPlan(
+            1, "no REDIS_URL, so limits and cache live in this process; set WORKERS to override"
+        )
+    shared = "rate limits and budgets"
+    if settings.cache_backend in ("auto", "redis"):
+        shared = "rate limits, budgets and the cache"
+    count = available_cpus() if cpus is None else cpus
+    return WorkerPlan(
+        count,
+        f"one per CPU available, sharing {shared} through REDIS_URL; set WORKERS to override",
+    )
 
 
 def available_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:

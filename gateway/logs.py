@@ -34,6 +34,10 @@ MAX_REQUEST_ID_CHARS = 128
 LINGER_SECONDS = 0.005
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+#: Top-level loggers of this project's packages: LOG_LEVEL applies to these.
+OWN_LOGGERS = ("gateway", "providers", "resilience", "cache", "metrics")
+#: Every other library's loggers, unless LOG_LEVEL_THIRD_PARTY says otherwise.
+THIRD_PARTY_DEFAULT_LEVEL = logging.WARNING
 #: The record attribute the loop stamps with (request id, trace id, span id); 0 ids: no span.
 _CONTEXT = "_gateway_context"
 
@@ -158,8 +162,13 @@ class _Listener(QueueListener):
 _listener: _Listener | None = None
 
 
-def configure_logging(level: str) -> None:
-    """Send all logs to stdout as JSON lines at `level`, written off the calling thread."""
+def configure_logging(level: str, third_party_level: str = "") -> None:
+    """Send all logs to stdout as JSON lines, written off the calling thread.
+
+    `level` applies to the gateway's own loggers (`OWN_LOGGERS`); every other library logs at
+    `third_party_level`, by default WARNING (or `level` when that is quieter): LOG_LEVEL=DEBUG
+    is for the gateway, not for asyncio, aiosqlite, SQLAlchemy or gRPC.
+    """
     global _listener  # one writer thread per process, replaced on reconfiguring
     if _listener is not None:
         _listener.stop()
@@ -172,10 +181,11 @@ def configure_logging(level: str) -> None:
     atexit.register(_listener.stop)  # runs before logging's own shutdown: nothing queued is lost
     root = logging.getLogger()
     root.handlers[:] = [_StampingQueueHandler(records)]
-    root.setLevel(level)
+    own = logging.getLevelNamesMapping()[level]
+    root.setLevel(third_party_level or max(own, THIRD_PARTY_DEFAULT_LEVEL))
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(own)
     # Fields no line shows, which every record would otherwise look up (the caller's frame,
     # thread and process names): see "Optimization" in the logging HOWTO.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging._srcfile = None
-    # aiohttp's own access log duplicates ours and carries no request id.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,9 +1,10 @@
-"""Several worker processes behind the same ports: `WORKERS` (default: the CPUs we may use).
+"""Several worker processes behind the same ports (how many: `gateway.cpus.plan_workers`).
 
 The supervisor (the process `ai-gateway serve` started) binds nothing that serves calls. It
-reserves the gRPC and HTTP ports (resolving port 0 once, so every worker binds the same one),
-applies the store's migrations once, then starts `WORKERS` copies of itself, each a complete
-gateway that binds both ports with `SO_REUSEPORT`: the kernel spreads new connections over them.
+claims the gRPC and HTTP ports (refusing ports another process serves, and resolving port 0
+once, so every worker binds the same one), checks Redis, applies the store's migrations (or
+checks them) once, then starts `WORKERS` copies of itself, each a complete gateway that binds
+both ports with `SO_REUSEPORT`: the kernel spreads new connections over them.
 It serves `/metrics` itself, summing what the workers write (prometheus_client multiprocess
 mode), restarts a worker that dies, and on SIGTERM/SIGINT asks every worker to drain and waits.
 
@@ -32,10 +33,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.assembly import StartupError
+from gateway.assembly import prepare_store
 from gateway.config import Settings
-from gateway.store.engine import database_url
-from gateway.store.migrate import upgrade
+from gateway.cpus import WorkerPlan
+from gateway.startup import (
+    EXIT_DATABASE,
+    EXIT_PORT,
+    EXIT_REDIS,
+    StartupError,
+    check_redis,
+    claim_port,
+    port_error,
+)
 from metrics import forget_worker, render_workers
 
 log = logging.getLogger("gateway.workers")
@@ -46,6 +55,11 @@ RESTART_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 #: A worker that served this long before dying is restarted without waiting.
 STABLE_SECONDS = 30.0
 KILL_AFTER_GRACE_SECONDS = 5.0
+
+
+def announce_plan(plan: WorkerPlan) -> None:
+    """Log the plan: one line saying how many workers and why."""
+    log.info(plan.line, extra={"workers": plan.count, "why": plan.why})
 
 
 @dataclass
@@ -90,6 +104,7 @@ class Supervisor:
         self.grpc_port = 0
         self.http_port = 0
         self.metrics_port = 0
+        #: The ports' reservations and locks, held while the supervisor runs.
         self._reserved: list[socket.socket] = []
         self._metrics_dir = ""
         self._migrated = False
@@ -99,12 +114,14 @@ class Supervisor:
         self._metrics_runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        """Reserve ports, migrate, start every worker and wait until all of them are ready."""
+        """Claim the ports, check Redis and the store, start every worker and wait for all."""
         settings = self.settings
         self.grpc_port = self._reserve(settings.grpc_port, "GRPC_PORT")
         self.http_port = self._reserve(settings.http_port, "HTTP_PORT")
         self.metrics_port = await self._serve_metrics()
-        await self._migrate()
+        if settings.redis_url:
+            await check_redis(settings.redis_url)
+        self._migrated = await prepare_store(settings)  # once here, not racing in every worker
         merge_orphan_spills(Path(settings.usage_spill_path), self.count)
         self._metrics_dir = tempfile.mkdtemp(prefix="ai-gateway-metrics-")
         if not settings.redis_url:
@@ -117,7 +134,15 @@ class Supervisor:
         results = await asyncio.gather(*(self._until_ready(w) for w in workers))
         if not all(results):
             await self.stop()
-            raise StartupError("a worker process failed to start (its log says why)")
+            failed = [w for w, ready in zip(workers, results, strict=True) if not ready]
+            # A worker that met one of the start-up failures the supervisor checks (a race)
+            # passes its exit status on; anything else is status 1.
+            codes = {w.process.returncode for w in failed}
+            known = sorted(code for code in (EXIT_PORT, EXIT_DATABASE, EXIT_REDIS) if code in codes)
+            raise StartupError(
+                "a worker process failed to start (its log says why)",
+                exit_code=known[0] if known else None,
+            )
 
     async def run(self) -> None:
         """Watch the workers until `request_stop`, restarting any that dies."""
@@ -162,8 +187,14 @@ class Supervisor:
         log.info("gateway stopped")
 
     def _reserve(self, port: int, setting: str) -> int:
-        """Bind (not listen) a SO_REUSEPORT socket: fixes port 0 and fails early when taken."""
+        """Claim the port, then bind (not listen) a SO_REUSEPORT socket for the workers to join.
+
+        The reservation fixes port 0 and holds the port between worker restarts.
+        """
         host = self.settings.bind_host
+        lock = claim_port(host, port, setting)
+        if lock is not None:
+            self._reserved.append(lock)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -171,7 +202,7 @@ class Supervisor:
             sock.bind((host, port))
         except OSError as exc:
             sock.close()
-            raise StartupError(f"{setting} {port} on {host}: {exc.strerror}") from None
+            raise port_error(setting, host, port, exc) from None
         self._reserved.append(sock)
         return int(sock.getsockname()[1])
 
@@ -188,19 +219,9 @@ class Supervisor:
         try:
             await site.start()
         except OSError as exc:
-            raise StartupError(
-                f"METRICS_PORT {self.settings.metrics_port}: {exc.strerror}"
-            ) from None
+            host, port = self.settings.bind_host, self.settings.metrics_port
+            raise port_error("METRICS_PORT", host, port, exc) from None
         return int(runner.addresses[0][1])
-
-    async def _migrate(self) -> None:
-        url = database_url(self.settings.database_url)
-        migrate = self.settings.auto_migrate
-        if migrate is None:
-            migrate = url.startswith("sqlite")
-        if migrate:  # once here, not racing in every worker
-            await upgrade(url)
-            self._migrated = True
 
     async def _spawn(self, index: int) -> _Worker:
         ours, theirs = socket.socketpair()
@@ -225,6 +246,7 @@ class Supervisor:
             theirs.close()
         worker = _Worker(index, process, ours)
         self._workers[index] = worker
+        log.debug("worker process started", extra={"worker": index, "pid": process.pid})
         return worker
 
     async def _until_ready(self, worker: _Worker) -> bool:

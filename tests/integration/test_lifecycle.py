@@ -158,3 +158,20 @@ async def test_health_is_not_serving_until_ready_and_again_once_draining() -> No
             await stopping
     finally:
         await gateway.stop()
+
+
+async def test_log_level_debug_shows_the_gateways_debug_lines_and_no_third_party_chatter() -> None:
+    started = await spawn(LOG_LEVEL="DEBUG", WORKERS="2")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"http://127.0.0.1:{started.http_port}/v1/complete",
+            data=b'{"model": "mock", "messages": [{"role": "user", "content": "hi"}]}',
+        ) as reply,
+    ):
+        assert reply.status == 200
+    assert await started.stop() == 0
+    ours = ("gateway", "providers", "resilience", "cache", "metrics")
+    chatter = [e for e in started.logs if e["logger"].split(".")[0] not in ours]
+    assert chatter == []
+    assert any(e["level"] == "debug" for e in started.logs)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -80,16 +80,16 @@ async def test_three_replicas_admit_a_tokens_limit_once_in_total(
     assert 3000 * 0.95 <= admitted_tokens <= 3000 * 1.05
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def test_with_redis_down_limits_fail_open_and_never_answer_429(pg_database: str) -> None:
-    [gateway] = await replicas(
-        1, DATABASE_URL=pg_database, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0"
-    )
+async def test_with_redis_down_limits_fail_open_and_never_answer_429(
+    pg_database: str, redis_url: str
+) -> None:
+    # Redis answers at start (an unreachable one stops the start, exit 5), then goes away.
+    host, port = urlsplit(redis_url).hostname or "127.0.0.1", urlsplit(redis_url).port or 6379
+    proxy = TcpProxy(host, port)
+    await proxy.start()
+    proxied = redis_url.replace(f"{host}:{port}", f"127.0.0.1:{proxy.port}", 1)
+    [gateway] = await replicas(1, DATABASE_URL=pg_database, REDIS_URL=proxied)
+    proxy.cut()
     try:
         async with aiohttp.ClientSession() as http:
             secret = await create_key(http, gateway.http_port, requests_per_minute=1000)
@@ -98,6 +98,7 @@ async def test_with_redis_down_limits_fail_open_and_never_answer_429(pg_database
                 metrics = await r.text()
     finally:
         await gateway.stop()
+        await proxy.aclose()
     assert statuses == [200] * 10
     failures = [
         line for line in metrics.splitlines()
