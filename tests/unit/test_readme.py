@@ -10,8 +10,9 @@ The snippets are found by reading README.md, so a new one is checked without tou
 - a YAML block that is a gateway config file is loaded by the gateway's own loader
   (`load_settings`, `GATEWAY_CONFIG` naming it) with the environment of the command the README
   gives to start it, its routes resolve, and the real program starts with it;
-- `kubectl` commands name only objects, Secrets, keys and paths that deploy/ really defines or
-  reads, and a Secret they create carries every key the pods need from it;
+- `kubectl` commands (the README's, and those the manifests' own comments give) name only
+  objects, Secrets, keys and paths that deploy/ really defines or reads, and a Secret they create
+  carries every key the pods need from it;
 - repository paths named in commands and relative links exist.
 
 The `*_problems` functions return what is wrong instead of asserting, so the last tests can show
@@ -360,8 +361,11 @@ def _reference(kind_word: str, name: str, defined: Cluster) -> list[str]:
     return []
 
 
-def kubectl_problems(command: Command, defined: Cluster) -> list[str]:
-    """What in a `kubectl` command names something deploy/kubernetes does not define or read."""
+def kubectl_problems(command: Command, defined: Cluster, base: Path = REPO) -> list[str]:
+    """What in a `kubectl` command names something deploy/kubernetes does not define or read.
+
+    Paths are taken from the repository root, or from `base` (where the command is written).
+    """
     words = command.words
     if words[:1] != ["kubectl"]:
         return []
@@ -391,11 +395,12 @@ def kubectl_problems(command: Command, defined: Cluster) -> list[str]:
     elif args[:2] == ["create", "configmap"]:
         if args[2] not in defined.config_maps:
             problems.append(f"ConfigMap {args[2]!r} is read by no pod")
-    elif files or args[:1] == ["kustomize"]:
+    elif files or args[:1] in (["kustomize"], ["apply"]):
         for path in files or args[1:]:
-            if not (REPO / path).exists():
+            found = next((d / path for d in (REPO, base) if (d / path).exists()), None)
+            if found is None:
                 problems.append(f"{path} does not exist")
-            elif (REPO / path).is_dir() and not (REPO / path / "kustomization.yaml").is_file():
+            elif found.is_dir() and not (found / "kustomization.yaml").is_file():
                 problems.append(f"{path} has no kustomization.yaml")
     elif args[:1] in (["rollout"], ["wait"], ["get"], ["describe"], ["logs"], ["delete"]):
         for word in args[1:]:
@@ -408,6 +413,20 @@ def kubectl_problems(command: Command, defined: Cluster) -> list[str]:
     else:
         problems.append(f"this test does not know `kubectl {' '.join(args[:2])}`: teach it")
     return problems
+
+
+def commented_kubectl_commands(yaml_text: str) -> list[Command]:
+    """The kubectl commands a manifest's comments give: `kubectl ...` in backticks, and comment
+    lines that are a kubectl command (with their continuation lines)."""
+    comments = [m.group(1) for m in re.finditer(r"^\s*#\s?(.*)$", yaml_text, flags=re.MULTILINE)]
+    script: list[str] = []
+    continued = False
+    for text in comments:
+        if continued or text.strip().startswith("kubectl "):
+            script.append(text)
+        script += re.findall(r"`(kubectl [^`]*)`", text) if not continued else []
+        continued = text.rstrip().endswith("\\")
+    return [c for c in commands("\n".join(script)) if c.words[:1] == ["kubectl"]]
 
 
 # ---------------------------------------------------------------- paths and links
@@ -584,6 +603,14 @@ def test_paths_in_commands_exist(block: Block) -> None:
     assert problems == {}
 
 
+@pytest.mark.parametrize("path", sorted(KUBERNETES.glob("*.yaml")), ids=lambda p: p.name)
+def test_kubectl_commands_in_the_manifests_comments_name_what_they_define(path: Path) -> None:
+    defined = cluster()
+    found = commented_kubectl_commands(path.read_text(encoding="utf-8"))
+    problems = {c.source: p for c in found if (p := kubectl_problems(c, defined, path.parent))}
+    assert problems == {}
+
+
 def test_relative_links_lead_somewhere() -> None:
     assert link_problems(README.read_text(encoding="utf-8")) == []
 
@@ -694,6 +721,21 @@ def test_kubectl_mistakes_are_caught() -> None:
     ]
     (apply,) = commands("kubectl apply -k deploy/kube/")
     assert kubectl_problems(apply, defined) == ["deploy/kube/ does not exist"]
+
+
+def test_commented_kubectl_commands_are_found() -> None:
+    text = (
+        "# Run `kubectl rollout restart deployment/x` after changes; don't forget.\n"
+        "# Or:\n"
+        "#   kubectl create secret generic s \\\n"
+        "#     --from-literal=A='it''s'\n"
+        "kind: ConfigMap  # kubectl is not here\n"
+    )
+    found = [c.words for c in commented_kubectl_commands(text)]
+    assert found == [
+        ["kubectl", "rollout", "restart", "deployment/x"],
+        ["kubectl", "create", "secret", "generic", "s", "--from-literal=A=its"],
+    ]
 
 
 def test_broken_paths_and_links_are_caught() -> None:
