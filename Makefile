@@ -21,6 +21,11 @@ node_modules/.bin/buf: package.json package-lock.json
 	npm install --no-audit --no-fund --no-save --loglevel=error
 	touch $@
 
+# promtool for the alert-rule tests (deploy/prometheus/rules.test.yml), from Debian's prometheus
+# package, unpacked into the venv (scripts/install-promtool.sh).
+$(VENV)/bin/promtool: | $(VENV)/.runtime
+	scripts/install-promtool.sh $@
+
 ## run: start the gateway on its embedded defaults (mock provider, no Redis, no database)
 run: $(VENV)/.runtime
 	$(VENV)/bin/ai-gateway serve
@@ -48,7 +53,8 @@ gen: $(VENV)/.dev
 gen-check: $(VENV)/.dev
 	scripts/check-gen.sh
 
-pytest: $(VENV)/.dev
+# The Node client test needs node_modules (buf, protoc-gen-es, connect); the alert tests promtool.
+pytest: $(VENV)/.dev node_modules/.bin/buf $(VENV)/bin/promtool
 	$(VENV)/bin/pytest
 
 ## bench: the gateway vs. calling the upstream directly vs. LiteLLM and Portkey (bench/README.md); BENCH_ARGS=--no-peers

@@ -3,22 +3,36 @@
 Every `gateway_*` name in a PromQL expression (panel targets, template variables, alert rules)
 must be defined in `metrics`, and every label it is selected or grouped by must be one of that
 metric's labels (`le` too for a histogram's `_bucket` series).
+
+The alert rules are also run: `promtool check rules` and `promtool test rules` with the unit
+tests in deploy/prometheus/rules.test.yml (series in, alerts out). `make test` installs promtool
+into the venv (scripts/install-promtool.sh, from Debian's `prometheus` package); without it these
+tests skip, and under CI they fail.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
+
+from gateway.errors import GatewayError
+from gateway.store.writer import UsageWriter
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
@@ -34,6 +48,8 @@ _LABEL_VALUES = re.compile(
 )
 _RANGE = re.compile(r"\[([^\]]*)\]")
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+#: Labels Prometheus attaches to every scraped series, whatever the metric.
+TARGET_LABELS = frozenset({"job", "instance"})
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,7 @@ def _lookup(identifier: str) -> tuple[Defined | None, bool]:
 def _allowed_labels(identifier: str) -> frozenset[str]:
     metric, bucket = _lookup(identifier)
     assert metric is not None
-    return metric.labels | {"le"} if bucket else metric.labels
+    return metric.labels | TARGET_LABELS | ({"le"} if bucket else set())
 
 
 def _matching_close(text: str, start: int) -> int:
@@ -283,6 +299,7 @@ def test_a_misspelled_metric_or_label_is_caught() -> None:
         )
         == []
     )
+    assert promql_problems("max by (instance) (gateway_usage_pending_rows)") == []
     assert promql_problems("label_values(gateway_circuit_state, model)") == [
         "label_values: gateway_circuit_state has no label 'model'"
     ]
@@ -331,3 +348,92 @@ def test_alert_rules_use_only_gateway_metrics() -> None:
         assert promql_problems(expr) == [], (alert["alert"], promql_problems(expr))
         assert alert["labels"]["severity"] in ("warning", "critical")
         assert alert["annotations"]["summary"]
+
+
+# ---------------------------------------------------------------- the alert rules, run
+
+
+def _alerts() -> dict[str, dict[str, Any]]:
+    groups = _yaml(PROMETHEUS / "rules.yml")["groups"]
+    return {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
+
+
+def _promtool() -> str:
+    """promtool: the one `make test` put beside this interpreter, else one on PATH."""
+    beside = Path(sys.executable).parent / "promtool"
+    found = str(beside) if beside.exists() else shutil.which("promtool")
+    if found is None:
+        message = "promtool is not installed: run `make test` (or scripts/install-promtool.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def _run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603  # promtool with this checkout's files
+        [_promtool(), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_promtool_accepts_the_alert_rules() -> None:
+    checked = _run_promtool("check", "rules", str(PROMETHEUS / "rules.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_alert_rules_pass_their_unit_tests() -> None:
+    tested = _run_promtool("test", "rules", str(PROMETHEUS / "rules.test.yml"))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_every_alert_has_a_unit_test_that_fires_it() -> None:
+    tests = _yaml(PROMETHEUS / "rules.test.yml")["tests"]
+    fired = {
+        case["alertname"]
+        for test in tests
+        for case in test.get("alert_rule_test", [])
+        if case.get("exp_alerts")
+    }
+    assert set(_alerts()) - fired == set()
+
+
+def _codes_by_outcome() -> tuple[set[str], set[str]]:
+    """gRPC codes the gateway answers with, split into server failures (HTTP 5xx) and the
+    caller's own outcomes (4xx, 499), from its exception tree."""
+    classes: list[type[GatewayError]] = [GatewayError]
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    server = {c.grpc_code.name for c in classes if c.http_status >= 500}
+    caller = {c.grpc_code.name for c in classes if c.http_status < 500}
+    return server, caller
+
+
+def _matches(operator: str, pattern: str, value: str) -> bool:
+    if operator in ("=~", "!~"):
+        return bool(re.fullmatch(pattern, value)) == (operator == "=~")
+    return (value == pattern) == (operator == "=")
+
+
+def test_error_ratio_counts_gateway_failures_and_never_the_callers_own() -> None:
+    expr = str(_alerts()["AIGatewayHighErrorRatio"]["expr"])
+    selectors = [
+        selector
+        for name, selector in re.findall(r"(gateway_requests_total)\s*(\{[^{}]*\})?", expr)
+        if "code" in selector
+    ]
+    assert len(selectors) == 1, f"expected one selector by code in {expr}"
+    matchers = re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"', selectors[0])
+    code_matchers = [(op, pattern) for label, op, pattern in matchers if label == "code"]
+    every = {code.name for code in grpc.StatusCode}
+    counted = {c for c in every if all(_matches(op, p, c) for op, p in code_matchers)}
+    server, caller = _codes_by_outcome()
+    assert server <= counted
+    assert counted & (caller | {"OK"}) == set()
+    assert {"RESOURCE_EXHAUSTED", "NOT_FOUND", "INVALID_ARGUMENT", "UNAUTHENTICATED"} <= caller
+
+
+def test_usage_spill_alert_fires_before_a_worker_spills() -> None:
+    expr = str(_alerts()["AIGatewayUsageSpilling"]["expr"])
+    (threshold,) = re.findall(r"gateway_usage_pending_rows\)?\s*>\s*(\d+)", expr)
+    held = inspect.signature(UsageWriter).parameters["max_pending"].default
+    assert 0 < int(threshold) < held
