@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import aiohttp
 import grpc
 import orjson
 import pytest
+from aiohttp import web
 
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
+from tests.fakes.base import StreamPlan
 from tests.fakes.openai_server import FakeOpenAI, Fault
 from tests.processes import GatewayProcess, spawn
 from tests.sse import read_sse
@@ -29,16 +32,27 @@ from tests.sse import read_sse
 PROVIDER_DELAY = 0.3
 #: What the impatient callers allow: 100 ms, and a fraction of a millisecond more.
 CALLER_TIMEOUTS = (0.1, 0.1004)
-#: What callers allow who get the stream's first piece (at 300 ms) but not its second (600 ms).
-MID_STREAM_TIMEOUTS = (0.45, 0.4504)
+#: The gap before a stream's second piece, and what callers allow who get its first piece (at
+#: once) but not its second.
+MID_STREAM_GAP = 0.4
+MID_STREAM_TIMEOUTS = (0.2, 0.2004)
 CALLERS = 12
 MODEL = "gpt-slow"
 GRPC_OK = grpc.StatusCode.OK
 
 
+class FakeOpenAIFirstPieceAtOnce(FakeOpenAI):
+    """A fake OpenAI whose streams send their first piece of text at once, whatever the fault:
+    `chunk_delay` holds back only the pieces after it."""
+
+    def stream_plan(self, request: web.Request, body: dict[str, object]) -> StreamPlan:
+        plan = super().stream_plan(request, body)
+        return replace(plan, first_content=plan.first_content + 1, content=plan.content - 1)
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI(reply="one two three") as fake:
+    async with FakeOpenAIFirstPieceAtOnce(reply="one two three") as fake:
         fake.persistent_fault = Fault(delay=PROVIDER_DELAY)
         yield fake
 
@@ -121,6 +135,33 @@ async def grpc_calls(
         return list(await asyncio.gather(*(one(t) for t in deadlines)))
 
 
+async def finished_statuses(gateway: GatewayProcess, rpc: str) -> list[str]:
+    """The status the gateway logged for each gRPC call of `rpc` it finished.
+
+    The caller's own deadline ends a call on the client's side first: wait for the gateway's
+    lines (on a busy machine a call may run out of time before it reaches the gateway at all:
+    after 10 s, what was logged is the answer).
+    """
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 10.0
+    while True:
+        statuses = [
+            entry["status"]
+            for entry in gateway.logs
+            if entry.get("msg") == "request finished"
+            and (entry.get("transport"), entry.get("rpc")) == ("grpc", rpc)
+        ]
+        if len(statuses) >= CALLERS or loop.time() > until:
+            return statuses
+        await asyncio.sleep(0.05)
+
+
+async def assert_recorded_as_deadline_exceeded(gateway: GatewayProcess, rpc: str) -> None:
+    statuses = await finished_statuses(gateway, rpc)
+    assert statuses, f"the gateway logged no {rpc} call"
+    assert set(statuses) == {"DEADLINE_EXCEEDED"}
+
+
 async def assert_circuit_untouched_and_a_patient_caller_served(
     gateway: GatewayProcess, fake: FakeOpenAI
 ) -> None:
@@ -160,6 +201,8 @@ async def test_a_grpc_deadline_shorter_than_the_provider_is_deadline_exceeded_sp
 ) -> None:
     answers = await grpc_calls(gateway, timeouts(CALLER_TIMEOUTS))
     assert answers == [(grpc.StatusCode.DEADLINE_EXCEEDED, 0)] * CALLERS
+    # Recorded as the caller's deadline too (gRPC itself may end the call at that deadline).
+    await assert_recorded_as_deadline_exceeded(gateway, "Complete")
     await assert_circuit_untouched_and_a_patient_caller_served(gateway, fake)
 
 
@@ -173,13 +216,14 @@ async def test_streams_whose_deadline_ends_before_the_first_chunk_spare_the_circ
     grpc_answers = await grpc_calls(gateway, deadlines, stream=True)
     assert sse_answers == [(504, "")] * CALLERS
     assert grpc_answers == [(grpc.StatusCode.DEADLINE_EXCEEDED, 0)] * CALLERS
+    await assert_recorded_as_deadline_exceeded(gateway, "StreamComplete")
     await assert_circuit_untouched_and_a_patient_caller_served(gateway, fake)
 
 
 async def test_streams_whose_deadline_ends_after_the_first_chunk_spare_the_circuit(
     gateway: GatewayProcess, fake: FakeOpenAI
 ) -> None:
-    fake.persistent_fault = Fault(chunk_delay=PROVIDER_DELAY)
+    fake.persistent_fault = Fault(chunk_delay=MID_STREAM_GAP)
     deadlines = timeouts(MID_STREAM_TIMEOUTS)
     requests: Requests = [(body(timeout=f"{t}s"), {}) for t in deadlines[: CALLERS // 2]]
     requests += [(body(), {"x-request-timeout": millis(t)}) for t in deadlines[CALLERS // 2 :]]
@@ -188,4 +232,5 @@ async def test_streams_whose_deadline_ends_after_the_first_chunk_spare_the_circu
     # Each got its first piece, then the stream ended with the caller's own deadline.
     assert sse_answers == [(200, "DEADLINE_EXCEEDED")] * CALLERS
     assert grpc_answers == [(grpc.StatusCode.DEADLINE_EXCEEDED, 1)] * CALLERS
+    await assert_recorded_as_deadline_exceeded(gateway, "StreamComplete")
     await assert_circuit_untouched_and_a_patient_caller_served(gateway, fake)
