@@ -136,8 +136,8 @@ class HttpAdapter(ABC):
         """
         if not model or model in _DOT_SEGMENTS or "/" in model:
             raise InvalidArgumentError(
-                f"model: {model!r} cannot name a {self._kind} model: it must be one URL path "
-                f"segment (no '/', not '.' or '..')"
+                f"model: {self._kind} puts the model in its URL path, so {model!r} must be one "
+                f"path segment (no '/', not '.' or '..')"
             )
         return quote(model, safe="")
 
