@@ -148,7 +148,8 @@ class StreamRelay:
         now = asyncio.get_running_loop().time()
         expired = watchdog.expired if isinstance(exc, TimeoutError) else None
         if (expired is not None and expired.callers) or spent(call.deadline, now):
-            # The caller's time ran out (a stream cut as it did so broke for that reason).
+            # The caller's time is up: what broke the stream now (the upstream request's own
+            # time limit is that same deadline) is the caller's outcome.
             breaker.released(permit)
             error: GatewayError = DeadlineExceededError(
                 f"deadline exceeded while streaming from provider {provider!r}"
