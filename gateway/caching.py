@@ -1,7 +1,10 @@
 """The core's side of the response cache: a call's key, its lookup, and its answer stored.
 
 Only deterministic calls have a key (tenant, primary deployment, request). Calls for one key
-coalesce: while one call leads the flight for it, the others wait for its answer. Only a normal,
+coalesce: while one call leads the flight for it, the others wait for its answer, each only as
+long as its own deadline allows, and each leaving on its own: a follower that leaves (cancelled,
+or out of time) disturbs neither the leader nor the other followers, and a leader that leaves
+(or fails) lands no answer, so its followers call the provider themselves. Only a normal,
 complete answer of the requested route is stored and shared.
 """
 
@@ -15,6 +18,7 @@ from cache.answers import CachedAnswer
 from cache.keys import cache_key
 from cache.layer import ResponseCache
 from gateway.calls import Call
+from gateway.errors import DeadlineExceededError
 from metrics import CACHE_LOOKUPS, CACHE_SAVED_USD, labeled
 from providers.base import Usage
 
@@ -49,8 +53,7 @@ class CallCache:
         if answer is None:
             waiting = self._cache.waiting_on(key)
             if waiting is not None:
-                # shield: a waiter that leaves must not cancel the answer for the others.
-                answer = await asyncio.shield(waiting)
+                answer = await _follow(waiting, call.deadline)
                 if answer is not None:
                     labeled(CACHE_LOOKUPS, backend, "coalesced").inc()
         if answer is not None:
@@ -94,3 +97,17 @@ class CallCache:
         """Free whoever waits on the call's flight (a no-op once its answer has landed)."""
         if call.flight is not None:
             call.flight.land(None)
+
+
+async def _follow(
+    flight: asyncio.Future[CachedAnswer | None], deadline: float
+) -> CachedAnswer | None:
+    """The leader's answer, waited for until the follower's own `deadline` at the latest."""
+    try:
+        async with asyncio.timeout_at(deadline):
+            # shield: a follower that leaves must not cancel the answer for the others.
+            return await asyncio.shield(flight)
+    except TimeoutError:
+        raise DeadlineExceededError(
+            "deadline exceeded while waiting for an identical call in flight"
+        ) from None

@@ -55,6 +55,7 @@ from providers.base import ChatResponse
 from providers.registry import ProviderRegistry
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
 from resilience.breaker import Breakers
+from resilience.deadlines import spent
 
 UNAVAILABLE_RETRY_AFTER_SECONDS = 1.0
 
@@ -161,7 +162,7 @@ class GatewayService:
             )
             return response
         except BaseException as exc:
-            call.code = _code_of(exc)
+            call.code = _code_of(exc, call)
             raise
         finally:
             self._finish(call)
@@ -191,7 +192,7 @@ class GatewayService:
                 async for message in self._relay.relay(call, opened):
                     yield message
         except BaseException as exc:
-            call.code = _code_of(exc)
+            call.code = _code_of(exc, call)
             raise
         finally:
             self._finish(call)
@@ -213,7 +214,7 @@ class GatewayService:
                     )
             return pb.ProviderStatusResponse(providers=providers)
         except BaseException as exc:
-            call.code = _code_of(exc)
+            call.code = _code_of(exc, call)
             raise
         finally:
             self._finish(call)
@@ -325,9 +326,13 @@ def _record_content(call: Call, completion: str) -> None:
     span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})
 
 
-def _code_of(exc: BaseException) -> str:
+def _code_of(exc: BaseException, call: Call) -> str:
     if isinstance(exc, GatewayError):
         return exc.code_name
     if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        # gRPC ends a call at its deadline itself (from when the request arrived, a hair before
+        # the core's own timer): a call cancelled once its deadline has come ran out of time.
+        if call.deadline and spent(call.deadline, asyncio.get_running_loop().time()):
+            return str(DeadlineExceededError.grpc_code.name)
         return str(RequestCancelledError.grpc_code.name)
     return "INTERNAL"

@@ -2,7 +2,9 @@
 
 A plan is the primary route with `primary_retries`, then each fallback with `fallback_retries`.
 Each try is bounded by the per-try timeout (time to the whole answer, or to a stream's first
-chunk) and by the caller's deadline. What a failure leads to:
+chunk) and by the caller's deadline; which of the two cuts it is settled when the try begins
+(`resilience.deadlines`), so a try cut by the caller's deadline is never the provider's failure,
+even when its timer goes off a hair early. What a failure leads to:
 
 | failure                                    | breaker | same route again       | next route |
 |--------------------------------------------|---------|------------------------|------------|
@@ -43,6 +45,7 @@ from metrics.tracing import GEN_AI_SYSTEMS, inject_headers, tracer
 from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
 from providers.registry import Route
 from resilience.breaker import CircuitBreaker, CircuitOpenError, Permit
+from resilience.deadlines import Cut, cut
 from resilience.retry import Backoff, RetryBudget
 
 log = logging.getLogger("gateway.dispatch")
@@ -249,11 +252,11 @@ class Dispatcher:
                     )
                     break
                 current = trace.begin(step.route)
-                try_deadline = min(deadline, _now() + self._per_try_timeout)
+                bound = cut(_now() + self._per_try_timeout, deadline)
                 try:
-                    result = await attempt(current, try_deadline)
+                    result = await attempt(current, bound.at)
                 except BaseException as exc:
-                    last = self._failed(current, breaker, permit, exc, deadline, trace)
+                    last = self._failed(current, breaker, permit, exc, bound, trace)
                 else:
                     return current, result, permit
                 if not _falls_back(last):
@@ -269,10 +272,13 @@ class Dispatcher:
         breaker: CircuitBreaker,
         permit: Permit,
         exc: BaseException,
-        deadline: float,
+        bound: Cut,
         trace: Trace,
     ) -> GatewayError:
-        """Account a failed try; return the error it stands for (re-raise a cancellation)."""
+        """Account a failed try cut at `bound`; return the error it stands for.
+
+        A cancellation is re-raised; so is the caller's deadline, as `DeadlineExceededError`.
+        """
         route = current.route
         if isinstance(exc, asyncio.CancelledError | GeneratorExit):
             breaker.released(permit)
@@ -280,7 +286,9 @@ class Dispatcher:
             raise exc
         name = route.provider.name
         if isinstance(exc, TimeoutError | UpstreamTimeoutError):
-            if _now() >= deadline:
+            # Every timeout of a try is one of its bounds running out (the adapter's own time
+            # limit is the same bound); a vendor's 504 is an `UpstreamUnavailableError`.
+            if bound.is_callers(_now()):
                 breaker.released(permit)  # the caller's deadline, not the provider's health
                 error: GatewayError = DeadlineExceededError(
                     f"deadline exceeded while waiting for provider {name!r}"

@@ -8,6 +8,7 @@ is an `InvalidArgumentError` whose message starts with the field it is about.
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ MAX_METADATA_VALUE_CHARS = 512
 MAX_TIMEOUT_SECONDS = 3600.0
 
 CompletionMessage = pb.CompleteRequest | pb.StreamCompleteRequest
+_DOT_SEGMENTS = frozenset({".", ".."})
 _PRIORITIES = frozenset(pb.Priority.values())
 
 
@@ -98,7 +100,26 @@ def _model(model: str) -> str:
         raise InvalidArgumentError("model: required")
     if len(model) > MAX_MODEL_CHARS:
         raise InvalidArgumentError(f"model: longer than {MAX_MODEL_CHARS} characters")
+    _check_model_name("model", model)
     return model
+
+
+def _check_model_name(field: str, model: str) -> None:
+    """Refuse a name no deployment serves and that would change a URL it is put in.
+
+    Some vendors name the model in the URL path (Azure deployments, Gemini models): a
+    dot-segment ("." or "..", also after "<provider>/") would walk up that path, and control
+    characters, "?" and "#" end the path. No model anywhere is named like that.
+    """
+    if any(unicodedata.category(c) == "Cc" for c in model):
+        raise InvalidArgumentError(f"{field}: must not contain control characters")
+    if "?" in model or "#" in model:
+        raise InvalidArgumentError(f"{field}: must not contain '?' or '#', got {model!r}")
+    if any(segment in _DOT_SEGMENTS for segment in model.split("/")):
+        raise InvalidArgumentError(
+            f"{field}: '.' and '..' are not model names (nor parts of one between '/'), "
+            f"got {model!r}"
+        )
 
 
 def _messages(messages: Sequence[pb.Message]) -> tuple[ChatMessage, ...]:
@@ -159,7 +180,10 @@ def _fallback_models(models: Sequence[str]) -> tuple[str, ...]:
         raise InvalidArgumentError(f"fallback_models: more than {MAX_FALLBACK_MODELS} models")
     if any(not m.strip() for m in models):
         raise InvalidArgumentError("fallback_models: model names must not be empty")
-    return tuple(m.strip() for m in models)
+    names = tuple(m.strip() for m in models)
+    for index, name in enumerate(names):
+        _check_model_name(f"fallback_models[{index}]", name)
+    return names
 
 
 def _metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:

@@ -3,7 +3,9 @@
 The dispatcher has opened the stream and holds its first chunk; from here each chunk goes to the
 caller as it comes, each wait for the next bounded by the idle timeout and the call's deadline.
 A failure now ends the stream with an error (no retry, no fallback): the relay settles the
-deployment's breaker and the try's trace, and says what the caller sees.
+deployment's breaker and the try's trace, and says what the caller sees. A stream cut by the
+caller's deadline (the watchdog's, or the upstream request's own time limit, which is the same
+deadline) is the caller's outcome, DEADLINE_EXCEEDED, and never counts against the provider.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from gateway.responses import answer_cost, usage_message
 from gateway.v1 import gateway_pb2 as pb
 from metrics import TIME_TO_FIRST_TOKEN, labeled
 from providers.base import ChatChunk
+from resilience.deadlines import spent
 from resilience.watchdog import StreamWatchdog
 
 # The relay is the core's streaming half: its lines keep the core's logger name.
@@ -76,7 +79,7 @@ class StreamRelay:
                     with watchdog:
                         chunk = await anext(chunks, None)
         except BaseException as exc:
-            error = self._failed(call, opened, exc)
+            error = self._failed(call, opened, exc, watchdog)
             if error is exc:
                 raise
             raise error from exc
@@ -127,7 +130,9 @@ class StreamRelay:
         )
         return final
 
-    def _failed(self, call: Call, opened: OpenStream, exc: BaseException) -> BaseException:
+    def _failed(
+        self, call: Call, opened: OpenStream, exc: BaseException, watchdog: StreamWatchdog
+    ) -> BaseException:
         """Account a stream that broke after its first chunk; return what the caller sees."""
         route, breaker, permit, attempt = (
             opened.route,
@@ -140,18 +145,23 @@ class StreamRelay:
             breaker.released(permit)
             call.trace.end(attempt, pb.ATTEMPT_OUTCOME_CANCELLED)
             return exc
+        now = asyncio.get_running_loop().time()
+        expired = watchdog.expired if isinstance(exc, TimeoutError) else None
+        if (expired is not None and expired.callers) or spent(call.deadline, now):
+            # The caller's time is up: what broke the stream now (the upstream request's own
+            # time limit is that same deadline) is the caller's outcome.
+            breaker.released(permit)
+            error: GatewayError = DeadlineExceededError(
+                f"deadline exceeded while streaming from provider {provider!r}"
+            )
+            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
+            return error
         if isinstance(exc, TimeoutError):
-            if asyncio.get_running_loop().time() >= call.deadline:
-                breaker.released(permit)
-                error: GatewayError = DeadlineExceededError(
-                    f"deadline exceeded while streaming from provider {provider!r}"
-                )
-            else:
-                error = StreamInterruptedError(
-                    f"provider {provider!r} sent nothing for {self._idle_timeout:g}s mid-stream",
-                    provider=provider,
-                )
-                breaker.failed(permit, error)
+            error = StreamInterruptedError(
+                f"provider {provider!r} sent nothing for {self._idle_timeout:g}s mid-stream",
+                provider=provider,
+            )
+            breaker.failed(permit, error)
             call.trace.end(attempt, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
             return error
         if not isinstance(exc, GatewayError):

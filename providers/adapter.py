@@ -12,9 +12,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import ClassVar
+from typing import ClassVar, Final
+from urllib.parse import quote
 
-from gateway.errors import ContentFilteredError, StreamInterruptedError, UpstreamError
+from gateway.errors import (
+    ContentFilteredError,
+    InvalidArgumentError,
+    StreamInterruptedError,
+    UpstreamError,
+)
 from providers.base import Capabilities, ChatChunk, ChatRequest, ChatResponse, ProviderSettings
 from providers.http import (
     EVENT_STREAM,
@@ -26,6 +32,8 @@ from providers.keys import KeyPool
 from providers.upstream_client import UpstreamClient, UpstreamResponse
 from providers.wire import VendorError, decode_object, error_for_status
 
+_DOT_SEGMENTS: Final = frozenset({".", ".."})
+
 
 class HttpAdapter(ABC):
     """One deployment of an HTTP+JSON vendor, over a shared `UpstreamClient` (the caller's).
@@ -33,9 +41,9 @@ class HttpAdapter(ABC):
     A subclass supplies `_kind`, the request body (`_to_wire`), the whole reply (`_from_wire`)
     and `stream`, which reads the vendor's frames inside an `UpstreamErrorBoundary` and reports
     failures with `_stream_error` and `_cut_short`. Requests go to the base URL plus `path`; a
-    vendor that names the model in the URL overrides `_url_for`. Our headers (`auth` of a key,
-    and `headers`) are set once on the endpoint; a request's own headers are added per call but
-    never replace them.
+    vendor that names the model in the URL overrides `_url_for` and puts it there with
+    `_model_segment`. Our headers (`auth` of a key, and `headers`) are set once on the endpoint;
+    a request's own headers are added per call but never replace them.
     """
 
     #: The adapter kind, such as "openai"; each adapter class sets it.
@@ -118,6 +126,20 @@ class HttpAdapter(ABC):
     def _url_for(self, request: ChatRequest, *, stream: bool) -> str:
         """Where `request` goes: the deployment's one URL, for every model and both modes."""
         return self._url
+
+    def _model_segment(self, model: str) -> str:
+        """`model` as exactly one URL path segment (percent-encoded), for vendors that put it there.
+
+        A name with a "/", or a dot-segment ("." or ".."), would reach another path once a
+        server or proxy on the way decodes and normalises the URL: it is refused, before
+        anything is sent, as the caller's mistake.
+        """
+        if not model or model in _DOT_SEGMENTS or "/" in model:
+            raise InvalidArgumentError(
+                f"model: {self._kind} puts the model in its URL path, so {model!r} must be one "
+                f"path segment (no '/', not '.' or '..')"
+            )
+        return quote(model, safe="")
 
     def _post(
         self, request: ChatRequest, *, stream: bool

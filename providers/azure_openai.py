@@ -45,8 +45,8 @@ class AzureOpenAIProvider(OpenAIProvider):
         self._query = "/chat/completions?api-version=" + quote(version, safe="")
 
     def _url_for(self, request: ChatRequest, *, stream: bool) -> str:
-        # Quoted whole: a model name must not reach another path or add query parameters.
-        return self._url + quote(request.model, safe="") + self._query
+        # One segment: a model name must not reach another path or add query parameters.
+        return self._url + self._model_segment(request.model) + self._query
 
 
 SPEC: Final = AdapterSpec(

@@ -282,7 +282,7 @@ class GeminiProvider(HttpAdapter):
 
     def _url_for(self, request: ChatRequest, *, stream: bool) -> str:
         method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
-        return self._url + quote(request.model.removeprefix("models/"), safe="") + method
+        return self._url + self._model_segment(request.model.removeprefix("models/")) + method
 
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         return to_wire(request)

@@ -9,6 +9,10 @@ again for the current wait's limit.
 
 Outside the block (while the chunk is with the caller) nothing can fire: a timeout scope left
 open across a generator's `yield` would fire inside the consumer's code.
+
+After a `TimeoutError`, `expired` says which bound ran out, the idle timeout or the caller's
+deadline, as `resilience.deadlines` decides it: an idle limit a hair before the deadline is the
+deadline.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 from typing import Final
+
+from resilience.deadlines import Cut, cut_at
 
 #: Timers go off up to this early (millisecond timers, rounded): that counts as on time.
 TIMER_RESOLUTION: Final = 0.001
@@ -38,13 +44,15 @@ class StreamWatchdog:
         #: When the wait under way is overdue; None while not waiting.
         self._limit: float | None = None
         self._expired = False
+        #: The cut of the last wait that ran out of time (None while none has).
+        self.expired: Cut | None = None
 
     def __enter__(self) -> None:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("StreamWatchdog should be used inside a task")
         self._task, self._cancelling = task, task.cancelling()
-        self._limit = limit = min(self._deadline, self._loop.time() + self._idle)
+        self._limit = limit = cut_at(self._loop.time() + self._idle, self._deadline)
         if self._timer is None:
             self._timer = self._loop.call_at(limit, self._fire)
 
@@ -54,10 +62,12 @@ class StreamWatchdog:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._limit = None
+        limit, self._limit = self._limit, None
         if not self._expired:
             return
         self._expired = False
+        assert limit is not None
+        self.expired = Cut(limit, self._deadline)
         assert self._task is not None
         if self._task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
             raise TimeoutError from exc  # our cancellation, and nobody else's since

@@ -6,6 +6,7 @@ import pytest
 
 from gateway.errors import (
     ContentFilteredError,
+    InvalidArgumentError,
     StreamInterruptedError,
     UpstreamAuthError,
     UpstreamNotFoundError,
@@ -59,13 +60,25 @@ async def test_api_version_option_is_sent(fake: FakeAzureOpenAI, session: Upstre
     assert fake.requests[0].query == {"api-version": "2025-04-01-preview"}
 
 
-async def test_a_model_name_cannot_escape_its_deployment_path_segment(
+async def test_a_model_name_cannot_add_query_parameters_to_its_deployment_url(
     provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
 ) -> None:
-    request = ChatRequest(model="../../x?api-version=1", messages=HELLO.messages)
+    request = ChatRequest(model="x?api-version=1#y", messages=HELLO.messages)
     response = await provider.complete(request)
-    assert response.model == "../../x?api-version=1"  # the fake echoes the deployment segment
+    assert response.model == "x?api-version=1#y"  # the fake echoes the deployment segment
     assert fake.requests[0].query == {"api-version": DEFAULT_API_VERSION}
+
+
+@pytest.mark.parametrize("model", ["..", ".", "a/b", "../../x", ""])
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_model_that_is_not_one_path_segment_is_refused_before_anything_is_sent(
+    provider: AzureOpenAIProvider, fake: FakeAzureOpenAI, model: str, streamed: bool
+) -> None:
+    request = ChatRequest(model=model, messages=HELLO.messages)
+    with pytest.raises(InvalidArgumentError) as caught:
+        await (collect(provider, request) if streamed else provider.complete(request))
+    assert caught.value.message.startswith("model: ")
+    assert fake.requests == []
 
 
 async def test_key_goes_in_the_api_key_header_and_no_authorization_is_sent(

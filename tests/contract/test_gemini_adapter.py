@@ -12,6 +12,7 @@ import pytest
 
 from gateway.errors import (
     ContentFilteredError,
+    InvalidArgumentError,
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamError,
@@ -66,9 +67,21 @@ async def test_api_version_option_picks_the_path(fake: FakeGemini, session: Upst
 async def test_model_is_quoted_as_one_path_segment_and_models_prefix_dropped(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
-    await provider.complete(ChatRequest(model="models/x/../y?key=1#z", messages=HELLO.messages))
-    assert fake.requests[0].path == "/v1beta/models/x/../y?key=1#z:generateContent"
+    await provider.complete(ChatRequest(model="models/x?key=1#z", messages=HELLO.messages))
+    assert fake.requests[0].path == "/v1beta/models/x?key=1#z:generateContent"
     assert fake.requests[0].query == {}
+
+
+@pytest.mark.parametrize("model", ["..", "models/..", ".", "x/y", "models/x/../y", "models/"])
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_model_that_is_not_one_path_segment_is_refused_before_anything_is_sent(
+    provider: GeminiProvider, fake: FakeGemini, model: str, streamed: bool
+) -> None:
+    request = ChatRequest(model=model, messages=HELLO.messages)
+    with pytest.raises(InvalidArgumentError) as caught:
+        await (collect(provider, request) if streamed else provider.complete(request))
+    assert caught.value.message.startswith("model: ")
+    assert fake.requests == []
 
 
 async def test_key_travels_only_in_the_x_goog_api_key_header_which_callers_cannot_set(

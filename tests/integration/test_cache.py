@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import orjson
 import pytest
 
@@ -225,6 +227,74 @@ async def test_50_concurrent_identical_misses_reach_the_upstream_once(
     assert len(fake.requests) == 1
     assert {a.content for a in answers} == {fake.reply}
     assert sum(not a.cached for a in answers) == 1
+
+
+async def wait_for_requests(fake: FakeOpenAI, count: int) -> None:
+    async with asyncio.timeout(5):
+        while len(fake.requests) < count:  # noqa: ASYNC110 (the fake's requests are a list)
+            await asyncio.sleep(0.01)
+
+
+async def test_a_coalesced_follower_keeps_its_own_deadline(
+    gw: RunningGateway, fake: FakeOpenAI, tenant: str
+) -> None:
+    fake.persistent_fault = Fault(delay=1.0)
+    leader = asyncio.ensure_future(gw.stub.Complete(ask(tenant), timeout=5))
+    await wait_for_requests(fake, 1)
+    started = time.perf_counter()
+    async with gw.http.post(
+        gw.http_url + "/v1/complete",
+        data=json_ask(tenant, timeout="0.2s"),
+        headers={"x-request-timeout": "5s"},
+    ) as reply:
+        assert reply.status == 504, await reply.text()
+        assert (await reply.json())["error"]["code"] == "DEADLINE_EXCEEDED"
+    assert time.perf_counter() - started < 0.7  # its own 0.2 s, not the leader's 1 s
+    started = time.perf_counter()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        # The gateway's own bound (no client-side deadline): the follower's x-request-timeout.
+        await gw.stub.Complete(ask(tenant), metadata=(("x-request-timeout", "200ms"),))
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.perf_counter() - started < 0.7
+    answer = await leader  # the leader is not disturbed by followers that left
+    assert (answer.content, answer.cached) == (fake.reply, False)
+    assert len(fake.requests) == 1
+
+
+async def test_a_cancelled_follower_cancels_neither_the_leader_nor_the_other_followers(
+    gw: RunningGateway, fake: FakeOpenAI, tenant: str
+) -> None:
+    fake.persistent_fault = Fault(delay=0.6)
+    leader = asyncio.ensure_future(gw.stub.Complete(ask(tenant)))
+    await wait_for_requests(fake, 1)
+    leaving = gw.stub.Complete(ask(tenant))
+    staying = asyncio.ensure_future(gw.stub.Complete(ask(tenant)))
+    await asyncio.sleep(0.15)
+    leaving.cancel()
+    answers = await asyncio.gather(leader, staying)
+    assert [(a.content, a.cached) for a in answers] == [(fake.reply, False), (fake.reply, True)]
+    assert len(fake.requests) == 1
+    assert fake.disconnects == 0
+
+
+async def test_a_cancelled_leader_does_not_fail_its_followers(
+    gw: RunningGateway, fake: FakeOpenAI, tenant: str
+) -> None:
+    fake.persistent_fault = Fault(delay=0.6)
+    leader = gw.stub.Complete(ask(tenant))
+    await wait_for_requests(fake, 1)
+    followers = [asyncio.ensure_future(gw.stub.Complete(ask(tenant))) for _ in range(3)]
+    await asyncio.sleep(0.15)
+    leader.cancel()
+    answers = await asyncio.gather(*followers)  # each is answered: none inherits the cancel
+    assert {a.content for a in answers} == {fake.reply}
+    await asyncio.wait_for(fake.client_disconnected.wait(), 5)  # the leader's call was aborted
+
+
+def json_ask(tenant: str, **fields: Any) -> bytes:
+    message = {"role": "user", "content": "What is cached?"}
+    body = {"model": MODEL, "messages": [message], "temperature": 0, "metadata": {"tenant": tenant}}
+    return orjson.dumps({**body, **fields})
 
 
 async def test_json_spelling_order_and_default_values_do_not_change_the_key(

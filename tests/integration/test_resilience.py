@@ -368,6 +368,24 @@ async def test_x_request_timeout_bounds_the_call_on_both_transports(
     assert time.perf_counter() - started < 0.6
 
 
+@pytest.mark.parametrize("path", ["/v1/complete", "/v1/complete:stream"])
+async def test_a_per_try_limit_a_hair_before_the_callers_deadline_is_the_callers_outcome(
+    start_gateway: StartGateway, fake: FakeOpenAI, path: str
+) -> None:
+    # The per-try timer goes off 3.5 ms before the caller's own deadline: the try was cut by
+    # the caller's time (no other try could fit), not by a slow provider.
+    gw = await start_gateway(
+        providers=(openai(fake),), per_try_timeout_seconds=0.2, circuit_breaker_fail_max=1
+    )
+    fake.persistent_fault = Fault(delay=1.0)
+    async with gw.http.post(gw.http_url + path, data=body(timeout="0.2035s")) as reply:
+        assert reply.status == 504, await reply.text()
+        assert (await reply.json())["error"]["code"] == "DEADLINE_EXCEEDED"
+    status = await circuit(gw)
+    assert (status.circuit_state, status.consecutive_failures) == (pb.CIRCUIT_STATE_CLOSED, 0)
+    assert len(fake.requests) == 1  # and it was not retried
+
+
 async def test_a_bad_x_request_timeout_is_invalid_argument(gw: RunningGateway) -> None:
     metadata = (("x-request-timeout", "soon"),)
     request = pb.CompleteRequest(model="mock", messages=[pb.Message(role="user", content="x")])

@@ -201,3 +201,31 @@ def test_overlong_metadata_value_is_rejected_naming_the_key() -> None:
     request.metadata["tenant"] = "x" * (MAX_METADATA_VALUE_CHARS + 1)
 
     assert rejection(request).startswith("metadata.tenant: ")
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        *(".", "..", "azure_openai/..", "gemini/models/.", "a/../b"),
+        *("gpt\n4o", "gpt\x00", "gpt\x7f", "gpt-4o?api-version=1", "gpt-4o#frag"),
+    ],
+)
+def test_a_model_that_is_a_dot_segment_or_holds_control_characters_or_url_syntax_is_rejected(
+    model: str,
+) -> None:
+    request = valid_request()
+    request.model = model
+    assert rejection(request).startswith("model: ")
+    request.model, request.fallback_models[:] = "mock", [model]
+    assert rejection(request).startswith("fallback_models[0]: ")
+
+
+@pytest.mark.parametrize(
+    "model", ["meta-llama/Llama-3.1-8B-Instruct", "openai/gpt-4o-mini", "gemini-1.5-pro", "v..2"]
+)
+def test_model_names_with_slashes_and_dots_inside_a_segment_are_accepted(model: str) -> None:
+    request = valid_request()
+    request.model = model
+    request.fallback_models[:] = [model]
+    params = parse_params(request)
+    assert (params.model, params.fallback_models) == (model, (model,))

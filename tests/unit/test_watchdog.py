@@ -69,3 +69,22 @@ async def test_a_closed_watchdog_leaves_no_timer_behind() -> None:
         await asyncio.sleep(0)
     watchdog.close()
     await asyncio.sleep(IDLE * 2)  # its timer would have gone off by now; nothing happens
+
+
+async def test_an_idle_timeout_well_before_the_deadline_expires_as_the_streams_own() -> None:
+    watchdog = _watchdog()
+    with pytest.raises(TimeoutError), watchdog:
+        await asyncio.sleep(IDLE * 4)
+    watchdog.close()
+    assert watchdog.expired is not None
+    assert not watchdog.expired.callers
+
+
+async def test_an_idle_timeout_a_hair_before_the_deadline_expires_as_the_callers() -> None:
+    # The idle limit falls a millisecond before the caller's deadline: the caller's time ran out.
+    watchdog = _watchdog(deadline_in=IDLE + 0.001)
+    with pytest.raises(TimeoutError), watchdog:
+        await asyncio.sleep(IDLE * 4)
+    watchdog.close()
+    assert watchdog.expired is not None
+    assert watchdog.expired.callers
