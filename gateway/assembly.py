@@ -44,8 +44,6 @@ from resilience.retry import Backoff, RetryBudget
 
 log = logging.getLogger("gateway")
 
-LIMITS_REDIS_TIMEOUT = 0.1
-
 
 async def prepare_store(settings: Settings) -> bool:
     """Migrate the store, or check it is migrated; True when this call migrated it.
@@ -132,13 +130,13 @@ def build_quotas(settings: Settings) -> Quotas:
         on_failure = RATE_LIMIT_BACKEND_FAILURES.inc
         limiter = RedisRateLimiter.from_url(
             settings.redis_url,
-            timeout=LIMITS_REDIS_TIMEOUT,
+            timeout=settings.rate_limit_redis_timeout,
             fail_open=fail_open,
             on_failure=on_failure,
         )
         budgets = RedisBudgets.from_url(
             settings.redis_url,
-            timeout=LIMITS_REDIS_TIMEOUT,
+            timeout=settings.rate_limit_redis_timeout,
             fail_open=fail_open,
             on_failure=on_failure,
         )

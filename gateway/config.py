@@ -45,6 +45,7 @@ DEFAULT_QUEUE_SIZE = 1024
 DEFAULT_CACHE_TTL = 3600.0
 DEFAULT_CACHE_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_CACHE_REDIS_TIMEOUT_MS = 50.0
+DEFAULT_RATE_LIMIT_REDIS_TIMEOUT_MS = 100.0
 DEFAULT_CACHE_KEY_PREFIX = "aigw:cache:"
 DEFAULT_DATABASE_URL = "sqlite:///ai-gateway.db"
 DEFAULT_USAGE_SPILL_PATH = "ai-gateway-usage.spill.jsonl"
@@ -134,6 +135,8 @@ class Settings:
     tokens_per_minute: int = 0
     #: When Redis cannot be reached: admit (True, counted) or refuse with UNAVAILABLE.
     rate_limit_fail_open: bool = True
+    #: How long a rate-limit or budget check may wait for Redis before it counts as a failure.
+    rate_limit_redis_timeout: float = DEFAULT_RATE_LIMIT_REDIS_TIMEOUT_MS / 1000
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     providers: tuple[ProviderSettings, ...] = ()
     #: Public model name -> "provider/model" or a model name another rule resolves.
@@ -228,6 +231,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         tokens_per_minute=env.integer("TOKENS_PER_MINUTE", 0),
         rate_limit_fail_open=not env.raw("RATE_LIMIT_FAIL_OPEN")
         or env.flag("RATE_LIMIT_FAIL_OPEN"),
+        rate_limit_redis_timeout=env.number(
+            "RATE_LIMIT_REDIS_TIMEOUT_MS", DEFAULT_RATE_LIMIT_REDIS_TIMEOUT_MS, low=1
+        )
+        / 1000,
         auth_tokens=env.tokens("INTERNAL_AUTH_TOKEN"),
         providers=providers,
         aliases=aliases,

@@ -21,6 +21,9 @@ PROMPT = "abc " * 40  # the mock counts 43 prompt tokens; the gateway estimates 
 
 
 async def replicas(count: int, **env: str) -> list[GatewayProcess]:
+    """`count` one-worker gateways; a limit check may wait 2 s for Redis on a loaded machine
+    (the default 100 ms would fail open there, and then these tests would measure load)."""
+    env = {"WORKERS": "1", "RATE_LIMIT_REDIS_TIMEOUT_MS": "2000", **env}
     return list(await asyncio.gather(*(spawn(ADMIN_TOKEN=ADMIN, **env) for _ in range(count))))
 
 
