@@ -36,7 +36,7 @@ import yaml
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
-from gateway.config import load_settings
+from gateway.config import ConfigError, load_settings
 from gateway.v1 import gateway_pb2
 from providers.registry import ProviderRegistry
 from providers.upstream_client import UpstreamClient
@@ -747,8 +747,9 @@ def test_broken_paths_and_links_are_caught() -> None:
     ]
 
 
-async def test_a_config_whose_fallback_routes_nowhere_is_caught(tmp_path: Path) -> None:
+def test_a_config_whose_fallback_routes_nowhere_is_caught(tmp_path: Path) -> None:
     path = tmp_path / "gateway.yaml"
     path.write_text("fallbacks:\n  mock: [no-such-model]\n", encoding="utf-8")
-    problems = await route_problems({"GATEWAY_CONFIG": str(path)})
-    assert [p.split(":")[0] for p in problems] == ["no-such-model"]
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"GATEWAY_CONFIG": str(path)})
+    assert caught.value.setting == "fallbacks.mock[0]"
