@@ -28,6 +28,7 @@ from gateway.assembly import (
 )
 from gateway.config import Settings
 from gateway.core import GatewayService
+from gateway.drain import CUT_SECONDS
 from gateway.grpc_server import create_server, set_serving
 from gateway.http_shim import create_app
 from gateway.quotas import Quotas
@@ -158,11 +159,14 @@ class Gateway:
         if self._core is not None:
             self._core.begin_drain()
         log.info("gateway draining", extra={"grace_seconds": grace})
-        stops = []
         if self._health is not None:
             await set_serving(self._health, False)
+        # The servers stop taking connections now and wait for their calls; the core cuts the
+        # calls still open when the grace is over (each ends with UNAVAILABLE, SSE included),
+        # so the servers' own deadline, later, finds nothing left to cut silently.
+        stops = [self._core.drain(grace)] if self._core is not None else []
         if self._grpc_server is not None:
-            stops.append(self._grpc_server.stop(grace))
+            stops.append(self._grpc_server.stop(grace + CUT_SECONDS))
         stops.extend(runner.cleanup() for runner in self._runners)
         await asyncio.gather(*stops)
         if self._pending_reporter is not None:
@@ -192,7 +196,7 @@ class Gateway:
         runner = web.AppRunner(
             app,
             handler_cancellation=True,  # a client that leaves cancels its handler (and upstream)
-            shutdown_timeout=self.settings.shutdown_grace_seconds,
+            shutdown_timeout=self.settings.shutdown_grace_seconds + CUT_SECONDS,
             access_log=None,
         )
         await runner.setup()

@@ -30,6 +30,7 @@ from gateway.auth import Authenticator
 from gateway.caching import CallCache
 from gateway.calls import Call
 from gateway.dispatch import Dispatcher, Step
+from gateway.drain import CallsInFlight
 from gateway.errors import (
     DeadlineExceededError,
     GatewayError,
@@ -117,6 +118,7 @@ class GatewayService:
             idle_timeout=policy.stream_idle_timeout, prices=prices, cache=self._cache
         )
         self._accounting = CallAccounting(quotas, usage)
+        self._in_flight = CallsInFlight()
         self._state = "starting"
 
     def open_for_calls(self) -> None:
@@ -126,6 +128,10 @@ class GatewayService:
     def begin_drain(self) -> None:
         """Refuse new calls from now on; calls in flight carry on."""
         self._state = "draining"
+
+    async def drain(self, grace: float) -> None:
+        """Give the calls in flight `grace` seconds; then end each with UNAVAILABLE."""
+        await self._in_flight.drain(grace)
 
     async def aclose(self, *, wait: float) -> None:
         """Wait (at most `wait` seconds) for the usage settlements still under way."""
@@ -161,7 +167,10 @@ class GatewayService:
             )
             return response
         except BaseException as exc:
-            call.code = _code_of(exc)
+            cut = self._in_flight.cut_error(exc)
+            call.code = _code_of(cut or exc)
+            if cut is not None:
+                raise cut from None
             raise
         finally:
             self._finish(call)
@@ -191,7 +200,10 @@ class GatewayService:
                 async for message in self._relay.relay(call, opened):
                     yield message
         except BaseException as exc:
-            call.code = _code_of(exc)
+            cut = self._in_flight.cut_error(exc)
+            call.code = _code_of(cut or exc)
+            if cut is not None:
+                raise cut from None
             raise
         finally:
             self._finish(call)
@@ -277,10 +289,12 @@ class GatewayService:
 
     def _start(self, rpc: str, ctx: CallContext) -> Call:
         call = Call(rpc=rpc, context=ctx, started=time.perf_counter())
+        self._in_flight.enter(call)
         self._accounting.started(call)
         return call
 
     def _finish(self, call: Call) -> None:
+        self._in_flight.leave(call)
         self._cache.release(call)
         self._accounting.finished(call)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, Protocol
 
@@ -29,12 +29,14 @@ from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 
 from gateway.admin import AdminCore
 from gateway.core import CallContext, GatewayService
+from gateway.drain import SHUTTING_DOWN
 from gateway.errors import (
     GatewayError,
     InternalError,
     InvalidArgumentError,
     ModelNotFoundError,
     PayloadTooLargeError,
+    ServiceUnavailableError,
 )
 from gateway.json_codec import (
     parse_completion_request,
@@ -187,32 +189,30 @@ async def _serve_stream(
     """Stream as SSE; errors before the first message still get a proper HTTP status."""
     core = request.app[CORE_KEY]
     async with aclosing(core.stream_complete(message, _call_context(request))) as messages:
-        first = await anext(messages)  # raises before any byte is sent
-        response = web.StreamResponse(headers=SSE_HEADERS)
-        await response.prepare(request)
+        # The pump drives the call from its first step to its last (a call has one task).
         pump = _Pump(messages)
-        ending = SSE_DONE
         try:
-            await response.write(_sse_data(first))
-            async for data in pump.batches():
+            data = await pump.take()
+            if pump.finished and not data:
+                raise pump.error or InternalError("the stream ended before it started")
+            response = web.StreamResponse(headers=SSE_HEADERS)
+            await response.prepare(request)
+            while not pump.finished:
                 await response.write(data)
-        except GatewayError as exc:
-            ending = _sse_error(exc, request) + SSE_DONE
+                data = await pump.take()
         except ConnectionResetError:
             # The client left; leaving `aclosing` aborts the upstream call.
             log.info("client went away during a stream")
             return response
-        except Exception:
-            log.exception("unexpected error during a stream")
-            ending = _sse_error(InternalError("internal error"), request) + SSE_DONE
         finally:
             await pump.aclose()
-        await response.write_eof(pump.leftover + ending)
+        ending = SSE_DONE if pump.error is None else _sse_error(pump.error, request) + SSE_DONE
+        await response.write_eof(data + ending)
         return response
 
 
 class _Pump:
-    """Reads a stream's messages in its own task; `batches()` hands over what piled up.
+    """Reads a stream's messages in its own task; `take()` hands over what piled up.
 
     An upstream read often holds many events (a fast model, or a burst after a pause). Writing
     each as it is rendered costs a system call apiece; here everything rendered while the
@@ -227,37 +227,29 @@ class _Pump:
         self._size = 0
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
-        self._error: Exception | None = None
-        self._finished = False
+        self._closing = False
         self._task = asyncio.create_task(self._run())
-        #: What the pump rendered after the last batch was taken (sent with the stream's end).
-        self.leftover = b""
+        #: Set once the stream has ended (the rest is then one `take()` away).
+        self.finished = False
+        #: How the stream failed, once it has ended (None: it finished).
+        self.error: GatewayError | None = None
 
-    async def batches(self) -> AsyncGenerator[bytes, None]:
-        """Each batch of rendered SSE events; raises the stream's error after its last one."""
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            data = self._take()
-            if self._finished:
-                self.leftover = data
-                if self._error is not None:
-                    raise self._error
-                return
-            yield data
-
-    async def aclose(self) -> None:
-        """Stop reading (if still reading) and wait for the task to end."""
-        if not self._task.done():
-            self._task.cancel()
-        await asyncio.wait([self._task])
-
-    def _take(self) -> bytes:
+    async def take(self) -> bytes:
+        """The SSE events rendered since the last take; waits for at least one, or the end."""
+        await self._ready.wait()
+        self._ready.clear()
         data = b"".join(self._parts)
         self._parts.clear()
         self._size = 0
         self._room.set()
         return data
+
+    async def aclose(self) -> None:
+        """Stop reading (if still reading) and wait for the task to end."""
+        if not self._task.done():
+            self._closing = True
+            self._task.cancel()
+        await asyncio.wait([self._task])
 
     async def _run(self) -> None:
         try:
@@ -269,10 +261,17 @@ class _Pump:
                 if self._size > self._limit:
                     self._room.clear()
                     await self._room.wait()
-        except Exception as exc:  # raised to the writer, in order, after what came before it
-            self._error = exc
+        except GatewayError as exc:  # sent to the writer, in order, after what came before it
+            self.error = exc
+        except Exception:
+            log.exception("unexpected error during a stream")
+            self.error = InternalError("internal error")
+        except asyncio.CancelledError:
+            if not self._closing:  # cut while waiting for the writer: still an explicit end
+                self.error = ServiceUnavailableError(SHUTTING_DOWN)
+            raise
         finally:
-            self._finished = True
+            self.finished = True
             self._ready.set()
 
 
