@@ -111,6 +111,7 @@ class Gateway:
             max_message_bytes=settings.max_request_bytes,
             connections=settings.grpc,
             reuse_port=self.worker is not None,
+            read_timeout=settings.body_read_timeout_seconds,
         )
         self._grpc_server, self._health = server, health
         await set_serving(health, False)

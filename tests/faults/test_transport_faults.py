@@ -7,6 +7,7 @@ truncated, corrupted and lying messages), and connections that trickle their hea
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
 import sqlite3
 import time
@@ -17,9 +18,12 @@ import aiohttp
 import grpc
 import orjson
 import pytest
+from google.protobuf.message import DecodeError, Message
+from grpc_health.v1 import health_pb2
 
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
+from tests.faults.raw_grpc import RawAnswer, frame, raw_call
 from tests.processes import GatewayProcess, spawn
 from tests.sse import read_sse
 
@@ -103,3 +107,127 @@ async def test_streams_outliving_the_grace_end_with_an_error_and_are_accounted_u
     assert sorted(rows) == sorted(
         [("grpc", "UNAVAILABLE")] * STREAMS + [("http", "UNAVAILABLE")] * STREAMS
     )
+
+
+COMPLETE = "/gateway.v1.GatewayService/Complete"
+STREAM_COMPLETE = "/gateway.v1.GatewayService/StreamComplete"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+#: Every fuzzed call must be answered within this (none may hang).
+ANSWER_BOUND_SECONDS = 5.0
+INVALID_ARGUMENT = str(grpc.StatusCode.INVALID_ARGUMENT.value[0])
+NEVER = {str(grpc.StatusCode.UNKNOWN.value[0]), str(grpc.StatusCode.INTERNAL.value[0])}
+GOOD_REQUEST = pb.CompleteRequest(
+    model="mock",
+    messages=[pb.Message(role="system", content="be brief"), pb.Message(role="user", content="hi")],
+    temperature=0.5,
+    max_tokens=8,
+    metadata={"tenant": "fuzz"},
+).SerializeToString()
+
+
+def fuzzed_messages() -> list[tuple[str, bytes]]:
+    """A fixed set of broken request bodies: (name, DATA bytes as sent)."""
+    rng = random.Random(14)  # noqa: S311 (a fixed fuzz corpus, not a secret)
+    cases = [(f"truncated-{n}", frame(GOOD_REQUEST[:n])) for n in range(1, len(GOOD_REQUEST), 3)]
+    for number in range(40):
+        corrupted = bytearray(GOOD_REQUEST)
+        for _ in range(rng.randint(1, 3)):
+            corrupted[rng.randrange(len(corrupted))] = rng.randrange(256)
+        cases.append((f"corrupted-{number}", frame(bytes(corrupted))))
+    cases += [
+        ("invalid-utf8", frame(b"\x0a\x02\xc3\x28" + GOOD_REQUEST)),
+        ("inner-length-lies", frame(b"\x0a\x7fmock")),
+        ("garbage", frame(bytes(rng.randrange(256) for _ in range(64)))),
+        ("prefix-longer-than-data", frame(GOOD_REQUEST, length=len(GOOD_REQUEST) + 50)),
+        ("prefix-shorter-than-data", frame(GOOD_REQUEST, length=len(GOOD_REQUEST) - 7)),
+        ("prefix-only", frame(b"", length=100)),
+        ("half-a-prefix", b"\x00\x00"),
+        ("no-message", b""),
+    ]
+    return cases
+
+
+REQUEST_TYPES: dict[str, type[Message]] = {
+    COMPLETE: pb.CompleteRequest,
+    STREAM_COMPLETE: pb.StreamCompleteRequest,
+    HEALTH_CHECK: health_pb2.HealthCheckRequest,
+}
+
+
+def decodes(body: bytes, path: str) -> bool:
+    """Whether `body` holds one whole message of `path`'s request type that decodes."""
+    if len(body) < 5 or int.from_bytes(body[1:5], "big") != len(body) - 5:
+        return False
+    try:
+        REQUEST_TYPES[path].FromString(body[5:])
+    except DecodeError:
+        return False
+    return True
+
+
+async def timed_call(port: int, path: str, body: bytes) -> tuple[RawAnswer, float]:
+    started = time.monotonic()
+    answer = await raw_call(port, path, body)
+    return answer, time.monotonic() - started
+
+
+async def test_fuzzed_grpc_messages_get_invalid_argument_fast_and_one_short_log_line() -> None:
+    gw = await spawn(BODY_READ_TIMEOUT_SECONDS="2")
+    try:
+        cases = fuzzed_messages()
+        logged_before = len(gw.logs)
+        undecodable = 0
+        for path in (COMPLETE, STREAM_COMPLETE, HEALTH_CHECK):
+            for name, body in cases:
+                answer, took = await timed_call(gw.grpc_port, path, body)
+                assert took < ANSWER_BOUND_SECONDS, (path, name)
+                assert answer.status is not None, (path, name)
+                assert answer.status not in NEVER, (path, name, answer.message)
+                if not decodes(body, path):
+                    undecodable += 1
+                    assert answer.status == INVALID_ARGUMENT, (path, name, answer.message)
+                    assert "Error" not in answer.message  # no exception names, no parser text
+                    assert len(answer.message) < 120
+        await asyncio.sleep(0.2)  # the last lines reach the log
+        lines = [e for e in gw.logs[logged_before:] if e.get("msg") != "request finished"]
+    finally:
+        gw.process.terminate()
+        await gw.wait_exit()
+    assert undecodable > 100
+    assert len(lines) <= undecodable
+    for entry in lines:
+        assert "exc" not in entry
+        assert len(orjson.dumps(entry)) < 400
+        assert not entry["logger"].startswith("grpc")
+
+
+async def test_a_message_shorter_than_its_length_prefix_is_answered_at_once() -> None:
+    gw = await spawn()
+    try:
+        for path in (COMPLETE, STREAM_COMPLETE):
+            body = frame(GOOD_REQUEST, length=len(GOOD_REQUEST) + 50)
+            answer, took = await timed_call(gw.grpc_port, path, body)
+            assert answer.status == INVALID_ARGUMENT
+            assert took < 2
+    finally:
+        gw.process.terminate()
+        await gw.wait_exit()
+
+
+async def test_a_request_message_that_never_comes_is_cut_at_the_read_bound() -> None:
+    gw = await spawn(BODY_READ_TIMEOUT_SECONDS="1")
+    try:
+        started = time.monotonic()
+        answer = await raw_call(gw.grpc_port, COMPLETE, GOOD_REQUEST[:3], end_stream=False)
+        took = time.monotonic() - started
+        assert answer.status == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0])
+        assert 0.9 < took < 3
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{gw.metrics_port}/metrics") as reply,
+        ):
+            text = await reply.text()
+        assert 'gateway_request_reads_cut_total{phase="message",transport="grpc"} 1.0' in text
+    finally:
+        gw.process.terminate()
+        await gw.wait_exit()

@@ -117,3 +117,45 @@ async def test_unknown_route_is_a_json_404(gw: RunningGateway) -> None:
         error = orjson.loads(await reply.read())["error"]
     assert reply.status == 404
     assert "/v1/nothing" in error["message"]
+
+
+GOOD_MESSAGE = grpc_request(pb.CompleteRequest, {}).SerializeToString()
+UNDECODABLE: list[tuple[str, bytes]] = [
+    ("truncated", GOOD_MESSAGE[:-3]),
+    ("garbage", b"\xff" * 8),
+    ("invalid utf-8", b"\x0a\x02\xc3\x28"),
+    ("inner length lies", b"\x0a\x7fgpt"),
+]
+
+
+def as_bytes(message: bytes) -> bytes:
+    return message
+
+
+@pytest.mark.parametrize(("case", "raw"), UNDECODABLE, ids=[c[0] for c in UNDECODABLE])
+async def test_grpc_undecodable_message_is_invalid_argument_without_implementation_detail(
+    gw: RunningGateway, fake: FakeOpenAI, case: str, raw: bytes
+) -> None:
+    service = "/gateway.v1.GatewayService/"
+    unary = gw.channel.unary_unary(
+        service + "Complete", request_serializer=as_bytes, response_deserializer=as_bytes
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught_unary:
+        await unary(raw)
+    streamed = gw.channel.unary_stream(
+        service + "StreamComplete", request_serializer=as_bytes, response_deserializer=as_bytes
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught_stream:
+        _ = [m async for m in streamed(raw)]
+    health = gw.channel.unary_unary(
+        "/grpc.health.v1.Health/Check", request_serializer=as_bytes, response_deserializer=as_bytes
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught_health:
+        await health(b"\x0a\x7fgateway")
+    for caught in (caught_unary, caught_stream, caught_health):
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+        details = caught.value.details() or ""
+        assert details.startswith("request message: undecodable")
+        assert "Error" not in details
+        assert "protobuf" not in details
+    assert fake.requests == []
