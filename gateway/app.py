@@ -30,6 +30,7 @@ from gateway.config import Settings
 from gateway.core import GatewayService
 from gateway.drain import CUT_SECONDS
 from gateway.grpc_server import create_server, set_serving
+from gateway.http_guard import HttpRunner
 from gateway.http_shim import create_app
 from gateway.quotas import Quotas
 from gateway.store.writer import UsageWriter
@@ -119,7 +120,14 @@ class Gateway:
             _grpc_address(settings.bind_host, settings.grpc_port)
         )
         await server.start()
-        shim = create_app(core, admin, max_request_bytes=settings.max_request_bytes, readiness=self)
+        shim = create_app(
+            core,
+            admin,
+            max_request_bytes=settings.max_request_bytes,
+            readiness=self,
+            header_read_timeout=settings.header_read_timeout_seconds,
+            body_read_timeout=settings.body_read_timeout_seconds,
+        )
         self.http_port = await self._listen(shim, settings.http_port)
         if self.worker is None:
             self.metrics_port = await self._listen(_metrics_app(), settings.metrics_port)
@@ -194,7 +202,7 @@ class Gateway:
             await asyncio.sleep(PENDING_REPORT_SECONDS)
 
     async def _listen(self, app: web.Application, port: int) -> int:
-        runner = web.AppRunner(
+        runner = HttpRunner(
             app,
             handler_cancellation=True,  # a client that leaves cancels its handler (and upstream)
             shutdown_timeout=self.settings.shutdown_grace_seconds + CUT_SECONDS,

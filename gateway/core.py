@@ -26,7 +26,7 @@ from opentelemetry.trace import get_current_span
 from cache.layer import ResponseCache
 from gateway.accounting import CallAccounting
 from gateway.accounting import UsageSink as UsageSink  # re-exported: the assembly names it here
-from gateway.auth import Authenticator
+from gateway.auth import Authenticator, Identity
 from gateway.caching import CallCache
 from gateway.calls import Call
 from gateway.dispatch import Dispatcher, Step
@@ -87,6 +87,8 @@ class CallContext:
     deadline: float | None = None
     #: The `x-request-timeout` header or metadata, as sent ("1.5", "1.5s", "1500ms").
     timeout_header: str | None = None
+    #: The caller, when the transport has authenticated it already (before reading the body).
+    identity: Identity | None = None
 
 
 class GatewayService:
@@ -136,6 +138,10 @@ class GatewayService:
     async def aclose(self, *, wait: float) -> None:
         """Wait (at most `wait` seconds) for the usage settlements still under way."""
         await self._accounting.aclose(wait=wait)
+
+    async def authenticate(self, authorization: str | None) -> Identity:
+        """The caller behind `authorization` (`UnauthenticatedError` when it does not hold)."""
+        return await self._auth.authenticate(authorization)
 
     async def complete(self, request: pb.CompleteRequest, ctx: CallContext) -> pb.CompleteResponse:
         """Answer one whole completion."""
@@ -238,7 +244,7 @@ class GatewayService:
                 retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS,
             )
         ctx = call.context
-        call.identity = await self._auth.authenticate(ctx.authorization)
+        call.identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
         call.params = params = parse_params(request)
         call.tenant = call.identity.tenant_for(params.metadata.get("tenant", ""))
         call.plan = self._plan(params, ctx)

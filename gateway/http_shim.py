@@ -28,9 +28,12 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 
 from gateway.admin import AdminCore
+from gateway.auth import Identity
+from gateway.config import DEFAULT_BODY_READ_TIMEOUT_SECONDS, DEFAULT_HEADER_READ_TIMEOUT_SECONDS
 from gateway.core import CallContext, GatewayService
 from gateway.drain import SHUTTING_DOWN
 from gateway.errors import (
+    BodyTimeoutError,
     GatewayError,
     InternalError,
     InvalidArgumentError,
@@ -38,6 +41,8 @@ from gateway.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
+from gateway.http_bodies import read_body
+from gateway.http_guard import GUARD_KEY, ConnectionGuard
 from gateway.json_codec import (
     parse_completion_request,
     parse_message,
@@ -64,6 +69,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORE_KEY = web.AppKey("core", GatewayService)
 ADMIN_KEY = web.AppKey("admin", AdminCore)
 MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
+BODY_TIMEOUT_KEY = web.AppKey("body_read_timeout", float)
 
 
 class Readiness(Protocol):
@@ -79,13 +85,25 @@ READINESS_KEY = web.AppKey("readiness", Readiness)
 
 
 def create_app(
-    core: GatewayService, admin: AdminCore, *, max_request_bytes: int, readiness: Readiness
+    core: GatewayService,
+    admin: AdminCore,
+    *,
+    max_request_bytes: int,
+    readiness: Readiness,
+    header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
+    body_read_timeout: float = DEFAULT_BODY_READ_TIMEOUT_SECONDS,
 ) -> web.Application:
-    """The JSON shim's aiohttp application."""
-    app = web.Application(client_max_size=max_request_bytes, middlewares=[_traced, _errors])
+    """The JSON shim's aiohttp application (run it with `http_guard.HttpRunner`)."""
+    app = web.Application(
+        client_max_size=max_request_bytes,
+        middlewares=[_traced, _errors],
+        handler_args={"auto_decompress": False},  # `http_bodies` decodes, bounded
+    )
     app[CORE_KEY] = core
     app[ADMIN_KEY] = admin
     app[MAX_BYTES_KEY] = max_request_bytes
+    app[BODY_TIMEOUT_KEY] = body_read_timeout
+    app[GUARD_KEY] = ConnectionGuard(header_read_timeout)
     app[READINESS_KEY] = readiness
     app.on_response_prepare.append(_echo_request_id)
     app.router.add_post("/v1/complete", _complete)
@@ -103,30 +121,33 @@ def create_app(
 
 
 async def _complete(request: web.Request) -> web.StreamResponse:
+    core = request.app[CORE_KEY]
+    identity = await core.authenticate(_auth(request))  # before the body is read
     body = await _json_body(request)
     if _pop_stream_flag(body, default=False):
         return await _serve_stream(
-            request, parse_completion_request(body, pb.StreamCompleteRequest)
+            request, parse_completion_request(body, pb.StreamCompleteRequest), identity
         )
-    core = request.app[CORE_KEY]
     message = parse_completion_request(body, pb.CompleteRequest)
-    response = await core.complete(message, _call_context(request))
+    response = await core.complete(message, _call_context(request, identity))
     return web.Response(
         body=render_completion(response, defaults=True), content_type=JSON_CONTENT_TYPE
     )
 
 
 async def _stream_complete(request: web.Request) -> web.StreamResponse:
+    identity = await request.app[CORE_KEY].authenticate(_auth(request))
     body = await _json_body(request)
     if not _pop_stream_flag(body, default=True):
         raise InvalidArgumentError("stream: cannot be false on /v1/complete:stream")
-    return await _serve_stream(request, parse_completion_request(body, pb.StreamCompleteRequest))
+    message = parse_completion_request(body, pb.StreamCompleteRequest)
+    return await _serve_stream(request, message, identity)
 
 
 async def _provider_status(request: web.Request) -> web.StreamResponse:
     status_request = pb.ProviderStatusRequest(provider=request.query.get("provider", ""))
     core = request.app[CORE_KEY]
-    return _json_response(await core.provider_status(status_request, _call_context(request)))
+    return _json_response(await core.provider_status(status_request, _call_context(request, None)))
 
 
 async def _get_usage(request: web.Request) -> web.StreamResponse:
@@ -140,6 +161,7 @@ async def _get_costs(request: web.Request) -> web.StreamResponse:
 
 
 async def _create_key(request: web.Request) -> web.StreamResponse:
+    await request.app[CORE_KEY].authenticate(_auth(request))  # before the body is read
     message = parse_message(await _json_body(request), pb.CreateApiKeyRequest())
     return _json_response(await request.app[ADMIN_KEY].create_api_key(message, _auth(request)))
 
@@ -155,6 +177,7 @@ async def _revoke_key(request: web.Request) -> web.StreamResponse:
 
 
 async def _set_limits(request: web.Request) -> web.StreamResponse:
+    await request.app[CORE_KEY].authenticate(_auth(request))  # before the body is read
     body = await _json_body(request) if request.can_read_body else {}
     body["tenant"] = request.match_info["tenant"]
     message = parse_message(body, pb.SetTenantLimitsRequest())
@@ -184,11 +207,12 @@ async def _readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve_stream(
-    request: web.Request, message: pb.StreamCompleteRequest
+    request: web.Request, message: pb.StreamCompleteRequest, identity: Identity
 ) -> web.StreamResponse:
     """Stream as SSE; errors before the first message still get a proper HTTP status."""
     core = request.app[CORE_KEY]
-    async with aclosing(core.stream_complete(message, _call_context(request))) as messages:
+    call = _call_context(request, identity)
+    async with aclosing(core.stream_complete(message, call)) as messages:
         # The pump drives the call from its first step to its last (a call has one task).
         pump = _Pump(messages)
         try:
@@ -305,8 +329,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request_id_from(request.headers.get("x-request-id"))
     request[REQUEST_ID] = request_id
     request_id_var.set(request_id)
+    guard = request.app[GUARD_KEY]
+    guard.request_started(request)
     try:
         return await handler(request)
+    except BodyTimeoutError as exc:
+        guard.body_cut(request, request.app[BODY_TIMEOUT_KEY])
+        return await _send_and_close(_error_response(exc, request), request)
     except GatewayError as exc:
         return _error_response(exc, request)
     except web.HTTPRequestEntityTooLarge:
@@ -326,6 +355,18 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error while serving a request")
         return _error_response(InternalError("internal error"), request)
+    finally:
+        guard.request_ended(request)
+
+
+async def _send_and_close(response: web.Response, request: web.Request) -> web.Response:
+    """Send `response`, then close the connection (no lingering for the rest of a slow body)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()
+    return response
 
 
 async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -335,7 +376,8 @@ async def _echo_request_id(request: web.Request, response: web.StreamResponse) -
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    app = request.app
+    raw = await read_body(request, seconds=app[BODY_TIMEOUT_KEY], max_bytes=app[MAX_BYTES_KEY])
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -353,13 +395,14 @@ def _pop_stream_flag(body: dict[str, Any], *, default: bool) -> bool:
     return stream
 
 
-def _call_context(request: web.Request) -> CallContext:
+def _call_context(request: web.Request, identity: Identity | None) -> CallContext:
     return CallContext(
         transport="http",
         request_id=request[REQUEST_ID],
         authorization=request.headers.get("authorization"),
         provider_pin=request.headers.get("x-provider") or None,
         timeout_header=request.headers.get("x-request-timeout"),
+        identity=identity,
     )
 
 

@@ -35,16 +35,23 @@ class LogBudget:
         self._refill_at = 0.0
         self._skipped = 0
 
-    def warning(self, message: str, **fields: object) -> None:
-        """Log one line (no traceback) if the budget allows; else count it as skipped."""
+    def take(self) -> int | None:
+        """Spend one line: None when none is left (it is counted), else how many were skipped."""
         now = self._clock()
         if now >= self._refill_at:
             self._refill_at, self._left = now + 1.0, self._per_second
         if self._left <= 0:
             self._skipped += 1
-            return
+            return None
         self._left -= 1
-        if self._skipped:
-            fields["skipped_before"] = self._skipped
-            self._skipped = 0
+        skipped, self._skipped = self._skipped, 0
+        return skipped
+
+    def warning(self, message: str, **fields: object) -> None:
+        """Log one line (no traceback) if the budget allows; else count it as skipped."""
+        skipped = self.take()
+        if skipped is None:
+            return
+        if skipped:
+            fields["skipped_before"] = skipped
         self._logger.warning(message, extra=fields)

@@ -231,3 +231,82 @@ async def test_a_request_message_that_never_comes_is_cut_at_the_read_bound() -> 
     finally:
         gw.process.terminate()
         await gw.wait_exit()
+
+
+READ_BOUND_SECONDS = 1.0
+#: Past the bound, a cut may wait for the next sweep and the loop: never more than this.
+CUT_SLACK_SECONDS = 2.5
+
+
+async def held_for(
+    port: int, first: bytes, trickle: bytes = b"", every: float = 0.2
+) -> tuple[float, bytes]:
+    """Connect, send `first`, then `trickle` every `every` s; how long until the server closed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(first)
+    started = time.monotonic()
+
+    async def dribble() -> None:
+        while trickle:
+            await asyncio.sleep(every)
+            writer.write(trickle)
+
+    dribbling = asyncio.create_task(dribble())
+    try:
+        answer = await asyncio.wait_for(reader.read(), 10)  # to EOF: the server closed
+    finally:
+        dribbling.cancel()
+        writer.close()
+    return time.monotonic() - started, answer
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample's value from Prometheus text (0 if absent)."""
+    wanted = name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+async def test_connections_trickling_heads_or_bodies_are_cut_within_the_bound_and_counted() -> None:
+    bound = str(READ_BOUND_SECONDS)
+    gw = await spawn(HEADER_READ_TIMEOUT_SECONDS=bound, BODY_READ_TIMEOUT_SECONDS=bound)
+    port = gw.http_port
+    head = b"POST /v1/complete HTTP/1.1\r\nHost: gw\r\nContent-Length: 1000\r\n\r\n"
+    partial_head = b"POST /v1/complete HTTP/1.1\r\nHost: gw\r\n"
+    try:
+        slow = [
+            *(held_for(port, head + b'{"model": ') for _ in range(150)),  # 10 of 1000 bytes
+            *(held_for(port, head, trickle=b" ") for _ in range(20)),  # a byte every 0.2 s
+            *(held_for(port, partial_head) for _ in range(50)),
+            *(held_for(port, partial_head, trickle=b"X-Slow: 1\r\n") for _ in range(10)),
+            *(held_for(port, b"") for _ in range(20)),  # connect, then say nothing
+        ]
+        outcomes = await asyncio.gather(*slow)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"http://127.0.0.1:{port}/v1/complete",
+                data=orjson.dumps(
+                    {"model": "mock", "messages": [{"role": "user", "content": "hi"}]}
+                ),
+            ) as still_serving,
+            http.get(f"http://127.0.0.1:{gw.metrics_port}/metrics") as scraped,
+        ):
+            assert still_serving.status == 200
+            text = await scraped.text()
+    finally:
+        gw.process.terminate()
+        await gw.wait_exit()
+    for took, _ in outcomes:
+        assert READ_BOUND_SECONDS * 0.9 < took < READ_BOUND_SECONDS + CUT_SLACK_SECONDS
+    bodies = [answer for _, answer in outcomes[:170]]
+    assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in bodies)
+    assert all(answer == b"" for _, answer in outcomes[170:])  # a head never read: just closed
+    cut = "gateway_request_reads_cut_total"
+    assert metric(text, cut, transport="http", phase="body") == 170
+    assert metric(text, cut, transport="http", phase="head") == 80
+    lines = [e for e in gw.logs if str(e.get("msg", "")).startswith("request cut")]
+    assert 1 <= len(lines) <= 250
+    assert all("exc" not in line and len(orjson.dumps(line)) < 400 for line in lines)
