@@ -7,9 +7,11 @@ both, keeping the completion calls off `json_format`). Errors are mapped in one 
 `{"error": {"code", "message", "request_id"}}` with the canonical HTTP status.
 
 Routes: `POST /v1/complete` (with `"stream": true` it streams), `POST /v1/complete:stream`
-(Server-Sent Events: one `data:` JSON object per message, then `data: [DONE]`; a failure after
-the stream started is an `event: error` before `[DONE]`), `GET /v1/providers/status`,
+(Server-Sent Events, `http_sse`), `GET /v1/providers/status`, the admin and usage routes,
 `GET /healthz` (liveness) and `GET /readyz` (readiness).
+
+A route with a body authenticates the caller from its headers first, then reads the body within
+its time bound (`http_bodies`); the connections themselves are watched by `http_guard`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import orjson
@@ -31,7 +32,6 @@ from gateway.admin import AdminCore
 from gateway.auth import Identity
 from gateway.config import DEFAULT_BODY_READ_TIMEOUT_SECONDS, DEFAULT_HEADER_READ_TIMEOUT_SECONDS
 from gateway.core import CallContext, GatewayService
-from gateway.drain import SHUTTING_DOWN
 from gateway.errors import (
     BodyTimeoutError,
     GatewayError,
@@ -39,10 +39,10 @@ from gateway.errors import (
     InvalidArgumentError,
     ModelNotFoundError,
     PayloadTooLargeError,
-    ServiceUnavailableError,
 )
 from gateway.http_bodies import read_body
 from gateway.http_guard import GUARD_KEY, ConnectionGuard
+from gateway.http_sse import serve_sse
 from gateway.json_codec import (
     parse_completion_request,
     parse_message,
@@ -57,12 +57,6 @@ log = logging.getLogger("gateway.http")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 JSON_CONTENT_TYPE = "application/json"
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",  # keep reverse proxies from buffering the stream
-}
-SSE_DONE = b"data: [DONE]\n\n"
 _PROBES = frozenset({"/healthz", "/readyz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -209,94 +203,11 @@ async def _readyz(request: web.Request) -> web.StreamResponse:
 async def _serve_stream(
     request: web.Request, message: pb.StreamCompleteRequest, identity: Identity
 ) -> web.StreamResponse:
-    """Stream as SSE; errors before the first message still get a proper HTTP status."""
     core = request.app[CORE_KEY]
-    call = _call_context(request, identity)
-    async with aclosing(core.stream_complete(message, call)) as messages:
-        # The pump drives the call from its first step to its last (a call has one task).
-        pump = _Pump(messages)
-        try:
-            data = await pump.take()
-            if pump.finished and not data:
-                raise pump.error or InternalError("the stream ended before it started")
-            response = web.StreamResponse(headers=SSE_HEADERS)
-            await response.prepare(request)
-            while not pump.finished:
-                await response.write(data)
-                data = await pump.take()
-        except ConnectionResetError:
-            # The client left; leaving `aclosing` aborts the upstream call.
-            log.info("client went away during a stream")
-            return response
-        finally:
-            await pump.aclose()
-        ending = SSE_DONE if pump.error is None else _sse_error(pump.error, request) + SSE_DONE
-        await response.write_eof(data + ending)
-        return response
-
-
-class _Pump:
-    """Reads a stream's messages in its own task; `take()` hands over what piled up.
-
-    An upstream read often holds many events (a fast model, or a burst after a pause). Writing
-    each as it is rendered costs a system call apiece; here everything rendered while the
-    writer was busy or asleep leaves in one write, and nothing waits: the writer wakes as soon
-    as the pump would block on the upstream. At most `limit` bytes wait (back-pressure).
-    """
-
-    def __init__(self, messages: AsyncIterator[pb.StreamCompleteResponse], limit: int = 65536):
-        self._messages = messages
-        self._limit = limit
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._ready = asyncio.Event()
-        self._room = asyncio.Event()
-        self._closing = False
-        self._task = asyncio.create_task(self._run())
-        #: Set once the stream has ended (the rest is then one `take()` away).
-        self.finished = False
-        #: How the stream failed, once it has ended (None: it finished).
-        self.error: GatewayError | None = None
-
-    async def take(self) -> bytes:
-        """The SSE events rendered since the last take; waits for at least one, or the end."""
-        await self._ready.wait()
-        self._ready.clear()
-        data = b"".join(self._parts)
-        self._parts.clear()
-        self._size = 0
-        self._room.set()
-        return data
-
-    async def aclose(self) -> None:
-        """Stop reading (if still reading) and wait for the task to end."""
-        if not self._task.done():
-            self._closing = True
-            self._task.cancel()
-        await asyncio.wait([self._task])
-
-    async def _run(self) -> None:
-        try:
-            async for message in self._messages:
-                data = _sse_data(message)
-                self._parts.append(data)
-                self._size += len(data)
-                self._ready.set()
-                if self._size > self._limit:
-                    self._room.clear()
-                    await self._room.wait()
-        except GatewayError as exc:  # sent to the writer, in order, after what came before it
-            self.error = exc
-        except Exception:
-            log.exception("unexpected error during a stream")
-            self.error = InternalError("internal error")
-        except asyncio.CancelledError:
-            if not self._closing:  # cut while waiting for the writer: still an explicit end
-                self.error = ServiceUnavailableError(SHUTTING_DOWN)
-            raise
-        finally:
-            self.finished = True
-            self._ready.set()
+    messages = core.stream_complete(message, _call_context(request, identity))
+    return await serve_sse(
+        request, messages, lambda exc: _error_body(exc.code_name, exc.message, request)
+    )
 
 
 @web.middleware
@@ -410,19 +321,10 @@ def _json_response(message: Message) -> web.Response:
     return web.Response(body=render_message(message, defaults=True), content_type=JSON_CONTENT_TYPE)
 
 
-def _sse_data(message: pb.StreamCompleteResponse) -> bytes:
-    # Deltas carry only what they say; the last message spells out every field.
-    return b"data: " + render_completion(message, defaults=bool(message.finish_reason)) + b"\n\n"
-
-
 def _error_body(code: str, message: str, request: web.Request) -> bytes:
     return orjson.dumps(
         {"error": {"code": code, "message": message, "request_id": request.get(REQUEST_ID, "")}}
     )
-
-
-def _sse_error(exc: GatewayError, request: web.Request) -> bytes:
-    return b"event: error\ndata: " + _error_body(exc.code_name, exc.message, request) + b"\n\n"
 
 
 def _error_response(exc: GatewayError, request: web.Request) -> web.Response:

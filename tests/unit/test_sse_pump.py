@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from gateway.errors import ServiceUnavailableError, UpstreamUnavailableError
-from gateway.http_shim import _Pump
+from gateway.http_sse import Pump
 from gateway.v1 import gateway_pb2 as pb
 
 
@@ -22,7 +22,7 @@ async def burst(
 
 async def test_events_that_arrive_together_leave_in_one_batch() -> None:
     read: list[int] = []
-    pump = _Pump(burst(20, read))
+    pump = Pump(burst(20, read))
     data = await pump.take()
     await pump.aclose()
     assert pump.finished  # the pump finished before the writer woke: all of it in one take
@@ -33,7 +33,7 @@ async def test_events_that_arrive_together_leave_in_one_batch() -> None:
 
 async def test_an_error_comes_after_the_events_before_it() -> None:
     read: list[int] = []
-    pump = _Pump(burst(3, read, fail=True))
+    pump = Pump(burst(3, read, fail=True))
     data = await pump.take()
     while not pump.finished:
         data += await pump.take()
@@ -44,7 +44,7 @@ async def test_an_error_comes_after_the_events_before_it() -> None:
 
 async def test_a_slow_writer_stops_the_pump_at_the_limit() -> None:
     read: list[int] = []
-    pump = _Pump(burst(1000, read), limit=200)
+    pump = Pump(burst(1000, read), limit=200)
     await asyncio.sleep(0.01)  # the writer has not taken anything yet
     assert 1 <= len(read) < 20  # it stopped reading once more than 200 bytes waited
     first = await pump.take()
@@ -57,7 +57,7 @@ async def test_a_slow_writer_stops_the_pump_at_the_limit() -> None:
 
 async def test_a_pump_cut_while_it_waits_for_the_writer_ends_the_stream_unavailable() -> None:
     read: list[int] = []
-    pump = _Pump(burst(1000, read), limit=200)
+    pump = Pump(burst(1000, read), limit=200)
     await asyncio.sleep(0.01)  # waiting for room
     pump._task.cancel()  # what the shutdown's cut does to the task driving the call
     await asyncio.wait([pump._task])
