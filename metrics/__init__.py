@@ -49,7 +49,8 @@ REQUEST_READS_CUT = Counter(
 )
 UNDECODABLE_REQUESTS = Counter(
     "gateway_undecodable_requests_total",
-    "Requests refused because their message or encoded body could not be decoded, by transport.",
+    "Requests refused because their request message was missing, cut short or undecodable, "
+    "by transport (gRPC).",
     ["transport"],
 )
 UPSTREAM_ATTEMPTS = Counter(
