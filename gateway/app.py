@@ -28,7 +28,9 @@ from gateway.assembly import (
 )
 from gateway.config import Settings
 from gateway.core import GatewayService
+from gateway.drain import CUT_SECONDS
 from gateway.grpc_server import create_server, set_serving
+from gateway.http_guard import HttpRunner
 from gateway.http_shim import create_app
 from gateway.quotas import Quotas
 from gateway.startup import PortUnavailableError, check_redis, port_error, probe_port
@@ -111,6 +113,7 @@ class Gateway:
             max_message_bytes=settings.max_request_bytes,
             connections=settings.grpc,
             reuse_port=self.worker is not None,
+            read_timeout=settings.body_read_timeout_seconds,
         )
         self._grpc_server, self._health = server, health
         await set_serving(health, False)
@@ -124,7 +127,14 @@ class Gateway:
                 "in use, or not an address of this machine"
             ) from None
         await server.start()
-        shim = create_app(core, admin, max_request_bytes=settings.max_request_bytes, readiness=self)
+        shim = create_app(
+            core,
+            admin,
+            max_request_bytes=settings.max_request_bytes,
+            readiness=self,
+            header_read_timeout=settings.header_read_timeout_seconds,
+            body_read_timeout=settings.body_read_timeout_seconds,
+        )
         self.http_port = await self._listen(shim, settings.http_port, "HTTP_PORT")
         if self.worker is None:
             self.metrics_port = await self._listen(
@@ -167,11 +177,14 @@ class Gateway:
         if self._core is not None:
             self._core.begin_drain()
         log.info("gateway draining", extra={"grace_seconds": grace})
-        stops = []
         if self._health is not None:
             await set_serving(self._health, False)
+        # The servers stop taking connections now and wait for their calls; the core cuts the
+        # calls still open when the grace is over (each ends with UNAVAILABLE, SSE included),
+        # so the servers' own deadline, later, finds nothing left to cut silently.
+        stops = [self._core.drain(grace)] if self._core is not None else []
         if self._grpc_server is not None:
-            stops.append(self._grpc_server.stop(grace))
+            stops.append(self._grpc_server.stop(grace + CUT_SECONDS))
         stops.extend(runner.cleanup() for runner in self._runners)
         await asyncio.gather(*stops)
         if self._pending_reporter is not None:
@@ -198,10 +211,10 @@ class Gateway:
             await asyncio.sleep(PENDING_REPORT_SECONDS)
 
     async def _listen(self, app: web.Application, port: int, setting: str) -> int:
-        runner = web.AppRunner(
+        runner = HttpRunner(
             app,
             handler_cancellation=True,  # a client that leaves cancels its handler (and upstream)
-            shutdown_timeout=self.settings.shutdown_grace_seconds,
+            shutdown_timeout=self.settings.shutdown_grace_seconds + CUT_SECONDS,
             access_log=None,
         )
         await runner.setup()

@@ -29,6 +29,8 @@ DEFAULT_METRICS_PORT = 9090
 DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 20.0
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+DEFAULT_HEADER_READ_TIMEOUT_SECONDS = 10.0
+DEFAULT_BODY_READ_TIMEOUT_SECONDS = 30.0
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 300.0
 DEFAULT_KEY_COOLDOWN_SECONDS = 60.0
 DEFAULT_CIRCUIT_BREAKER_FAIL_MAX = 5
@@ -81,6 +83,10 @@ class Settings:
     log_level_third_party: str = ""
     shutdown_grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    #: A request's head (HTTP) must arrive within this from its first byte (or the connection's
+    #: opening); its body (HTTP) or message (gRPC) within `body_read_timeout_seconds` after.
+    header_read_timeout_seconds: float = DEFAULT_HEADER_READ_TIMEOUT_SECONDS
+    body_read_timeout_seconds: float = DEFAULT_BODY_READ_TIMEOUT_SECONDS
     #: gRPC behind a load balancer: connections are closed (gracefully) after this age, so
     #: long-lived clients rebalance onto new replicas; keepalive pings find dead peers.
     grpc: GrpcSettings = field(default_factory=lambda: GrpcSettings())
@@ -171,6 +177,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         else "",
         shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", DEFAULT_SHUTDOWN_GRACE_SECONDS),
         max_request_bytes=int(env.number("MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, low=1)),
+        header_read_timeout_seconds=env.number(
+            "HEADER_READ_TIMEOUT_SECONDS", DEFAULT_HEADER_READ_TIMEOUT_SECONDS, low=0.001
+        ),
+        body_read_timeout_seconds=env.number(
+            "BODY_READ_TIMEOUT_SECONDS", DEFAULT_BODY_READ_TIMEOUT_SECONDS, low=0.001
+        ),
         grpc=_grpc_settings(env),
         request_timeout_seconds=env.number(
             "REQUEST_TIMEOUT_SECONDS", DEFAULT_REQUEST_TIMEOUT_SECONDS, low=0.001

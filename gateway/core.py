@@ -26,10 +26,11 @@ from opentelemetry.trace import get_current_span
 from cache.layer import ResponseCache
 from gateway.accounting import CallAccounting
 from gateway.accounting import UsageSink as UsageSink  # re-exported: the assembly names it here
-from gateway.auth import Authenticator
+from gateway.auth import Authenticator, Identity
 from gateway.caching import CallCache
 from gateway.calls import Call
 from gateway.dispatch import Dispatcher, Step
+from gateway.drain import CallsInFlight
 from gateway.errors import (
     DeadlineExceededError,
     GatewayError,
@@ -87,6 +88,8 @@ class CallContext:
     deadline: float | None = None
     #: The `x-request-timeout` header or metadata, as sent ("1.5", "1.5s", "1500ms").
     timeout_header: str | None = None
+    #: The caller, when the transport has authenticated it already (before reading the body).
+    identity: Identity | None = None
 
 
 class GatewayService:
@@ -118,6 +121,7 @@ class GatewayService:
             idle_timeout=policy.stream_idle_timeout, prices=prices, cache=self._cache
         )
         self._accounting = CallAccounting(quotas, usage)
+        self._in_flight = CallsInFlight()
         self._state = "starting"
 
     def open_for_calls(self) -> None:
@@ -128,9 +132,17 @@ class GatewayService:
         """Refuse new calls from now on; calls in flight carry on."""
         self._state = "draining"
 
+    async def drain(self, grace: float) -> None:
+        """Give the calls in flight `grace` seconds; then end each with UNAVAILABLE."""
+        await self._in_flight.drain(grace)
+
     async def aclose(self, *, wait: float) -> None:
         """Wait (at most `wait` seconds) for the usage settlements still under way."""
         await self._accounting.aclose(wait=wait)
+
+    async def authenticate(self, authorization: str | None) -> Identity:
+        """The caller behind `authorization` (`UnauthenticatedError` when it does not hold)."""
+        return await self._auth.authenticate(authorization)
 
     async def complete(self, request: pb.CompleteRequest, ctx: CallContext) -> pb.CompleteResponse:
         """Answer one whole completion."""
@@ -162,7 +174,10 @@ class GatewayService:
             )
             return response
         except BaseException as exc:
-            call.code = _code_of(exc, call)
+            cut = self._in_flight.cut_error(exc)
+            call.code = _code_of(cut or exc, call)
+            if cut is not None:
+                raise cut from None
             raise
         finally:
             self._finish(call)
@@ -192,7 +207,10 @@ class GatewayService:
                 async for message in self._relay.relay(call, opened):
                     yield message
         except BaseException as exc:
-            call.code = _code_of(exc, call)
+            cut = self._in_flight.cut_error(exc)
+            call.code = _code_of(cut or exc, call)
+            if cut is not None:
+                raise cut from None
             raise
         finally:
             self._finish(call)
@@ -227,7 +245,7 @@ class GatewayService:
                 retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS,
             )
         ctx = call.context
-        call.identity = await self._auth.authenticate(ctx.authorization)
+        call.identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
         call.params = params = parse_params(request)
         call.tenant = call.identity.tenant_for(params.metadata.get("tenant", ""))
         call.plan = self._plan(params, ctx)
@@ -278,10 +296,12 @@ class GatewayService:
 
     def _start(self, rpc: str, ctx: CallContext) -> Call:
         call = Call(rpc=rpc, context=ctx, started=time.perf_counter())
+        self._in_flight.enter(call)
         self._accounting.started(call)
         return call
 
     def _finish(self, call: Call) -> None:
+        self._in_flight.leave(call)
         self._cache.release(call)
         self._accounting.finished(call)
 

@@ -6,12 +6,14 @@ boundary and the aiohttp error middleware)::
 
     GatewayError
     ├── InvalidArgumentError           INVALID_ARGUMENT    400
-    │   └── PayloadTooLargeError       INVALID_ARGUMENT    413
+    │   ├── PayloadTooLargeError       INVALID_ARGUMENT    413
+    │   └── UnsupportedEncodingError   INVALID_ARGUMENT    415  (a Content-Encoding we do not read)
     ├── UnauthenticatedError           UNAUTHENTICATED     401
     ├── PermissionDeniedError          PERMISSION_DENIED   403
     ├── ModelNotFoundError             NOT_FOUND           404
     ├── RateLimitedError               RESOURCE_EXHAUSTED  429  (the caller's own limit)
     ├── DeadlineExceededError          DEADLINE_EXCEEDED   504
+    │   └── BodyTimeoutError           DEADLINE_EXCEEDED   408  (the request body came too slowly)
     ├── RequestCancelledError          CANCELLED           499
     ├── ServiceUnavailableError        UNAVAILABLE         503  (draining, overloaded)
     ├── InternalError                  INTERNAL            500
@@ -69,6 +71,12 @@ class PayloadTooLargeError(InvalidArgumentError):
     http_status = 413
 
 
+class UnsupportedEncodingError(InvalidArgumentError):
+    """The request body is encoded in a way the gateway does not decode."""
+
+    http_status = 415
+
+
 class UnauthenticatedError(GatewayError):
     """The caller's credential is missing or wrong."""
 
@@ -109,6 +117,12 @@ class DeadlineExceededError(GatewayError):
 
     grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
     http_status = 504
+
+
+class BodyTimeoutError(DeadlineExceededError):
+    """The request body did not arrive within its time bound (the connection is then closed)."""
+
+    http_status = 408
 
 
 class RequestCancelledError(GatewayError):

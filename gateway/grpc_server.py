@@ -16,15 +16,16 @@ from typing import Any, NoReturn, TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from gateway.admin import AdminCore
-from gateway.config import GrpcSettings
+from gateway.config import DEFAULT_BODY_READ_TIMEOUT_SECONDS, GrpcSettings
 from gateway.core import CallContext, GatewayService
 from gateway.errors import GatewayError
+from gateway.grpc_requests import Registrar, RequestReader
 from gateway.logs import request_id_from, request_id_var
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -136,27 +137,31 @@ def create_server(
     max_message_bytes: int,
     connections: GrpcSettings | None = None,
     reuse_port: bool = False,
+    read_timeout: float = DEFAULT_BODY_READ_TIMEOUT_SECONDS,
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     """A gRPC server with the gateway, health and reflection services added (not started).
 
     `reuse_port` lets worker processes bind the same port (the kernel spreads connections).
+    Every method reads its request message itself, within `read_timeout` (`grpc_requests`).
     """
     server = grpc.aio.server(
         interceptors=_tracing_interceptors(),
         options=server_options(max_message_bytes, connections, reuse_port=reuse_port),
     )
-    pb_grpc.add_GatewayServiceServicer_to_server(GatewayServicer(core, admin), server)
-    pb_grpc.add_AdminServiceServicer_to_server(AdminServicer(admin), server)
+    services = Registrar(server, RequestReader(read_timeout))
+    services.add(pb_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(core, admin))
+    services.add(pb_grpc.add_AdminServiceServicer_to_server, AdminServicer(admin))
     health = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            ADMIN_SERVICE_NAME,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
+    services.add(health_pb2_grpc.add_HealthServicer_to_server, health)
+    reflected = (
+        SERVICE_NAME,
+        ADMIN_SERVICE_NAME,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    services.add(
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+        reflection.aio.ReflectionServicer(reflected),
     )
     return server, health
 

@@ -7,9 +7,11 @@ both, keeping the completion calls off `json_format`). Errors are mapped in one 
 `{"error": {"code", "message", "request_id"}}` with the canonical HTTP status.
 
 Routes: `POST /v1/complete` (with `"stream": true` it streams), `POST /v1/complete:stream`
-(Server-Sent Events: one `data:` JSON object per message, then `data: [DONE]`; a failure after
-the stream started is an `event: error` before `[DONE]`), `GET /v1/providers/status`,
+(Server-Sent Events, `http_sse`), `GET /v1/providers/status`, the admin and usage routes,
 `GET /healthz` (liveness) and `GET /readyz` (readiness).
+
+A route with a body authenticates the caller from its headers first, then reads the body within
+its time bound (`http_bodies`); the connections themselves are watched by `http_guard`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import orjson
@@ -28,14 +29,20 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 
 from gateway.admin import AdminCore
+from gateway.auth import Identity
+from gateway.config import DEFAULT_BODY_READ_TIMEOUT_SECONDS, DEFAULT_HEADER_READ_TIMEOUT_SECONDS
 from gateway.core import CallContext, GatewayService
 from gateway.errors import (
+    BodyTimeoutError,
     GatewayError,
     InternalError,
     InvalidArgumentError,
     ModelNotFoundError,
     PayloadTooLargeError,
 )
+from gateway.http_bodies import read_body
+from gateway.http_guard import GUARD_KEY, ConnectionGuard
+from gateway.http_sse import serve_sse
 from gateway.json_codec import (
     parse_completion_request,
     parse_message,
@@ -50,18 +57,13 @@ log = logging.getLogger("gateway.http")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 JSON_CONTENT_TYPE = "application/json"
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",  # keep reverse proxies from buffering the stream
-}
-SSE_DONE = b"data: [DONE]\n\n"
 _PROBES = frozenset({"/healthz", "/readyz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORE_KEY = web.AppKey("core", GatewayService)
 ADMIN_KEY = web.AppKey("admin", AdminCore)
 MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
+BODY_TIMEOUT_KEY = web.AppKey("body_read_timeout", float)
 
 
 class Readiness(Protocol):
@@ -77,13 +79,25 @@ READINESS_KEY = web.AppKey("readiness", Readiness)
 
 
 def create_app(
-    core: GatewayService, admin: AdminCore, *, max_request_bytes: int, readiness: Readiness
+    core: GatewayService,
+    admin: AdminCore,
+    *,
+    max_request_bytes: int,
+    readiness: Readiness,
+    header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
+    body_read_timeout: float = DEFAULT_BODY_READ_TIMEOUT_SECONDS,
 ) -> web.Application:
-    """The JSON shim's aiohttp application."""
-    app = web.Application(client_max_size=max_request_bytes, middlewares=[_traced, _errors])
+    """The JSON shim's aiohttp application (run it with `http_guard.HttpRunner`)."""
+    app = web.Application(
+        client_max_size=max_request_bytes,
+        middlewares=[_traced, _errors],
+        handler_args={"auto_decompress": False},  # `http_bodies` decodes, bounded
+    )
     app[CORE_KEY] = core
     app[ADMIN_KEY] = admin
     app[MAX_BYTES_KEY] = max_request_bytes
+    app[BODY_TIMEOUT_KEY] = body_read_timeout
+    app[GUARD_KEY] = ConnectionGuard(header_read_timeout)
     app[READINESS_KEY] = readiness
     app.on_response_prepare.append(_echo_request_id)
     app.router.add_post("/v1/complete", _complete)
@@ -101,30 +115,33 @@ def create_app(
 
 
 async def _complete(request: web.Request) -> web.StreamResponse:
+    core = request.app[CORE_KEY]
+    identity = await core.authenticate(_auth(request))  # before the body is read
     body = await _json_body(request)
     if _pop_stream_flag(body, default=False):
         return await _serve_stream(
-            request, parse_completion_request(body, pb.StreamCompleteRequest)
+            request, parse_completion_request(body, pb.StreamCompleteRequest), identity
         )
-    core = request.app[CORE_KEY]
     message = parse_completion_request(body, pb.CompleteRequest)
-    response = await core.complete(message, _call_context(request))
+    response = await core.complete(message, _call_context(request, identity))
     return web.Response(
         body=render_completion(response, defaults=True), content_type=JSON_CONTENT_TYPE
     )
 
 
 async def _stream_complete(request: web.Request) -> web.StreamResponse:
+    identity = await request.app[CORE_KEY].authenticate(_auth(request))
     body = await _json_body(request)
     if not _pop_stream_flag(body, default=True):
         raise InvalidArgumentError("stream: cannot be false on /v1/complete:stream")
-    return await _serve_stream(request, parse_completion_request(body, pb.StreamCompleteRequest))
+    message = parse_completion_request(body, pb.StreamCompleteRequest)
+    return await _serve_stream(request, message, identity)
 
 
 async def _provider_status(request: web.Request) -> web.StreamResponse:
     status_request = pb.ProviderStatusRequest(provider=request.query.get("provider", ""))
     core = request.app[CORE_KEY]
-    return _json_response(await core.provider_status(status_request, _call_context(request)))
+    return _json_response(await core.provider_status(status_request, _call_context(request, None)))
 
 
 async def _get_usage(request: web.Request) -> web.StreamResponse:
@@ -138,6 +155,7 @@ async def _get_costs(request: web.Request) -> web.StreamResponse:
 
 
 async def _create_key(request: web.Request) -> web.StreamResponse:
+    await request.app[CORE_KEY].authenticate(_auth(request))  # before the body is read
     message = parse_message(await _json_body(request), pb.CreateApiKeyRequest())
     return _json_response(await request.app[ADMIN_KEY].create_api_key(message, _auth(request)))
 
@@ -153,6 +171,7 @@ async def _revoke_key(request: web.Request) -> web.StreamResponse:
 
 
 async def _set_limits(request: web.Request) -> web.StreamResponse:
+    await request.app[CORE_KEY].authenticate(_auth(request))  # before the body is read
     body = await _json_body(request) if request.can_read_body else {}
     body["tenant"] = request.match_info["tenant"]
     message = parse_message(body, pb.SetTenantLimitsRequest())
@@ -182,98 +201,13 @@ async def _readyz(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve_stream(
-    request: web.Request, message: pb.StreamCompleteRequest
+    request: web.Request, message: pb.StreamCompleteRequest, identity: Identity
 ) -> web.StreamResponse:
-    """Stream as SSE; errors before the first message still get a proper HTTP status."""
     core = request.app[CORE_KEY]
-    async with aclosing(core.stream_complete(message, _call_context(request))) as messages:
-        first = await anext(messages)  # raises before any byte is sent
-        response = web.StreamResponse(headers=SSE_HEADERS)
-        await response.prepare(request)
-        pump = _Pump(messages)
-        ending = SSE_DONE
-        try:
-            await response.write(_sse_data(first))
-            async for data in pump.batches():
-                await response.write(data)
-        except GatewayError as exc:
-            ending = _sse_error(exc, request) + SSE_DONE
-        except ConnectionResetError:
-            # The client left; leaving `aclosing` aborts the upstream call.
-            log.info("client went away during a stream")
-            return response
-        except Exception:
-            log.exception("unexpected error during a stream")
-            ending = _sse_error(InternalError("internal error"), request) + SSE_DONE
-        finally:
-            await pump.aclose()
-        await response.write_eof(pump.leftover + ending)
-        return response
-
-
-class _Pump:
-    """Reads a stream's messages in its own task; `batches()` hands over what piled up.
-
-    An upstream read often holds many events (a fast model, or a burst after a pause). Writing
-    each as it is rendered costs a system call apiece; here everything rendered while the
-    writer was busy or asleep leaves in one write, and nothing waits: the writer wakes as soon
-    as the pump would block on the upstream. At most `limit` bytes wait (back-pressure).
-    """
-
-    def __init__(self, messages: AsyncIterator[pb.StreamCompleteResponse], limit: int = 65536):
-        self._messages = messages
-        self._limit = limit
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._ready = asyncio.Event()
-        self._room = asyncio.Event()
-        self._error: Exception | None = None
-        self._finished = False
-        self._task = asyncio.create_task(self._run())
-        #: What the pump rendered after the last batch was taken (sent with the stream's end).
-        self.leftover = b""
-
-    async def batches(self) -> AsyncGenerator[bytes, None]:
-        """Each batch of rendered SSE events; raises the stream's error after its last one."""
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            data = self._take()
-            if self._finished:
-                self.leftover = data
-                if self._error is not None:
-                    raise self._error
-                return
-            yield data
-
-    async def aclose(self) -> None:
-        """Stop reading (if still reading) and wait for the task to end."""
-        if not self._task.done():
-            self._task.cancel()
-        await asyncio.wait([self._task])
-
-    def _take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        self._size = 0
-        self._room.set()
-        return data
-
-    async def _run(self) -> None:
-        try:
-            async for message in self._messages:
-                data = _sse_data(message)
-                self._parts.append(data)
-                self._size += len(data)
-                self._ready.set()
-                if self._size > self._limit:
-                    self._room.clear()
-                    await self._room.wait()
-        except Exception as exc:  # raised to the writer, in order, after what came before it
-            self._error = exc
-        finally:
-            self._finished = True
-            self._ready.set()
+    messages = core.stream_complete(message, _call_context(request, identity))
+    return await serve_sse(
+        request, messages, lambda exc: _error_body(exc.code_name, exc.message, request)
+    )
 
 
 @web.middleware
@@ -306,8 +240,13 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request_id_from(request.headers.get("x-request-id"))
     request[REQUEST_ID] = request_id
     request_id_var.set(request_id)
+    guard = request.app[GUARD_KEY]
+    guard.request_started(request)
     try:
         return await handler(request)
+    except BodyTimeoutError as exc:
+        guard.body_cut(request, request.app[BODY_TIMEOUT_KEY])
+        return await _send_and_close(_error_response(exc, request), request)
     except GatewayError as exc:
         return _error_response(exc, request)
     except web.HTTPRequestEntityTooLarge:
@@ -327,6 +266,18 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unexpected error while serving a request")
         return _error_response(InternalError("internal error"), request)
+    finally:
+        guard.request_ended(request)
+
+
+async def _send_and_close(response: web.Response, request: web.Request) -> web.Response:
+    """Send `response`, then close the connection (no lingering for the rest of a slow body)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()
+    return response
 
 
 async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -336,7 +287,8 @@ async def _echo_request_id(request: web.Request, response: web.StreamResponse) -
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    app = request.app
+    raw = await read_body(request, seconds=app[BODY_TIMEOUT_KEY], max_bytes=app[MAX_BYTES_KEY])
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -354,13 +306,14 @@ def _pop_stream_flag(body: dict[str, Any], *, default: bool) -> bool:
     return stream
 
 
-def _call_context(request: web.Request) -> CallContext:
+def _call_context(request: web.Request, identity: Identity | None) -> CallContext:
     return CallContext(
         transport="http",
         request_id=request[REQUEST_ID],
         authorization=request.headers.get("authorization"),
         provider_pin=request.headers.get("x-provider") or None,
         timeout_header=request.headers.get("x-request-timeout"),
+        identity=identity,
     )
 
 
@@ -368,19 +321,10 @@ def _json_response(message: Message) -> web.Response:
     return web.Response(body=render_message(message, defaults=True), content_type=JSON_CONTENT_TYPE)
 
 
-def _sse_data(message: pb.StreamCompleteResponse) -> bytes:
-    # Deltas carry only what they say; the last message spells out every field.
-    return b"data: " + render_completion(message, defaults=bool(message.finish_reason)) + b"\n\n"
-
-
 def _error_body(code: str, message: str, request: web.Request) -> bytes:
     return orjson.dumps(
         {"error": {"code": code, "message": message, "request_id": request.get(REQUEST_ID, "")}}
     )
-
-
-def _sse_error(exc: GatewayError, request: web.Request) -> bytes:
-    return b"event: error\ndata: " + _error_body(exc.code_name, exc.message, request) + b"\n\n"
 
 
 def _error_response(exc: GatewayError, request: web.Request) -> web.Response:

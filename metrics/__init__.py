@@ -41,6 +41,18 @@ IN_FLIGHT = Gauge(
     ["transport"],
     multiprocess_mode="livesum",
 )
+REQUEST_READS_CUT = Counter(
+    "gateway_request_reads_cut_total",
+    "Requests cut because their head, body or message did not arrive within its time bound, "
+    "by transport and phase (head, body, message).",
+    ["transport", "phase"],
+)
+UNDECODABLE_REQUESTS = Counter(
+    "gateway_undecodable_requests_total",
+    "Requests refused because their request message was missing, cut short or undecodable, "
+    "by transport (gRPC).",
+    ["transport"],
+)
 UPSTREAM_ATTEMPTS = Counter(
     "gateway_upstream_attempts_total",
     "Calls made to providers, by provider deployment and outcome.",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import gzip
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -117,3 +121,143 @@ async def test_unknown_route_is_a_json_404(gw: RunningGateway) -> None:
         error = orjson.loads(await reply.read())["error"]
     assert reply.status == 404
     assert "/v1/nothing" in error["message"]
+
+
+GOOD_MESSAGE = grpc_request(pb.CompleteRequest, {}).SerializeToString()
+UNDECODABLE: list[tuple[str, bytes]] = [
+    ("truncated", GOOD_MESSAGE[:-3]),
+    ("garbage", b"\xff" * 8),
+    ("invalid utf-8", b"\x0a\x02\xc3\x28"),
+    ("inner length lies", b"\x0a\x7fgpt"),
+]
+
+
+def as_bytes(message: bytes) -> bytes:
+    return message
+
+
+@pytest.mark.parametrize(("case", "raw"), UNDECODABLE, ids=[c[0] for c in UNDECODABLE])
+async def test_grpc_undecodable_message_is_invalid_argument_without_implementation_detail(
+    gw: RunningGateway, fake: FakeOpenAI, case: str, raw: bytes
+) -> None:
+    service = "/gateway.v1.GatewayService/"
+    unary = gw.channel.unary_unary(
+        service + "Complete", request_serializer=as_bytes, response_deserializer=as_bytes
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught_unary:
+        await unary(raw)
+    streamed = gw.channel.unary_stream(
+        service + "StreamComplete", request_serializer=as_bytes, response_deserializer=as_bytes
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught_stream:
+        _ = [m async for m in streamed(raw)]
+    health = gw.channel.unary_unary(
+        "/grpc.health.v1.Health/Check", request_serializer=as_bytes, response_deserializer=as_bytes
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught_health:
+        await health(b"\x0a\x7fgateway")
+    for caught in (caught_unary, caught_stream, caught_health):
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, case
+        details = caught.value.details() or ""
+        assert details.startswith("request message: undecodable")
+        assert "Error" not in details
+        assert "protobuf" not in details
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "x-gzip"])
+async def test_a_content_encoding_the_body_does_not_have_is_400(
+    gw: RunningGateway, fake: FakeOpenAI, encoding: str
+) -> None:
+    headers = {"Content-Encoding": encoding}
+    async with gw.http.post(
+        gw.http_url + "/v1/complete", data=orjson.dumps(GOOD), headers=headers
+    ) as reply:
+        error = orjson.loads(await reply.read())["error"]
+    assert reply.status == 400
+    assert error["code"] == "INVALID_ARGUMENT"
+    assert error["message"] == f"body: not valid {encoding} data (Content-Encoding: {encoding})"
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress), ("identity", bytes)],
+)
+async def test_a_body_compressed_as_its_content_encoding_says_is_accepted(
+    gw: RunningGateway, encoding: str, encode: Callable[[bytes], bytes]
+) -> None:
+    body = {**GOOD, "model": "mock"}
+    async with gw.http.post(
+        gw.http_url + "/v1/complete",
+        data=encode(orjson.dumps(body)),
+        headers={"Content-Encoding": encoding},
+    ) as reply:
+        assert reply.status == 200
+        assert orjson.loads(await reply.read())["provider"] == "mock"
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "made-up", "gzip, gzip"])
+async def test_an_unsupported_content_encoding_is_415(
+    gw: RunningGateway, fake: FakeOpenAI, encoding: str
+) -> None:
+    async with gw.http.post(
+        gw.http_url + "/v1/complete",
+        data=orjson.dumps(GOOD),
+        headers={"Content-Encoding": encoding},
+    ) as reply:
+        error = orjson.loads(await reply.read())["error"]
+    assert reply.status == 415
+    assert error["code"] == "INVALID_ARGUMENT"
+    assert "gzip, deflate or identity" in error["message"]
+    assert fake.requests == []
+
+
+async def test_a_compressed_body_is_held_to_the_size_limit_once_decompressed(
+    gw: RunningGateway, fake: FakeOpenAI
+) -> None:
+    bomb = gzip.compress(b" " * (50 * MAX_BYTES))  # 50 times the limit, a few KiB on the wire
+    async with gw.http.post(
+        gw.http_url + "/v1/complete", data=bomb, headers={"Content-Encoding": "gzip"}
+    ) as reply:
+        error = orjson.loads(await reply.read())["error"]
+    assert reply.status == 413
+    assert str(MAX_BYTES) in error["message"]
+    assert fake.requests == []
+
+
+async def send_head(port: int, head: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head.replace("\n", "\r\n").encode())
+    await writer.drain()
+    return reader, writer
+
+
+async def test_a_body_that_stops_coming_gets_408_and_the_connection_closes(
+    start_gateway: StartGateway,
+) -> None:
+    gw = await start_gateway(body_read_timeout_seconds=0.5)
+    head = "POST /v1/complete HTTP/1.1\nHost: gw\nContent-Length: 1000\n\n"
+    reader, writer = await send_head(gw.gateway.http_port, head)
+    writer.write(b'{"model": ')
+    started = time.monotonic()
+    answer = await asyncio.wait_for(reader.read(), 5)  # read to EOF: the server closed
+    writer.close()
+    assert 0.4 < time.monotonic() - started < 3
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 408 ")
+    error = orjson.loads(body)["error"]
+    assert error["code"] == "DEADLINE_EXCEEDED"
+    assert error["message"] == "body: not received within 0.5s"
+
+
+async def test_credentials_are_checked_before_the_body_is_read(
+    start_gateway: StartGateway,
+) -> None:
+    gw = await start_gateway(auth_tokens=("right-token",), body_read_timeout_seconds=30.0)
+    for credential in ("", "Authorization: Bearer wrong-token\n"):
+        head = f"POST /v1/complete HTTP/1.1\nHost: gw\n{credential}Content-Length: 1000\n\n"
+        reader, writer = await send_head(gw.gateway.http_port, head)  # and no body at all
+        status = await asyncio.wait_for(reader.readline(), 2)
+        writer.close()
+        assert status.startswith(b"HTTP/1.1 401 ")

@@ -12,11 +12,14 @@ import grpc
 import orjson
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 
 from gateway.app import Gateway
+from gateway.drain import SHUTTING_DOWN
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
-from tests.conftest import test_settings
+from providers.base import ProviderSettings
+from tests.conftest import StartGateway, test_settings
 from tests.processes import GatewayProcess, spawn
 from tests.sse import read_sse
 
@@ -175,3 +178,65 @@ async def test_log_level_debug_shows_the_gateways_debug_lines_and_no_third_party
     chatter = [e for e in started.logs if e["logger"].split(".")[0] not in ours]
     assert chatter == []
     assert any(e["level"] == "debug" for e in started.logs)
+
+
+def requests_counted(rpc: str, transport: str, code: str) -> float:
+    """`gateway_requests_total` for one label set, in this process."""
+    value = REGISTRY.get_sample_value(
+        "gateway_requests_total", {"rpc": rpc, "transport": transport, "code": code}
+    )
+    return value or 0.0
+
+
+async def test_calls_open_when_the_grace_runs_out_end_unavailable_and_are_counted_so(
+    start_gateway: StartGateway,
+) -> None:
+    slow = ProviderSettings(
+        name="slow",
+        kind="mock",
+        models=("slow",),
+        options={"latency_ms": 30_000},  # its unary answer would take 30 s
+    )
+    paced = ProviderSettings(
+        name="mock", kind="mock", models=("mock",), options={"tokens_per_second": 20}
+    )
+    gw = await start_gateway(providers=(paced, slow), shutdown_grace_seconds=0.5)
+    before = {
+        (rpc, transport): requests_counted(rpc, transport, "UNAVAILABLE")
+        for rpc in ("Complete", "StreamComplete")
+        for transport in ("http", "grpc")
+    }
+    body = {"model": "mock", "messages": [{"role": "user", "content": LONG_PROMPT * 5}]}
+    unary = {"model": "slow", "messages": [{"role": "user", "content": "hi"}]}
+    url = gw.http_url
+    async with gw.http.post(url + "/v1/complete:stream", data=orjson.dumps(body)) as stream:
+        assert (await stream.content.readline()).startswith(b"data: ")
+        unary_call = asyncio.create_task(
+            gw.http.post(url + "/v1/complete", data=orjson.dumps(unary))
+        )
+        grpc_call = gw.stub.Complete(
+            pb.CompleteRequest(model="slow", messages=[pb.Message(role="user", content="hi")])
+        )
+        await asyncio.sleep(0.2)  # both are waiting on the provider
+        stopping = asyncio.create_task(gw.gateway.stop())
+        events = await read_sse(stream)
+        async with await unary_call as reply:
+            error = orjson.loads(await reply.read())["error"]
+            assert reply.status == 503
+            assert reply.headers["Retry-After"] == "1"
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await grpc_call
+        await stopping
+    assert events[-2][0] == "error"
+    assert orjson.loads(events[-2][1])["error"]["code"] == "UNAVAILABLE"
+    assert events[-1] == ("message", "[DONE]")
+    assert (error["code"], error["message"]) == ("UNAVAILABLE", SHUTTING_DOWN)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.details() == SHUTTING_DOWN
+    after = {key: requests_counted(*key, "UNAVAILABLE") for key in before}
+    assert {key: after[key] - before[key] for key in before} == {
+        ("Complete", "http"): 1,
+        ("Complete", "grpc"): 1,
+        ("StreamComplete", "http"): 1,
+        ("StreamComplete", "grpc"): 0,
+    }

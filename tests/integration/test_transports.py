@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -214,3 +215,32 @@ async def test_metrics_endpoint_counts_requests(gw: RunningGateway) -> None:
     async with gw.http.get(gw.metrics_url) as reply:
         text = await reply.text()
     assert 'gateway_requests_total{code="OK",rpc="Complete",transport="grpc"}' in text
+
+
+async def raw_http(port: int, request: bytes) -> bytes:
+    """Send raw bytes on a fresh connection and read the answer until the server closes it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_http_server_header_names_no_versions(gw: RunningGateway) -> None:
+    async with gw.http.post(gw.http_url + "/v1/complete", data=orjson.dumps(HELLO_JSON)) as ok:
+        assert ok.status == 200
+    async with gw.http.get(gw.http_url + "/v1/nothing") as missing:
+        assert missing.status == 404
+    async with gw.http.get(gw.metrics_url) as metrics:
+        assert metrics.status == 200
+    malformed = await raw_http(gw.gateway.http_port, b"GET / HTTP/1.1\r\nno colon here\r\n\r\n")
+    assert malformed.startswith(b"HTTP/1.")
+    servers = [r.headers.get("Server") for r in (ok, missing, metrics)]
+    servers += [
+        line.split(b":", 1)[1].strip().decode()
+        for line in malformed.split(b"\r\n")
+        if line.lower().startswith(b"server:")
+    ]
+    assert servers == ["ai-gateway"] * 4

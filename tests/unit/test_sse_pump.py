@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import pytest
-
-from gateway.errors import UpstreamUnavailableError
-from gateway.http_shim import _Pump
+from gateway.errors import ServiceUnavailableError, UpstreamUnavailableError
+from gateway.http_sse import Pump
 from gateway.v1 import gateway_pb2 as pb
 
 
@@ -24,33 +22,45 @@ async def burst(
 
 async def test_events_that_arrive_together_leave_in_one_batch() -> None:
     read: list[int] = []
-    pump = _Pump(burst(20, read))
-    batches = [batch async for batch in pump.batches()]
+    pump = Pump(burst(20, read))
+    data = await pump.take()
     await pump.aclose()
-    assert batches == []  # the pump finished before the writer woke: all of it is the ending
-    assert pump.leftover.count(b"data: ") == 20
-    assert pump.leftover.index(b"d0 ") < pump.leftover.index(b"d19 ")
+    assert pump.finished  # the pump finished before the writer woke: all of it in one take
+    assert pump.error is None
+    assert data.count(b"data: ") == 20
+    assert data.index(b"d0 ") < data.index(b"d19 ")
 
 
 async def test_an_error_comes_after_the_events_before_it() -> None:
     read: list[int] = []
-    pump = _Pump(burst(3, read, fail=True))
-    with pytest.raises(UpstreamUnavailableError):
-        async for _ in pump.batches():
-            pass
+    pump = Pump(burst(3, read, fail=True))
+    data = await pump.take()
+    while not pump.finished:
+        data += await pump.take()
     await pump.aclose()
-    assert pump.leftover.count(b"data: ") == 3
+    assert isinstance(pump.error, UpstreamUnavailableError)
+    assert data.count(b"data: ") == 3
 
 
 async def test_a_slow_writer_stops_the_pump_at_the_limit() -> None:
     read: list[int] = []
-    pump = _Pump(burst(1000, read), limit=200)
+    pump = Pump(burst(1000, read), limit=200)
     await asyncio.sleep(0.01)  # the writer has not taken anything yet
     assert 1 <= len(read) < 20  # it stopped reading once more than 200 bytes waited
-    batches = pump.batches()
-    first = await anext(batches)
+    first = await pump.take()
     await asyncio.sleep(0.01)
     assert first.count(b"data: ") == len(first.split(b"\n\n")) - 1
     assert len(read) < 40  # room for one more batch, then it waits again
     await pump.aclose()
-    await batches.aclose()
+    assert pump.error is None  # closed by the writer: not an error of the stream
+
+
+async def test_a_pump_cut_while_it_waits_for_the_writer_ends_the_stream_unavailable() -> None:
+    read: list[int] = []
+    pump = Pump(burst(1000, read), limit=200)
+    await asyncio.sleep(0.01)  # waiting for room
+    pump._task.cancel()  # what the shutdown's cut does to the task driving the call
+    await asyncio.wait([pump._task])
+    assert pump.finished
+    assert isinstance(pump.error, ServiceUnavailableError)
+    assert "shutting down" in pump.error.message
