@@ -234,6 +234,7 @@ async def test_a_request_message_that_never_comes_is_cut_at_the_read_bound() -> 
 
 
 READ_BOUND_SECONDS = 1.0
+RESET = b"<connection reset>"
 #: Past the bound, a cut may wait for the next sweep and the loop: never more than this.
 CUT_SLACK_SECONDS = 2.5
 
@@ -254,6 +255,10 @@ async def held_for(
     dribbling = asyncio.create_task(dribble())
     try:
         answer = await asyncio.wait_for(reader.read(), 10)  # to EOF: the server closed
+    except ConnectionResetError:
+        # Bytes still trickling in when the server closes make its kernel answer with a reset,
+        # which may overtake the 408 it had sent: a cut all the same.
+        answer = RESET
     finally:
         dribbling.cancel()
         writer.close()
@@ -301,8 +306,9 @@ async def test_connections_trickling_heads_or_bodies_are_cut_within_the_bound_an
         await gw.wait_exit()
     for took, _ in outcomes:
         assert READ_BOUND_SECONDS * 0.9 < took < READ_BOUND_SECONDS + CUT_SLACK_SECONDS
-    bodies = [answer for _, answer in outcomes[:170]]
-    assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in bodies)
+    assert all(answer.startswith(b"HTTP/1.1 408 ") for _, answer in outcomes[:150])
+    trickled = [answer for _, answer in outcomes[150:170]]
+    assert all(answer.startswith(b"HTTP/1.1 408 ") or answer == RESET for answer in trickled)
     assert all(answer == b"" for _, answer in outcomes[170:])  # a head never read: just closed
     cut = "gateway_request_reads_cut_total"
     assert metric(text, cut, transport="http", phase="body") == 170
