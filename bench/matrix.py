@@ -4,7 +4,8 @@ Runs at c=1 are repeated (`repeats` rounds, each round visiting every target and
 slow drifts of a shared machine touch every target alike) and summarised by medians; "added"
 latency is the median over rounds of (target - direct) from the same round. Higher
 concurrencies run once each; paced streams run only there (at c=1 they measure the pace).
-Before each run, `focus` pauses every other target, so each is measured alone.
+Runs go mode by mode, and before each run `focus` pauses every other target, so each is
+measured alone.
 
 A row of the gateway (or a peer) is also read against the ceiling reference of its mode
 (`relay-http` for JSON and SSE, `relay-grpc` for gRPC) at the same concurrency: its req/s as a
@@ -77,8 +78,14 @@ async def run(
     options: RunOptions,
     focus: Focus,
 ) -> list[Measurement]:
-    """Measure every runnable target, each alone; c=1 first, in `repeats` interleaved rounds."""
-    pairs = [(t, m) for t in targets if not t.error for m in modes_of(t)]
+    """Measure every runnable target, each alone; c=1 first, in `repeats` interleaved rounds.
+
+    Within a concurrency (and a round), runs go mode by mode, so a row and the relay it is read
+    against are measured back to back and a shared machine's drifts touch both alike.
+    """
+    by_target = [(t, m) for t in targets if not t.error for m in modes_of(t)]
+    order = list(Mode)
+    pairs = sorted(by_target, key=lambda pair: order.index(pair[1]))  # stable: targets in order
     plan: list[tuple[Target, Mode, int, int]] = []
     if REPEATED_CONCURRENCY in concurrencies:
         for repeat in range(repeats):
@@ -90,7 +97,7 @@ async def run(
     for concurrency in concurrencies:
         if concurrency != REPEATED_CONCURRENCY:
             plan += [(t, m, concurrency, 0) for t, m in pairs if runs_at(m, concurrency)]
-    for target, mode in pairs:
+    for target, mode in by_target:
         await focus(target)
         await prime(h2, target, mode)
     results: list[Measurement] = []
