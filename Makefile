@@ -57,7 +57,7 @@ gen-check: $(VENV)/.dev
 pytest: $(VENV)/.dev node_modules/.bin/buf $(VENV)/bin/promtool
 	$(VENV)/bin/pytest
 
-## bench: the gateway vs. calling the upstream directly vs. LiteLLM and Portkey (bench/README.md); BENCH_ARGS=--no-peers
+## bench: the gateway vs. its ceiling (bare relays), calling the upstream directly, LiteLLM and Portkey (bench/README.md); BENCH_ARGS=--no-peers
 bench: $(VENV)/.dev
 	$(PY) -m bench $(BENCH_ARGS)
 

@@ -1,4 +1,5 @@
-"""The line-up under test: the fake (called directly), the gateway and the peers, started.
+"""The line-up under test: the fake (called directly), the ceiling references, the gateway and
+the peers, started; and `focus`, which keeps every target but the measured one paused.
 
 Anything that cannot be installed or started becomes a target with an `error` (its rows say
 why) and the benchmark goes on with the others.
@@ -7,19 +8,57 @@ why) and the benchmark goes on with the others.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import peers
-from bench.services import Service, start_gateway, start_upstream
+from bench.services import Service, start_ceiling, start_gateway, start_upstream
 from bench.targets import (
+    DIRECT_MODES,
     GATEWAY_MODES,
-    OPENAI_MODES,
+    GRPC_FIXED,
+    GRPC_FIXED_MODES,
+    PEER_MODES,
+    RELAY_GRPC,
+    RELAY_GRPC_MODES,
+    RELAY_HTTP,
+    RELAY_HTTP_MODES,
     Bodies,
+    Mode,
     Target,
     gateway_endpoints,
     openai_endpoints,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """Which targets to start and in which modes to measure them."""
+
+    #: The gateway's `WORKERS` (None: unset); the ceiling references run as many workers.
+    workers: int | None
+    #: The worker count the gateway uses when `workers` is None (the CPUs it may use).
+    default_workers: int
+    ceiling: bool = True
+    #: LiteLLM instances by worker count; None: no peers.
+    litellm_workers: list[int] | None = None
+    #: Only targets with these names, only these modes (None: all).
+    names: Collection[str] | None = None
+    modes: Collection[Mode] | None = None
+    paced: bool = True
+
+    def wanted(self, name: str) -> bool:
+        """Whether the target called `name` is to be started."""
+        return self.names is None or name in self.names
+
+    def modes_of(self, modes: tuple[Mode, ...]) -> tuple[Mode, ...]:
+        """The modes of `modes` to measure."""
+        return tuple(
+            m
+            for m in modes
+            if (self.modes is None or m in self.modes) and (self.paced or not m.paced)
+        )
 
 
 @dataclass
@@ -39,64 +78,125 @@ class Setup:
             await service.stop()
         self.services.clear()
 
+    async def focus(self, target: Target) -> None:
+        """Pause every target's processes but `target`'s, and resume those if paused.
 
-async def start_targets(
-    setup: Setup, workers: int | None, litellm_workers: list[int] | None
-) -> None:
-    """The fake (direct), the gateway (`WORKERS`=`workers`) and the peers (unless None)."""
+        The fake upstream (the direct target) always runs: everything else calls it.
+        """
+        for other in self.targets:
+            if other is not target and other.service is not None:
+                other.service.pause()
+        if target.service is not None:
+            await target.service.resume()
+
+
+async def start_targets(setup: Setup, choice: Choice) -> None:
+    """The fake (direct), the ceiling references, the gateway and the peers, as `choice` says."""
     fake, port = await start_upstream(setup.place)
     setup.services.append(fake)
     setup.upstream_port = port
-    direct = openai_endpoints(f"http://127.0.0.1:{port}/v1", setup.bodies, {})
-    setup.targets.append(Target("direct", OPENAI_MODES, fake.pid, direct, upstream_port=port))
-    gateway = Target("gateway", GATEWAY_MODES, upstream_port=port)
+    if choice.wanted("direct"):
+        direct = openai_endpoints(f"http://127.0.0.1:{port}/v1", setup.bodies, {})
+        modes = choice.modes_of(DIRECT_MODES)
+        setup.targets.append(Target("direct", modes, pid=fake.pid, endpoints=direct))
+    if choice.ceiling:
+        await start_references(setup, choice)
+    if choice.wanted("gateway"):
+        gateway = Target("gateway", choice.modes_of(GATEWAY_MODES), upstream_port=port)
+        await _start(setup, gateway, lambda: _gateway(setup, gateway, choice.workers))
+    if choice.litellm_workers is not None:
+        await start_peers(setup, choice)
+    setup.targets = [t for t in setup.targets if t.modes]
+
+
+async def start_references(setup: Setup, choice: Choice) -> None:
+    """The ceiling references, with as many workers as the gateway."""
+    workers = choice.workers or choice.default_workers
+    port = setup.upstream_port
+    kinds = [
+        (RELAY_HTTP, RELAY_HTTP_MODES, port),
+        (RELAY_GRPC, RELAY_GRPC_MODES, port),
+        (GRPC_FIXED, GRPC_FIXED_MODES, 0),
+    ]
+    for name, modes, upstream in kinds:
+        if not choice.wanted(name):
+            continue
+        target = Target(name, choice.modes_of(modes), upstream_port=upstream)
+        target.version = f"{workers} workers"
+
+        async def start(target: Target = target) -> None:
+            service, listening = await start_ceiling(setup.place, target.name, workers, port)
+            _started(setup, target, service)
+            if target.name == RELAY_HTTP:
+                target.endpoints = gateway_endpoints(setup.bodies, http_port=listening)
+            else:
+                target.endpoints = gateway_endpoints(setup.bodies, grpc_port=listening)
+                target.grpc_port = listening
+
+        await _start(setup, target, start)
+
+
+async def _gateway(setup: Setup, gateway: Target, workers: int | None) -> None:
+    service, ports = await start_gateway(setup.place, setup.upstream_port, workers)
+    _started(setup, gateway, service)
+    gateway.endpoints = gateway_endpoints(setup.bodies, http_port=ports.http, grpc_port=ports.grpc)
+    gateway.grpc_port = ports.grpc
+
+
+def _started(setup: Setup, target: Target, service: Service) -> None:
+    setup.services.append(service)
+    target.service = service
+    target.pid = service.pid
+
+
+async def _start(setup: Setup, target: Target, start: Callable[[], Awaitable[None]]) -> None:
+    """Run `start` for `target` and add it; a failure becomes the target's error (its rows say
+    so; the others still run)."""
     try:
-        service, ports = await start_gateway(setup.place, port, workers)
-    except Exception as exc:  # the table says so; the direct rows still run
-        gateway.error = reason(exc)
-    else:
-        setup.services.append(service)
-        gateway.pid = service.pid
-        gateway.endpoints = gateway_endpoints(ports.http, ports.grpc, setup.bodies)
-        gateway.grpc_port = ports.grpc
-    setup.targets.append(gateway)
-    if litellm_workers is not None:
-        await start_peers(setup, litellm_workers)
+        await start()
+    except Exception as exc:
+        target.error = reason(exc)
+        target.endpoints = {}
+    setup.targets.append(target)
 
 
-async def start_peers(setup: Setup, litellm_workers: list[int]) -> None:
+async def start_peers(setup: Setup, choice: Choice) -> None:
     """Install (first use) and start LiteLLM (one instance per worker count) and Portkey."""
     port = setup.upstream_port
-    litellm = [Target(f"litellm-{n}w", OPENAI_MODES, upstream_port=port) for n in litellm_workers]
-    portkey = Target("portkey", OPENAI_MODES, upstream_port=port)
+    modes = choice.modes_of(PEER_MODES)
+    counts = [n for n in choice.litellm_workers or [] if choice.wanted(f"litellm-{n}w")]
+    litellm = [Target(f"litellm-{n}w", modes, upstream_port=port) for n in counts]
+    portkey = Target("portkey", modes, upstream_port=port)
+    if not choice.wanted("portkey"):
+        portkey.modes = ()
+    if not modes or not (litellm or portkey.modes):
+        return
     litellm_version, portkey_version = await asyncio.gather(
-        asyncio.to_thread(peers.install_litellm),
-        asyncio.to_thread(peers.install_portkey),
+        _install(peers.install_litellm, bool(litellm)),
+        _install(peers.install_portkey, bool(portkey.modes)),
         return_exceptions=True,
     )
-    setup.versions["litellm"] = _installed(litellm, litellm_version)
-    setup.versions["portkey"] = _installed([portkey], portkey_version)
-    setup.versions["node"] = peers.node_version()
+    if litellm:
+        setup.versions["litellm"] = _installed(litellm, litellm_version)
+    if portkey.modes:
+        setup.versions["portkey"] = _installed([portkey], portkey_version)
+        setup.versions["node"] = peers.node_version()
 
     async def litellm_up(target: Target, workers: int) -> None:
         service, lport, key = await peers.start_litellm(setup.place, port, workers)
-        setup.services.append(service)
-        target.pid = service.pid
+        _started(setup, target, service)
         target.endpoints = openai_endpoints(
             f"http://127.0.0.1:{lport}/v1", setup.bodies, {"authorization": f"Bearer {key}"}
         )
 
     async def portkey_up(target: Target) -> None:
         service, pport = await peers.start_portkey(setup.place, port)
-        setup.services.append(service)
-        target.pid = service.pid
+        _started(setup, target, service)
         headers = peers.portkey_headers(port)
         target.endpoints = openai_endpoints(f"http://127.0.0.1:{pport}/v1", setup.bodies, headers)
 
-    starts = [
-        (t, litellm_up(t, n)) for t, n in zip(litellm, litellm_workers, strict=True) if not t.error
-    ]
-    if not portkey.error:
+    starts = [(t, litellm_up(t, n)) for t, n in zip(litellm, counts, strict=True) if not t.error]
+    if portkey.modes and not portkey.error:
         starts.append((portkey, portkey_up(portkey)))
     outcomes = await asyncio.gather(*(start for _, start in starts), return_exceptions=True)
     for (target, _), outcome in zip(starts, outcomes, strict=True):
@@ -104,6 +204,10 @@ async def start_peers(setup: Setup, litellm_workers: list[int]) -> None:
             target.error = f"did not start: {reason(outcome)}"
             target.endpoints = {}
     setup.targets += [*litellm, portkey]
+
+
+async def _install(install: Callable[[], str], wanted: bool) -> str:
+    return await asyncio.to_thread(install) if wanted else ""
 
 
 def _installed(targets: list[Target], outcome: str | BaseException) -> str:

@@ -5,6 +5,10 @@ measured h2load run while the target's process tree is sampled. For streams at c
 above 1, h2load drives c-1 connections and the probe is the c-th (its streams count in the
 throughput and latencies, and its first-chunk times give TTFC); at c=1 h2load runs alone and
 the probe runs by itself right after, so TTFC is measured on an otherwise idle target.
+
+Delivered messages and bytes: h2load counts every response's body bytes; messages per stream
+come from the probe's streams (under the same load at c>1), so messages per second are streams
+per second times that mean.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from bench import h2load
-from bench.probe import ProbeResult, probe_streams, reference_size
+from bench.probe import ProbeResult, Reference, probe_streams, reference
 from bench.proctree import TreeSampler
 from bench.services import upstream_stats
 from bench.stats import percentile
@@ -47,9 +51,18 @@ class Measurement:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     ttfc_p50_ms: float | None = None
+    #: Streams: the mean messages per stream the probe saw, and messages per second.
+    messages_per_stream: float | None = None
+    messages_per_second: float | None = None
+    #: Body bytes delivered per second (h2load's and, at c>1, the probe's).
+    bytes_per_second: float = 0.0
+    #: The idle reference answer: its bytes and (streams) messages.
+    reference_bytes: int = 0
+    reference_messages: int = 0
     errors: int = 0
     #: 2xx answers smaller than a real one: gRPC errors (status in trailers), SSE error events.
     short_responses: int = 0
+    #: Body bytes per response over a complete answer's (see `expected`).
     bytes_ratio: float = 0.0
     cpu_seconds: float = 0.0
     cpu_s_per_1k: float = 0.0
@@ -81,7 +94,8 @@ async def _measure(
     options: RunOptions,
     result: Measurement,
 ) -> None:
-    reference = await reference_size(target, mode)
+    answer = await reference(target, mode)
+    result.reference_bytes, result.reference_messages = answer.size, answer.messages
     endpoint = target.endpoints[mode]
     with_probe = mode.streams and concurrency > 1
     clients = concurrency - 1 if with_probe else concurrency
@@ -92,7 +106,8 @@ async def _measure(
         )
 
     await h2load.run(h2, spec(options.warmup_seconds))
-    before = await upstream_stats(target.upstream_port)
+    counted = bool(target.upstream_port)
+    before = await upstream_stats(target.upstream_port) if counted else {}
     sampler = TreeSampler(target.pid)
     sampler.start()
     probe = ProbeResult()
@@ -104,40 +119,58 @@ async def _measure(
     else:
         load = await h2load.run(h2, spec(options.seconds))
     await sampler.stop()
-    after = await upstream_stats(target.upstream_port)
+    after = await upstream_stats(target.upstream_port) if counted else {}
     if mode.streams and not with_probe:
         probe = await probe_streams(target, mode, options.probe_seconds, max_streams=200)
-    _fold(result, load, probe if with_probe else ProbeResult(), reference, sampler)
+    _fold(result, load, probe if with_probe else ProbeResult(), expected(answer, probe), sampler)
     if probe.ttfc_ms:
         result.ttfc_p50_ms = percentile(probe.ttfc_ms, 0.5)
+    if probe.messages:
+        result.messages_per_stream = sum(probe.messages) / len(probe.messages)
+        result.messages_per_second = result.rps * result.messages_per_stream
     if not with_probe:
         result.errors += probe.errors  # the probe ran alone, after the measured run
     kind = "streams" if mode.streams else "unary"
-    if target.name != "direct":
+    if counted and target.name != "direct":
         _check_upstream(result, after[kind] - before[kind], clients)
+
+
+def expected(answer: Reference, probe: ProbeResult) -> int:
+    """The body bytes a complete answer should carry in this run.
+
+    For streams, what the probe's complete streams carried on average (a target that merges
+    waiting deltas sends fewer bytes under load than the idle reference did), never more than
+    the reference nor less than the least a complete stream can carry.
+    """
+    if not probe.bytes:
+        return answer.size
+    seen = round(sum(probe.bytes) / len(probe.bytes))
+    return max(answer.floor, min(answer.size, seen))
 
 
 def _fold(
     result: Measurement,
     load: h2load.LoadResult,
     probe: ProbeResult,
-    reference: int,
+    answer_bytes: int,
     sampler: TreeSampler,
 ) -> None:
     result.seconds = load.seconds
     result.done = load.done + len(probe.total_ms)
     result.rps = result.done / load.seconds if load.seconds else 0.0
+    delivered = load.data_bytes + sum(probe.bytes)
+    result.bytes_per_second = delivered / load.seconds if load.seconds else 0.0
     latencies = [us / 1000 for us in load.latencies_us] + probe.total_ms
     result.p50_ms = percentile(latencies, 0.50)
     result.p99_ms = percentile(latencies, 0.99)
     result.errors = load.errors + probe.errors
-    if load.done and reference:
-        result.bytes_ratio = load.data_bytes / (load.done * reference)
+    if load.done and answer_bytes:
+        result.bytes_ratio = load.data_bytes / (load.done * answer_bytes)
         if result.bytes_ratio < SHORT_RATIO:
             result.short_responses = round(load.done * (1 - result.bytes_ratio))
             result.errors += result.short_responses
             result.notes.append(
-                f"responses carry {result.bytes_ratio:.0%} of a real answer's bytes"
+                f"responses carry {result.bytes_ratio:.0%} of the bytes of a complete answer"
             )
     result.cpu_seconds = sampler.cpu_seconds
     result.cpu_s_per_1k = sampler.cpu_seconds / result.done * 1000 if result.done else 0.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import h2load
-from bench.probe import reference_size
+from bench.probe import reference
 from bench.proctree import TreeSampler, rss_by_pid
 from bench.services import start_gateway, start_upstream
 from bench.targets import Bodies, Mode, Target, gateway_endpoints
@@ -126,7 +126,7 @@ async def slow_streams(
             target = Target(
                 "gateway",
                 pid=service.pid,
-                endpoints=gateway_endpoints(ports.http, ports.grpc, bodies),
+                endpoints=gateway_endpoints(bodies, http_port=ports.http, grpc_port=ports.grpc),
                 grpc_port=ports.grpc,
                 upstream_port=fake_port,
             )
@@ -154,7 +154,7 @@ async def _slow_run(h2: str, target: Target, mode: Mode) -> SlowStreamsResult:
         streams_per_client=SLOW_STREAMS // clients if grpc else 1,
     )
     try:
-        reference = await reference_size(target, mode)
+        least = (await reference(target, mode)).floor
         sampler = TreeSampler(target.pid)
         sampler.start()
         load = await h2load.run(h2, spec)
@@ -164,8 +164,8 @@ async def _slow_run(h2: str, target: Target, mode: Mode) -> SlowStreamsResult:
         return result
     answered = sum(n for status, n in load.statuses.items() if 200 <= status < 300)
     short = 0
-    if answered and reference and load.data_bytes < 0.97 * answered * reference:
-        short = round(answered - load.data_bytes / reference)
+    if answered and least and load.data_bytes < 0.97 * answered * least:
+        short = round(answered - load.data_bytes / least)
     # Not answered 2xx, answered short (an error in the trailers or an SSE error event), or
     # never finished: all count as errors.
     result.completed = answered - short

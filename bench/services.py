@@ -1,7 +1,10 @@
-"""The processes a benchmark runs against: the fake upstream and the gateway, each on loopback.
+"""The processes a benchmark runs against: the fake upstream, the gateway and the ceiling
+references (`bench.ceiling`), each on loopback.
 
 Every process starts in its own session (so stopping it stops its workers too), writes its
 output to a log file in the run's scratch directory, and is waited for until it really answers.
+A service not being measured can be paused (SIGSTOP to its whole tree) so that it takes no CPU
+from the one that is, and resumed (SIGCONT) before its own runs.
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.proctree import tree
+
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 20.0
+#: After resuming a paused tree's workers, and again after its root: time to catch up.
+RESUME_SETTLE = 0.05
 GATEWAY_TOKEN = "bench-token"  # noqa: S105 - a loopback-only benchmark credential
 UPSTREAM_KEY = "sk-bench"
 
@@ -38,6 +45,7 @@ class Service:
     name: str
     process: asyncio.subprocess.Process
     log: Path
+    paused: bool = False
 
     @property
     def pid(self) -> int:
@@ -52,8 +60,35 @@ class Service:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def pause(self) -> None:
+        """Stop every process of the tree (SIGSTOP): the root first, so a supervisor never sees
+        its workers stopped while it runs (uvicorn's, for one, restarts a worker that misses a
+        ping)."""
+        if self.paused or self.process.returncode is not None:
+            return
+        self.paused = True
+        pids = list(tree(self.pid))
+        for pid in pids:
+            self._kill(pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)  # anything in the group that left the tree
+
+    async def resume(self) -> None:
+        """Continue the tree (SIGCONT): the workers first, then, once they caught up, the root."""
+        if not self.paused:
+            return
+        self.paused = False
+        for pid in list(tree(self.pid))[::-1]:
+            if pid != self.pid:
+                self._kill(pid, signal.SIGCONT)
+        await asyncio.sleep(RESUME_SETTLE)
+        self._kill(self.pid, signal.SIGCONT)
+        self._signal(signal.SIGCONT)  # anything in the group that left the tree
+        await asyncio.sleep(RESUME_SETTLE)
+
     async def stop(self) -> None:
         """SIGTERM the process group, SIGKILL it if it has not exited in time."""
+        if self.paused:
+            await self.resume()  # a stopped process would not act on SIGTERM
         if self.process.returncode is None:
             self._signal(signal.SIGTERM)
             try:
@@ -67,6 +102,11 @@ class Service:
     def _signal(self, signum: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signum)
+
+    @staticmethod
+    def _kill(pid: int, signum: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
 
 
 def free_port() -> int:
@@ -134,21 +174,43 @@ async def http_ok(
 
 
 async def start_upstream(place: Path, delay_ms: float = 0.0) -> tuple[Service, int]:
-    """Start `python -m bench.upstream` on a free port; the service and its port."""
-    log = place / f"upstream-{delay_ms:g}ms.log"
+    """Start `python -m bench.upstream` on a free port; the service and its port.
+
+    Its streams are sent in one write unless a request asks for a pace (`[pace G ms]`).
+    """
     argv = [sys.executable, "-m", "bench.upstream", "--port", "0", "--delay-ms", str(delay_ms)]
+    return await _start_announcing(
+        f"fake upstream ({delay_ms:g} ms)", argv, place / f"upstream-{delay_ms:g}ms.log"
+    )
+
+
+async def start_ceiling(
+    place: Path, kind: str, workers: int, upstream_port: int
+) -> tuple[Service, int]:
+    """Start a ceiling reference (`python -m bench.ceiling KIND`); the service and its port."""
+    argv = [sys.executable, "-m", "bench.ceiling", kind, "--workers", str(workers)]
+    argv += ["--upstream-port", str(upstream_port)]
+    return await _start_announcing(kind, argv, place / f"{kind}.log")
+
+
+async def _start_announcing(name: str, argv: list[str], log: Path) -> tuple[Service, int]:
+    """Start a bench module that prints `{"port": P}` as its first line once it listens."""
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
-    service = await spawn(f"fake upstream ({delay_ms:g} ms)", argv, env, log, cwd=REPO)
+    service = await spawn(name, argv, env, log, cwd=REPO)
     port = 0
 
     async def listening() -> bool:
         nonlocal port
-        first = log.read_text().splitlines()[:1]
+        first = (await asyncio.to_thread(log.read_text)).splitlines()[:1]
         if first and first[0].startswith("{"):
             port = int(json.loads(first[0])["port"])
         return port > 0
 
-    await wait_ready(service, listening, limit=30)
+    try:
+        await wait_ready(service, listening, limit=60)
+    except BaseException:
+        await service.stop()
+        raise
     return service, port
 
 

@@ -1,10 +1,15 @@
-"""A fast fake OpenAI upstream: `python -m bench.upstream --port 0 [--delay-ms N]`.
+"""A fast fake OpenAI upstream: `python -m bench.upstream --port 0 [--delay-ms N] [--pace-ms G]`.
 
 It answers `POST /v1/chat/completions` with pre-built bytes: a `chat.completion` JSON body, or
 (when the request body asks for `"stream": true`) a `text/event-stream` of 20 content chunks, a
 finish chunk, a usage chunk and `data: [DONE]`. `GET /stats` returns how many completions it
 served (the harness checks that a peer really reached it). It is a raw `asyncio.Protocol` on
 uvloop speaking HTTP/1.1 with keep-alive, so a benchmark measures the gateway, not the fake.
+
+A stream is sent in one write unless it is paced: then its 20 content chunks leave G ms apart
+(the finish chunk, the usage chunk and `[DONE]` G ms after the last one), as a model streams.
+`--pace-ms G` paces every stream; a request whose body holds `[pace G ms]` (in a message's
+text, which a gateway passes on unchanged) is paced at G whatever the option says.
 
 It prints one JSON line, `{"port": N}`, once it listens, and serves until SIGTERM/SIGINT.
 """
@@ -14,8 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import sys
+from collections import deque
+from collections.abc import Sequence
 from typing import Final, cast
 
 MODEL: Final = "gpt-4o-mini"
@@ -86,19 +94,26 @@ def _response(status: str, content_type: str, body: bytes, extra: str = "") -> b
     return head.encode() + body
 
 
-def _chunked_response(status: str, content_type: str, body: bytes) -> bytes:
-    """A streamed answer as OpenAI sends it: chunked transfer encoding, one chunk per event."""
+def _chunked_parts(status: str, content_type: str, body: bytes) -> list[bytes]:
+    """A streamed answer as OpenAI sends it (chunked transfer encoding, one chunk per event), in
+    the writes a paced stream makes: the head with the first content event, each further
+    content event, then the finish and usage events with `[DONE]` and the end of the body."""
     head = (
         f"HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n"
         "cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
     )
     events = [event + b"\n\n" for event in body.split(b"\n\n") if event]
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(event), event) for event in events)
-    return head.encode() + chunks + b"0\r\n\r\n"
+    chunks = [b"%x\r\n%s\r\n" % (len(event), event) for event in events]
+    parts = chunks[:CHUNKS]
+    parts[0] = head.encode() + parts[0]
+    parts.append(b"".join(chunks[CHUNKS:]) + b"0\r\n\r\n")
+    return parts
 
 
 UNARY: Final = _response("200 OK", "application/json", unary_body())
-STREAM: Final = _chunked_response("200 OK", "text/event-stream", stream_body())
+STREAM_PARTS: Final = _chunked_parts("200 OK", "text/event-stream", stream_body())
+STREAM: Final = b"".join(STREAM_PARTS)
+_PACE: Final = re.compile(rb"\[pace (\d+(?:\.\d+)?) ?ms\]")
 NOT_FOUND: Final = _response(
     "404 Not Found", "application/json", b'{"error":{"message":"not found","type":"bench"}}'
 )
@@ -117,16 +132,26 @@ class Counters:
 
 
 class _Request:
-    """One parsed request: method, path, whether it wants a stream, whether to close after."""
+    """One parsed request: method, path, whether it wants a stream, whether to close after, and
+    the pace its stream asked for (None: the server's)."""
 
-    __slots__ = ("close", "method", "path", "stream")
+    __slots__ = ("close", "method", "pace", "path", "stream")
 
-    def __init__(self, method: bytes, path: bytes, stream: bool, close: bool) -> None:
+    def __init__(
+        self, method: bytes, path: bytes, stream: bool, close: bool, pace: float | None
+    ) -> None:
         self.method, self.path, self.stream, self.close = method, path, stream, close
+        self.pace = pace
 
 
 def _wants_stream(body: bytes) -> bool:
     return b'"stream":true' in body or b'"stream": true' in body
+
+
+def _asked_pace(body: bytes) -> float | None:
+    """The gap between chunks (seconds) a `[pace G ms]` in the body asks for, if any."""
+    match = _PACE.search(body)
+    return float(match.group(1)) / 1000 if match else None
 
 
 def _parse_chunked(buffer: bytearray, start: int) -> tuple[bytes, int] | None:
@@ -149,16 +174,28 @@ def _parse_chunked(buffer: bytearray, start: int) -> tuple[bytes, int] | None:
         at += size + 2
 
 
-class FakeOpenAI(asyncio.Protocol):
-    """HTTP/1.1 keep-alive over a raw transport; requests are answered in arrival order."""
+#: In an outbox, in place of bytes: close the connection.
+_CLOSE: Final = b""
 
-    def __init__(self, counters: Counters, delay: float) -> None:
+
+class FakeOpenAI(asyncio.Protocol):
+    """HTTP/1.1 keep-alive over a raw transport; requests are answered in arrival order.
+
+    An answer that is neither delayed nor paced is written at once. Others go to the
+    connection's outbox as (time, bytes) and leave when their time comes, never before what
+    was queued ahead of them.
+    """
+
+    def __init__(self, counters: Counters, delay: float, pace: float) -> None:
         self._counters = counters
         self._delay = delay
+        self._pace = pace
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
-        self._pending = 0
         self._closing = False
+        self._outbox: deque[tuple[float, bytes]] = deque()
+        self._last_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -167,6 +204,10 @@ class FakeOpenAI(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._outbox.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -213,50 +254,72 @@ class FakeOpenAI(asyncio.Protocol):
                 return None
             body = bytes(buffer[head_end + 4 : end])
         del buffer[:end]
-        return _Request(method, path.split(b"?", 1)[0], _wants_stream(body), close)
+        stream = _wants_stream(body)
+        pace = _asked_pace(body) if stream else None
+        return _Request(method, path.split(b"?", 1)[0], stream, close, pace)
 
     def _answer(self, request: _Request) -> None:
+        gap = 0.0
+        parts: Sequence[bytes]
         if request.method == b"POST" and request.path.endswith(b"/chat/completions"):
             if request.stream:
                 self._counters.streams += 1
-                reply = STREAM
+                gap = self._pace if request.pace is None else request.pace
+                parts = STREAM_PARTS if gap > 0 else (STREAM,)
             else:
                 self._counters.unary += 1
-                reply = UNARY
+                parts = (UNARY,)
         elif request.method == b"GET" and request.path == b"/stats":
             c = self._counters
             stats = _json({"unary": c.unary, "streams": c.streams, "connections": c.connections})
-            reply = _response("200 OK", "application/json", stats)
+            parts = (_response("200 OK", "application/json", stats),)
         else:
-            reply = NOT_FOUND
-        if self._delay > 0:
-            self._pending += 1
-            asyncio.get_running_loop().call_later(self._delay, self._send_later, reply, request)
-            if request.close:
-                self._closing = True
-        else:
-            self._send(reply, close=request.close)
+            parts = (NOT_FOUND,)
+        if request.close:
+            self._closing = True
+        if self._delay <= 0 and gap <= 0 and not self._outbox:
+            self._send(parts[0], close=request.close)
+            return
+        # Every answer waits the same delay from its arrival, and leaves after those before it.
+        loop = asyncio.get_running_loop()
+        start = max(loop.time() + self._delay, self._last_at)
+        for number, part in enumerate(parts):
+            self._outbox.append((start + number * gap, part))
+        self._last_at = start + (len(parts) - 1) * gap
+        if request.close:
+            self._outbox.append((self._last_at, _CLOSE))
+        self._flush()
 
-    def _send_later(self, reply: bytes, request: _Request) -> None:
-        # Delayed answers keep arrival order: every one waits the same delay.
-        self._pending -= 1
-        self._send(reply, close=request.close and self._pending == 0)
+    def _flush(self) -> None:
+        """Write what is due from the outbox; wake again when the next part is."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self._outbox and self._outbox[0][0] <= now and self._transport is not None:
+            _, part = self._outbox.popleft()
+            self._send(part, close=not part)
+        if self._outbox and self._transport is not None:
+            self._timer = loop.call_at(self._outbox[0][0], self._flush)
 
     def _send(self, reply: bytes, *, close: bool) -> None:
         if self._transport is None:
             return
-        self._transport.write(reply)
+        if reply:
+            self._transport.write(reply)
         if close:
             self._closing = True
             self._transport.close()
 
 
-async def serve(port: int, delay_ms: float) -> None:
+async def serve(port: int, delay_ms: float, pace_ms: float = 0.0) -> None:
     """Listen on 127.0.0.1:`port`, print the bound port as JSON, serve until a signal."""
     loop = asyncio.get_running_loop()
     counters = Counters()
     server = await loop.create_server(
-        lambda: FakeOpenAI(counters, delay_ms / 1000), "127.0.0.1", port, backlog=4096
+        lambda: FakeOpenAI(counters, delay_ms / 1000, pace_ms / 1000),
+        "127.0.0.1",
+        port,
+        backlog=4096,
     )
     bound = server.sockets[0].getsockname()[1]
     sys.stdout.write(_json({"port": bound}).decode() + "\n")
@@ -273,10 +336,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.upstream", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="wait before each answer")
+    parser.add_argument(
+        "--pace-ms", type=float, default=0.0, help="gap between a stream's chunks (0: one write)"
+    )
     args = parser.parse_args()
     import uvloop
 
-    uvloop.run(serve(args.port, args.delay_ms))
+    uvloop.run(serve(args.port, args.delay_ms, args.pace_ms))
 
 
 if __name__ == "__main__":
