@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: run test lint format type buf-lint gen gen-check pytest bench lock clean
+.PHONY: run test lint format type imports buf-lint gen gen-check pytest bench lock clean
 
 $(VENV)/.runtime: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ run: $(VENV)/.runtime
 	$(VENV)/bin/ai-gateway serve
 
 ## test: everything CI checks
-test: lint type buf-lint gen-check pytest
+test: lint type imports buf-lint gen-check pytest
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
@@ -43,6 +43,10 @@ format: $(VENV)/.dev
 
 type: $(VENV)/.dev
 	$(VENV)/bin/mypy
+
+## imports: the layers and boundaries in pyproject.toml (import-linter)
+imports: $(VENV)/.dev
+	$(VENV)/bin/lint-imports
 
 buf-lint: $(VENV)/.dev node_modules/.bin/buf
 	scripts/buf-lint.sh

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cache.backend import CacheError
-from gateway.redis_pool import DEFAULT_MAX_CONNECTIONS, redis_client
+from gateway.runtime.redis import DEFAULT_MAX_CONNECTIONS, redis_client
 
 DEFAULT_PREFIX = "aigw:cache:"
 """Prepended to every key, so the cache shares a Redis database safely with other data."""

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from gateway.errors import UpstreamError
-from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
     ChatChunk,
@@ -23,10 +22,11 @@ from providers.base import (
     ProviderSettings,
     Usage,
 )
-from providers.http import UpstreamErrorBoundary
+from providers.http.adapter import HttpAdapter
+from providers.http.client import UpstreamClient
+from providers.http.endpoint import UpstreamErrorBoundary
 from providers.keys import KeyPool
 from providers.sse import iter_sse_events
-from providers.upstream_client import UpstreamClient
 from providers.wire import (
     MalformedReplyError,
     VendorError,

@@ -17,9 +17,9 @@ from typing import Final
 from urllib.parse import quote
 
 from providers.base import AdapterSpec, ChatRequest, ProviderSettings
+from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.openai import OpenAIProvider
-from providers.upstream_client import UpstreamClient
 from providers.wire import key_header
 
 KIND: Final = "azure_openai"

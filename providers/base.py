@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from providers.keys import KeyPool
 
 if TYPE_CHECKING:
-    from providers.upstream_client import UpstreamClient
+    from providers.http.client import UpstreamClient
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from gateway.errors import StreamInterruptedError, UpstreamUnavailableError
-from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
     ChatChunk,
@@ -24,10 +23,11 @@ from providers.base import (
     ProviderSettings,
     Usage,
 )
-from providers.http import UpstreamErrorBoundary
+from providers.http.adapter import HttpAdapter
+from providers.http.client import UpstreamClient
+from providers.http.endpoint import UpstreamErrorBoundary
 from providers.keys import KeyPool
 from providers.sse import SSEEvent, iter_sse_events
-from providers.upstream_client import UpstreamClient
 from providers.wire import (
     MalformedReplyError,
     VendorError,

@@ -23,7 +23,6 @@ from typing import Final
 from urllib.parse import quote
 
 from gateway.errors import ContentFilteredError
-from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
     ChatChunk,
@@ -32,10 +31,11 @@ from providers.base import (
     ProviderSettings,
     Usage,
 )
-from providers.http import UpstreamErrorBoundary
+from providers.http.adapter import HttpAdapter
+from providers.http.client import UpstreamClient
+from providers.http.endpoint import UpstreamErrorBoundary
 from providers.keys import KeyPool
 from providers.sse import iter_sse_events
-from providers.upstream_client import UpstreamClient
 from providers.wire import (
     MalformedReplyError,
     VendorError,

@@ -23,8 +23,8 @@ from providers.base import (
     ProviderSettings,
     Usage,
 )
+from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
-from providers.upstream_client import UpstreamClient
 
 REPLY_PREFIX = "This is a mock completion from ai-gateway. You said:"
 ECHO_WORDS = 48

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
 from typing import Final
 
-from providers.adapter import HttpAdapter
 from providers.base import (
     AdapterSpec,
     ChatChunk,
@@ -26,9 +25,10 @@ from providers.base import (
     ProviderSettings,
     Usage,
 )
-from providers.http import UpstreamErrorBoundary
+from providers.http.adapter import HttpAdapter
+from providers.http.client import UpstreamClient
+from providers.http.endpoint import UpstreamErrorBoundary
 from providers.keys import KeyPool
-from providers.upstream_client import UpstreamClient
 from providers.wire import (
     MalformedReplyError,
     VendorError,

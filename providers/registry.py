@@ -22,8 +22,8 @@ from typing import Final
 from gateway.errors import ModelNotFoundError
 from providers import anthropic, azure_openai, cohere, gemini, mock, ollama, openai
 from providers.base import AdapterSpec, Provider, ProviderSettings
+from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
-from providers.upstream_client import UpstreamClient
 
 MAX_LISTED_MODELS = 50
 

@@ -15,8 +15,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2_grpc
 
-from gateway.app import Gateway
-from gateway.config import Settings
+from gateway.config.settings import Settings
+from gateway.runtime.server import Gateway
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from providers.base import ProviderSettings
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from providers.base import Provider
-from providers.upstream_client import UpstreamClient
+from providers.http.client import UpstreamClient
 from tests.contract.harness import Vendor
 from tests.fakes.base import VendorFake
 

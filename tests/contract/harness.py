@@ -19,8 +19,8 @@ from providers.base import (
     Provider,
     ProviderSettings,
 )
+from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
-from providers.upstream_client import UpstreamClient
 from tests.fakes.base import VendorFake
 
 #: Seconds a rejected or rate-limited key rests in these tests: longer than any test runs.

@@ -18,11 +18,11 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from gateway.pricing import DEFAULT_PRICES, PriceTable
+from gateway.pipeline.pricing import DEFAULT_PRICES, PriceTable
 from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider
+from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.registry import ADAPTERS
-from providers.upstream_client import UpstreamClient
 from tests.contract.cases import CASES, REPLY, AdapterCase
 from tests.contract.harness import collect
 from tests.fakes.base import Fault, VendorFake

@@ -19,7 +19,7 @@ from gateway.errors import (
 )
 from providers.anthropic import SPEC, AnthropicProvider
 from providers.base import ChatMessage, ChatRequest, Provider, Usage
-from providers.upstream_client import UpstreamClient
+from providers.http.client import UpstreamClient
 from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.anthropic_server import FakeAnthropic, FakeUsage, Fault
 

@@ -14,8 +14,8 @@ from gateway.errors import (
 )
 from providers.azure_openai import DEFAULT_API_VERSION, SPEC, AzureOpenAIProvider
 from providers.base import ChatChunk, ChatRequest, Provider, Usage
+from providers.http.client import UpstreamClient
 from providers.openai import OpenAIProvider
-from providers.upstream_client import UpstreamClient
 from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.azure_openai_server import FakeAzureOpenAI, FakeUsage, Fault
 

@@ -17,7 +17,7 @@ from gateway.errors import (
 )
 from providers.base import ChatMessage, ChatRequest, Provider, Usage
 from providers.cohere import SPEC, CohereProvider
-from providers.upstream_client import UpstreamClient
+from providers.http.client import UpstreamClient
 from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.cohere_server import FakeCohere, FakeUsage, Fault
 

@@ -22,7 +22,7 @@ from gateway.errors import (
 )
 from providers.base import ChatMessage, ChatRequest, Provider, Usage
 from providers.gemini import SPEC, GeminiProvider
-from providers.upstream_client import UpstreamClient
+from providers.http.client import UpstreamClient
 from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.gemini_server import FakeGemini, FakeUsage, Fault
 

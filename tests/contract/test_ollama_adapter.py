@@ -11,8 +11,8 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, Usage
+from providers.http.client import UpstreamClient
 from providers.ollama import SPEC, OllamaProvider
-from providers.upstream_client import UpstreamClient
 from tests.contract.harness import Vendor, collect, hello
 from tests.fakes.ollama_server import FakeOllama, Fault
 

@@ -23,8 +23,8 @@ from gateway.errors import (
     UpstreamUnavailableError,
 )
 from providers.base import ChatMessage, ChatRequest, Provider
+from providers.http.client import UpstreamClient
 from providers.openai import SPEC, OpenAIProvider
-from providers.upstream_client import UpstreamClient
 from tests.contract.harness import Vendor, hello
 from tests.fakes.openai_server import FakeOpenAI, Fault
 

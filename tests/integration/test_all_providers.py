@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.pricing import DEFAULT_PRICES, PriceTable
+from gateway.pipeline.pricing import DEFAULT_PRICES, PriceTable
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from tests.conftest import MOCK, RunningGateway, StartGateway

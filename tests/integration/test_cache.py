@@ -12,7 +12,7 @@ import grpc
 import orjson
 import pytest
 
-from gateway.pricing import DEFAULT_PRICES
+from gateway.pipeline.pricing import DEFAULT_PRICES
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from tests.conftest import RunningGateway, StartGateway

@@ -14,8 +14,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
-from gateway.app import Gateway
-from gateway.drain import SHUTTING_DOWN
+from gateway.pipeline.drain import SHUTTING_DOWN
+from gateway.runtime.server import Gateway
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from providers.base import ProviderSettings

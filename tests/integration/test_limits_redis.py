@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from gateway.limits import Budgets, Limit, RateLimiter, Reason
-from gateway.limits_redis import (
+from gateway.tenancy.limits import Budgets, Limit, RateLimiter, Reason
+from gateway.tenancy.limits_redis import (
     ACQUIRE_SCRIPT,
     BUDGET_TTL_SECONDS,
     RedisBudgets,

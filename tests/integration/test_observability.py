@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.logs import JsonFormatter
-from gateway.pricing import DEFAULT_PRICES
+from gateway.pipeline.pricing import DEFAULT_PRICES
+from gateway.runtime.logs import JsonFormatter
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from tests.conftest import MOCK, RunningGateway, StartGateway

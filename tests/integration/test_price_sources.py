@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.pricing import Price
+from gateway.pipeline.pricing import Price
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from providers.openai import SPEC as OPENAI_SPEC

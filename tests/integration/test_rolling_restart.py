@@ -16,7 +16,7 @@ import uuid
 import grpc
 from sqlalchemy import select
 
-from gateway.config import GrpcSettings
+from gateway.config.settings import GrpcSettings
 from gateway.store.engine import create_engine, database_url
 from gateway.store.models import requests
 from gateway.v1 import gateway_pb2 as pb

@@ -12,7 +12,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select
 
-from gateway.pricing import DEFAULT_PRICES
+from gateway.pipeline.pricing import DEFAULT_PRICES
 from gateway.store.engine import create_engine, database_url
 from gateway.store.models import provider_attempts, requests
 from gateway.v1 import gateway_pb2 as pb

@@ -15,7 +15,7 @@ import aiohttp
 import grpc
 import orjson
 
-from gateway.cpus import available_cpus
+from gateway.runtime.cpus import available_cpus
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from tests.processes import GatewayProcess, spawn

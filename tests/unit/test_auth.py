@@ -8,8 +8,8 @@ import time
 import jwt
 import pytest
 
-from gateway.auth import Authenticator, JwtSettings, KeyGrant
 from gateway.errors import ServiceUnavailableError, UnauthenticatedError
+from gateway.tenancy.auth import Authenticator, JwtSettings, KeyGrant
 
 TOKENS = ("token-one", "token-two")
 GOOD_KEY = "aigw_good"

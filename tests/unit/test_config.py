@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, Settings, load_settings
+from gateway.config.settings import ConfigError, Settings, load_settings
 from providers.base import ProviderSettings
 from providers.openai import SPEC as OPENAI_SPEC
 

@@ -35,16 +35,16 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.sdk import environment_variables as otel_variables
 
-from gateway.config import (
+from gateway.config.settings import (
     DEFAULT_GRPC_PORT,
     DEFAULT_HTTP_PORT,
     DEFAULT_METRICS_PORT,
     DEFAULT_SHUTDOWN_GRACE_SECONDS,
     load_settings,
 )
-from gateway.grpc_server import SERVICE_NAME
+from gateway.transports.grpc_server import SERVICE_NAME
+from providers.http.client import UpstreamClient
 from providers.registry import ADAPTERS, ProviderRegistry
-from providers.upstream_client import UpstreamClient
 from tests.conftest import RunningGateway
 
 REPO = Path(__file__).resolve().parents[2]
@@ -380,7 +380,7 @@ def _commented_http_probe_paths() -> set[str]:
 def test_commented_http_probe_alternative_uses_routes_of_the_json_shim() -> None:
     paths = _commented_http_probe_paths()
     assert paths == {"/healthz", "/readyz"}
-    shim = (REPO / "gateway" / "http_shim.py").read_text(encoding="utf-8")
+    shim = (REPO / "gateway" / "transports" / "http_app.py").read_text(encoding="utf-8")
     assert paths <= set(re.findall(r'add_get\(\s*"([^"]+)"', shim))
 
 

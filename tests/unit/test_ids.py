@@ -7,7 +7,7 @@ import string
 import time
 import uuid
 
-from gateway.ids import new_id
+from gateway.pipeline.ids import new_id
 
 
 def test_ids_are_uuid7s_as_32_lowercase_hex_digits() -> None:

@@ -17,7 +17,7 @@ from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 
 from gateway.errors import InvalidArgumentError
-from gateway.json_codec import (
+from gateway.transports.json_codec import (
     parse_completion_request,
     parse_message,
     render_completion,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.limits import (
+from gateway.tenancy.limits import (
     Budgets,
     Limit,
     MemoryBudgets,

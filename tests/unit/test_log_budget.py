@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from gateway.log_budget import LogBudget
+from gateway.transports.log_budget import LogBudget
 
 
 def test_lines_past_the_budget_are_skipped_and_the_next_line_counts_them(

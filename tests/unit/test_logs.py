@@ -13,14 +13,15 @@ import threading
 import orjson
 import pytest
 
-from gateway.config import ConfigError, load_settings
+from gateway.config.settings import ConfigError, load_settings
 
 LINES = 3000
 
 CALLS_THAT_LOG = textwrap.dedent(
     f"""
     import asyncio, logging, sys
-    from gateway.logs import configure_logging, request_id_var
+    from gateway.pipeline.ids import request_id_var
+    from gateway.runtime.logs import configure_logging
 
     configure_logging("INFO")
     log = logging.getLogger("gateway.test")
@@ -74,7 +75,7 @@ def _levels_program(*configure_args: str) -> str:
     return textwrap.dedent(
         f"""
         import logging, sys
-        from gateway.logs import configure_logging
+        from gateway.runtime.logs import configure_logging
 
         configure_logging({", ".join(repr(a) for a in configure_args)})
         names = ["gateway", "gateway.core", "providers.openai", "resilience.breaker", "cache",

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from gateway.errors import InvalidArgumentError
-from gateway.params import MAX_METADATA_VALUE_CHARS, MAX_STOP_SEQUENCES, parse_params
+from gateway.pipeline.validation import MAX_METADATA_VALUE_CHARS, MAX_STOP_SEQUENCES, parse_params
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ChatMessage
 

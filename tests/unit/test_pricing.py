@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from gateway.pricing import DEFAULT_PRICES, Price, PriceTable
+from gateway.pipeline.pricing import DEFAULT_PRICES, Price, PriceTable
 from providers.base import ProviderSettings, Usage
 from providers.openai import SPEC as OPENAI_SPEC
 

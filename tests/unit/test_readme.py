@@ -36,10 +36,10 @@ import yaml
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
-from gateway.config import ConfigError, load_settings
+from gateway.config.settings import ConfigError, load_settings
 from gateway.v1 import gateway_pb2
+from providers.http.client import UpstreamClient
 from providers.registry import ProviderRegistry
-from providers.upstream_client import UpstreamClient
 from tests.processes import spawn
 
 REPO = Path(__file__).resolve().parents[2]

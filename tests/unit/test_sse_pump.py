@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from gateway.errors import ServiceUnavailableError, UpstreamUnavailableError
-from gateway.http_sse import Pump
+from gateway.transports.sse import Pump
 from gateway.v1 import gateway_pb2 as pb
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from multidict import CIMultiDict
 
-from providers.upstream_client import ServerDisconnectedError, UpstreamClient, UpstreamResponse
+from providers.http.client import ServerDisconnectedError, UpstreamClient, UpstreamResponse
 from providers.wire import MalformedReplyError
 
 #: What a scripted server does with one request: write to the writer (and maybe close it).

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, load_settings
-from gateway.cpus import available_cpus, cgroup_cpu_quota, plan_workers
-from gateway.workers import merge_orphan_spills, worker_spill_path
+from gateway.config.settings import ConfigError, load_settings
+from gateway.runtime.cpus import available_cpus, cgroup_cpu_quota, plan_workers
+from gateway.runtime.workers import merge_orphan_spills, worker_spill_path
 
 
 def test_a_cgroup_v2_quota_caps_the_cpu_count(tmp_path: Path) -> None:

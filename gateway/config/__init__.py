@@ -1,0 +1,1 @@
+"""Settings: the environment, the YAML file, and the checks both share."""

@@ -1,0 +1,56 @@
+"""A finished call as rows of the usage ledger: one `RequestRecord`, an `AttemptRecord` per try."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from gateway.pipeline.call import Call
+from gateway.pipeline.dispatch import OUTCOME_NAMES
+from gateway.store.records import AttemptRecord, RequestRecord
+from gateway.v1 import gateway_pb2 as pb
+from providers.base import Usage
+
+
+def request_record(call: Call, usage: Usage, elapsed: float) -> RequestRecord | None:
+    """The ledger row of a call that got past validation (None for one that did not)."""
+    if call.params is None or call.identity is None:
+        return None
+    route = call.route
+    return RequestRecord(
+        id=call.id,
+        request_id=call.context.request_id,
+        tenant_id=call.tenant,
+        api_key_id=call.identity.api_key_id,
+        transport=call.context.transport,
+        rpc=call.rpc,
+        model=call.params.model,
+        provider=route.provider.name if route else None,
+        provider_model=route.model if route else None,
+        status=call.code,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        cached_tokens=usage.cached_tokens,
+        cost_usd=0.0 if call.cached else call.cost_usd,
+        cached=call.cached,
+        latency_ms=round(elapsed * 1000),
+        started_at=call.started_at,
+        finished_at=datetime.now(UTC),
+        attempts=attempt_records(call.trace.attempts),
+    )
+
+
+def attempt_records(attempts: Sequence[pb.Attempt]) -> tuple[AttemptRecord, ...]:
+    """The call's tries as the trace reports them, numbered from 1."""
+    return tuple(
+        AttemptRecord(
+            attempt=number,
+            provider=a.provider,
+            model=a.model,
+            outcome=OUTCOME_NAMES[a.outcome].removeprefix("ATTEMPT_OUTCOME_"),
+            error_code=a.error_code,
+            latency_ms=round(a.latency.ToNanoseconds() / 1e6),
+        )
+        for number, a in enumerate(attempts, start=1)
+    )

@@ -1,0 +1,181 @@
+"""Relaying an opened stream to the caller, and accounting a stream that breaks mid-way.
+
+The dispatcher has opened the stream and holds its first chunk; from here each chunk goes to the
+caller as it comes, each wait for the next bounded by the idle timeout and the call's deadline.
+A failure now ends the stream with an error (no retry, no fallback): the relay settles the
+deployment's breaker and the try's trace, and says what the caller sees. A stream cut by the
+caller's deadline (the watchdog's, or the upstream request's own time limit, which is the same
+deadline) is the caller's outcome, DEADLINE_EXCEEDED, and never counts against the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+
+from gateway.errors import (
+    DeadlineExceededError,
+    GatewayError,
+    StreamInterruptedError,
+    UpstreamAuthError,
+    UpstreamUnavailableError,
+)
+from gateway.pipeline.caching import CallCache
+from gateway.pipeline.call import Call
+from gateway.pipeline.dispatch import OpenStream
+from gateway.pipeline.pricing import PriceTable
+from gateway.transports.proto_convert import answer_cost, usage_message
+from gateway.v1 import gateway_pb2 as pb
+from metrics import TIME_TO_FIRST_TOKEN, labeled
+from providers.base import ChatChunk
+from resilience.deadlines import spent
+from resilience.watchdog import StreamWatchdog
+
+# The relay is the core's streaming half: its lines keep the core's logger name.
+log = logging.getLogger("gateway.core")
+
+
+class StreamRelay:
+    """Passes opened streams on to the caller, ending each with finish reason, usage and cost."""
+
+    def __init__(self, *, idle_timeout: float, prices: PriceTable, cache: CallCache) -> None:
+        self._idle_timeout = idle_timeout
+        self._prices = prices
+        self._cache = cache
+
+    async def relay(
+        self, call: Call, opened: OpenStream
+    ) -> AsyncGenerator[pb.StreamCompleteResponse, None]:
+        """Pass an opened stream on; each wait for the next chunk is bounded by the idle timeout."""
+        provider = opened.route.provider.name
+        chunk: ChatChunk | None = opened.first
+        completion_id = model = ""
+        deltas: list[str] = []
+        watchdog = StreamWatchdog(idle=self._idle_timeout, deadline=call.deadline)
+        try:
+            async with aclosing(opened.chunks) as chunks:
+                while True:
+                    if chunk is None:
+                        raise StreamInterruptedError(
+                            f"provider {provider!r} ended the stream without a finish reason",
+                            provider=provider,
+                        )
+                    completion_id, model = chunk.id or completion_id, chunk.model or model
+                    if chunk.finish_reason is not None:
+                        break
+                    if chunk.delta:
+                        if not deltas:
+                            labeled(TIME_TO_FIRST_TOKEN, provider).observe(
+                                time.perf_counter() - call.started
+                            )
+                        deltas.append(chunk.delta)
+                        yield pb.StreamCompleteResponse(
+                            id=completion_id, model=model, provider=provider, delta=chunk.delta
+                        )
+                    # The watchdog bounds each wait, never a yield (see resilience.watchdog).
+                    with watchdog:
+                        chunk = await anext(chunks, None)
+        except BaseException as exc:
+            error = self._failed(call, opened, exc, watchdog)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            watchdog.close()
+        # Accounted and remembered before the last yield: a consumer may stop right after it
+        # and never resume us.
+        yield self._finished(call, opened, chunk, completion_id, model, deltas)
+
+    def _finished(
+        self,
+        call: Call,
+        opened: OpenStream,
+        chunk: ChatChunk,
+        completion_id: str,
+        model: str,
+        deltas: list[str],
+    ) -> pb.StreamCompleteResponse:
+        """Account a stream that finished and remember its answer; return its last message."""
+        opened.breaker.succeeded(opened.permit)
+        call.trace.end(
+            opened.attempt,
+            pb.ATTEMPT_OUTCOME_SUCCESS,
+            model=model,
+            usage=chunk.usage,
+            finish_reason=chunk.finish_reason or "stop",
+        )
+        call.usage = chunk.usage
+        final = pb.StreamCompleteResponse(
+            id=completion_id,
+            model=model,
+            provider=opened.route.provider.name,
+            finish_reason=chunk.finish_reason or "stop",
+            usage=usage_message(chunk.usage),
+            cost_usd=answer_cost(self._prices, opened.route, model, chunk.usage),
+            attempts=call.trace.attempts,
+        )
+        call.cost_usd = final.cost_usd
+        self._cache.remember(
+            call,
+            completion_id,
+            model,
+            "".join(deltas),
+            final.finish_reason,
+            chunk.usage,
+            final.cost_usd,
+            tuple(deltas),
+        )
+        return final
+
+    def _failed(
+        self, call: Call, opened: OpenStream, exc: BaseException, watchdog: StreamWatchdog
+    ) -> BaseException:
+        """Account a stream that broke after its first chunk; return what the caller sees."""
+        route, breaker, permit, attempt = (
+            opened.route,
+            opened.breaker,
+            opened.permit,
+            opened.attempt,
+        )
+        provider = route.provider.name
+        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            breaker.released(permit)
+            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_CANCELLED)
+            return exc
+        now = asyncio.get_running_loop().time()
+        expired = watchdog.expired if isinstance(exc, TimeoutError) else None
+        if (expired is not None and expired.callers) or spent(call.deadline, now):
+            # The caller's time is up: what broke the stream now (the upstream request's own
+            # time limit is that same deadline) is the caller's outcome.
+            breaker.released(permit)
+            error: GatewayError = DeadlineExceededError(
+                f"deadline exceeded while streaming from provider {provider!r}"
+            )
+            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
+            return error
+        if isinstance(exc, TimeoutError):
+            error = StreamInterruptedError(
+                f"provider {provider!r} sent nothing for {self._idle_timeout:g}s mid-stream",
+                provider=provider,
+            )
+            breaker.failed(permit, error)
+            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
+            return error
+        if not isinstance(exc, GatewayError):
+            log.exception("provider %r raised an unexpected error mid-stream", provider)
+            exc = StreamInterruptedError(
+                f"provider {provider!r} failed mid-stream", provider=provider
+            )
+        if isinstance(exc, UpstreamUnavailableError | UpstreamAuthError):
+            breaker.failed(permit, exc)
+        else:
+            breaker.released(permit)
+        call.trace.end(attempt, pb.ATTEMPT_OUTCOME_ERROR, exc)
+        log.warning(
+            "stream broke after it started",
+            extra={"provider": provider, "error": type(exc).__name__, "code": exc.code_name},
+        )
+        return exc

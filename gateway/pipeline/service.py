@@ -1,0 +1,360 @@
+"""The gateway's one core: both transports hand it request messages and render what it returns.
+
+A call goes: drain check → authentication → validation → routing (the plan: the model's route
+and its fallbacks) → admission (bounded, prioritised) → the retry/fallback loop through each
+deployment's circuit breaker → provider, all bounded by the caller's deadline. The core raises
+only `GatewayError`s (or lets `asyncio.CancelledError` through when the caller goes away, which
+aborts the upstream request with it).
+
+The core runs that sequence; beside it are the pieces it hands a call to: `gateway.caching`
+(lookup, coalescing and storing answers), `gateway.relay` (a stream once its first chunk is in)
+and `gateway.accounting` (metrics, quota settlement, the ledger row and the log line at the end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import orjson
+from opentelemetry.trace import get_current_span
+
+from cache.layer import ResponseCache
+from gateway.errors import (
+    DeadlineExceededError,
+    GatewayError,
+    InvalidArgumentError,
+    ModelNotFoundError,
+    RequestCancelledError,
+    ServiceUnavailableError,
+)
+from gateway.pipeline.accounting import CallAccounting
+from gateway.pipeline.accounting import (
+    UsageSink as UsageSink,  # re-exported: the assembly names it here
+)
+from gateway.pipeline.caching import CallCache
+from gateway.pipeline.call import Call
+from gateway.pipeline.dispatch import Dispatcher, Step
+from gateway.pipeline.drain import CallsInFlight
+from gateway.pipeline.pricing import PriceTable
+from gateway.pipeline.relay import StreamRelay
+from gateway.pipeline.status import status_entries
+from gateway.pipeline.validation import (
+    CompletionMessage,
+    CompletionParams,
+    parse_params,
+    parse_timeout_header,
+)
+from gateway.tenancy.auth import Authenticator, Identity
+from gateway.tenancy.quotas import Quotas
+from gateway.transports.proto_convert import answer_cost, cached_response, replay, usage_message
+from gateway.v1 import gateway_pb2 as pb
+from metrics import ADMISSION_REJECTED
+from providers.base import ChatResponse
+from providers.registry import ProviderRegistry
+from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
+from resilience.breaker import Breakers
+from resilience.deadlines import spent
+
+UNAVAILABLE_RETRY_AFTER_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """How calls are bounded, retried and failed over."""
+
+    request_timeout: float
+    stream_idle_timeout: float
+    primary_retries: int
+    fallback_retries: int
+    #: Requested model -> models to fall back to, in order (a request's own list wins).
+    fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Record prompts and completions on the request's span (off by default: they are data).
+    trace_content: bool = False
+
+
+@dataclass(slots=True)
+class CallContext:
+    """What a transport knows about a call besides its request message."""
+
+    transport: str
+    request_id: str
+    authorization: str | None = None
+    #: The `x-provider` header: pins the call to one deployment unless the body pins one.
+    provider_pin: str | None = None
+    #: Absolute deadline on the event loop's clock (`loop.time()`): the gRPC deadline.
+    deadline: float | None = None
+    #: The `x-request-timeout` header or metadata, as sent ("1.5", "1.5s", "1500ms").
+    timeout_header: str | None = None
+    #: The caller, when the transport has authenticated it already (before reading the body).
+    identity: Identity | None = None
+
+
+class GatewayService:
+    """Serves Complete, StreamComplete and ProviderStatus for every transport."""
+
+    def __init__(
+        self,
+        registry: ProviderRegistry,
+        authenticator: Authenticator,
+        prices: PriceTable,
+        *,
+        dispatcher: Dispatcher,
+        breakers: Breakers,
+        admission: Admission,
+        policy: CallPolicy,
+        cache: ResponseCache | None = None,
+        quotas: Quotas | None = None,
+        usage: UsageSink | None = None,
+    ) -> None:
+        self._registry = registry
+        self._auth = authenticator
+        self._prices = prices
+        self._dispatch = dispatcher
+        self._breakers = breakers
+        self._admission = admission
+        self._policy = policy
+        self._cache = CallCache(cache)
+        self._relay = StreamRelay(
+            idle_timeout=policy.stream_idle_timeout, prices=prices, cache=self._cache
+        )
+        self._accounting = CallAccounting(quotas, usage)
+        self._in_flight = CallsInFlight()
+        self._state = "starting"
+
+    def open_for_calls(self) -> None:
+        """Take calls from now on (new calls are refused while starting)."""
+        self._state = "serving"
+
+    def begin_drain(self) -> None:
+        """Refuse new calls from now on; calls in flight carry on."""
+        self._state = "draining"
+
+    async def drain(self, grace: float) -> None:
+        """Give the calls in flight `grace` seconds; then end each with UNAVAILABLE."""
+        await self._in_flight.drain(grace)
+
+    async def aclose(self, *, wait: float) -> None:
+        """Wait (at most `wait` seconds) for the usage settlements still under way."""
+        await self._accounting.aclose(wait=wait)
+
+    async def authenticate(self, authorization: str | None) -> Identity:
+        """The caller behind `authorization` (`UnauthenticatedError` when it does not hold)."""
+        return await self._auth.authenticate(authorization)
+
+    async def complete(self, request: pb.CompleteRequest, ctx: CallContext) -> pb.CompleteResponse:
+        """Answer one whole completion."""
+        call = self._start("Complete", ctx)
+        try:
+            await self._prepare(call, request)
+            await self._accounting.charge(call)
+            hit = await self._cache.lookup(call)
+            if hit is not None:
+                return cached_response(hit)
+            async with self._admitted(call):
+                route, answer = await self._dispatch.complete(
+                    call.plan, call.chat_for, call.deadline, call.trace
+                )
+            call.route, call.usage = route, answer.usage
+            response = self._complete_response(call, answer)
+            call.cost_usd = response.cost_usd
+            if self._policy.trace_content:
+                _record_content(call, answer.content)
+            self._cache.remember(
+                call,
+                answer.id,
+                answer.model,
+                answer.content,
+                answer.finish_reason,
+                answer.usage,
+                response.cost_usd,
+                None,
+            )
+            return response
+        except BaseException as exc:
+            cut = self._in_flight.cut_error(exc)
+            call.code = _code_of(cut or exc, call)
+            if cut is not None:
+                raise cut from None
+            raise
+        finally:
+            self._finish(call)
+
+    async def stream_complete(
+        self, request: pb.StreamCompleteRequest, ctx: CallContext
+    ) -> AsyncGenerator[pb.StreamCompleteResponse, None]:
+        """Yield a completion as it is generated; the last message has finish reason and usage.
+
+        Tries before the first chunk may be retried or fall back; once a chunk has gone to the
+        caller, a failure ends the stream with an error (no retry, no fallback).
+        """
+        call = self._start("StreamComplete", ctx)
+        try:
+            await self._prepare(call, request)
+            await self._accounting.charge(call)
+            hit = await self._cache.lookup(call)
+            if hit is not None:
+                for message in replay(hit):
+                    yield message
+                return
+            async with self._admitted(call):
+                opened = await self._dispatch.open_stream(
+                    call.plan, call.chat_for, call.deadline, call.trace
+                )
+                call.route = opened.route
+                async for message in self._relay.relay(call, opened):
+                    yield message
+        except BaseException as exc:
+            cut = self._in_flight.cut_error(exc)
+            call.code = _code_of(cut or exc, call)
+            if cut is not None:
+                raise cut from None
+            raise
+        finally:
+            self._finish(call)
+
+    async def provider_status(
+        self, request: pb.ProviderStatusRequest, ctx: CallContext
+    ) -> pb.ProviderStatusResponse:
+        """Report every deployment (or the one asked for)."""
+        call = self._start("ProviderStatus", ctx)
+        try:
+            await self._auth.authenticate(ctx.authorization)
+            providers = status_entries(self._registry, self._breakers, self._prices)
+            if request.provider:
+                providers = [p for p in providers if p.name == request.provider]
+                if not providers:
+                    known = ", ".join(d.settings.name for d in self._registry.deployments)
+                    raise ModelNotFoundError(
+                        f"unknown provider {request.provider!r}; known providers: {known}"
+                    )
+            return pb.ProviderStatusResponse(providers=providers)
+        except BaseException as exc:
+            call.code = _code_of(exc, call)
+            raise
+        finally:
+            self._finish(call)
+
+    async def _prepare(self, call: Call, request: CompletionMessage) -> None:
+        """Check the gateway takes calls, authenticate, validate and plan; no provider is called."""
+        if self._state != "serving":
+            raise ServiceUnavailableError(
+                f"the gateway is {self._state}; retry shortly or on another replica",
+                retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS,
+            )
+        ctx = call.context
+        call.identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
+        call.params = params = parse_params(request)
+        call.tenant = call.identity.tenant_for(params.metadata.get("tenant", ""))
+        call.plan = self._plan(params, ctx)
+        call.deadline = self._deadline(ctx, params.timeout)
+        call.cache_key = self._cache.key_for(call)
+
+    def _plan(self, params: CompletionParams, ctx: CallContext) -> list[Step]:
+        """The model's route with the primary retries, then each fallback with its own."""
+        policy = self._policy
+        primary = self._registry.resolve(params.model, params.provider or ctx.provider_pin)
+        plan = [Step(primary, policy.primary_retries)]
+        fallbacks = params.fallback_models or policy.fallbacks.get(params.model, ())
+        for index, model in enumerate(fallbacks):
+            try:
+                route = self._registry.resolve(model)
+            except ModelNotFoundError as exc:
+                raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
+            plan.append(Step(route, policy.fallback_retries))
+        return plan
+
+    def _deadline(self, ctx: CallContext, timeout: float | None) -> float:
+        """The earliest of the gRPC deadline, the `timeout` field and `x-request-timeout`."""
+        now = asyncio.get_running_loop().time()
+        bounds = [now + (timeout if timeout is not None else self._policy.request_timeout)]
+        if ctx.deadline is not None:
+            bounds.append(ctx.deadline)
+        if ctx.timeout_header is not None:
+            bounds.append(now + parse_timeout_header(ctx.timeout_header))
+        return min(bounds)
+
+    def _admitted(self, call: Call) -> _Admitted:
+        """Hold one of the gateway's upstream slots (queueing by priority) for the whole call."""
+        priority = int(call.params.priority) if call.params is not None else 0
+        return _Admitted(self._admission.acquire(priority, call.deadline))
+
+    def _complete_response(self, call: Call, answer: ChatResponse) -> pb.CompleteResponse:
+        assert call.route is not None
+        return pb.CompleteResponse(
+            id=answer.id,
+            model=answer.model,
+            provider=call.route.provider.name,
+            content=answer.content,
+            finish_reason=answer.finish_reason,
+            usage=usage_message(answer.usage),
+            cost_usd=answer_cost(self._prices, call.route, answer.model, answer.usage),
+            attempts=call.trace.attempts,
+        )
+
+    def _start(self, rpc: str, ctx: CallContext) -> Call:
+        call = Call(rpc=rpc, context=ctx, started=time.perf_counter())
+        self._in_flight.enter(call)
+        self._accounting.started(call)
+        return call
+
+    def _finish(self, call: Call) -> None:
+        self._in_flight.leave(call)
+        self._cache.release(call)
+        self._accounting.finished(call)
+
+
+class _Admitted:
+    """An admission slot held for the body of an `async with`, its refusals as our errors.
+
+    A class rather than an `asynccontextmanager`: a generator per call costs more than this.
+    """
+
+    __slots__ = ("_slot",)
+
+    def __init__(self, slot: AbstractAsyncContextManager[None]) -> None:
+        self._slot = slot
+
+    async def __aenter__(self) -> None:
+        try:
+            await self._slot.__aenter__()
+        except QueueFullError as exc:
+            ADMISSION_REJECTED.inc()
+            raise ServiceUnavailableError(
+                "the gateway is overloaded; retry on another replica", retry_after=exc.retry_after
+            ) from None
+        except AdmissionTimeoutError:
+            raise DeadlineExceededError("deadline exceeded while queued for admission") from None
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._slot.__aexit__(None, None, None)
+
+
+def _record_content(call: Call, completion: str) -> None:
+    """Prompt and completion as span events (only with GATEWAY_TRACE_CONTENT on)."""
+    assert call.params is not None
+    prompt = orjson.dumps([[m.role, m.content] for m in call.params.messages]).decode()
+    span = get_current_span()
+    span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
+    span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})
+
+
+def _code_of(exc: BaseException, call: Call) -> str:
+    if isinstance(exc, GatewayError):
+        return exc.code_name
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+        # gRPC ends a call at its deadline itself (from when the request arrived, a hair before
+        # the core's own timer): a call cancelled once its deadline has come ran out of time.
+        if call.deadline and spent(call.deadline, asyncio.get_running_loop().time()):
+            return str(DeadlineExceededError.grpc_code.name)
+        return str(RequestCancelledError.grpc_code.name)
+    return "INTERNAL"

@@ -1,0 +1,1 @@
+"""The process: the CLI, start-up checks, assembling the parts, serving, workers, logs."""

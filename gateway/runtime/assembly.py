@@ -1,0 +1,227 @@
+"""Assembling the gateway's parts from settings: store, auth, limits, cache, core.
+
+`Gateway` (app.py) owns the lifetimes; this module only builds.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cache.backend import CacheBackend
+from cache.layer import ResponseCache
+from cache.memory import MemoryCache
+from cache.redis_backend import RedisCache
+from gateway.config.settings import Settings
+from gateway.errors import ServiceUnavailableError
+from gateway.pipeline.dispatch import Dispatcher
+from gateway.pipeline.pricing import PriceTable
+from gateway.pipeline.service import CallPolicy, GatewayService, UsageSink
+from gateway.runtime.startup import StartupError as StartupError  # re-exported: raised from here
+from gateway.runtime.startup import using_database
+from gateway.store import repository
+from gateway.store.engine import create_engine, database_url
+from gateway.store.migrate import HEAD, current_revision, upgrade
+from gateway.store.writer import UsageWriter
+from gateway.tenancy.auth import Authenticator, JwtSettings, KeyGrant
+from gateway.tenancy.limits import Budgets, MemoryBudgets, MemoryRateLimiter, RateLimiter
+from gateway.tenancy.limits_redis import RedisBudgets, RedisRateLimiter
+from gateway.tenancy.quotas import Quotas
+from metrics import (
+    ADMISSION_QUEUE_DEPTH,
+    ADMISSION_WAIT,
+    CIRCUIT_STATE,
+    CIRCUIT_TRANSITIONS,
+    RATE_LIMIT_BACKEND_FAILURES,
+    USAGE_PENDING,
+)
+from providers.registry import ProviderRegistry
+from resilience.admission import Admission
+from resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, log_state_change
+from resilience.retry import Backoff, RetryBudget
+
+log = logging.getLogger("gateway")
+
+
+async def prepare_store(settings: Settings) -> bool:
+    """Migrate the store, or check it is migrated; True when this call migrated it.
+
+    Raises `DatabaseUnavailableError` when the database cannot be reached or used, and
+    `StartupError` when its schema is behind and migrating is not ours to do.
+    """
+    url = database_url(settings.database_url)
+    migrate = settings.auto_migrate
+    if migrate is None:
+        migrate = url.startswith("sqlite")  # the embedded default sets itself up
+    with using_database(url):
+        if migrate:
+            await upgrade(url)
+            return True
+        revision = await current_revision(url)
+    if revision != HEAD:
+        raise StartupError(
+            f"the database schema is at {revision or 'nothing'}, not {HEAD}: "
+            "run `ai-gateway migrate` first"
+        )
+    return False
+
+
+async def open_store(settings: Settings) -> tuple[AsyncEngine, UsageWriter]:
+    """The store's engine, migrated (or checked), and a started usage writer."""
+    await prepare_store(settings)
+    engine = create_engine(database_url(settings.database_url))
+    writer = UsageWriter(engine, spill_path=Path(settings.usage_spill_path))
+    writer.start()
+    USAGE_PENDING.set_function(lambda: writer.pending)
+    return engine, writer
+
+
+def build_authenticator(settings: Settings, engine: AsyncEngine) -> Authenticator:
+    """Shared tokens, the admin token, store-backed API keys and (optionally) JWT."""
+
+    async def lookup(secret: str) -> KeyGrant | None:
+        try:
+            info = await repository.find_api_key(engine, secret)
+        except Exception as exc:  # the store is down: the caller gets UNAVAILABLE, not 401
+            raise ServiceUnavailableError(
+                "API keys cannot be checked right now; retry shortly", retry_after=1.0
+            ) from exc
+        if info is None:
+            return None
+        return KeyGrant(
+            key_id=info.id,
+            tenant=info.tenant_id,
+            key_rpm=info.requests_per_minute,
+            key_tpm=info.tokens_per_minute,
+            key_budget_usd=info.monthly_budget_usd,
+            tenant_rpm=info.tenant_requests_per_minute,
+            tenant_tpm=info.tenant_tokens_per_minute,
+            tenant_budget_usd=info.tenant_monthly_budget_usd,
+        )
+
+    jwt_settings = None
+    if settings.jwt_secret or settings.jwt_jwks_url:
+        jwt_settings = JwtSettings(
+            secret=settings.jwt_secret,
+            jwks_url=settings.jwt_jwks_url,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            tenant_claim=settings.jwt_tenant_claim,
+        )
+    return Authenticator(
+        settings.auth_tokens,
+        admin_tokens=settings.admin_tokens,
+        keys=lookup,
+        jwt_settings=jwt_settings,
+        require_credential=settings.require_api_key,
+        key_lookup_timeout=settings.key_lookup_timeout_seconds,
+        key_max_stale=settings.key_max_stale_seconds,
+    )
+
+
+def build_quotas(settings: Settings) -> Quotas:
+    """Rate limits and budgets: in Redis when it is configured, else in this process."""
+    limiter: RateLimiter
+    budgets: Budgets
+    if settings.redis_url:
+        fail_open = settings.rate_limit_fail_open
+        on_failure = RATE_LIMIT_BACKEND_FAILURES.inc
+        limiter = RedisRateLimiter.from_url(
+            settings.redis_url,
+            timeout=settings.rate_limit_redis_timeout,
+            fail_open=fail_open,
+            on_failure=on_failure,
+        )
+        budgets = RedisBudgets.from_url(
+            settings.redis_url,
+            timeout=settings.rate_limit_redis_timeout,
+            fail_open=fail_open,
+            on_failure=on_failure,
+        )
+    else:
+        limiter, budgets = MemoryRateLimiter(), MemoryBudgets()
+    return Quotas(
+        limiter,
+        budgets,
+        default_rpm=settings.requests_per_minute,
+        default_tpm=settings.tokens_per_minute,
+    )
+
+
+def build_cache(settings: Settings) -> ResponseCache | None:
+    """The response cache on the configured backend (None when it is off)."""
+    backend: CacheBackend
+    choice = settings.cache_backend
+    if choice == "off":
+        return None
+    if choice == "redis" or (choice == "auto" and settings.redis_url):
+        backend = RedisCache.from_url(
+            settings.redis_url,
+            timeout=settings.cache_redis_timeout,
+            prefix=settings.cache_key_prefix,
+        )
+    else:
+        backend = MemoryCache(settings.cache_max_bytes)
+    return ResponseCache(backend, default_ttl=settings.cache_ttl)
+
+
+def build_core(
+    settings: Settings,
+    registry: ProviderRegistry,
+    cache: ResponseCache | None,
+    *,
+    authenticator: Authenticator | None = None,
+    quotas: Quotas | None = None,
+    usage: UsageSink | None = None,
+) -> GatewayService:
+    """The core with its resilience parts (breakers, retries, admission) wired to metrics."""
+    breakers = Breakers(
+        fail_max=settings.circuit_breaker_fail_max,
+        reset_timeout=settings.circuit_breaker_reset_timeout,
+        on_state_change=_circuit_changed,
+    )
+    for deployment in registry.deployments:
+        CIRCUIT_STATE.labels(deployment.settings.name).set(0)
+    dispatcher = Dispatcher(
+        breakers,
+        backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
+        budget=RetryBudget(settings.retry_budget_ratio),
+        per_try_timeout=settings.per_try_timeout_seconds,
+    )
+    admission = Admission(
+        settings.max_workers,
+        settings.queue_size,
+        on_wait=ADMISSION_WAIT.observe,
+        on_depth_change=ADMISSION_QUEUE_DEPTH.set,
+    )
+    policy = CallPolicy(
+        request_timeout=settings.request_timeout_seconds,
+        stream_idle_timeout=settings.stream_idle_timeout_seconds,
+        primary_retries=settings.primary_retries,
+        fallback_retries=settings.fallback_retries,
+        fallbacks=settings.fallbacks,
+        trace_content=settings.trace_content,
+    )
+    return GatewayService(
+        registry,
+        authenticator or Authenticator(settings.auth_tokens),
+        PriceTable(settings.prices, settings.providers),
+        dispatcher=dispatcher,
+        breakers=breakers,
+        admission=admission,
+        policy=policy,
+        cache=cache,
+        quotas=quotas,
+        usage=usage,
+    )
+
+
+def _circuit_changed(deployment: str, old: str, new: str) -> None:
+    log_state_change(deployment, old, new)
+    CIRCUIT_STATE.labels(deployment).set(_CIRCUIT_GAUGE.get(new, 0))
+    CIRCUIT_TRANSITIONS.labels(deployment, old, new).inc()
+
+
+_CIRCUIT_GAUGE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}

@@ -1,0 +1,258 @@
+"""The gRPC transport: `gateway.v1.GatewayService`, `grpc.health.v1.Health` and reflection.
+
+The servicer only translates: call metadata into a `CallContext`, core errors into gRPC
+statuses (here and nowhere else). The health servicer reports `NOT_SERVING` until the gateway
+is ready and again from the moment it starts draining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+
+from gateway.config.settings import DEFAULT_BODY_READ_TIMEOUT_SECONDS, GrpcSettings
+from gateway.errors import GatewayError
+from gateway.pipeline.ids import request_id_from, request_id_var
+from gateway.pipeline.service import CallContext, GatewayService
+from gateway.tenancy.admin import AdminCore
+from gateway.transports.grpc_requests import Registrar, RequestReader
+from gateway.v1 import gateway_pb2 as pb
+from gateway.v1 import gateway_pb2_grpc as pb_grpc
+from metrics.tracing import spans_recorded
+
+log = logging.getLogger("gateway.grpc")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
+ADMIN_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AdminService"].full_name
+ResponseT = TypeVar("ResponseT")
+
+
+class GatewayServicer(pb_grpc.GatewayServiceServicer):
+    """`GatewayService` over gRPC, backed by the core."""
+
+    def __init__(self, core: GatewayService, admin: AdminCore) -> None:
+        self._core = core
+        self._admin = admin
+
+    async def Complete(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CompleteResponse:
+        """Serve one unary completion."""
+        return await _unary(context, lambda call: self._core.complete(request, call))
+
+    async def StreamComplete(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.StreamCompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.StreamCompleteResponse]:
+        """Serve one streamed completion."""
+        call = await _begin(context)
+        try:
+            async for message in self._core.stream_complete(request, call):
+                yield message
+        except GatewayError as exc:
+            await _abort(context, exc)
+        except Exception:
+            await _abort_internal(context)
+
+    async def ProviderStatus(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.ProviderStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ProviderStatusResponse:
+        """Report provider deployments."""
+        return await _unary(context, lambda call: self._core.provider_status(request, call))
+
+    async def GetUsage(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetUsageResponse:
+        """Report usage by day and model."""
+        return await _unary(context, lambda c: self._admin.get_usage(request, c.authorization))
+
+    async def GetCosts(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.GetCostsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetCostsResponse:
+        """Report spend."""
+        return await _unary(context, lambda c: self._admin.get_costs(request, c.authorization))
+
+
+class AdminServicer(pb_grpc.AdminServiceServicer):
+    """`AdminService` over gRPC, backed by the admin core."""
+
+    def __init__(self, admin: AdminCore) -> None:
+        self._admin = admin
+
+    async def CreateApiKey(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CreateApiKeyResponse:
+        """Create a key."""
+        return await _unary(context, lambda c: self._admin.create_api_key(request, c.authorization))
+
+    async def ListApiKeys(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListApiKeysResponse:
+        """List keys."""
+        return await _unary(context, lambda c: self._admin.list_api_keys(request, c.authorization))
+
+    async def RevokeApiKey(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RevokeApiKeyResponse:
+        """Revoke a key."""
+        return await _unary(context, lambda c: self._admin.revoke_api_key(request, c.authorization))
+
+    async def SetTenantLimits(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.SetTenantLimitsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.SetTenantLimitsResponse:
+        """Set a tenant's limits."""
+        return await _unary(
+            context, lambda c: self._admin.set_tenant_limits(request, c.authorization)
+        )
+
+
+async def _unary(
+    context: grpc.aio.ServicerContext[Any, Any],
+    serve: Callable[[CallContext], Awaitable[ResponseT]],
+) -> ResponseT:
+    """Serve a unary call from its metadata, mapping errors to statuses (here, once)."""
+    call = await _begin(context)
+    try:
+        return await serve(call)
+    except GatewayError as exc:
+        await _abort(context, exc)
+    except Exception:
+        await _abort_internal(context)
+
+
+def create_server(
+    core: GatewayService,
+    admin: AdminCore,
+    *,
+    max_message_bytes: int,
+    connections: GrpcSettings | None = None,
+    reuse_port: bool = False,
+    read_timeout: float = DEFAULT_BODY_READ_TIMEOUT_SECONDS,
+) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
+    """A gRPC server with the gateway, health and reflection services added (not started).
+
+    `reuse_port` lets worker processes bind the same port (the kernel spreads connections).
+    Every method reads its request message itself, within `read_timeout` (`grpc_requests`).
+    """
+    server = grpc.aio.server(
+        interceptors=_tracing_interceptors(),
+        options=server_options(max_message_bytes, connections, reuse_port=reuse_port),
+    )
+    services = Registrar(server, RequestReader(read_timeout))
+    services.add(pb_grpc.add_GatewayServiceServicer_to_server, GatewayServicer(core, admin))
+    services.add(pb_grpc.add_AdminServiceServicer_to_server, AdminServicer(admin))
+    health = health_aio.HealthServicer()
+    services.add(health_pb2_grpc.add_HealthServicer_to_server, health)
+    reflected = (
+        SERVICE_NAME,
+        ADMIN_SERVICE_NAME,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    services.add(
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+        reflection.aio.ReflectionServicer(reflected),
+    )
+    return server, health
+
+
+def _tracing_interceptors() -> list[grpc.aio.ServerInterceptor]:
+    """A server span per GatewayService call when spans are recorded; else none at all.
+
+    With the API's no-op tracer the interceptor's span would be thrown away, yet it costs
+    several percent of a call: `_begin` then only continues the caller's trace context.
+    """
+    if not spans_recorded():
+        return []
+    # Only ours: the interceptor assumes async-generator handlers, which Health.Watch is not.
+    only_ours = filters.service_name(SERVICE_NAME)
+    return [aio_server_interceptor(filter_=only_ours)]  # type: ignore[no-untyped-call]
+
+
+def server_options(
+    max_message_bytes: int, connections: GrpcSettings | None, *, reuse_port: bool = False
+) -> list[tuple[str, int]]:
+    """gRPC core options: message sizes, connection age and keepalive enforcement."""
+    c = connections or GrpcSettings()
+    ms = 1000
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", c.max_send_message_bytes),
+        # Off unless asked: a second gateway started by mistake must fail to bind, not share.
+        ("grpc.so_reuseport", int(reuse_port)),
+        # Close connections past this age (GOAWAY, then in-flight calls get the grace): a client
+        # holding one connection for hours would otherwise never reach new replicas.
+        ("grpc.max_connection_age_ms", round(c.max_connection_age * ms)),
+        ("grpc.max_connection_age_grace_ms", round(c.max_connection_age_grace * ms)),
+        ("grpc.keepalive_time_ms", round(c.keepalive_time * ms)),
+        ("grpc.keepalive_timeout_ms", round(c.keepalive_timeout * ms)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # Clients pinging more often than this are told off (GOAWAY after repeated strikes).
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", round(c.min_ping_interval * ms)),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
+async def set_serving(health: health_aio.HealthServicer, serving: bool) -> None:
+    """Report the overall and per-service health as SERVING or NOT_SERVING."""
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else (health_pb2.HealthCheckResponse.NOT_SERVING)
+    )
+    for service in ("", SERVICE_NAME):
+        await health.set(service, status)
+
+
+async def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
+    """Read the call's metadata, bind its request id to the logs, and echo the id back."""
+    metadata = _metadata(context.invocation_metadata() or ())
+    if "traceparent" in metadata and not spans_recorded():
+        # No interceptor span: continue the caller's trace (logs, upstream calls) by hand.
+        otel_context.attach(propagate.extract(metadata))
+    request_id = request_id_from(metadata.get("x-request-id"))
+    request_id_var.set(request_id)
+    await context.send_initial_metadata((("x-request-id", request_id),))
+    remaining = context.time_remaining()
+    deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
+    return CallContext(
+        transport="grpc",
+        request_id=request_id,
+        authorization=metadata.get("authorization"),
+        provider_pin=metadata.get("x-provider") or None,
+        deadline=deadline,
+        timeout_header=metadata.get("x-request-timeout"),
+    )
+
+
+def _metadata(pairs: Sequence[tuple[str, str | bytes]]) -> dict[str, str]:
+    return {key: value for key, value in pairs if isinstance(value, str)}
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: GatewayError) -> NoReturn:
+    trailing: tuple[tuple[str, str], ...] = tuple((k.lower(), v) for k, v in exc.headers)
+    if exc.retry_after is not None:
+        # gRPC's own pushback trailer (read by clients' retry policies), and the plain seconds.
+        seconds = max(exc.retry_after, 0.0)
+        trailing += (
+            ("grpc-retry-pushback-ms", str(round(seconds * 1000))),
+            ("retry-after", str(max(1, math.ceil(seconds)))),
+        )
+    await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailing)
+    raise AssertionError("unreachable: abort raises")
+
+
+async def _abort_internal(context: grpc.aio.ServicerContext[Any, Any]) -> NoReturn:
+    log.exception("unexpected error while serving a call")
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    raise AssertionError("unreachable: abort raises")

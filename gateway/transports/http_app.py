@@ -1,0 +1,347 @@
+"""The JSON transport: the same calls as the gRPC service, over HTTP/1.1 with aiohttp.
+
+Bodies follow the proto3 JSON mapping: they are parsed into the very request messages the gRPC
+server receives (both `snake_case` and `lowerCamelCase` accepted, unknown fields rejected) and
+responses are rendered from the response messages with `snake_case` names (`json_codec` does
+both, keeping the completion calls off `json_format`). Errors are mapped in one middleware to
+`{"error": {"code", "message", "request_id"}}` with the canonical HTTP status.
+
+Routes: `POST /v1/complete` (with `"stream": true` it streams), `POST /v1/complete:stream`
+(Server-Sent Events, `http_sse`), `GET /v1/providers/status`, the admin and usage routes,
+`GET /healthz` (liveness) and `GET /readyz` (readiness).
+
+A route with a body authenticates the caller from its headers first, then reads the body within
+its time bound (`http_bodies`); the connections themselves are watched by `http_guard`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+from google.protobuf.message import Message
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, StatusCode, get_current_span
+
+from gateway.config.settings import (
+    DEFAULT_BODY_READ_TIMEOUT_SECONDS,
+    DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
+)
+from gateway.errors import (
+    BodyTimeoutError,
+    GatewayError,
+    InternalError,
+    InvalidArgumentError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+)
+from gateway.pipeline.ids import request_id_from, request_id_var
+from gateway.pipeline.service import CallContext, GatewayService
+from gateway.tenancy.admin import AdminCore
+from gateway.tenancy.auth import Identity
+from gateway.transports.http_bodies import read_body
+from gateway.transports.http_guard import GUARD_KEY, ConnectionGuard
+from gateway.transports.json_codec import (
+    parse_completion_request,
+    parse_message,
+    render_completion,
+    render_message,
+)
+from gateway.transports.sse import serve_sse
+from gateway.v1 import gateway_pb2 as pb
+from metrics.tracing import spans_recorded, tracer
+
+log = logging.getLogger("gateway.http")
+
+REQUEST_ID = web.RequestKey("request_id", str)
+JSON_CONTENT_TYPE = "application/json"
+_PROBES = frozenset({"/healthz", "/readyz"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CORE_KEY = web.AppKey("core", GatewayService)
+ADMIN_KEY = web.AppKey("admin", AdminCore)
+MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
+BODY_TIMEOUT_KEY = web.AppKey("body_read_timeout", float)
+
+
+class Readiness(Protocol):
+    """Tells the readiness probe whether the gateway takes new calls."""
+
+    @property
+    def ready(self) -> bool:
+        """False while starting and draining."""
+        ...
+
+
+READINESS_KEY = web.AppKey("readiness", Readiness)
+
+
+def create_app(
+    core: GatewayService,
+    admin: AdminCore,
+    *,
+    max_request_bytes: int,
+    readiness: Readiness,
+    header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
+    body_read_timeout: float = DEFAULT_BODY_READ_TIMEOUT_SECONDS,
+) -> web.Application:
+    """The JSON shim's aiohttp application (run it with `http_guard.HttpRunner`)."""
+    app = web.Application(
+        client_max_size=max_request_bytes,
+        middlewares=[_traced, _errors],
+        handler_args={"auto_decompress": False},  # `http_bodies` decodes, bounded
+    )
+    app[CORE_KEY] = core
+    app[ADMIN_KEY] = admin
+    app[MAX_BYTES_KEY] = max_request_bytes
+    app[BODY_TIMEOUT_KEY] = body_read_timeout
+    app[GUARD_KEY] = ConnectionGuard(header_read_timeout)
+    app[READINESS_KEY] = readiness
+    app.on_response_prepare.append(_echo_request_id)
+    app.router.add_post("/v1/complete", _complete)
+    app.router.add_post("/v1/complete:stream", _stream_complete)
+    app.router.add_get("/v1/providers/status", _provider_status)
+    app.router.add_get("/v1/usage", _get_usage)
+    app.router.add_get("/v1/usage/costs", _get_costs)
+    app.router.add_post("/v1/admin/keys", _create_key)
+    app.router.add_get("/v1/admin/keys", _list_keys)
+    app.router.add_post("/v1/admin/keys/{id}:revoke", _revoke_key)
+    app.router.add_post("/v1/admin/tenants/{tenant}/limits", _set_limits)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    return app
+
+
+async def _complete(request: web.Request) -> web.StreamResponse:
+    core = request.app[CORE_KEY]
+    identity = await core.authenticate(_auth(request))  # before the body is read
+    body = await _json_body(request)
+    if _pop_stream_flag(body, default=False):
+        return await _serve_stream(
+            request, parse_completion_request(body, pb.StreamCompleteRequest), identity
+        )
+    message = parse_completion_request(body, pb.CompleteRequest)
+    response = await core.complete(message, _call_context(request, identity))
+    return web.Response(
+        body=render_completion(response, defaults=True), content_type=JSON_CONTENT_TYPE
+    )
+
+
+async def _stream_complete(request: web.Request) -> web.StreamResponse:
+    identity = await request.app[CORE_KEY].authenticate(_auth(request))
+    body = await _json_body(request)
+    if not _pop_stream_flag(body, default=True):
+        raise InvalidArgumentError("stream: cannot be false on /v1/complete:stream")
+    message = parse_completion_request(body, pb.StreamCompleteRequest)
+    return await _serve_stream(request, message, identity)
+
+
+async def _provider_status(request: web.Request) -> web.StreamResponse:
+    status_request = pb.ProviderStatusRequest(provider=request.query.get("provider", ""))
+    core = request.app[CORE_KEY]
+    return _json_response(await core.provider_status(status_request, _call_context(request, None)))
+
+
+async def _get_usage(request: web.Request) -> web.StreamResponse:
+    message = parse_message(_query(request, "tenant", "since", "until"), pb.GetUsageRequest())
+    return _json_response(await request.app[ADMIN_KEY].get_usage(message, _auth(request)))
+
+
+async def _get_costs(request: web.Request) -> web.StreamResponse:
+    message = parse_message(_query(request, "tenant", "since", "until"), pb.GetCostsRequest())
+    return _json_response(await request.app[ADMIN_KEY].get_costs(message, _auth(request)))
+
+
+async def _create_key(request: web.Request) -> web.StreamResponse:
+    await request.app[CORE_KEY].authenticate(_auth(request))  # before the body is read
+    message = parse_message(await _json_body(request), pb.CreateApiKeyRequest())
+    return _json_response(await request.app[ADMIN_KEY].create_api_key(message, _auth(request)))
+
+
+async def _list_keys(request: web.Request) -> web.StreamResponse:
+    message = parse_message(_query(request, "tenant"), pb.ListApiKeysRequest())
+    return _json_response(await request.app[ADMIN_KEY].list_api_keys(message, _auth(request)))
+
+
+async def _revoke_key(request: web.Request) -> web.StreamResponse:
+    message = pb.RevokeApiKeyRequest(id=request.match_info["id"])
+    return _json_response(await request.app[ADMIN_KEY].revoke_api_key(message, _auth(request)))
+
+
+async def _set_limits(request: web.Request) -> web.StreamResponse:
+    await request.app[CORE_KEY].authenticate(_auth(request))  # before the body is read
+    body = await _json_body(request) if request.can_read_body else {}
+    body["tenant"] = request.match_info["tenant"]
+    message = parse_message(body, pb.SetTenantLimitsRequest())
+    admin = request.app[ADMIN_KEY]
+    return _json_response(await admin.set_tenant_limits(message, _auth(request)))
+
+
+def _query(request: web.Request, *allowed: str) -> dict[str, Any]:
+    unknown = sorted(set(request.query) - set(allowed))
+    if unknown:
+        raise InvalidArgumentError(f"{unknown[0]}: unknown query parameter")
+    return {name: request.query[name] for name in allowed if name in request.query}
+
+
+def _auth(request: web.Request) -> str | None:
+    return request.headers.get("authorization")
+
+
+async def _healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.StreamResponse:
+    if request.app[READINESS_KEY].ready:
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "not ready"}, status=503)
+
+
+async def _serve_stream(
+    request: web.Request, message: pb.StreamCompleteRequest, identity: Identity
+) -> web.StreamResponse:
+    core = request.app[CORE_KEY]
+    messages = core.stream_complete(message, _call_context(request, identity))
+    return await serve_sse(
+        request, messages, lambda exc: _error_body(exc.code_name, exc.message, request)
+    )
+
+
+@web.middleware
+async def _traced(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One server span per call, continuing a W3C `traceparent` the caller sent."""
+    if request.path in _PROBES:
+        return await handler(request)
+    parent = propagate.extract(request.headers)
+    if not spans_recorded() and not get_current_span(parent).get_span_context().is_valid:
+        # The no-op tracer's span would be the invalid span: nothing to record or to continue.
+        return await handler(request)
+    route = request.match_info.route.resource
+    path = route.canonical if route is not None else request.path
+    with tracer().start_as_current_span(
+        f"{request.method} {path}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": request.method, "url.path": request.path},
+    ) as span:
+        response = await handler(request)
+        span.set_attribute("http.response.status_code", response.status)
+        if response.status >= 500:
+            span.set_status(StatusCode.ERROR)
+        return response
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind the request id to the logs and turn every error into the JSON error shape."""
+    request_id = request_id_from(request.headers.get("x-request-id"))
+    request[REQUEST_ID] = request_id
+    request_id_var.set(request_id)
+    guard = request.app[GUARD_KEY]
+    guard.request_started(request)
+    try:
+        return await handler(request)
+    except BodyTimeoutError as exc:
+        guard.body_cut(request, request.app[BODY_TIMEOUT_KEY])
+        return await _send_and_close(_error_response(exc, request), request)
+    except GatewayError as exc:
+        return _error_response(exc, request)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[MAX_BYTES_KEY]
+        too_large = PayloadTooLargeError(f"body: larger than the limit of {limit} bytes")
+        return _error_response(too_large, request)
+    except web.HTTPNotFound:
+        return _error_response(
+            ModelNotFoundError(f"no route {request.method} {request.path}"), request
+        )
+    except web.HTTPMethodNotAllowed:
+        return _http_error(405, "UNIMPLEMENTED", f"{request.method} not allowed here", request)
+    except web.HTTPException:
+        raise
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("unexpected error while serving a request")
+        return _error_response(InternalError("internal error"), request)
+    finally:
+        guard.request_ended(request)
+
+
+async def _send_and_close(response: web.Response, request: web.Request) -> web.Response:
+    """Send `response`, then close the connection (no lingering for the rest of a slow body)."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()
+    return response
+
+
+async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    request_id = request.get(REQUEST_ID)
+    if request_id:
+        response.headers["x-request-id"] = request_id
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    app = request.app
+    raw = await read_body(request, seconds=app[BODY_TIMEOUT_KEY], max_bytes=app[MAX_BYTES_KEY])
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"body: malformed JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise InvalidArgumentError("body: must be a JSON object")
+    return body
+
+
+def _pop_stream_flag(body: dict[str, Any], *, default: bool) -> bool:
+    """Take the JSON-only `stream` switch out of `body` (it is not a request message field)."""
+    stream = body.pop("stream", default)
+    if not isinstance(stream, bool):
+        raise InvalidArgumentError("stream: must be true or false")
+    return stream
+
+
+def _call_context(request: web.Request, identity: Identity | None) -> CallContext:
+    return CallContext(
+        transport="http",
+        request_id=request[REQUEST_ID],
+        authorization=request.headers.get("authorization"),
+        provider_pin=request.headers.get("x-provider") or None,
+        timeout_header=request.headers.get("x-request-timeout"),
+        identity=identity,
+    )
+
+
+def _json_response(message: Message) -> web.Response:
+    return web.Response(body=render_message(message, defaults=True), content_type=JSON_CONTENT_TYPE)
+
+
+def _error_body(code: str, message: str, request: web.Request) -> bytes:
+    return orjson.dumps(
+        {"error": {"code": code, "message": message, "request_id": request.get(REQUEST_ID, "")}}
+    )
+
+
+def _error_response(exc: GatewayError, request: web.Request) -> web.Response:
+    response = _http_error(exc.http_status, exc.code_name, exc.message, request)
+    for name, value in exc.headers:
+        response.headers[name] = value
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
+
+
+def _http_error(status: int, code: str, message: str, request: web.Request) -> web.Response:
+    return web.Response(
+        status=status,
+        body=_error_body(code, message, request),
+        content_type=JSON_CONTENT_TYPE,
+    )

@@ -1,0 +1,1 @@
+"""HTTP for provider adapters: the pooled client, the JSON endpoint and the adapter base class."""
