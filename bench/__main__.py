@@ -26,7 +26,7 @@ from bench import h2load, matrix, report, scenarios
 from bench.lineup import Choice, Setup, start_targets
 from bench.measure import Measurement, RunOptions
 from bench.targets import Mode, write_bodies
-from gateway.cpus import available_cpus
+from gateway.runtime.cpus import available_cpus
 
 
 def _ints(text: str) -> list[int]:
