@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
@@ -26,13 +27,13 @@ class Reply:
     raw: bytes
 
     @property
-    def json(self) -> dict[str, object]:
+    def json(self) -> dict[str, Any]:
         """The body as a JSON object."""
         value = orjson.loads(self.raw)
         assert isinstance(value, dict), value
         return value
 
-    def frames(self) -> list[tuple[str, dict[str, object]]]:
+    def frames(self) -> list[tuple[str, dict[str, Any]]]:
         """The stream's objects with their SSE event names ("" for NDJSON and unnamed events).
 
         `data: [DONE]` comes back as ("", {"[DONE]": True}).
@@ -40,7 +41,7 @@ class Reply:
         text = self.raw.decode()
         if "data:" not in text:  # NDJSON
             return [("", orjson.loads(line)) for line in text.splitlines() if line.strip()]
-        out: list[tuple[str, dict[str, object]]] = []
+        out: list[tuple[str, dict[str, Any]]] = []
         for block in text.replace("\r\n", "\n").split("\n\n"):
             event, data = "", ""
             for line in block.splitlines():
@@ -55,7 +56,7 @@ class Reply:
         return out
 
 
-def at(value: object, *path: str | int) -> object:
+def at(value: object, *path: str | int) -> Any:
     """The value at `path` inside nested JSON objects and arrays (`at(body, "choices", 0)`)."""
     for step in path:
         if isinstance(step, int):
