@@ -129,7 +129,9 @@ class FakeAnthropic(VendorFake):
 
     # -- rendering -----------------------------------------------------------------------------
 
-    def completion(self, request: web.Request, body: dict[str, object], answer: Answer) -> object:
+    def render_completion(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> object:
         """A whole `message`."""
         blocks = self._content(answer)
         if not self._scripted and self.blocks is not None:
@@ -154,11 +156,8 @@ class FakeAnthropic(VendorFake):
         if answer.redacted is not None:
             data = self.minter.remember(answer.redacted, "")
             blocks.append({"type": "redacted_thinking", "data": data})
-        text = answer.text
-        if text is None and not self._scripted and not answer.tool_calls:
-            text = None
-        if text is not None:
-            blocks.append({"type": "text", "text": text})
+        if answer.text is not None:
+            blocks.append({"type": "text", "text": answer.text})
         blocks += [
             {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments_object}
             for call in answer.tool_calls
@@ -171,7 +170,7 @@ class FakeAnthropic(VendorFake):
             return self.minter.signature(answer.reasoning)
         return self.minter.remember(answer.signature, answer.reasoning)
 
-    def stream_plan(
+    def render_stream(
         self, request: web.Request, body: dict[str, object], answer: Answer
     ) -> StreamPlan:
         """message_start, each block's start/deltas/stop (a ping after the first), the end."""

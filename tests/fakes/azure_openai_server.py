@@ -84,20 +84,22 @@ class FakeAzureOpenAI(FakeOpenAI):
         """The deployment named in the path."""
         return request.match_info["deployment"]
 
-    def completion(self, request: web.Request, body: dict[str, object], answer: Answer) -> object:
+    def render_completion(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> object:
         """A `chat.completion` with Azure's content-filter annotations."""
-        reply = super().completion(request, body, answer)
+        reply = super().render_completion(request, body, answer)
         assert isinstance(reply, dict)
         choices = [
             {**choice, "content_filter_results": _FILTER_RESULTS} for choice in reply["choices"]
         ]
         return {**reply, "choices": choices, "prompt_filter_results": _PROMPT_FILTER_RESULTS}
 
-    def stream_plan(
+    def render_stream(
         self, request: web.Request, body: dict[str, object], answer: Answer
     ) -> StreamPlan:
         """OpenAI's stream, led by Azure's prompt-filter chunk."""
-        plan = super().stream_plan(request, body, answer)
+        plan = super().render_stream(request, body, answer)
         lead = sse(
             {
                 "choices": [],

@@ -159,6 +159,8 @@ class VendorFake(ABC):
         self.requests: list[RecordedRequest] = []
         self.rejections: list[Rejection] = []
         self.answers: deque[Answer] = deque()
+        #: The answer of the request being answered (set just before it is rendered).
+        self.answer = Answer()
         self.minter = Minter(self.vendor)
         self.request_received = asyncio.Event()
         self.client_disconnected = asyncio.Event()
@@ -188,14 +190,24 @@ class VendorFake(ABC):
         """Whether the request asks for a stream."""
 
     @abstractmethod
-    def completion(self, request: web.Request, body: dict[str, object], answer: Answer) -> object:
+    def render_completion(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> object:
         """The vendor's JSON body for a whole completion saying `answer`."""
 
     @abstractmethod
-    def stream_plan(
+    def render_stream(
         self, request: web.Request, body: dict[str, object], answer: Answer
     ) -> StreamPlan:
         """Every frame of a normal stream saying `answer`."""
+
+    def completion(self, request: web.Request, body: dict[str, object]) -> object:
+        """The JSON body of a whole completion saying the answer being given (`self.answer`)."""
+        return self.render_completion(request, body, self.answer)
+
+    def stream_plan(self, request: web.Request, body: dict[str, object]) -> StreamPlan:
+        """Every frame of a normal stream saying the answer being given (`self.answer`)."""
+        return self.render_stream(request, body, self.answer)
 
     @abstractmethod
     def error_body(self, status: int, fault: Fault) -> object:
@@ -355,15 +367,15 @@ class VendorFake(ABC):
         self.served += 1
         if self.is_embedding(request):
             return self.json_response(self.embeddings(request, body), headers=fault.headers)
-        answer = self.take_answer()
+        self.answer = self.take_answer()
         if self.is_stream(request, body):
-            return await self._stream(request, body, fault, answer)
-        return self.json_response(self.completion(request, body, answer), headers=fault.headers)
+            return await self._stream(request, body, fault)
+        return self.json_response(self.completion(request, body), headers=fault.headers)
 
     async def _stream(
-        self, request: web.Request, body: dict[str, object], fault: Fault, answer: Answer
+        self, request: web.Request, body: dict[str, object], fault: Fault
     ) -> web.StreamResponse:
-        plan = self.stream_plan(request, body, answer)
+        plan = self.stream_plan(request, body)
         first, content = plan.first_content, plan.content
         stop = len(plan.frames)
         if fault.break_after is not None:

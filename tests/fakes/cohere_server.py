@@ -129,7 +129,9 @@ class FakeCohere(VendorFake):
 
     # -- chat ----------------------------------------------------------------------------------
 
-    def completion(self, request: web.Request, body: dict[str, object], answer: Answer) -> object:
+    def render_completion(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> object:
         """A v2 Chat reply."""
         content: list[dict[str, object]] = []
         if answer.reasoning is not None:
@@ -148,7 +150,7 @@ class FakeCohere(VendorFake):
             "usage": self._usage(answer),
         }
 
-    def stream_plan(
+    def render_stream(
         self, request: web.Request, body: dict[str, object], answer: Answer
     ) -> StreamPlan:
         """message-start, the content items or tool plan and calls, message-end."""

@@ -149,7 +149,9 @@ class FakeGemini(VendorFake):
 
     # -- generateContent -----------------------------------------------------------------------
 
-    def completion(self, request: web.Request, body: dict[str, object], answer: Answer) -> object:
+    def render_completion(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> object:
         """A whole GenerateContentResponse."""
         if self.block_reason:
             return self._blocked(request)
@@ -165,7 +167,7 @@ class FakeGemini(VendorFake):
         candidate = self._candidate([*parts, *calls], answer)
         return self._chunk(request, [candidate], self._usage(answer))
 
-    def stream_plan(
+    def render_stream(
         self, request: web.Request, body: dict[str, object], answer: Answer
     ) -> StreamPlan:
         """A thought chunk, one chunk per text delta, the calls, then the finishReason chunk."""

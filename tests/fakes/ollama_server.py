@@ -119,7 +119,9 @@ class FakeOllama(VendorFake):
 
     # -- chat ----------------------------------------------------------------------------------
 
-    def completion(self, request: web.Request, body: dict[str, object], answer: Answer) -> object:
+    def render_completion(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> object:
         """The whole reply: the message and the final statistics."""
         extra: dict[str, object] = {}
         if answer.reasoning is not None:
@@ -128,7 +130,7 @@ class FakeOllama(VendorFake):
             extra["tool_calls"] = _calls(answer.whole_calls)
         return {**self._line(body, answer.text or "", **extra), **self._done(answer)}
 
-    def stream_plan(
+    def render_stream(
         self, request: web.Request, body: dict[str, object], answer: Answer
     ) -> StreamPlan:
         """Reasoning lines, text lines, one line per call, then the done line with the counts."""

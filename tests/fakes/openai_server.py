@@ -123,7 +123,9 @@ class FakeOpenAI(VendorFake):
 
     # -- chat ----------------------------------------------------------------------------------
 
-    def completion(self, request: web.Request, body: dict[str, object], answer: Answer) -> object:
+    def render_completion(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> object:
         """A `chat.completion` with one choice per `n`."""
         message: dict[str, object] = {"role": "assistant", "content": answer.text}
         if answer.tool_calls:
@@ -149,7 +151,7 @@ class FakeOpenAI(VendorFake):
         usage = self._usage(self.usage_of(answer), _choices(body))
         return {**envelope, "choices": choices, "usage": usage, "service_tier": "default"}
 
-    def stream_plan(
+    def render_stream(
         self, request: web.Request, body: dict[str, object], answer: Answer
     ) -> StreamPlan:
         """Role chunk, text and tool-call deltas, finish chunk, usage chunk, `[DONE]`."""
