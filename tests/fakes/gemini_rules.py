@@ -43,6 +43,7 @@ the client bug reports named, unless marked "wording approximate".
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator, Mapping
 from typing import Final
@@ -332,8 +333,15 @@ def _check_signatures(roles: list[str], parts: list[list[Part]], minter: Minter)
                 f"`default_api:{name}` , position {index + 1}. Please refer to "
                 "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
             )
-        if signature != SKIP_SIGNATURE and not minter.signed(signature):
+        if signature != SKIP_SIGNATURE and not minter.signed(_canonical(signature)):
             raise invalid(f"Corrupted thought signature in function call `default_api:{name}`.")
+
+
+def _canonical(signature: str) -> str:
+    """A signature as standard base64: it is proto `bytes`, which clients may re-encode
+    URL-safe (google-genai does), and the API compares the bytes, not their spelling."""
+    data = b64decode(signature)
+    return base64.b64encode(data).decode() if data is not None else signature
 
 
 def _check_tools(raw: object) -> list[str]:

@@ -111,6 +111,22 @@ async def test_a_gemini_3_tool_loop_echoing_its_signature_is_accepted(fake: Fake
     assert reply.status == 200, reply.json
 
 
+async def test_a_signature_echoed_in_url_safe_base64_is_the_same_signature(
+    fake: FakeGemini,
+) -> None:
+    # google-genai holds thoughtSignature as bytes and writes it back URL-safe.
+    fake.script(parallel(), parallel())
+    await call(fake, GEMINI_3, BASE)  # a first answer, so the second signature is not the first
+    model_turn = at((await call(fake, GEMINI_3, BASE)).json, "candidates", 0, "content")
+    signature = model_turn["parts"][1]["thoughtSignature"]
+    assert set(signature) & set("+/")  # else this test would prove nothing
+    model_turn["parts"][1]["thoughtSignature"] = signature.replace("+", "-").replace("/", "_")
+    responses = [response(), response()]
+    body = {**BASE, "contents": [USER, model_turn, {"role": "user", "parts": responses}]}
+    reply = await call(fake, GEMINI_3, body)
+    assert reply.status == 200, reply.json
+
+
 # -- what it refuses ----------------------------------------------------------------------------
 
 CALL_TURN: dict[str, Any] = {
