@@ -6,6 +6,10 @@ on a completion and as a stream's first chunk (`choices: []`, no usage), `conten
 on each choice. Errors raised by Azure's own front door (credential, deployment, rate limit,
 missing `api-version`) are `{"error": {"code", "message"}}`; a prompt the content filter refuses
 is HTTP 400 with code "content_filter" and an `innererror`; model errors are OpenAI's.
+
+Embeddings are served at `POST /openai/deployments/{deployment}/embeddings?api-version=...` in
+OpenAI's shape (`openai-python` `lib/azure.py` lists `/embeddings` among the deployment
+endpoints), with OpenAI's checks; scripted answers, tool calls and the rest are OpenAI's.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ from typing import Final
 
 from aiohttp import web
 
-from tests.fakes.base import FakeUsage, Fault, StreamPlan, sse
+from tests.fakes.base import Answer, FakeUsage, Fault, Rejected, StreamPlan, ToolCall, sse
 from tests.fakes.openai_server import FakeOpenAI
 
-__all__ = ["FakeAzureOpenAI", "FakeUsage", "Fault"]
+__all__ = ["Answer", "FakeAzureOpenAI", "FakeUsage", "Fault", "ToolCall"]
 
 _SAFE: Final = {"filtered": False, "severity": "safe"}
 _FILTER_RESULTS: Final = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _SAFE}
@@ -29,7 +33,9 @@ _FRONT_DOOR_CODES: Final = {401: "401", 403: "403", 404: "DeploymentNotFound", 4
 class FakeAzureOpenAI(FakeOpenAI):
     """A fake Azure OpenAI resource: every deployment name is served; `model` None echoes it."""
 
+    vendor = "azure_openai"
     path = "/openai/deployments/{deployment}/chat/completions"
+    embeddings_path = "/openai/deployments/{deployment}/embeddings"
 
     def __init__(
         self,
@@ -57,30 +63,43 @@ class FakeAzureOpenAI(FakeOpenAI):
         """The `api-key` header."""
         return request.headers.get("api-key", "")
 
-    def validate(self, request: web.Request, body: object) -> web.Response | None:
+    def check(self, request: web.Request, body: object) -> None:
         """Azure answers a call without `api-version` with its bare 404, then OpenAI's checks."""
         if not request.query.get("api-version"):
             # What Azure really sends (MicrosoftDocs/azure-docs#114602), not a 400.
-            error = {"code": "404", "message": "Resource not found"}
-            return self.json_response({"error": error}, status=404)
-        return super().validate(request, body)
+            raise Rejected("Resource not found", code="404", status=404)
+        super().check(request, body)
 
-    def echoed_model(self, request: web.Request, body: dict[str, object]) -> object:
+    def rejection_body(self, rejection: Rejected) -> object:
+        """Azure's front-door shape for its 404, else OpenAI's error object."""
+        if rejection.status == 404:
+            return {"error": {"code": rejection.code, "message": rejection.message}}
+        return super().rejection_body(rejection)
+
+    def sizable(self, request: web.Request, body: object) -> bool:
+        """Any deployment takes `dimensions` here (its model is not in the request)."""
+        return True
+
+    def echoed_model(self, request: web.Request, body: object) -> object:
         """The deployment named in the path."""
         return request.match_info["deployment"]
 
-    def completion(self, request: web.Request, body: dict[str, object]) -> object:
+    def render_completion(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> object:
         """A `chat.completion` with Azure's content-filter annotations."""
-        reply = super().completion(request, body)
+        reply = super().render_completion(request, body, answer)
         assert isinstance(reply, dict)
         choices = [
             {**choice, "content_filter_results": _FILTER_RESULTS} for choice in reply["choices"]
         ]
         return {**reply, "choices": choices, "prompt_filter_results": _PROMPT_FILTER_RESULTS}
 
-    def stream_plan(self, request: web.Request, body: dict[str, object]) -> StreamPlan:
+    def render_stream(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> StreamPlan:
         """OpenAI's stream, led by Azure's prompt-filter chunk."""
-        plan = super().stream_plan(request, body)
+        plan = super().render_stream(request, body, answer)
         lead = sse(
             {
                 "choices": [],

@@ -1,26 +1,44 @@
-"""What every loopback vendor fake shares: the server, request recording and faults on demand.
+"""What every loopback vendor fake shares: the server, recording, scripts and faults on demand.
 
 A vendor fake subclasses `VendorFake` and supplies only its wire format: its routes, its
-completion body, its stream frames (content frames marked, so faults can cut after N of them),
-its error body for a status, and how its stream breaks in the vendor's own way. The base serves
-on 127.0.0.1 (an ephemeral port), records every request (with the credential it carried),
-applies `Fault`s, and notices clients that leave mid-request.
+completion body and stream frames for an `Answer` (content frames marked, so faults can cut
+after N of them), the checks its vendor makes (raising `Rejected`, rendered as the vendor's own
+400 body), its error body for a status, and how its stream breaks in the vendor's own way. The
+base serves on 127.0.0.1 (an ephemeral port), records every request it answers (with the
+credential it carried) and every one it refuses, hands out the scripted answers
+(`fake.script(Answer(...))`, see `tests.fakes.script`) in order, applies `Fault`s, and notices
+clients that leave mid-request. Fakes that serve embeddings route them through `embeddings`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 import orjson
 from aiohttp import web
 from multidict import CIMultiDictProxy
+
+from tests.fakes.rules import Rejected
+from tests.fakes.script import Answer, Minter, ToolCall, pieces
+
+__all__ = [
+    "Answer",
+    "FakeUsage",
+    "Fault",
+    "RecordedRequest",
+    "Rejected",
+    "Rejection",
+    "StreamPlan",
+    "ToolCall",
+    "VendorFake",
+    "sse",
+]
 
 #: How a stream breaks once `Fault.break_after` content frames were sent: drop the connection
 #: ("cut"), end the body cleanly without the terminal event ("eof"), send a frame that is not
@@ -66,6 +84,8 @@ class FakeUsage:
     completion_tokens: int = 5
     cached_tokens: int = 4
     cache_creation_tokens: int = 0
+    #: Of `completion_tokens`, how many the model spent reasoning (vendors that report it).
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +99,20 @@ class RecordedRequest:
     query: Mapping[str, str] = field(default_factory=dict)
     #: The credential the request carried ("" when none), read from the vendor's auth header.
     key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A request the fake refused the way its vendor would, and what it answered."""
+
+    request: RecordedRequest
+    status: int
+    body: object
+
+    @property
+    def message(self) -> str:
+        """The vendor's error text, wherever its error body keeps it."""
+        return _error_text(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +131,17 @@ _NO_FAULT = Fault()
 class VendorFake(ABC):
     """A fake vendor server; use `async with Fake() as fake:` or `start()`/`close()`.
 
-    `reply` (None: no text), `model` (None echoes the requested model), `usage` and
-    `finish_reason` (in the vendor's words; None for the vendor's normal stop) may be changed
-    between requests.
+    What the model says comes from `script(...)`'s queue, one `Answer` per chat request; with
+    the queue empty it is `reply` (None: no text) with `finish_reason` (in the vendor's words;
+    None for the vendor's normal stop). `model` (None echoes the requested model) and `usage`
+    may be changed between requests. `requests` holds what the fake answered, `rejections`
+    what it refused as its vendor would.
     """
+
+    #: The vendor's name: seeds the ids and signatures the fake mints.
+    vendor: ClassVar[str] = "vendor"
+    #: Whether the vendor may send a tool call without an id (`ToolCall(with_id=False)`).
+    ids_optional: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -116,6 +157,11 @@ class VendorFake(ABC):
         self.finish_reason = finish_reason
         self.persistent_fault: Fault | None = None
         self.requests: list[RecordedRequest] = []
+        self.rejections: list[Rejection] = []
+        self.answers: deque[Answer] = deque()
+        #: The answer of the request being answered (set just before it is rendered).
+        self.answer = Answer()
+        self.minter = Minter(self.vendor)
         self.request_received = asyncio.Event()
         self.client_disconnected = asyncio.Event()
         self.disconnects = 0
@@ -144,12 +190,24 @@ class VendorFake(ABC):
         """Whether the request asks for a stream."""
 
     @abstractmethod
-    def completion(self, request: web.Request, body: dict[str, object]) -> object:
-        """The vendor's JSON body for a whole completion."""
+    def render_completion(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> object:
+        """The vendor's JSON body for a whole completion saying `answer`."""
 
     @abstractmethod
+    def render_stream(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> StreamPlan:
+        """Every frame of a normal stream saying `answer`."""
+
+    def completion(self, request: web.Request, body: dict[str, object]) -> object:
+        """The JSON body of a whole completion saying the answer being given (`self.answer`)."""
+        return self.render_completion(request, body, self.answer)
+
     def stream_plan(self, request: web.Request, body: dict[str, object]) -> StreamPlan:
-        """Every frame of a normal stream."""
+        """Every frame of a normal stream saying the answer being given (`self.answer`)."""
+        return self.render_stream(request, body, self.answer)
 
     @abstractmethod
     def error_body(self, status: int, fault: Fault) -> object:
@@ -163,16 +221,62 @@ class VendorFake(ABC):
     def error_frame(self, fault: Fault) -> bytes:
         """The vendor's in-stream error event."""
 
+    def check(self, request: web.Request, body: object) -> None:  # noqa: B027 -- most vendors check
+        """Raise `Rejected` for a body the vendor would refuse (the base refuses nothing)."""
+
+    def rejection_body(self, rejection: Rejected) -> object:
+        """The vendor's error body for a request it refuses (its error body for the status)."""
+        return self.error_body(rejection.status, Fault(error_message=rejection.message))
+
     def validate(self, request: web.Request, body: object) -> web.Response | None:
-        """A vendor 400 for a body the vendor would reject, else None."""
+        """The vendor's error response for a body it would refuse, else None."""
+        try:
+            self.check(request, body)
+        except Rejected as rejection:
+            return self.json_response(self.rejection_body(rejection), status=rejection.status)
         return None
+
+    def is_embedding(self, request: web.Request) -> bool:
+        """Whether the request is for the vendor's embeddings endpoint."""
+        return False
+
+    def embeddings(self, request: web.Request, body: dict[str, object]) -> object:
+        """The vendor's JSON body answering an embeddings request."""
+        raise NotImplementedError(f"{type(self).__name__} serves no embeddings")
+
+    def mint_call_id(self, call: ToolCall) -> str:
+        """A new tool-call id in the vendor's style."""
+        return "call_" + self.minter.token("call", 24)
+
+    def default_answer(self) -> Answer:
+        """What the model says when no answer is scripted: `reply`, `finish_reason`, `usage`."""
+        return Answer(text=self.reply, vendor_finish=self.finish_reason)
 
     # -- shared behaviour ------------------------------------------------------------------
 
     @property
     def deltas(self) -> list[str]:
         """The text pieces a stream of `reply` is split into: one word and its spaces each."""
-        return re.findall(r"\S+\s*|\s+", self.reply or "")
+        return pieces(self.reply)
+
+    def script(self, *answers: Answer) -> None:
+        """Say these answers to the next chat requests, one each, in order."""
+        self.answers.extend(answers)
+
+    def take_answer(self) -> Answer:
+        """The next scripted answer (else `default_answer()`), each call given its id."""
+        answer = self.answers.popleft() if self.answers else self.default_answer()
+        calls = [
+            call
+            if call.id is not None or (self.ids_optional and not call.with_id)
+            else replace(call, id=self.mint_call_id(call))
+            for call in answer.tool_calls
+        ]
+        return replace(answer, tool_calls=tuple(calls))
+
+    def usage_of(self, answer: Answer) -> FakeUsage:
+        """The token counts reported for `answer`: its own, else the fake's."""
+        return answer.usage or self.usage
 
     @property
     def keys_seen(self) -> list[str]:
@@ -227,15 +331,17 @@ class VendorFake(ABC):
         try:
             body = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
-            return self.json_response(self.error_body(400, _NO_FAULT), status=400)
+            refused = self.json_response(self.error_body(400, _NO_FAULT), status=400)
+            self._note_rejection(request, {}, refused)
+            return refused
+        record = RecordedRequest(
+            request.headers, body, request.path, dict(request.query), self.credential(request)
+        )
         rejected = self.validate(request, body)
         if rejected is not None:
+            self.rejections.append(Rejection(record, rejected.status, _body_of(rejected)))
             return rejected
-        self.requests.append(
-            RecordedRequest(
-                request.headers, body, request.path, dict(request.query), self.credential(request)
-            )
-        )
+        self.requests.append(record)
         self.request_received.set()
         try:
             return await self._answer(request, body, fault)
@@ -259,6 +365,9 @@ class VendorFake(ABC):
             error = self.error_body(fault.status, fault)
             return self.json_response(error, status=fault.status, headers=fault.headers)
         self.served += 1
+        if self.is_embedding(request):
+            return self.json_response(self.embeddings(request, body), headers=fault.headers)
+        self.answer = self.take_answer()
         if self.is_stream(request, body):
             return await self._stream(request, body, fault)
         return self.json_response(self.completion(request, body), headers=fault.headers)
@@ -301,6 +410,33 @@ class VendorFake(ABC):
     def _note_disconnect(self) -> None:
         self.disconnects += 1
         self.client_disconnected.set()
+
+    def _note_rejection(
+        self, request: web.Request, body: dict[str, object], refused: web.Response
+    ) -> None:
+        record = RecordedRequest(
+            request.headers, body, request.path, dict(request.query), self.credential(request)
+        )
+        self.rejections.append(Rejection(record, refused.status, _body_of(refused)))
+
+
+def _body_of(response: web.Response) -> object:
+    """The JSON a refusal carried."""
+    raw = response.body
+    return orjson.loads(raw) if isinstance(raw, bytes) and raw else None
+
+
+def _error_text(body: object) -> str:
+    """The message of any vendor's error body: `error.message`, `message`, or `error`."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+    return ""
 
 
 def sse(obj: object, event: str | None = None) -> bytes:

@@ -1,11 +1,24 @@
-"""A loopback fake of the Gemini API (`POST /{version}/models/{model}:generateContent`).
+"""A loopback fake of the Gemini API (`POST /{version}/models/{model}:{method}`).
 
-Bodies are GenerateContentResponse objects. `:streamGenerateContent?alt=sse` streams one such
-object per SSE `data:` line (CRLF-terminated, no [DONE]): one chunk per text delta, then a
-chunk with an empty text part carrying `finishReason` and the final `usageMetadata`
-(`usageMetadata` is on every chunk, cumulative). Without `alt=sse` the real API streams a JSON
-array of those objects instead, and so does the fake. Errors are Google's
+`generateContent` answers a GenerateContentResponse: one candidate whose `content.parts` are a
+thought summary (`{"text", "thought": true}`) when the model reasons, the text, and one
+`functionCall` part per call (`{"id"?, "name", "args"}`, whole — a call cut by the token
+limit never arrives); the first call part carries the step's `thoughtSignature` on thinking
+models (gemini-2.5*, gemini-3*), or the last part does when there are no calls
+(ai.google.dev/gemini-api/docs/thought-signatures; python-genai `types.py` `Part`,
+`FunctionCall`). `finishReason` is STOP after calls too, MAX_TOKENS when cut; `usageMetadata`
+counts thoughts in `thoughtsTokenCount`. `:streamGenerateContent?alt=sse` streams one such
+object per SSE `data:` line (CRLF-terminated, no [DONE]): a thought chunk, one chunk per text
+delta, the calls whole (`calls_per_chunk` to a chunk, parts without index), then a chunk with
+an empty text part carrying `finishReason` and the final `usageMetadata` (`usageMetadata` is on
+every chunk, cumulative). Without `alt=sse` the real API streams a JSON array of those
+objects instead, and so does the fake. Errors are Google's
 `{"error": {"code", "message", "status", "details"}}`.
+
+`:embedContent` answers `{"embedding": {"values"}}` and `:batchEmbedContents`
+`{"embeddings": [{"values"}]}` (ai.google.dev/api/embeddings; no token usage), vectors from
+`tests.fakes.embeddings.vector`. What the fake refuses is listed in `tests.fakes.gemini_rules`;
+thought signatures it hands out are remembered, and Gemini 3 models want them back.
 """
 
 from __future__ import annotations
@@ -15,12 +28,15 @@ from typing import Final
 import orjson
 from aiohttp import web
 
-from tests.fakes.base import FakeUsage, Fault, StreamPlan, VendorFake
+from tests.fakes import gemini_rules
+from tests.fakes.base import Answer, FakeUsage, Fault, Rejected, StreamPlan, ToolCall, VendorFake
+from tests.fakes.embeddings import vector
+from tests.fakes.script import pieces
 
-__all__ = ["FakeGemini", "FakeUsage", "Fault"]
+__all__ = ["Answer", "FakeGemini", "FakeUsage", "Fault", "ToolCall"]
 
-_METHODS: Final = frozenset({"generateContent", "streamGenerateContent"})
-_ROLES: Final = frozenset({"user", "model"})
+_CHAT_METHODS: Final = frozenset({"generateContent", "streamGenerateContent"})
+_EMBED_METHODS: Final = frozenset({"embedContent", "batchEmbedContents"})
 _MALFORMED_FRAME: Final = b'data: {"candidates": [{"content": {"parts": [\r\n\r\n'
 #: The canonical status name Google pairs with each HTTP status (google/rpc/code.proto).
 _STATUS_NAMES: Final = {
@@ -38,6 +54,12 @@ _STATUS_NAMES: Final = {
 }
 _STATUS_CODES: Final = {name: code for code, name in _STATUS_NAMES.items()}
 _RPC: Final = "type.googleapis.com/google.rpc."
+_FINISH: Final = {
+    "stop": "STOP",
+    "tool_calls": "STOP",
+    "length": "MAX_TOKENS",
+    "content_filter": "SAFETY",
+}
 
 
 class FakeGemini(VendorFake):
@@ -47,7 +69,12 @@ class FakeGemini(VendorFake):
     (what a SAFETY stop with no text looks like). `block_reason` ("SAFETY"...) blocks the prompt:
     `promptFeedback.blockReason` and no candidates. `thought` adds a thought-summary part before
     the answer and `thoughts_tokens` reports thinking tokens in `thoughtsTokenCount`.
+    `fetches_urls=True` lets `fileData` name any https URL; `calls_per_chunk` groups streamed
+    calls; `embedding_dimensions` sizes embeddings when the request names none.
     """
+
+    vendor = "gemini"
+    ids_optional = True
 
     def __init__(
         self,
@@ -61,6 +88,9 @@ class FakeGemini(VendorFake):
         self.block_reason: str | None = None
         self.thought: str | None = None
         self.thoughts_tokens = 0
+        self.fetches_urls = False
+        self.calls_per_chunk = 1
+        self.embedding_dimensions = 16
 
     @property
     def base_url(self) -> str:
@@ -80,40 +110,144 @@ class FakeGemini(VendorFake):
         """The `x-goog-api-key` header (a `?key=` parameter is recorded, not accepted here)."""
         return request.headers.get("x-goog-api-key", "")
 
-    def validate(self, request: web.Request, body: object) -> web.Response | None:
-        """Gemini's 404 for an unknown method, and 400 for a body without valid `contents`."""
-        if _method(request) not in _METHODS:
-            return self._error(404, "NOT_FOUND", "The requested URL was not found on this server.")
-        contents = body.get("contents") if isinstance(body, dict) else None
-        if not isinstance(contents, list) or not contents:
-            return self._error(400, "INVALID_ARGUMENT", "* contents: contents is not specified")
-        if any(not isinstance(c, dict) or c.get("role") not in _ROLES for c in contents):
-            return self._error(400, "INVALID_ARGUMENT", "Please use a valid role: user, model.")
-        return None
+    def check(self, request: web.Request, body: object) -> None:
+        """Gemini's 404 for an unknown method, then its checks (`tests.fakes.gemini_rules`)."""
+        method = _method(request)
+        if method in _EMBED_METHODS:
+            gemini_rules.check_embed(
+                body, model=_model(request), batch=method == "batchEmbedContents"
+            )
+            return
+        if method not in _CHAT_METHODS:
+            raise Rejected("The requested URL was not found on this server.", status=404)
+        gemini_rules.check_generate(
+            body, model=_model(request), minter=self.minter, fetches_urls=self.fetches_urls
+        )
+
+    def rejection_body(self, rejection: Rejected) -> object:
+        """Google's `{"error": {"code", "message", "status"}}`."""
+        name = _STATUS_NAMES.get(rejection.status, "INVALID_ARGUMENT")
+        return {"error": {"code": rejection.status, "message": str(rejection), "status": name}}
 
     def is_stream(self, request: web.Request, body: dict[str, object]) -> bool:
         """The `:streamGenerateContent` method."""
         return _method(request) == "streamGenerateContent"
 
-    def completion(self, request: web.Request, body: dict[str, object]) -> object:
+    def is_embedding(self, request: web.Request) -> bool:
+        """The `:embedContent` and `:batchEmbedContents` methods."""
+        return _method(request) in _EMBED_METHODS
+
+    def default_answer(self) -> Answer:
+        """`reply`, with the `thought` summary before it and no signature (as before scripts)."""
+        return Answer(
+            text=self.reply, reasoning=self.thought, signature="", vendor_finish=self.finish_reason
+        )
+
+    def mint_call_id(self, call: ToolCall) -> str:
+        """A call id (the API's are optional and opaque; this style is unconfirmed)."""
+        return "call_" + self.minter.token("fc", 8, lower=True)
+
+    # -- generateContent -----------------------------------------------------------------------
+
+    def render_completion(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> object:
         """A whole GenerateContentResponse."""
         if self.block_reason:
             return self._blocked(request)
-        candidate = self._candidate(self._parts([self.reply] if self.reply is not None else []))
-        return self._chunk(request, [candidate], self._usage())
+        signature = self._signature(request, answer)
+        parts = self._thought_parts(answer)
+        if answer.text is not None:
+            parts.append({"text": answer.text})
+        calls = self._call_parts(answer.whole_calls)
+        if calls and signature:
+            calls[0]["thoughtSignature"] = signature
+        elif signature and parts and not parts[-1].get("thought"):
+            parts[-1]["thoughtSignature"] = signature
+        candidate = self._candidate([*parts, *calls], answer)
+        return self._chunk(request, [candidate], self._usage(answer))
 
-    def stream_plan(self, request: web.Request, body: dict[str, object]) -> StreamPlan:
-        """A thought chunk if set, one chunk per delta, then the finishReason chunk."""
+    def render_stream(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> StreamPlan:
+        """A thought chunk, one chunk per text delta, the calls, then the finishReason chunk."""
         if self.block_reason:
             return self._plan(request, [self._blocked(request)], 0, 0)
-        lead = [self._thought_chunk(request)] if self.thought else []
+        signature = self._signature(request, answer)
+        thoughts = self._thought_parts(answer)
+        lead = (
+            [
+                self._chunk(
+                    request, [self._candidate(thoughts, answer, None)], self._usage(answer, 0)
+                )
+            ]
+            if thoughts
+            else []
+        )
+        texts = pieces(answer.text)
         chunks = [
-            self._chunk(request, [self._candidate([{"text": piece}], None)], self._usage(i + 1))
-            for i, piece in enumerate(self.deltas)
+            self._chunk(
+                request, [self._candidate([{"text": p}], answer, None)], self._usage(answer, i + 1)
+            )
+            for i, p in enumerate(texts)
         ]
-        last = self._candidate([{"text": ""}] if self.reply is not None else [])
-        chunks.append(self._chunk(request, [last], self._usage()))
-        return self._plan(request, [*lead, *chunks], len(lead), len(self.deltas))
+        calls = self._call_parts(answer.whole_calls)
+        if calls and signature:
+            calls[0]["thoughtSignature"] = signature
+        step = max(1, self.calls_per_chunk)
+        for start in range(0, len(calls), step):
+            group = calls[start : start + step]
+            candidate = self._candidate(group, answer, None)
+            chunks.append(self._chunk(request, [candidate], self._usage(answer, len(texts))))
+        last_parts: list[dict[str, object]] = [{"text": ""}] if answer.text is not None else []
+        if signature and not calls and last_parts:
+            last_parts[0]["thoughtSignature"] = signature
+        last = self._candidate(last_parts, answer)
+        content = len(chunks)
+        chunks.append(self._chunk(request, [last], self._usage(answer)))
+        return self._plan(request, [*lead, *chunks], len(lead), content)
+
+    def _signature(self, request: web.Request, answer: Answer) -> str:
+        """The step's thought signature ("" for none): minted on thinking models."""
+        if answer.signature is not None:
+            return self.minter.remember(answer.signature, "") if answer.signature else ""
+        model = _model(request)
+        thinking = model.startswith(("gemini-2.5", "gemini-3"))
+        if thinking and (answer.whole_calls or answer.reasoning is not None):
+            return self.minter.signature(answer.reasoning or "", kind="thoughtSignature")
+        return ""
+
+    def _thought_parts(self, answer: Answer) -> list[dict[str, object]]:
+        if answer.reasoning is None:
+            return []
+        return [{"text": answer.reasoning, "thought": True}]
+
+    def _call_parts(self, calls: list[ToolCall]) -> list[dict[str, object]]:
+        parts: list[dict[str, object]] = []
+        for call in calls:
+            function: dict[str, object] = {"name": call.name, "args": call.arguments_object}
+            if call.id is not None:
+                function = {"id": call.id, **function}
+            parts.append({"functionCall": function})
+        return parts
+
+    # -- embeddings ----------------------------------------------------------------------------
+
+    def embeddings(self, request: web.Request, body: dict[str, object]) -> object:
+        """`{"embedding": {"values"}}`, or `{"embeddings": [...]}` for a batch."""
+        batch = _method(request) == "batchEmbedContents"
+        requests = gemini_rules.check_embed(body, model=_model(request), batch=batch)
+        embeddings = []
+        for item in requests:
+            content = item["content"]
+            assert isinstance(content, dict)
+            text = " ".join(str(p.get("text")) for p in content.get("parts", []))
+            size = item.get("outputDimensionality")
+            dimensions = size if isinstance(size, int) else self.embedding_dimensions
+            embeddings.append({"values": vector(text, dimensions)})
+        return {"embeddings": embeddings} if batch else {"embedding": embeddings[0]}
+
+    # -- errors --------------------------------------------------------------------------------
 
     def error_body(self, status: int, fault: Fault) -> object:
         """`{"error": {code, message, status, details}}`, with an ErrorInfo for `error_code`."""
@@ -138,27 +272,17 @@ class FakeGemini(VendorFake):
         name = fault.error_type or "INTERNAL"
         return _sse(self.error_body(_STATUS_CODES.get(name, 500), fault))
 
-    # -- the wire shapes -------------------------------------------------------------------
+    # -- the wire shapes -----------------------------------------------------------------------
 
-    def _error(self, status: int, name: str, message: str) -> web.Response:
-        error = {"code": status, "message": message, "status": name}
-        return self.json_response({"error": error}, status=status)
-
-    def _parts(self, texts: list[str]) -> list[dict[str, object]]:
-        parts: list[dict[str, object]] = [{"text": t} for t in texts]
-        return [{"text": self.thought, "thought": True}, *parts] if self.thought else parts
-
-    def _candidate(self, parts: list[dict[str, object]], finish: str | None = "") -> object:
+    def _candidate(
+        self, parts: list[dict[str, object]], answer: Answer, finish: str | None = ""
+    ) -> object:
         candidate: dict[str, object] = {"index": 0}
         if parts:
             candidate["content"] = {"parts": parts, "role": "model"}
         if finish is not None:
-            candidate["finishReason"] = finish or self.finish_reason or "STOP"
+            candidate["finishReason"] = finish or answer.vendor_finish or _FINISH[answer.our_finish]
         return candidate
-
-    def _thought_chunk(self, request: web.Request) -> object:
-        part: dict[str, object] = {"text": self.thought, "thought": True}
-        return self._chunk(request, [self._candidate([part], None)], self._usage(0))
 
     def _blocked(self, request: web.Request) -> object:
         feedback: dict[str, object] = {"blockReason": self.block_reason, "safetyRatings": []}
@@ -170,17 +294,20 @@ class FakeGemini(VendorFake):
         return {"candidates": candidates, "usageMetadata": usage, **self._envelope(request)}
 
     def _envelope(self, request: web.Request) -> dict[str, object]:
-        model = self.model or request.match_info["target"].rpartition(":")[0]
-        return {"modelVersion": model, "responseId": f"fake-response-{self.served}"}
+        return {
+            "modelVersion": self.model or _model(request),
+            "responseId": f"fake-response-{self.served}",
+        }
 
-    def _usage(self, produced: int | None = None) -> dict[str, object]:
+    def _usage(self, answer: Answer, produced: int | None = None) -> dict[str, object]:
         """`usageMetadata`: final, or after `produced` deltas (counts are cumulative)."""
-        u, thoughts = self.usage, self.thoughts_tokens  # thinking comes before the answer
-        answer = u.completion_tokens if produced is None else min(produced, u.completion_tokens)
+        u = self.usage_of(answer)
+        thoughts = self.thoughts_tokens or u.reasoning_tokens  # thinking comes before the answer
+        answered = u.completion_tokens if produced is None else min(produced, u.completion_tokens)
         usage: dict[str, object] = {
             "promptTokenCount": u.prompt_tokens,
-            "candidatesTokenCount": answer,
-            "totalTokenCount": u.prompt_tokens + answer + thoughts,
+            "candidatesTokenCount": answered,
+            "totalTokenCount": u.prompt_tokens + answered + thoughts,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": u.prompt_tokens}],
         }
         if u.cached_tokens:  # proto3 JSON leaves zero counts out
@@ -201,6 +328,10 @@ class FakeGemini(VendorFake):
 
 def _method(request: web.Request) -> str:
     return request.match_info["target"].rpartition(":")[2]
+
+
+def _model(request: web.Request) -> str:
+    return request.match_info["target"].rpartition(":")[0]
 
 
 def _error_info(reason: str) -> dict[str, object]:
