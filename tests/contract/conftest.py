@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from providers.base import Provider
+from providers.http.aiohttp_client import AiohttpClient
 from providers.http.client import UpstreamClient
 from tests.contract.harness import Vendor
 from tests.fakes.base import VendorFake
@@ -19,7 +20,7 @@ from tests.fakes.base import VendorFake
 @pytest.fixture
 async def session() -> AsyncIterator[UpstreamClient]:
     """The HTTP client adapters share; the test closes it, as the gateway would."""
-    client = UpstreamClient()
+    client = AiohttpClient()
     try:
         yield client
     finally:
