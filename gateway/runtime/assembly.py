@@ -58,6 +58,7 @@ def build_upstream_client(settings: UpstreamSettings) -> UpstreamClient:
         return HttptoolsClient(
             keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS,
             ssl_context=upstream_ssl_context(settings.ca_bundle),
+            proxies=settings.proxies,
         )
     return AiohttpClient(
         keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS,

@@ -12,6 +12,8 @@ One session (one connection pool) serves every adapter. What it adds to aiohttp:
   served an earlier exchange, and it failed with a close or reset — the request goes again on a
   new connection. aiohttp retries only idempotent methods; a provider call is a POST, and in
   that state the server cannot have processed it. Never after an answer has begun.
+- A large request body goes out in slices, each once the socket took the last (aiohttp hands
+  a bytes body to the transport whole, to be buffered there).
 - No cookies, no redirects, no `Accept-Encoding` (a vendor's answer, streams included, comes
   as sent; compressed ones are still decoded).
 """
@@ -29,9 +31,11 @@ from contextvars import ContextVar
 from typing import Final
 
 import aiohttp
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.connector import Connection
+from aiohttp.payload import Payload
 from aiohttp.tracing import Trace
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -51,6 +55,8 @@ MAX_HEADER_LINE_BYTES: Final = 64 * 1024
 _STALE_ERRNOS: Final = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 _NO_TIME_LIMIT: Final = aiohttp.ClientTimeout(total=None)
 _MAX_REMEMBERED_URLS: Final = 512
+#: Request bodies up to this size are handed to aiohttp whole; larger ones go in slices.
+_WRITE_SLICE: Final = 256 * 1024
 
 
 class _Exchange:
@@ -206,15 +212,45 @@ class AiohttpClient:
         self, target: URL, body: bytes, headers: Mapping[str, str], time_limit: float | None
     ) -> aiohttp.ClientResponse:
         proxy = self._proxies.for_url(target) if self._proxies else None
+        if proxy is not None and proxy.headers and target.scheme == "http":
+            headers = {**headers, **proxy.headers}  # the request itself goes to the proxy
         return await self._session.post(
             target,
-            data=body,
+            data=body if len(body) <= _WRITE_SLICE else _SlicedBody(body),
             headers=headers,
             timeout=_timeout(time_limit),
             allow_redirects=False,
             proxy=proxy.url if proxy is not None else None,
-            proxy_auth=proxy.auth if proxy is not None else None,
+            proxy_headers=proxy.headers if proxy is not None else None,
         )
+
+
+class _SlicedBody(Payload):
+    """A large request body, written in slices: aiohttp's writer waits for the transport to
+    drain after each slice that leaves more than its limit buffered (back-pressure)."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body)
+        self._body = body
+        self._size = len(body)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """The body as text."""
+        return self._body.decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        """Write the whole body."""
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        """Write the body, or its first `content_length` bytes."""
+        view = memoryview(self._body)
+        if content_length is not None:
+            view = view[:content_length]
+        for start in range(0, len(view), _WRITE_SLICE):
+            await writer.write(view[start : start + _WRITE_SLICE])
 
 
 def _timeout(seconds: float | None) -> aiohttp.ClientTimeout:
@@ -228,7 +264,7 @@ def _timeout(seconds: float | None) -> aiohttp.ClientTimeout:
 def _nothing_answered(exc: aiohttp.ClientError) -> bool:
     """Whether `exc` (a failure before the answer's head) came with no byte of an answer."""
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return exc.message is None  # else a partly parsed head
+        return isinstance(exc.message, str)  # its default text; else a partly parsed head
     if isinstance(exc, aiohttp.ClientConnectorError):
         return False  # never connected: not a pooled connection
     return isinstance(exc, aiohttp.ClientOSError) and exc.errno in _STALE_ERRNOS

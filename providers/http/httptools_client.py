@@ -1,10 +1,9 @@
-"""`HttptoolsClient`: a lean pooled HTTP/1.1 `HttptoolsClient` on httptools' parser (opt-in).
+"""`HttptoolsClient`: a lean pooled HTTP/1.1 `UpstreamClient` on httptools' parser (opt-in).
 
-Every provider call is one POST of a JSON body to a vendor, answered with a JSON body or an
-event stream. Profiling the gateway under load put aiohttp's client at 15-25% of a worker's time
-(about 100 us a call, most of it generic machinery: tracing hooks, cookie jars, redirects,
-timeouts built per call); this client does only what a provider call needs, in about a fifth of
-that:
+`UPSTREAM_HTTP_CLIENT=httptools` picks it instead of `AiohttpClient`. It does only what a
+provider call needs, without aiohttp's generic per-request machinery (a writer task, tracing
+hooks, cookie and redirect handling, timeouts built per call), so it costs a fraction of the CPU
+per call; bench/README.md says how the two are compared and when this one stays.
 
 - `fetch()`: one POST, awaiting the whole answer (status, headers, body) in a single wait.
 - `post()`: one POST as an async context manager that yields once the headers are in; the body
@@ -16,16 +15,23 @@ that:
   timer per call that fails the waiting reader with `TimeoutError` and drops the connection.
 - Bodies framed by Content-Length, chunked, or by the server closing; `gzip` and `deflate`
   answers are decoded (we do not ask for them). 1xx interim answers are skipped.
+- A large request body is written in slices, each after the socket took the last (the
+  transport's back-pressure), never copied whole into the request.
+- A pooled connection the server closed as it was reused (no byte of an answer on it, the
+  connection served an earlier exchange) is retried once on a new connection.
+- Proxies as `ProxyRoutes` say: http:// targets through the proxy in absolute form, https://
+  targets through a CONNECT tunnel (TLS end to end). TLS with the `ssl_context` given.
 
 Failures are plain: `OSError` subclasses for the network (`ServerDisconnectedError` when the
 server goes away before the answer ended), `TimeoutError`, `MalformedReplyError` for bytes that
-are not HTTP, `ValueError` for a header that would break the request framing. No proxies, no
-redirects, no cookies: a provider call needs none of them.
+are not HTTP, `ValueError` for a header that would break the request framing. No redirects, no
+cookies: a provider call needs neither.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 import zlib
@@ -36,14 +42,18 @@ from urllib.parse import urlsplit
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from providers.http.client import MAX_BODY_BYTES, ServerDisconnectedError, iter_lines
+from providers.http.proxies import Proxy, ProxyRoutes, ProxySettings
 from providers.wire import MalformedReplyError
 
 #: The most header bytes an answer may have.
 MAX_HEADER_BYTES: Final = 64 * 1024
 #: Unread stream bytes beyond which the client stops reading from the socket until they are taken.
 _HIGH_WATER: Final = 256 * 1024
+#: Request bodies up to this size go out in one write with the head; larger ones in slices.
+_WRITE_SLICE: Final = 256 * 1024
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _MAX_URL_CACHE: Final = 512
 
@@ -51,11 +61,11 @@ PoolKey = tuple[str, str, int]
 
 
 class _Target:
-    """A parsed URL: where to connect and the request line's start."""
+    """A parsed URL: where to connect (directly or through `proxy`) and the request's head."""
 
-    __slots__ = ("head", "key")
+    __slots__ = ("authority", "head", "key", "proxy")
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, proxy: Proxy | None) -> None:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS or not parts.hostname:
@@ -70,7 +80,14 @@ class _Target:
         if parts.query:
             path = f"{path}?{parts.query}"
         _check_token(path, "request target", spaces=False)
-        self.head = f"POST {path} HTTP/1.1\r\nHost: {authority}\r\n".encode("latin-1")
+        self.authority = authority
+        self.proxy = proxy
+        proxy_lines = ""
+        if proxy is not None and scheme == "http":  # absolute form, to the proxy itself
+            path = f"http://{authority}{path}"
+            proxy_lines = "".join(f"{name}: {value}\r\n" for name, value in proxy.headers.items())
+        head = f"POST {path} HTTP/1.1\r\nHost: {authority}\r\n{proxy_lines}"
+        self.head = head.encode("latin-1")
 
 
 def _check_token(text: str, what: str, *, spaces: bool = True) -> None:
@@ -91,7 +108,7 @@ def encode_headers(headers: Mapping[str, str]) -> bytes:
     return "".join(lines).encode("latin-1")
 
 
-class UpstreamResponse:
+class HttptoolsResponse:
     """An answer: `status` and `headers` are in; the body arrives through `content` or `read`."""
 
     __slots__ = ("_body", "_connection", "content", "headers", "status")
@@ -124,7 +141,7 @@ class _Body:
 
     __slots__ = ("_response",)
 
-    def __init__(self, response: UpstreamResponse) -> None:
+    def __init__(self, response: HttptoolsResponse) -> None:
         self._response = response
 
     async def iter_any(self) -> AsyncIterator[bytes]:
@@ -157,6 +174,12 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
+        #: Exchanges this connection served to their end (a reused one has at least one).
+        self.served = 0
+        #: Whether any byte of an answer arrived in the current exchange.
+        self.answered = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._loop = asyncio.get_running_loop()
         self._reset()
@@ -167,8 +190,8 @@ class _Connection(asyncio.Protocol):
         self._header_list: list[tuple[str, str]] = []
         self._header_bytes = 0
         self._status = 0
-        self._head_waiter: asyncio.Future[UpstreamResponse] | None = None
-        self._response: UpstreamResponse | None = None
+        self._head_waiter: asyncio.Future[HttptoolsResponse] | None = None
+        self._response: HttptoolsResponse | None = None
         self._pieces: list[bytes] = []
         self._buffered = 0
         self._body_waiter: asyncio.Future[None] | None = None
@@ -187,15 +210,32 @@ class _Connection(asyncio.Protocol):
 
     # -- the exchange, as the client drives it ---------------------------------------------
 
-    def send(self, data: bytes, deadline: float | None) -> asyncio.Future[UpstreamResponse]:
-        """Write a request; the future resolves with the response once its headers are in."""
+    def send(self, data: bytes, deadline: float | None) -> asyncio.Future[HttptoolsResponse]:
+        """Write a request (or its start); the future resolves with the response once its
+        headers are in."""
         assert self.transport is not None
         self._busy = True
+        self.answered = False
         waiter = self._head_waiter = self._loop.create_future()
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._time_out)
         self.transport.write(data)
         return waiter
+
+    async def send_body(self, body: bytes) -> None:
+        """Write `body` in slices, each once the transport has room (the rest of a request whose
+        head `send` wrote). Stops early if the connection ended: the head's waiter says why."""
+        view = memoryview(body)
+        for start in range(0, len(view), _WRITE_SLICE):
+            if self.closed or self.transport is None:
+                return
+            self.transport.write(view[start : start + _WRITE_SLICE])
+            if self._write_paused:
+                waiter = self._drain_waiter = self._loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    self._drain_waiter = None
 
     async def next_piece(self) -> bytes:
         """The next piece of body, or b"" at its end; raises what failed the exchange."""
@@ -258,6 +298,7 @@ class _Connection(asyncio.Protocol):
             if self._response is not None:
                 self._response._connection = None
             self._reset()
+            self.served += 1
             self._pool.release(self)
         else:
             self.abandon()
@@ -295,6 +336,9 @@ class _Connection(asyncio.Protocol):
         body = self._body_waiter
         if body is not None and not body.done():
             body.set_result(None)
+        drain = self._drain_waiter
+        if drain is not None and not drain.done() and (error is not None or self.closed):
+            drain.set_result(None)
 
     def _time_out(self) -> None:
         self._timer = None
@@ -318,6 +362,7 @@ class _Connection(asyncio.Protocol):
             self.abandon()
             self._pool.forget(self)
             return
+        self.answered = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -346,11 +391,14 @@ class _Connection(asyncio.Protocol):
             self._timer.cancel()
         self._pool.forget(self)
 
-    def pause_writing(self) -> None:  # a request body is small: nothing to pace
-        pass
+    def pause_writing(self) -> None:
+        self._write_paused = True
 
     def resume_writing(self) -> None:
-        pass
+        self._write_paused = False
+        drain = self._drain_waiter
+        if drain is not None and not drain.done():
+            drain.set_result(None)
 
     # -- httptools callbacks -------------------------------------------------------------------
 
@@ -384,7 +432,7 @@ class _Connection(asyncio.Protocol):
             self._decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib, by header
         elif encoding not in ("identity", ""):
             raise self._reject(f"answer in an encoding we did not ask for: {encoding!r}")
-        self._response = UpstreamResponse(self, status, headers)
+        self._response = HttptoolsResponse(self, status, headers)
         self._wake()
 
     def on_body(self, body: bytes) -> None:
@@ -433,10 +481,12 @@ class HttptoolsClient:
         *,
         keepalive_timeout: float = 60.0,
         ssl_context: ssl.SSLContext | None = None,
+        proxies: ProxySettings | None = None,
         max_idle_per_host: int = 256,
     ) -> None:
         self._keepalive = keepalive_timeout
         self._ssl = ssl_context
+        self._proxies = ProxyRoutes(proxies or ProxySettings())
         self._max_idle = max_idle_per_host
         self._idle: dict[PoolKey, list[_Connection]] = {}
         self._busy: set[_Connection] = set()
@@ -463,7 +513,7 @@ class HttptoolsClient:
         headers: Mapping[str, str] | bytes,
         *,
         time_limit: float | None,
-    ) -> UpstreamResponse:
+    ) -> HttptoolsResponse:
         """POST `body` and wait for the whole answer; its body is read (`await read()`)."""
         response = await self._request(url, body, headers, time_limit)
         await response.read()
@@ -477,7 +527,7 @@ class HttptoolsClient:
         headers: Mapping[str, str] | bytes,
         *,
         time_limit: float | None,
-    ) -> AsyncIterator[UpstreamResponse]:
+    ) -> AsyncIterator[HttptoolsResponse]:
         """POST `body`; yield the answer once its headers are in (the body still to read).
 
         Leaving the block once the whole answer has arrived (read or not) returns the connection
@@ -510,25 +560,47 @@ class HttptoolsClient:
 
     async def _request(
         self, url: str, body: bytes, headers: Mapping[str, str] | bytes, time_limit: float | None
-    ) -> UpstreamResponse:
+    ) -> HttptoolsResponse:
         if self._closed:
             raise RuntimeError("the upstream client is closed")
         target = self._targets.get(url)
         if target is None:
-            target = _Target(url)
-            if len(self._targets) >= _MAX_URL_CACHE:
-                self._targets.clear()
-            self._targets[url] = target
+            target = self._target(url)
         block = headers if isinstance(headers, bytes) else encode_headers(headers)
-        data = b"%s%sContent-Length: %d\r\n\r\n%s" % (target.head, block, len(body), body)
         loop = asyncio.get_running_loop()
         deadline = None if time_limit is None else loop.time() + time_limit
         connection = self._idle_connection(target.key)
         if connection is None:
-            connection = await self._connect(target.key, deadline)
-        self._busy.add(connection)
-        waiter = connection.send(data, deadline)
+            connection = await self._connect(target, deadline)
         try:
+            return await self._exchange(connection, target.head + block, body, deadline)
+        except ServerDisconnectedError:
+            # Closed by the server as it was reused, before any answer: it cannot have
+            # processed the request, so it goes again, once, on a new connection.
+            if connection.served == 0 or connection.answered:
+                raise
+        connection = await self._connect(target, deadline)
+        return await self._exchange(connection, target.head + block, body, deadline)
+
+    def _target(self, url: str) -> _Target:
+        proxy = self._proxies.for_url(URL(url)) if self._proxies else None
+        target = _Target(url, proxy)
+        if len(self._targets) >= _MAX_URL_CACHE:
+            self._targets.clear()
+        self._targets[url] = target
+        return target
+
+    async def _exchange(
+        self, connection: _Connection, head: bytes, body: bytes, deadline: float | None
+    ) -> HttptoolsResponse:
+        """Send one request on `connection`; its answer once the headers are in."""
+        self._busy.add(connection)
+        head += b"Content-Length: %d\r\n\r\n" % len(body)
+        try:
+            if len(body) <= _WRITE_SLICE:
+                return await connection.send(head + body, deadline)
+            waiter = connection.send(head, deadline)
+            await connection.send_body(body)
             return await waiter
         except BaseException:
             connection.abandon()
@@ -546,21 +618,31 @@ class HttptoolsClient:
             connection.abandon()
         return None
 
-    async def _connect(self, key: PoolKey, deadline: float | None) -> _Connection:
-        scheme, host, port = key
+    async def _connect(self, target: _Target, deadline: float | None) -> _Connection:
+        """A new connection for `target`: direct, to its http proxy, or tunnelled (https)."""
+        scheme, host, port = target.key
         loop = asyncio.get_running_loop()
+        proxy = target.proxy
         context: ssl.SSLContext | None = None
         if scheme == "https":
             context = self._ssl or _default_ssl_context()
         try:
             async with asyncio.timeout_at(deadline):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(self, key),
-                    host,
-                    port,
-                    ssl=context,
-                    server_hostname=host if context is not None else None,
-                )
+                if proxy is not None and context is not None:
+                    _, connection = await loop.create_connection(
+                        lambda: _Connection(self, target.key),
+                        sock=await _tunnel(proxy, target.authority),
+                        ssl=context,
+                        server_hostname=host,
+                    )
+                else:
+                    address = (host, port) if proxy is None else _proxy_address(proxy)
+                    _, connection = await loop.create_connection(
+                        lambda: _Connection(self, target.key),
+                        *address,
+                        ssl=context,
+                        server_hostname=host if context is not None else None,
+                    )
         except TimeoutError:
             raise TimeoutError(f"connecting to {host}:{port} ran out of time") from None
         self.connections_opened += 1
@@ -613,3 +695,41 @@ def _default_ssl_context() -> ssl.SSLContext:
     if _SSL_CONTEXT is None:
         _SSL_CONTEXT = ssl.create_default_context()
     return _SSL_CONTEXT
+
+
+def _proxy_address(proxy: Proxy) -> tuple[str, int]:
+    return proxy.url.raw_host or "", proxy.url.port or 80
+
+
+async def _tunnel(proxy: Proxy, authority: str) -> socket.socket:
+    """A socket to `proxy` on which it agreed (CONNECT) to carry bytes to `authority`."""
+    loop = asyncio.get_running_loop()
+    host, port = _proxy_address(proxy)
+    family, kind, protocol, _, address = (
+        await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    )[0]
+    sock = socket.socket(family, kind, protocol)
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+        auth = "".join(f"{name}: {value}\r\n" for name, value in proxy.headers.items())
+        request = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{auth}\r\n"
+        await loop.sock_sendall(sock, request.encode("latin-1"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            piece = await loop.sock_recv(sock, 4096)
+            if not piece:
+                raise ServerDisconnectedError("the proxy closed the connection")
+            answer += piece
+            if len(answer) > MAX_HEADER_BYTES:
+                raise MalformedReplyError("the proxy's answer to CONNECT is too long")
+        status_line = answer.split(b"\r\n", 1)[0].split(b" ")
+        if len(status_line) < 2 or not status_line[1].startswith(b"2"):
+            status = status_line[1].decode("latin-1", "replace") if len(status_line) > 1 else "?"
+            raise ConnectionRefusedError(f"the proxy refused the tunnel (status {status})")
+        if not answer.endswith(b"\r\n\r\n"):
+            raise MalformedReplyError("the proxy sent bytes after its answer to CONNECT")
+    except BaseException:
+        sock.close()
+        raise
+    return sock

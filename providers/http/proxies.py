@@ -10,10 +10,11 @@ and `~/.netrc` again, on worker threads, for every request.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from aiohttp import BasicAuth
+from aiohttp import encode_basic_auth
 from yarl import URL
 
 _MAX_REMEMBERED: Final = 512
@@ -31,10 +32,11 @@ class ProxySettings:
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """A proxy to go through: its URL without credentials, and the credentials apart."""
+    """A proxy to go through: its URL without credentials, and the headers that carry them."""
 
     url: URL
-    auth: BasicAuth | None
+    #: `Proxy-Authorization` when the URL had credentials, else empty.
+    headers: Mapping[str, str] = field(repr=False)
 
 
 class ProxyRoutes:
@@ -73,8 +75,10 @@ class ProxyRoutes:
 
 def _proxy(text: str) -> Proxy:
     url = URL(text)
-    auth = BasicAuth(url.user or "", url.password or "") if url.user else None
-    return Proxy(url.with_user(None), auth)
+    headers = {}
+    if url.user:
+        headers["Proxy-Authorization"] = encode_basic_auth(url.user, url.password or "")
+    return Proxy(url.with_user(None), headers)
 
 
 def _direct(host: str, port: int | None, entries: tuple[str, ...]) -> bool:

@@ -4,179 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import shutil
 import socket
-import ssl
-import subprocess
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from multidict import CIMultiDict
 
 from providers.http.aiohttp_client import AiohttpClient
 from providers.http.client import ServerDisconnectedError, UpstreamClient, UpstreamResponse
 from providers.http.httptools_client import HttptoolsClient
 from providers.wire import MalformedReplyError
-
-#: What a scripted server does with one request: write to the writer (and maybe close it).
-Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+from tests.fakes.raw_http import HEAD_200, FakeUpstream, chunk, ok, raw, unanswered
 
 BODY = b'{"model":"m","messages":[]}'
-HEAD_200 = b"HTTP/1.1 200 OK\r\n"
-
-
-@dataclass(frozen=True)
-class SeenRequest:
-    """A request as the server read it off the wire."""
-
-    method: str
-    target: str
-    version: str
-    headers: CIMultiDict[str]
-    body: bytes
-    peer_port: int
-
-
-def raw(*writes: bytes, pause: float = 0.0, close: bool = False) -> Reply:
-    """Write `writes` one by one (`pause` seconds apart), then close or keep the connection."""
-
-    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for index, data in enumerate(writes):
-            if index and pause:
-                await asyncio.sleep(pause)
-            if data:
-                writer.write(data)
-                await writer.drain()
-        if close:
-            writer.close()
-            with suppress(ConnectionError):
-                await writer.wait_closed()
-
-    return reply
-
-
-def ok(body: bytes = b'{"ok":true}', *, extra: bytes = b"") -> Reply:
-    """A 200 framed by Content-Length; the connection stays open."""
-    return raw(HEAD_200 + extra + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-
-
-def chunk(data: bytes) -> bytes:
-    """`data` as one chunk of a chunked body."""
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-class FakeUpstream:
-    """An HTTP/1.1 server on 127.0.0.1:0 answering each request with the next scripted reply.
-
-    Unscripted requests get `ok()`. A connection stays open after a reply unless the reply
-    closed it, so a reply that writes only part of an answer leaves the server waiting.
-    """
-
-    def __init__(self) -> None:
-        self.requests: list[SeenRequest] = []
-        self.connections_accepted = 0
-        self.connections_ended = 0
-        self._replies: list[Reply] = []
-        self._writers: list[asyncio.StreamWriter] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
-        self._changed = asyncio.Condition()  # a request arrived or a connection ended
-        self._scheme = "http"
-        self.port = 0
-
-    async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        """Listen on a free loopback port."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=ssl_context)
-        self.port = self._server.sockets[0].getsockname()[1]
-        self._scheme = "https" if ssl_context is not None else "http"
-
-    def url(self, path: str = "/v1/chat/completions") -> str:
-        """The URL of `path` on this server."""
-        return f"{self._scheme}://127.0.0.1:{self.port}{path}"
-
-    def script(self, *replies: Reply) -> None:
-        """Answer the next requests, in order, with `replies`."""
-        self._replies.extend(replies)
-
-    @property
-    def peer_ports(self) -> set[int]:
-        """The client ports the requests came from (one per TCP connection)."""
-        return {request.peer_port for request in self.requests}
-
-    async def until_requests(self, count: int) -> None:
-        """Wait (up to 2 s) until `count` requests arrived."""
-        async with asyncio.timeout(2.0), self._changed:
-            await self._changed.wait_for(lambda: len(self.requests) >= count)
-
-    async def until_connections_ended(self, count: int) -> None:
-        """Wait (up to 2 s) until `count` connections ended, whoever closed them."""
-        async with asyncio.timeout(2.0), self._changed:
-            await self._changed.wait_for(lambda: self.connections_ended >= count)
-
-    async def close_connections(self) -> None:
-        """Close every open connection from the server's side."""
-        for writer in self._writers:
-            writer.close()
-            with suppress(ConnectionError):
-                await writer.wait_closed()
-
-    async def stop(self) -> None:
-        """Stop listening and end every connection."""
-        if self._server is not None:
-            self._server.close()
-        for writer in self._writers:
-            writer.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.append(writer)
-        self.connections_accepted += 1
-        peer_port: int = writer.get_extra_info("peername")[1]
-        try:
-            while not writer.is_closing():
-                request = await _read_request(reader, peer_port)
-                if request is None:
-                    break
-                self.requests.append(request)
-                await self._notify()
-                reply = self._replies.pop(0) if self._replies else ok()
-                await reply(reader, writer)
-        except ConnectionError:
-            pass
-        finally:
-            self.connections_ended += 1
-            writer.close()
-            await self._notify()
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-
-async def _read_request(reader: asyncio.StreamReader, peer_port: int) -> SeenRequest | None:
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None  # the client went away
-    request_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
-    method, target, version = request_line.split(" ")
-    headers: CIMultiDict[str] = CIMultiDict()
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers.add(name, value.strip())
-    body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return SeenRequest(method, target, version, headers, body, peer_port)
 
 
 @pytest.fixture
@@ -564,41 +405,52 @@ async def test_a_rate_limit_answer_is_returned_not_raised(
     assert await response.read() == body
 
 
-# -- TLS ----------------------------------------------------------------------------------------
+# -- a pooled connection the server closed --------------------------------------------------------
 
 
-@pytest.fixture
-def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    """A certificate and key for 127.0.0.1, made with the openssl CLI."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl CLI is not installed: cannot make a certificate for the TLS test")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    command = [
-        *(openssl, "req", "-x509", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
-        *("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
-        *("-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)),
-    ]
-    subprocess.run(command, check=True, capture_output=True)  # noqa: S603 (a fixed command)
-    return cert, key
-
-
-@pytest.mark.parametrize("kind", sorted(CLIENTS))
-async def test_an_https_fetch_works_with_a_trusted_context(
-    self_signed: tuple[Path, Path], kind: str
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+async def test_a_pooled_connection_closed_as_it_is_reused_is_retried_once_on_a_new_one(
+    server: FakeUpstream, client: UpstreamClient, reset: bool
 ) -> None:
-    cert, key = self_signed
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(cert, key)
-    upstream = FakeUpstream()
-    await upstream.start(server_context)
-    upstream.script(ok(b"secure"), ok(b"still secure"))
-    https_client = CLIENTS[kind](ssl_context=ssl.create_default_context(cafile=str(cert)))
-    try:
-        assert await fetch_body(https_client, upstream) == b"secure"
-        assert await fetch_body(https_client, upstream) == b"still secure"
-        assert upstream.connections_accepted == 1
-        assert upstream.requests[0].headers["host"] == f"127.0.0.1:{upstream.port}"
-    finally:
-        await https_client.close()
-        await upstream.stop()
+    # The server closes the kept-alive connection as the second request arrives on it, as a
+    # server whose idle timer fires just then does: nothing of that request was processed.
+    server.script(ok(b"first"), unanswered(reset=reset), ok(b"second"))
+    assert await fetch_body(client, server) == b"first"
+    assert await fetch_body(client, server) == b"second"
+    first, unanswered_copy, retried = server.requests
+    assert unanswered_copy.peer_port == first.peer_port  # sent on the pooled connection
+    assert retried.peer_port != first.peer_port  # and again on a new one
+    assert server.connections_accepted == 2
+
+
+async def test_the_retry_is_made_once(server: FakeUpstream, client: UpstreamClient) -> None:
+    server.script(ok(b"first"), unanswered(), unanswered(), ok(b"third"))
+    assert await fetch_body(client, server) == b"first"
+    with pytest.raises(ServerDisconnectedError):
+        await client.fetch(server.url(), BODY, {}, time_limit=5.0)
+    assert len(server.requests) == 3  # the first call, the unanswered one and its one retry
+
+
+async def test_a_new_connection_closed_unanswered_is_not_retried(
+    server: FakeUpstream, client: UpstreamClient
+) -> None:
+    server.script(unanswered(), ok(b"not reached by a retry"))
+    with pytest.raises(ServerDisconnectedError):
+        await client.fetch(server.url(), BODY, {}, time_limit=5.0)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [HEAD_200 + b"Content-Le", HEAD_200 + b"Content-Length: 10\r\n\r\nabc"],
+    ids=["mid-head", "mid-body"],
+)
+async def test_a_reused_connection_closed_mid_answer_is_not_retried(
+    server: FakeUpstream, client: UpstreamClient, cut: bytes
+) -> None:
+    # The server began to answer: it may have acted on the request, so it is not sent again.
+    server.script(ok(b"first"), raw(cut, close=True), ok(b"not reached by a retry"))
+    assert await fetch_body(client, server) == b"first"
+    with pytest.raises((ConnectionError, MalformedReplyError)):
+        await fetch_body(client, server)
+    assert len(server.requests) == 2
