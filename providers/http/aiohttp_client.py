@@ -363,6 +363,8 @@ def _converted(exc: aiohttp.ClientError | TimeoutError) -> Exception:
         return ServerDisconnectedError("the server closed the connection mid-answer")
     if isinstance(exc, aiohttp.ClientPayloadError):
         return _payload_error(exc)
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return ConnectionRefusedError(f"the proxy refused the tunnel (status {exc.status})")
     if isinstance(exc, aiohttp.ClientResponseError):  # the answer's head did not parse
         return MalformedReplyError(f"not a valid HTTP answer ({exc.message})")
     if isinstance(exc, aiohttp.InvalidURL):

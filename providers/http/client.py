@@ -19,7 +19,8 @@ when `time_limit` ran out, `MalformedReplyError` for bytes that are not an HTTP 
 `ValueError` for a URL or header that would break the request. Nothing else escapes, so
 `providers.http.endpoint.UpstreamErrorBoundary` maps every failure at one place.
 
-The implementation is `providers.http.aiohttp_client.AiohttpClient`.
+Implementations: `providers.http.aiohttp_client.AiohttpClient` (the default) and
+`providers.http.httptools_client.HttptoolsClient` (`UPSTREAM_HTTP_CLIENT=httptools`).
 """
 
 from __future__ import annotations

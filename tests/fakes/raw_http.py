@@ -224,6 +224,8 @@ class LoopbackProxy:
 
     seen: list[str] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
+    #: Answer every request with this status instead of forwarding it (0: forward).
+    refuse_with: int = 0
     port: int = 0
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -264,6 +266,10 @@ class LoopbackProxy:
                 else:
                     kept.append(line)
             method, target, version = request_line.split(" ")
+            if self.refuse_with:
+                writer.write(b"HTTP/1.1 %d Refused\r\nContent-Length: 0\r\n\r\n" % self.refuse_with)
+                await writer.drain()
+                return
             if method == "CONNECT":
                 host, _, port = target.rpartition(":")
                 up_reader, up_writer = await asyncio.open_connection(host, int(port))

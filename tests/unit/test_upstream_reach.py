@@ -137,6 +137,25 @@ async def test_an_https_call_tunnels_through_the_https_proxy(
     assert len(tls_server.requests) == 2
 
 
+async def test_a_proxy_refusing_the_tunnel_is_a_refused_connection(
+    authority: LoopbackAuthority, tls_server: FakeUpstream, proxy: LoopbackProxy, make_client: Any
+) -> None:
+    proxy.refuse_with = 407
+    url = f"http://user:s3cret@127.0.0.1:{proxy.port}"
+    client = make_client(
+        ssl_context=upstream_ssl_context(str(authority.ca_file)),
+        proxies=ProxySettings(https=url),
+    )
+    try:
+        with pytest.raises(ConnectionRefusedError) as refused:
+            await fetch_body(client, tls_server)
+    finally:
+        await client.close()
+    assert "407" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
+    assert tls_server.requests == []
+
+
 async def test_no_proxy_hosts_are_reached_directly(
     server: FakeUpstream, proxy: LoopbackProxy, make_client: Any
 ) -> None:
