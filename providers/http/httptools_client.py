@@ -493,18 +493,11 @@ class HttptoolsClient:
         self._targets: dict[str, _Target] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
-        #: How many connections this client has opened (for tests and metrics).
-        self.connections_opened = 0
 
     @property
     def closed(self) -> bool:
         """Whether `close` was called."""
         return self._closed
-
-    @property
-    def idle_connections(self) -> int:
-        """Connections waiting in the pool now."""
-        return sum(len(idle) for idle in self._idle.values())
 
     async def fetch(
         self,
@@ -645,7 +638,6 @@ class HttptoolsClient:
                     )
         except TimeoutError:
             raise TimeoutError(f"connecting to {host}:{port} ran out of time") from None
-        self.connections_opened += 1
         if self._closed:
             connection.abandon()
             raise RuntimeError("the upstream client is closed")
