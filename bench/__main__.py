@@ -25,6 +25,7 @@ from typing import Any
 from bench import h2load, matrix, report, scenarios
 from bench.lineup import Choice, Setup, start_targets
 from bench.measure import Measurement, RunOptions
+from bench.services import DEFAULT_CLIENT
 from bench.targets import Mode, write_bodies
 from gateway.runtime.cpus import available_cpus
 
@@ -81,6 +82,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=list(dict.fromkeys([cores, 1])),
         help=f"LiteLLM --num_workers values, one instance each (default: {cores},1)",
     )
+    parser.add_argument(
+        "--upstream-clients",
+        type=_names,
+        default=[DEFAULT_CLIENT],
+        help="the gateway's UPSTREAM_HTTP_CLIENT values, one gateway target each "
+        f"(e.g. {DEFAULT_CLIENT},httptools: rows 'gateway' and 'gateway-httptools')",
+    )
     parser.add_argument("--matrix", action="store_true", help="run the matrix")
     parser.add_argument("--memory", action="store_true", help="run the memory scenario")
     parser.add_argument("--slow-streams", action="store_true", help="run 1,000 slow streams")
@@ -111,6 +119,7 @@ def choice(args: argparse.Namespace) -> Choice:
         names=args.targets if args.matrix else ["gateway"],
         modes=args.modes if args.matrix else None,
         paced=args.pace_ms > 0,
+        upstream_clients=tuple(args.upstream_clients),
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import peers
-from bench.services import Service, start_ceiling, start_gateway, start_upstream
+from bench.services import DEFAULT_CLIENT, Service, start_ceiling, start_gateway, start_upstream
 from bench.targets import (
     DIRECT_MODES,
     GATEWAY_MODES,
@@ -47,6 +47,9 @@ class Choice:
     names: Collection[str] | None = None
     modes: Collection[Mode] | None = None
     paced: bool = True
+    #: The gateway's upstream HTTP clients (`UPSTREAM_HTTP_CLIENT`), one gateway target each:
+    #: "gateway" for the default client, "gateway-<client>" for another.
+    upstream_clients: tuple[str, ...] = (DEFAULT_CLIENT,)
 
     def wanted(self, name: str) -> bool:
         """Whether the target called `name` is to be started."""
@@ -101,9 +104,17 @@ async def start_targets(setup: Setup, choice: Choice) -> None:
         setup.targets.append(Target("direct", modes, pid=fake.pid, endpoints=direct))
     if choice.ceiling:
         await start_references(setup, choice)
-    if choice.wanted("gateway"):
-        gateway = Target("gateway", choice.modes_of(GATEWAY_MODES), upstream_port=port)
-        await _start(setup, gateway, lambda: _gateway(setup, gateway, choice.workers))
+    for client in choice.upstream_clients:
+        name = gateway_name(client)
+        if not choice.wanted(name):
+            continue
+        gateway = Target(name, choice.modes_of(GATEWAY_MODES), upstream_port=port)
+        gateway.version = f"UPSTREAM_HTTP_CLIENT={client}"
+
+        async def start(gateway: Target = gateway, client: str = client) -> None:
+            await _gateway(setup, gateway, choice.workers, client)
+
+        await _start(setup, gateway, start)
     if choice.litellm_workers is not None:
         await start_peers(setup, choice)
     setup.targets = [t for t in setup.targets if t.modes]
@@ -136,8 +147,15 @@ async def start_references(setup: Setup, choice: Choice) -> None:
         await _start(setup, target, start)
 
 
-async def _gateway(setup: Setup, gateway: Target, workers: int | None) -> None:
-    service, ports = await start_gateway(setup.place, setup.upstream_port, workers)
+def gateway_name(client: str) -> str:
+    """The table name of the gateway target using upstream HTTP `client`."""
+    return "gateway" if client == DEFAULT_CLIENT else f"gateway-{client}"
+
+
+async def _gateway(setup: Setup, gateway: Target, workers: int | None, client: str) -> None:
+    service, ports = await start_gateway(
+        setup.place, setup.upstream_port, workers, tag=gateway.name, upstream_client=client
+    )
     _started(setup, gateway, service)
     gateway.endpoints = gateway_endpoints(setup.bodies, http_port=ports.http, grpc_port=ports.grpc)
     gateway.grpc_port = ports.grpc

@@ -32,6 +32,8 @@ STOP_TIMEOUT = 20.0
 RESUME_SETTLE = 0.05
 GATEWAY_TOKEN = "bench-token"  # noqa: S105 - a loopback-only benchmark credential
 UPSTREAM_KEY = "sk-bench"
+#: The gateway's default upstream HTTP client (`UPSTREAM_HTTP_CLIENT`).
+DEFAULT_CLIENT = "aiohttp"
 
 
 class StartError(RuntimeError):
@@ -235,7 +237,11 @@ class GatewayPorts:
 
 
 async def start_gateway(
-    place: Path, upstream_port: int, workers: int | None, tag: str = "gateway"
+    place: Path,
+    upstream_port: int,
+    workers: int | None,
+    tag: str = "gateway",
+    upstream_client: str = DEFAULT_CLIENT,
 ) -> tuple[Service, GatewayPorts]:
     """Start `ai-gateway serve` in front of the fake, with access logs on, and wait for it."""
     ports = GatewayPorts(free_port(), free_port(), free_port())
@@ -252,6 +258,7 @@ async def start_gateway(
         "USAGE_SPILL_PATH": str(place / f"{tag}.spill.jsonl"),
         "LOG_LEVEL": "INFO",
         "INTERNAL_AUTH_TOKEN": GATEWAY_TOKEN,
+        "UPSTREAM_HTTP_CLIENT": upstream_client,
     }
     if workers is not None:
         env["WORKERS"] = str(workers)

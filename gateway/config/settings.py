@@ -10,6 +10,7 @@ aliases, prices and fallbacks; this module reads the environment and puts the tw
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from gateway.tenancy.key_grants import (
     DEFAULT_KEY_MAX_STALE_SECONDS,
 )
 from providers.base import AdapterSpec, ProviderSettings
+from providers.http.proxies import ProxySettings
 from providers.mock import SPEC as MOCK_SPEC
 from providers.registry import ADAPTERS
 
@@ -55,6 +57,7 @@ DEFAULT_CACHE_KEY_PREFIX = "aigw:cache:"
 DEFAULT_DATABASE_URL = "sqlite:///ai-gateway.db"
 DEFAULT_USAGE_SPILL_PATH = "ai-gateway-usage.spill.jsonl"
 CACHE_BACKENDS = ("auto", "memory", "redis", "off")
+UPSTREAM_HTTP_CLIENTS = ("aiohttp", "httptools")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -68,6 +71,18 @@ class GrpcSettings:
     keepalive_timeout: float = 20.0
     min_ping_interval: float = 10.0
     max_send_message_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """How the gateway reaches providers over HTTP."""
+
+    #: The HTTP client implementation: "aiohttp" or the hand-written "httptools".
+    client: str = "aiohttp"
+    #: PEM file of CA certificates trusted for provider HTTPS, on top of the system's ("": none).
+    ca_bundle: str = ""
+    #: HTTP_PROXY / HTTPS_PROXY / NO_PROXY (lowercase names win, as with curl and urllib).
+    proxies: ProxySettings = field(default_factory=lambda: ProxySettings())
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +108,7 @@ class Settings:
     #: gRPC behind a load balancer: connections are closed (gracefully) after this age, so
     #: long-lived clients rebalance onto new replicas; keepalive pings find dead peers.
     grpc: GrpcSettings = field(default_factory=lambda: GrpcSettings())
+    upstream: UpstreamSettings = field(default_factory=lambda: UpstreamSettings())
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
     #: How long a key answered with 401/403 (or 429 without retry-after) rests.
     key_cooldown_seconds: float = DEFAULT_KEY_COOLDOWN_SECONDS
@@ -187,6 +203,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "BODY_READ_TIMEOUT_SECONDS", DEFAULT_BODY_READ_TIMEOUT_SECONDS, low=0.001
         ),
         grpc=_grpc_settings(env),
+        upstream=_upstream_settings(env),
         request_timeout_seconds=env.number(
             "REQUEST_TIMEOUT_SECONDS", DEFAULT_REQUEST_TIMEOUT_SECONDS, low=0.001
         ),
@@ -421,3 +438,37 @@ def _grpc_settings(env: _Env) -> GrpcSettings:
             "GRPC_MAX_SEND_MESSAGE_BYTES", defaults.max_send_message_bytes, low=1024
         ),
     )
+
+
+def _upstream_settings(env: _Env) -> UpstreamSettings:
+    ca_bundle = env.raw("UPSTREAM_CA_BUNDLE") or ""
+    if ca_bundle:
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                "UPSTREAM_CA_BUNDLE", f"cannot be read as PEM certificates ({type(exc).__name__})"
+            ) from None
+    client = (env.raw("UPSTREAM_HTTP_CLIENT") or "aiohttp").lower()
+    if client not in UPSTREAM_HTTP_CLIENTS:
+        raise ConfigError(
+            "UPSTREAM_HTTP_CLIENT", f"must be one of {', '.join(UPSTREAM_HTTP_CLIENTS)}"
+        )
+    return UpstreamSettings(
+        client=client,
+        ca_bundle=ca_bundle,
+        proxies=ProxySettings(
+            http=_proxy_url(env, "http_proxy"),
+            https=_proxy_url(env, "https_proxy"),
+            no_proxy=env.raw("no_proxy") or env.raw("NO_PROXY") or "",
+        ),
+    )
+
+
+def _proxy_url(env: _Env, name: str) -> str:
+    """A proxy variable (lowercase first), checked; the message never repeats it (credentials)."""
+    chosen = name if env.raw(name) else name.upper()
+    url = env.raw(chosen) or ""
+    if url and not re.match(r"^http://[^/?#]+/?$", url):
+        raise ConfigError(chosen, "must be an http:// proxy URL (http://[user:password@]host:port)")
+    return url

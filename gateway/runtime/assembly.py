@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,7 +15,7 @@ from cache.backend import CacheBackend
 from cache.layer import ResponseCache
 from cache.memory import MemoryCache
 from cache.redis_backend import RedisCache
-from gateway.config.settings import Settings
+from gateway.config.settings import Settings, UpstreamSettings
 from gateway.errors import ServiceUnavailableError
 from gateway.pipeline.dispatch import Dispatcher
 from gateway.pipeline.pricing import PriceTable
@@ -37,12 +38,41 @@ from metrics import (
     RATE_LIMIT_BACKEND_FAILURES,
     USAGE_PENDING,
 )
+from providers.http.aiohttp_client import AiohttpClient
+from providers.http.client import UpstreamClient
+from providers.http.httptools_client import HttptoolsClient
 from providers.registry import ProviderRegistry
 from resilience.admission import Admission
 from resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, log_state_change
 from resilience.retry import Backoff, RetryBudget
 
 log = logging.getLogger("gateway")
+
+#: How long an idle connection to a provider is kept for the next call.
+UPSTREAM_KEEPALIVE_SECONDS = 60.0
+
+
+def build_upstream_client(settings: UpstreamSettings) -> UpstreamClient:
+    """The HTTP client every provider adapter shares (make it inside the running loop)."""
+    if settings.client == "httptools":
+        return HttptoolsClient(
+            keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS,
+            ssl_context=upstream_ssl_context(settings.ca_bundle),
+            proxies=settings.proxies,
+        )
+    return AiohttpClient(
+        keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS,
+        ssl_context=upstream_ssl_context(settings.ca_bundle),
+        proxies=settings.proxies,
+    )
+
+
+def upstream_ssl_context(ca_bundle: str) -> ssl.SSLContext:
+    """The system's trust store (which honours SSL_CERT_FILE), plus `ca_bundle` when given."""
+    context = ssl.create_default_context()
+    if ca_bundle:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
 
 
 async def prepare_store(settings: Settings) -> bool:

@@ -26,6 +26,7 @@ from gateway.runtime.assembly import (
     build_cache,
     build_core,
     build_quotas,
+    build_upstream_client,
     open_store,
 )
 from gateway.runtime.startup import PortUnavailableError, check_redis, port_error, probe_port
@@ -42,7 +43,6 @@ from providers.registry import ProviderRegistry
 
 log = logging.getLogger("gateway")
 
-UPSTREAM_KEEPALIVE_SECONDS = 60.0
 #: How often a worker publishes its pending usage rows (callback gauges do not cross processes).
 PENDING_REPORT_SECONDS = 1.0
 
@@ -87,7 +87,7 @@ class Gateway:
     async def open(self) -> None:
         """Open resources and bind the three ports; health says NOT_SERVING until `mark_ready`."""
         settings = self.settings
-        self._session = UpstreamClient(keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS)
+        self._session = build_upstream_client(settings.upstream)
         self._registry = ProviderRegistry.from_settings(
             settings.providers,
             settings.aliases,

@@ -27,7 +27,7 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from providers.http.client import UpstreamClient, UpstreamResponse, encode_headers
+from providers.http.client import UpstreamClient, UpstreamResponse, check_headers
 from providers.keys import AllKeysRestingError, KeyPool, RestReason
 from providers.wire import MalformedReplyError, VendorError, error_for_status, parse_retry_after
 
@@ -104,7 +104,7 @@ class JsonEndpoint:
         self._read_error = read_error
         self._keys = keys
         base = {"Content-Type": "application/json", **(headers or {})}
-        # Built (and encoded) once per key: the hot path only looks them up.
+        # Built (and checked) once per key: the hot path only looks them up.
         self._headers_by_key = {
             key: (
                 {**base, **auth(key), "Accept": "application/json"},
@@ -112,10 +112,9 @@ class JsonEndpoint:
             )
             for key in (keys.keys or ("",))
         }
-        self._encoded_by_key = {
-            key: (encode_headers(unary), encode_headers(streamed))
-            for key, (unary, streamed) in self._headers_by_key.items()
-        }
+        for unary, streamed in self._headers_by_key.values():
+            check_headers(unary)
+            check_headers(streamed)
         unary, _ = self._headers_by_key[next(iter(self._headers_by_key))]
         self._reserved = frozenset(name.lower() for name in unary)
 
@@ -197,12 +196,12 @@ class JsonEndpoint:
 
     def _headers(
         self, key: str, extra: Sequence[tuple[str, str]], *, stream: bool
-    ) -> Mapping[str, str] | bytes:
-        if not extra:
-            unary_block, stream_block = self._encoded_by_key[key]
-            return stream_block if stream else unary_block
+    ) -> Mapping[str, str]:
         unary, streamed = self._headers_by_key[key]
+        if not extra:
+            return streamed if stream else unary
         allowed = {k: v for k, v in extra if k.lower() not in self._reserved}
+        check_headers(allowed)
         return {**allowed, **(streamed if stream else unary)}
 
     async def _status_error(self, key: str, response: UpstreamResponse) -> UpstreamError:

@@ -11,15 +11,18 @@ from collections.abc import AsyncIterator
 import pytest
 
 from providers.base import Provider
+from providers.http.aiohttp_client import AiohttpClient
 from providers.http.client import UpstreamClient
+from providers.http.httptools_client import HttptoolsClient
 from tests.contract.harness import Vendor
 from tests.fakes.base import VendorFake
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[UpstreamClient]:
-    """The HTTP client adapters share; the test closes it, as the gateway would."""
-    client = UpstreamClient()
+@pytest.fixture(params=["aiohttp", "httptools"])
+async def session(request: pytest.FixtureRequest) -> AsyncIterator[UpstreamClient]:
+    """The HTTP client adapters share (each implementation in turn); the test closes it, as
+    the gateway would."""
+    client: UpstreamClient = AiohttpClient() if request.param == "aiohttp" else HttptoolsClient()
     try:
         yield client
     finally:

@@ -43,7 +43,7 @@ from gateway.config.settings import (
     load_settings,
 )
 from gateway.transports.grpc_server import SERVICE_NAME
-from providers.http.client import UpstreamClient
+from providers.http.aiohttp_client import AiohttpClient
 from providers.registry import ADAPTERS, ProviderRegistry
 from tests.conftest import RunningGateway
 
@@ -443,7 +443,7 @@ async def test_config_map_gateway_yaml_loads_and_routes(tmp_path: Path) -> None:
     settings = load_settings(environ)
     assert settings.aliases
     assert settings.fallbacks
-    client = UpstreamClient()
+    client = AiohttpClient()
     registry = ProviderRegistry.from_settings(
         settings.providers, settings.aliases, client, key_cooldown=1
     )

@@ -38,7 +38,7 @@ from google.protobuf.descriptor import MethodDescriptor
 
 from gateway.config.settings import ConfigError, load_settings
 from gateway.v1 import gateway_pb2
-from providers.http.client import UpstreamClient
+from providers.http.aiohttp_client import AiohttpClient
 from providers.registry import ProviderRegistry
 from tests.processes import spawn
 
@@ -518,7 +518,7 @@ def _config_environment(example: ConfigExample, path: Path) -> dict[str, str]:
 async def route_problems(environ: Mapping[str, str]) -> list[str]:
     """Aliases and fallbacks of a config that route nowhere."""
     settings = load_settings(environ)
-    client = UpstreamClient()
+    client = AiohttpClient()
     registry = ProviderRegistry.from_settings(
         settings.providers, settings.aliases, client, key_cooldown=1
     )
