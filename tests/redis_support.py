@@ -22,14 +22,18 @@ never touch each other's data or anything else in the database.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 from uuid import uuid4
 
 import pytest
 import redis
+import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from gateway.runtime.redis import redis_client
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 PING_TIMEOUT_SECONDS = 1.0
@@ -48,6 +52,21 @@ def sync_client(url: str) -> redis.Redis:
         socket_connect_timeout=PING_TIMEOUT_SECONDS,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+@asynccontextmanager
+async def gateway_client(
+    url: str,
+    *,
+    timeout: float,  # noqa: ASYNC109 - the client's bound on each operation, not this call's
+) -> AsyncIterator[redis.asyncio.Redis]:
+    """An asyncio client built as the gateway builds its own (bounded pool, no retries), for
+    handing to the cache or the limits under test; closed, with its pool, on leaving."""
+    client = redis_client(url, timeout=timeout)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def display_url(url: str) -> str:

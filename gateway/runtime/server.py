@@ -15,6 +15,7 @@ import signal
 import grpc
 from aiohttp import web
 from grpc_health.v1.health import aio as health_aio
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cache.layer import ResponseCache
@@ -26,6 +27,7 @@ from gateway.runtime.assembly import (
     build_cache,
     build_core,
     build_quotas,
+    build_redis,
     open_store,
 )
 from gateway.runtime.startup import PortUnavailableError, check_redis, port_error, probe_port
@@ -66,6 +68,7 @@ class Gateway:
         self._engine: AsyncEngine | None = None
         self._writer: UsageWriter | None = None
         self._quotas: Quotas | None = None
+        self._redis: Redis | None = None
         self._session: UpstreamClient | None = None
         self._registry: ProviderRegistry | None = None
         self._core: GatewayService | None = None
@@ -96,8 +99,9 @@ class Gateway:
         )
         self._engine, self._writer = await open_store(settings)
         authenticator = build_authenticator(settings, self._engine)
-        self._quotas = build_quotas(settings)
-        self._cache = build_cache(settings)
+        self._redis = build_redis(settings)
+        self._quotas = build_quotas(settings, self._redis)
+        self._cache = build_cache(settings, self._redis)
         self._core = core = build_core(
             settings,
             self._registry,
@@ -200,7 +204,9 @@ class Gateway:
         if self._registry is not None:
             await self._registry.aclose()
         if self._cache is not None:
-            await self._cache.aclose()
+            await self._cache.aclose()  # waits for the stores still under way
+        if self._redis is not None:
+            await self._redis.aclose()
         if self._session is not None:
             await self._session.close()
         log.info("gateway stopped")
