@@ -38,7 +38,8 @@ from gateway.tenancy.quotas import Quotas
 from gateway.transports.grpc_server import create_server, set_serving
 from gateway.transports.http_app import create_app
 from gateway.transports.http_guard import HttpRunner
-from metrics import USAGE_PENDING, render_latest
+from metrics import USAGE_PENDING
+from metrics.endpoint import metrics_app
 from providers.http.client import UpstreamClient
 from providers.registry import ProviderRegistry
 
@@ -142,7 +143,7 @@ class Gateway:
         self.http_port = await self._listen(shim, settings.http_port, "HTTP_PORT")
         if self.worker is None:
             self.metrics_port = await self._listen(
-                _metrics_app(), settings.metrics_port, "METRICS_PORT"
+                metrics_app(), settings.metrics_port, "METRICS_PORT"
             )
 
     async def mark_ready(self) -> None:
@@ -267,16 +268,6 @@ def check_ports_free(settings: Settings) -> None:
     ):
         if port:
             probe_port(settings.bind_host, port, setting)
-
-
-def _metrics_app() -> web.Application:
-    async def metrics(request: web.Request) -> web.Response:
-        body, content_type = render_latest()
-        return web.Response(body=body, headers={"Content-Type": content_type})
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    return app
 
 
 def _grpc_address(host: str, port: int) -> str:
