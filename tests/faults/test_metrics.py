@@ -7,10 +7,10 @@ import os
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
+
+from tests.redis_support import silent_url_fixture  # noqa: F401  (pytest registers imported fixtures)
 
 EXIT_REDIS = 5
 
@@ -21,24 +21,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-async def silent_redis_url() -> AsyncIterator[str]:
-    """A Redis URL whose server accepts connections and never answers (start-up's PING waits)."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
-    for writer in held:
-        writer.close()
-    server.close()
-    await server.wait_closed()
-
-
 async def test_the_supervisor_answers_a_scrape_while_it_is_still_starting(
-    silent_redis_url: str,
+    silent_url: str,
 ) -> None:
     # The supervisor binds METRICS_PORT first, then checks Redis (here: until its PING times
     # out) and the store before any worker runs: a scrape in that window gets an answer.
@@ -53,7 +37,7 @@ async def test_the_supervisor_answers_a_scrape_while_it_is_still_starting(
         "GRPC_PORT": "0",
         "HTTP_PORT": "0",
         "METRICS_PORT": str(metrics_port),
-        "REDIS_URL": silent_redis_url,
+        "REDIS_URL": silent_url,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -4,7 +4,6 @@ it, and against servers that refuse connections or never answer."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -24,6 +23,8 @@ from tests.redis_support import (  # noqa: F401  (pytest registers imported fixt
     gateway_client,
     redis_prefix_fixture,
     redis_url_fixture,
+    refused_url_fixture,
+    silent_url_fixture,
     sync_client,
 )
 
@@ -240,32 +241,6 @@ async def test_seed_sets_a_month_only_if_absent(make_budgets: MakeBudgets) -> No
     assert not await first.seed_spend("tenant:t1", 0.0)
 
     assert (await first.over_budget([("tenant:t1", 10.0)])).spent_usd == (5.0,)
-
-
-@pytest.fixture
-def refused_url() -> str:
-    """A loopback URL whose port nothing listens on (bound once, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture
-async def silent_url() -> AsyncIterator[str]:
-    """A loopback URL whose server accepts connections and then never says a word."""
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"redis://127.0.0.1:{port}/0"
-    for writer in accepted:
-        writer.close()
-    server.close()
-    await server.wait_closed()
 
 
 @pytest.fixture(params=["refused", "silent"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +20,8 @@ from tests.redis_support import (  # noqa: F401  (pytest registers imported fixt
     gateway_client,
     redis_prefix_fixture,
     redis_url_fixture,
+    refused_url_fixture,
+    silent_url_fixture,
     sync_client,
 )
 
@@ -33,32 +34,6 @@ async def cache(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisCache]:
     """A cache on the real Redis, confined to this test's prefix."""
     async with gateway_client(redis_url, timeout=1.0) as client:
         yield RedisCache(client, timeout=1.0, prefix=redis_prefix)
-
-
-@pytest.fixture
-def refused_url() -> str:
-    """A loopback URL whose port nothing listens on (bound once, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture
-async def silent_url() -> AsyncIterator[str]:
-    """A loopback URL whose server accepts connections and then never says a word."""
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"redis://127.0.0.1:{port}/0"
-    for writer in accepted:
-        writer.close()
-    server.close()
-    await server.wait_closed()
 
 
 def test_is_named_redis(cache: RedisCache) -> None:
