@@ -1,10 +1,10 @@
 """Redis cache backend: shared between replicas, and never slower than its timeout.
 
-Every operation is one command on a pooled connection. A cache that stalls would add its stall
-to every request, so one operation costs at most `timeout` seconds: redis-py's own retries are
-off (a retry would double the cost), its socket timeouts are `timeout`, and the whole operation
-(waiting for a pooled connection, connecting, the command) also runs under
-`asyncio.timeout(timeout)`, which holds even if a URL query overrides the socket timeouts.
+Every operation is one command on the process's shared client (built once with one bounded
+pool and no retries: a retry would double the cost). A cache that stalls would add its stall to
+every request, so one operation costs at most `timeout` seconds: the whole operation (waiting
+for a pooled connection, connecting, the command) runs under `asyncio.timeout(timeout)`, which
+holds whatever the client's socket timeouts are.
 
 Whatever goes wrong surfaces as `CacheError`, raised from the original exception, with a
 message naming host, port and database but never credentials. The URL itself is never logged
@@ -21,20 +21,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from cache.backend import CacheError
-from gateway.runtime.redis import DEFAULT_MAX_CONNECTIONS, redis_client
 
 DEFAULT_PREFIX = "aigw:cache:"
 """Prepended to every key, so the cache shares a Redis database safely with other data."""
-
-"""Pool size: enough for a busy replica, small enough that many replicas fit one Redis."""
 
 _T = TypeVar("_T")
 
 
 class RedisCache:
-    """A `CacheBackend` over a `redis.asyncio.Redis` client; build it with `from_url`.
+    """A `CacheBackend` over a `redis.asyncio.Redis` client.
 
-    The cache owns the client it is given: `aclose` closes it and its connection pool.
+    The client is the caller's (the process shares one with the rate limits): the cache uses it
+    and never closes it.
     """
 
     def __init__(self, client: Redis, *, timeout: float, prefix: str = DEFAULT_PREFIX) -> None:
@@ -46,22 +44,6 @@ class RedisCache:
         kwargs = client.connection_pool.connection_kwargs
         self._where = _describe_server(kwargs)
         self._password: str | None = kwargs.get("password")
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        timeout: float,
-        prefix: str = DEFAULT_PREFIX,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    ) -> RedisCache:
-        """A cache on a new connection pool to `url` (`redis://`, `rediss://` or `unix://`).
-
-        Connections are opened lazily, so this does no I/O and succeeds even when Redis is down.
-        """
-        client = redis_client(url, timeout=timeout, max_connections=max_connections)
-        return cls(client, timeout=timeout, prefix=prefix)
 
     @property
     def name(self) -> str:
@@ -84,8 +66,7 @@ class RedisCache:
         await self._call("SET", self._client.set(self._prefix + key, value, px=ttl_ms))
 
     async def aclose(self) -> None:
-        """Close the client and disconnect every pooled connection."""
-        await self._client.aclose()
+        """Nothing to release: the client is closed by whoever built it."""
 
     async def _call(self, command: str, operation: Awaitable[_T]) -> _T:
         """Await one Redis operation under the timeout; the one place errors are converted."""

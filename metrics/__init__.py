@@ -4,7 +4,7 @@ Labels are bounded sets (RPC, transport, status code, provider, model): never us
 
 With several worker processes (`WORKERS`), prometheus_client's multiprocess mode is on in each
 worker (the supervisor sets `PROMETHEUS_MULTIPROC_DIR`): counters and histograms are summed over
-the workers by `render_workers`, and each gauge says how its workers' values combine.
+the workers by `metrics.endpoint`, and each gauge says how its workers' values combine.
 """
 
 from __future__ import annotations
@@ -12,15 +12,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import Counter, Gauge, Histogram, multiprocess
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -160,18 +152,6 @@ RATE_LIMITED = Counter(
 def labeled(metric: Any, *values: str) -> Any:
     """`metric.labels(*values)`, looked up once: label sets here are bounded, so is this cache."""
     return metric.labels(*values)
-
-
-def render_latest() -> tuple[bytes, str]:
-    """The current metrics in Prometheus text format, and its content type."""
-    return generate_latest(), CONTENT_TYPE_LATEST
-
-
-def render_workers(directory: str) -> tuple[bytes, str]:
-    """The metrics of every worker writing to `directory` (multiprocess mode), combined."""
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]  # untyped upstream
-    return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 def forget_worker(directory: str, pid: int) -> None:

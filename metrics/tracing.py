@@ -61,8 +61,8 @@ def spans_recorded() -> bool:
 def tracer() -> trace.Tracer:
     """The gateway's tracer (the global provider's; a no-op one until configured).
 
-    Made once: until a provider is installed it is the API's proxy, which follows the provider
-    installed later (asking for a tracer per span cost a new object and an environ lookup).
+    Made once, not per span: until a provider is installed it is the API's proxy, which
+    follows the provider installed later.
     """
     return trace.get_tracer(TRACER_NAME)
 

@@ -2,10 +2,9 @@
 
 `with watchdog: chunk = await anext(chunks)` raises `TimeoutError` out of the block once the wait
 has gone on for the idle timeout, or past the call's deadline, as `asyncio.timeout_at` would.
-But `asyncio.timeout_at` per chunk schedules and cancels a timer per chunk (~4 us each, twenty
-times for a short answer); the watchdog keeps one timer per stream, scheduled at the earliest
-moment a wait could be overdue, and when it goes off with the stream still moving it is set
-again for the current wait's limit.
+But `asyncio.timeout_at` per chunk schedules and cancels a timer for every chunk; the watchdog
+keeps one timer per stream, scheduled at the earliest moment a wait could be overdue, and when
+it goes off with the stream still moving it is set again for the current wait's limit.
 
 Outside the block (while the chunk is with the caller) nothing can fire: a timeout scope left
 open across a generator's `yield` would fire inside the consumer's code.

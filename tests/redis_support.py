@@ -17,19 +17,29 @@ does not answer PING, tests that use it skip with a reason saying how to start o
 
 `redis_prefix` is a fresh key prefix for one test; its keys are deleted afterwards, so tests
 never touch each other's data or anything else in the database.
+
+`refused_url` and `silent_url` are Redis URLs on loopback that refuse connections, or accept
+them and never answer: for tests of what a broken Redis costs. `gateway_client` builds an
+asyncio client as the gateway does, to hand to the cache or the limits under test.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 from uuid import uuid4
 
 import pytest
 import redis
+import redis.asyncio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from gateway.runtime.redis import redis_client
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 PING_TIMEOUT_SECONDS = 1.0
@@ -48,6 +58,21 @@ def sync_client(url: str) -> redis.Redis:
         socket_connect_timeout=PING_TIMEOUT_SECONDS,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+@asynccontextmanager
+async def gateway_client(
+    url: str,
+    *,
+    timeout: float,  # noqa: ASYNC109 - the client's bound on each operation, not this call's
+) -> AsyncIterator[redis.asyncio.Redis]:
+    """An asyncio client built as the gateway builds its own (bounded pool, no retries), for
+    handing to the cache or the limits under test; closed, with its pool, on leaving."""
+    client = redis_client(url, timeout=timeout)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def display_url(url: str) -> str:
@@ -92,3 +117,29 @@ def redis_prefix_fixture(redis_url: str) -> Iterator[str]:
                 batch.clear()
         if batch:
             client.delete(*batch)
+
+
+@pytest.fixture(name="refused_url")
+def refused_url_fixture() -> str:
+    """A loopback Redis URL whose port nothing listens on (bound once, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture(name="silent_url")
+async def silent_url_fixture() -> AsyncIterator[str]:
+    """A loopback Redis URL whose server accepts connections and then never says a word."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0"
+    for writer in accepted:
+        writer.close()
+    server.close()
+    await server.wait_closed()

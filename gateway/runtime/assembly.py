@@ -1,6 +1,6 @@
-"""Assembling the gateway's parts from settings: store, auth, limits, cache, core.
+"""Assembling the gateway's parts from settings: store, Redis, auth, limits, cache, core.
 
-`Gateway` (app.py) owns the lifetimes; this module only builds.
+`Gateway` (server.py) owns the lifetimes; this module only builds.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import logging
 import ssl
 from pathlib import Path
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cache.backend import CacheBackend
@@ -20,6 +21,7 @@ from gateway.errors import ServiceUnavailableError
 from gateway.pipeline.dispatch import Dispatcher
 from gateway.pipeline.pricing import PriceTable
 from gateway.pipeline.service import CallPolicy, GatewayService, UsageSink
+from gateway.runtime.redis import redis_client
 from gateway.runtime.startup import StartupError as StartupError  # re-exported: raised from here
 from gateway.runtime.startup import using_database
 from gateway.store import repository
@@ -151,25 +153,28 @@ def build_authenticator(settings: Settings, engine: AsyncEngine) -> Authenticato
     )
 
 
-def build_quotas(settings: Settings) -> Quotas:
-    """Rate limits and budgets: in Redis when it is configured, else in this process."""
+def build_redis(settings: Settings) -> Redis | None:
+    """The process's one Redis client, shared by the cache, rate limits and budgets (None
+    without `redis_url`); the caller closes it. Its own timeouts are the longest of their
+    bounds: each of them bounds its operations by its own."""
+    if not settings.redis_url:
+        return None
+    timeout = max(settings.cache_redis_timeout, settings.rate_limit_redis_timeout)
+    return redis_client(settings.redis_url, timeout=timeout)
+
+
+def build_quotas(settings: Settings, redis: Redis | None) -> Quotas:
+    """Rate limits and budgets: in Redis (`redis`) when it is configured, else in this process."""
     limiter: RateLimiter
     budgets: Budgets
-    if settings.redis_url:
+    if redis is not None:
         fail_open = settings.rate_limit_fail_open
         on_failure = RATE_LIMIT_BACKEND_FAILURES.inc
-        limiter = RedisRateLimiter.from_url(
-            settings.redis_url,
-            timeout=settings.rate_limit_redis_timeout,
-            fail_open=fail_open,
-            on_failure=on_failure,
+        timeout = settings.rate_limit_redis_timeout
+        limiter = RedisRateLimiter(
+            redis, timeout=timeout, fail_open=fail_open, on_failure=on_failure
         )
-        budgets = RedisBudgets.from_url(
-            settings.redis_url,
-            timeout=settings.rate_limit_redis_timeout,
-            fail_open=fail_open,
-            on_failure=on_failure,
-        )
+        budgets = RedisBudgets(redis, timeout=timeout, fail_open=fail_open, on_failure=on_failure)
     else:
         limiter, budgets = MemoryRateLimiter(), MemoryBudgets()
     return Quotas(
@@ -180,17 +185,15 @@ def build_quotas(settings: Settings) -> Quotas:
     )
 
 
-def build_cache(settings: Settings) -> ResponseCache | None:
-    """The response cache on the configured backend (None when it is off)."""
+def build_cache(settings: Settings, redis: Redis | None) -> ResponseCache | None:
+    """The response cache on the configured backend (None when it is off); Redis is `redis`."""
     backend: CacheBackend
     choice = settings.cache_backend
     if choice == "off":
         return None
-    if choice == "redis" or (choice == "auto" and settings.redis_url):
-        backend = RedisCache.from_url(
-            settings.redis_url,
-            timeout=settings.cache_redis_timeout,
-            prefix=settings.cache_key_prefix,
+    if redis is not None and choice in ("redis", "auto"):
+        backend = RedisCache(
+            redis, timeout=settings.cache_redis_timeout, prefix=settings.cache_key_prefix
         )
     else:
         backend = MemoryCache(settings.cache_max_bytes)

@@ -158,8 +158,8 @@ def _serve(settings: Settings, worker: WorkerLink | None) -> int:
         main = supervise(settings)  # serves no calls: no tracing here
     else:
         if settings.tracing_enabled and settings.tracing_export:
-            # Without an exporter the API's no-op tracer stays: spans nobody reads cost ~20% of
-            # throughput; a caller's traceparent still flows upstream and into the logs.
+            # Without an exporter the API's no-op tracer stays (spans nobody reads still cost
+            # time); a caller's traceparent still flows upstream and into the logs.
             configure_tracing(export=True)
         main = serve(settings, worker)
     _run(main)

@@ -15,6 +15,7 @@ import signal
 import grpc
 from aiohttp import web
 from grpc_health.v1.health import aio as health_aio
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cache.layer import ResponseCache
@@ -26,6 +27,7 @@ from gateway.runtime.assembly import (
     build_cache,
     build_core,
     build_quotas,
+    build_redis,
     build_upstream_client,
     open_store,
 )
@@ -37,7 +39,8 @@ from gateway.tenancy.quotas import Quotas
 from gateway.transports.grpc_server import create_server, set_serving
 from gateway.transports.http_app import create_app
 from gateway.transports.http_guard import HttpRunner
-from metrics import USAGE_PENDING, render_latest
+from metrics import USAGE_PENDING
+from metrics.endpoint import metrics_app
 from providers.http.client import UpstreamClient
 from providers.registry import ProviderRegistry
 
@@ -66,6 +69,7 @@ class Gateway:
         self._engine: AsyncEngine | None = None
         self._writer: UsageWriter | None = None
         self._quotas: Quotas | None = None
+        self._redis: Redis | None = None
         self._session: UpstreamClient | None = None
         self._registry: ProviderRegistry | None = None
         self._core: GatewayService | None = None
@@ -96,8 +100,9 @@ class Gateway:
         )
         self._engine, self._writer = await open_store(settings)
         authenticator = build_authenticator(settings, self._engine)
-        self._quotas = build_quotas(settings)
-        self._cache = build_cache(settings)
+        self._redis = build_redis(settings)
+        self._quotas = build_quotas(settings, self._redis)
+        self._cache = build_cache(settings, self._redis)
         self._core = core = build_core(
             settings,
             self._registry,
@@ -138,7 +143,7 @@ class Gateway:
         self.http_port = await self._listen(shim, settings.http_port, "HTTP_PORT")
         if self.worker is None:
             self.metrics_port = await self._listen(
-                _metrics_app(), settings.metrics_port, "METRICS_PORT"
+                metrics_app(), settings.metrics_port, "METRICS_PORT"
             )
 
     async def mark_ready(self) -> None:
@@ -200,7 +205,9 @@ class Gateway:
         if self._registry is not None:
             await self._registry.aclose()
         if self._cache is not None:
-            await self._cache.aclose()
+            await self._cache.aclose()  # waits for the stores still under way
+        if self._redis is not None:
+            await self._redis.aclose()
         if self._session is not None:
             await self._session.close()
         log.info("gateway stopped")
@@ -261,16 +268,6 @@ def check_ports_free(settings: Settings) -> None:
     ):
         if port:
             probe_port(settings.bind_host, port, setting)
-
-
-def _metrics_app() -> web.Application:
-    async def metrics(request: web.Request) -> web.Response:
-        body, content_type = render_latest()
-        return web.Response(body=body, headers={"Content-Type": content_type})
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    return app
 
 
 def _grpc_address(host: str, port: int) -> str:

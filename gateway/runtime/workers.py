@@ -45,7 +45,9 @@ from gateway.runtime.startup import (
     claim_port,
     port_error,
 )
-from metrics import forget_worker, render_workers
+from gateway.store.spill import merge_orphan_spills, worker_spill_path
+from metrics import forget_worker
+from metrics.endpoint import metrics_app
 
 log = logging.getLogger("gateway.workers")
 
@@ -118,12 +120,13 @@ class Supervisor:
         settings = self.settings
         self.grpc_port = self._reserve(settings.grpc_port, "GRPC_PORT")
         self.http_port = self._reserve(settings.http_port, "HTTP_PORT")
+        self._metrics_dir = tempfile.mkdtemp(prefix="ai-gateway-metrics-")
         self.metrics_port = await self._serve_metrics()
         if settings.redis_url:
             await check_redis(settings.redis_url)
         self._migrated = await prepare_store(settings)  # once here, not racing in every worker
-        merge_orphan_spills(Path(settings.usage_spill_path), self.count)
-        self._metrics_dir = tempfile.mkdtemp(prefix="ai-gateway-metrics-")
+        for name in merge_orphan_spills(Path(settings.usage_spill_path), self.count):
+            log.info("usage spill file of a removed worker merged", extra={"file": name})
         if not settings.redis_url:
             log.warning(
                 "without REDIS_URL, rate limits, budgets and the cache are per worker",
@@ -207,12 +210,7 @@ class Supervisor:
         return int(sock.getsockname()[1])
 
     async def _serve_metrics(self) -> int:
-        async def metrics(request: web.Request) -> web.Response:
-            body, content_type = render_workers(self._metrics_dir)
-            return web.Response(body=body, headers={"Content-Type": content_type})
-
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
+        app = metrics_app(self._metrics_dir)
         self._metrics_runner = runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.settings.bind_host, self.settings.metrics_port)
@@ -308,40 +306,6 @@ def _restart_pause(failures: int) -> float:
     if failures == 0:
         return 0.0
     return RESTART_BACKOFF_SECONDS[min(failures, len(RESTART_BACKOFF_SECONDS)) - 1]
-
-
-def worker_spill_path(base: Path, index: int) -> Path:
-    """Worker `index`'s usage spill file: worker 0 keeps `base`, so WORKERS=1 finds its rows."""
-    if index == 0:
-        return base
-    return base.with_name(f"{base.stem}.w{index}{base.suffix}")
-
-
-def merge_orphan_spills(base: Path, workers: int) -> None:
-    """Append spill files of workers that no longer exist (WORKERS went down) to worker 0's.
-
-    Runs before any worker starts, so nothing else touches the files.
-    """
-    for path in sorted(base.parent.glob(f"{base.stem}.w*{base.suffix}*")):
-        index_part = path.name[len(base.stem) + 2 :].split(".", 1)[0]
-        if not index_part.isdecimal() or int(index_part) < workers:
-            continue
-        if path.name.endswith(".rejected"):  # rows the database refused stay where they are
-            continue
-        data = path.read_bytes()
-        if data:
-            with base.open("ab") as out:
-                if base.stat().st_size and not _ends_with_newline(base):
-                    out.write(b"\n")
-                out.write(data if data.endswith(b"\n") else data + b"\n")
-        path.unlink()
-        log.info("usage spill file of a removed worker merged", extra={"file": path.name})
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as file:
-        file.seek(-1, os.SEEK_END)
-        return file.read(1) == b"\n"
 
 
 class _WorkerTag(logging.Filter):

@@ -6,7 +6,9 @@ off when the claimed file is deleted; the claimed file is deleted only once all 
 committed. A claimed file left behind by a crash is replayed first on the next start; replaying
 rows that were already stored is harmless, as the ledger ignores rows it has.
 
-One `UsageWriter` owns a spill path; two processes must not share one.
+One `UsageWriter` owns a spill path; two processes must not share one, so each worker process
+has its own (`worker_spill_path`), and the files of workers that no longer exist are merged
+into worker 0's before any starts (`merge_orphan_spills`).
 """
 
 from __future__ import annotations
@@ -85,6 +87,31 @@ class SpillFile:
     def release(self) -> None:
         """Delete the claimed file: all of its rows are stored."""
         self.claimed_path.unlink(missing_ok=True)
+
+
+def worker_spill_path(base: Path, index: int) -> Path:
+    """Worker `index`'s spill path: worker 0 keeps `base`, so WORKERS=1 finds its rows."""
+    if index == 0:
+        return base
+    return base.with_name(f"{base.stem}.w{index}{base.suffix}")
+
+
+def merge_orphan_spills(base: Path, workers: int) -> list[str]:
+    """Append the files of workers numbered `workers` and up (spilled, claimed, journal) to
+    worker 0's spill file `base`; returns the names of the files merged (and deleted).
+
+    Run it before any worker starts, so nothing else touches the files. Rows the database
+    refused (`.rejected`) stay where they are. Raises OSError.
+    """
+    merged = []
+    spill = SpillFile(base)
+    for path in sorted(base.parent.glob(f"{base.stem}.w*{base.suffix}*")):
+        index = path.name[len(base.stem) + 2 :].split(".", 1)[0]
+        if not index.isdecimal() or int(index) < workers or path.name.endswith(".rejected"):
+            continue
+        spill.adopt(path)
+        merged.append(path.name)
+    return merged
 
 
 def read_chunk(path: Path, offset: int, limit: int) -> SpillChunk:

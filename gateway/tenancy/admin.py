@@ -2,16 +2,17 @@
 
 Both transports call these, as they call the completion core: no rule lives in a transport.
 Admin calls need the admin token; usage reports show the caller's own tenant, or any tenant to
-the admin.
+the admin. Requests and answers are our own values (below, and the store's `ApiKeyInfo` and
+`UsageRow`); the transports convert them to and from their wire formats.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
@@ -19,7 +20,6 @@ from gateway.store import repository
 from gateway.store.repository import ApiKeyInfo
 from gateway.store.usage import UsageRow, usage_by_model_and_day
 from gateway.tenancy.auth import Authenticator, Identity
-from gateway.v1 import gateway_pb2 as pb
 
 USAGE_DEFAULT_DAYS = 30
 MAX_TENANT_CHARS = 64
@@ -30,6 +30,51 @@ MAX_BUDGET_USD = 99_999_999
 MAX_PER_MINUTE = 2**31 - 1
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A key's or a tenant's limits as asked for; None leaves that limit off (checked here)."""
+
+    monthly_budget_usd: float | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    """A new API key, and its secret: shown this once, never stored."""
+
+    key: ApiKeyInfo
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportQuery:
+    """Whose usage, over which period: `tenant` "" is the caller's own (or all, for the admin);
+    `since` None is the report's default start, `until` None is now."""
+
+    tenant: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Calls and spend of one model or one day."""
+
+    name: str
+    requests: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """Spend over a period: in total, by model (largest first) and by day (in order)."""
+
+    total_cost_usd: float
+    models: tuple[Cost, ...]
+    days: tuple[Cost, ...]
+
+
 class AdminCore:
     """Admin calls and usage reports."""
 
@@ -37,52 +82,51 @@ class AdminCore:
         self._engine = engine
         self._auth = authenticator
 
+    async def authenticate(self, authorization: str | None) -> Identity:
+        """The caller behind `authorization` (`UnauthenticatedError` when it does not hold)."""
+        return await self._auth.authenticate(authorization)
+
     async def create_api_key(
-        self, request: pb.CreateApiKeyRequest, authorization: str | None
-    ) -> pb.CreateApiKeyResponse:
+        self, tenant: str, name: str, limits: Limits, authorization: str | None
+    ) -> CreatedKey:
         """A new key for a tenant; its secret is returned this once."""
         self._require_admin(authorization)
-        tenant = _tenant(request.tenant)
-        if len(request.name) > MAX_KEY_NAME_CHARS:
+        tenant = _tenant(tenant)
+        if len(name) > MAX_KEY_NAME_CHARS:
             raise InvalidArgumentError(f"name: at most {MAX_KEY_NAME_CHARS} characters")
         info, secret = await repository.create_api_key(
             self._engine,
             tenant,
-            name=request.name,
-            monthly_budget_usd=_budget(request, "monthly_budget_usd"),
-            requests_per_minute=_per_minute(request, "requests_per_minute"),
-            tokens_per_minute=_per_minute(request, "tokens_per_minute"),
+            name=name,
+            monthly_budget_usd=_budget(limits.monthly_budget_usd),
+            requests_per_minute=_per_minute(limits.requests_per_minute, "requests_per_minute"),
+            tokens_per_minute=_per_minute(limits.tokens_per_minute, "tokens_per_minute"),
         )
-        return pb.CreateApiKeyResponse(api_key=_key_message(info), secret=secret)
+        return CreatedKey(info, secret)
 
-    async def list_api_keys(
-        self, request: pb.ListApiKeysRequest, authorization: str | None
-    ) -> pb.ListApiKeysResponse:
-        """Keys of a tenant, or of all tenants; never their secrets."""
+    async def list_api_keys(self, tenant: str, authorization: str | None) -> list[ApiKeyInfo]:
+        """Keys of a tenant ("" for all tenants); never their secrets."""
         self._require_admin(authorization)
-        keys = await repository.list_api_keys(self._engine, request.tenant or None)
-        return pb.ListApiKeysResponse(api_keys=[_key_message(k) for k in keys])
+        return await repository.list_api_keys(self._engine, tenant or None)
 
-    async def revoke_api_key(
-        self, request: pb.RevokeApiKeyRequest, authorization: str | None
-    ) -> pb.RevokeApiKeyResponse:
-        """Revoke a key; every replica refuses it within seconds."""
+    async def revoke_api_key(self, key_id: str, authorization: str | None) -> str:
+        """Revoke a key (every replica refuses it within seconds); returns its id."""
         self._require_admin(authorization)
-        if not request.id:
+        if not key_id:
             raise InvalidArgumentError("id: required")
-        if not await repository.revoke_api_key(self._engine, request.id):
-            raise NotFoundError(f"no active API key with id {request.id!r}")
-        return pb.RevokeApiKeyResponse(id=request.id)
+        if not await repository.revoke_api_key(self._engine, key_id):
+            raise NotFoundError(f"no active API key with id {key_id!r}")
+        return key_id
 
     async def set_tenant_limits(
-        self, request: pb.SetTenantLimitsRequest, authorization: str | None
-    ) -> pb.SetTenantLimitsResponse:
-        """Set a tenant's rate limits and monthly budget (unset fields clear them)."""
+        self, tenant: str, limits: Limits, authorization: str | None
+    ) -> str:
+        """Set a tenant's rate limits and monthly budget (unset ones clear them); returns it."""
         self._require_admin(authorization)
-        tenant = _tenant(request.tenant)
-        budget = _budget(request, "monthly_budget_usd")
-        rpm = _per_minute(request, "requests_per_minute")
-        tpm = _per_minute(request, "tokens_per_minute")
+        tenant = _tenant(tenant)
+        budget = _budget(limits.monthly_budget_usd)
+        rpm = _per_minute(limits.requests_per_minute, "requests_per_minute")
+        tpm = _per_minute(limits.tokens_per_minute, "tokens_per_minute")
         await repository.set_tenant_limits(
             self._engine,
             tenant,
@@ -90,25 +134,20 @@ class AdminCore:
             requests_per_minute=rpm,
             tokens_per_minute=tpm,
         )
-        return pb.SetTenantLimitsResponse(tenant=tenant)
+        return tenant
 
-    async def get_usage(
-        self, request: pb.GetUsageRequest, authorization: str | None
-    ) -> pb.GetUsageResponse:
+    async def get_usage(self, query: ReportQuery, authorization: str | None) -> list[UsageRow]:
         """Requests, tokens and cost by tenant, day, requested model and the deployment's model."""
-        tenant = await self._report_scope(request.tenant, authorization)
-        since, until = _period(request, default_since=_days_ago(USAGE_DEFAULT_DAYS))
-        rows = await usage_by_model_and_day(
+        tenant = await self._report_scope(query.tenant, authorization)
+        since, until = _period(query, default_since=_days_ago(USAGE_DEFAULT_DAYS))
+        return await usage_by_model_and_day(
             self._engine, tenant_id=tenant, since=since, until=until
         )
-        return pb.GetUsageResponse(rows=[_usage_message(r) for r in rows])
 
-    async def get_costs(
-        self, request: pb.GetCostsRequest, authorization: str | None
-    ) -> pb.GetCostsResponse:
+    async def get_costs(self, query: ReportQuery, authorization: str | None) -> Costs:
         """Spend in total, by model and by day."""
-        tenant = await self._report_scope(request.tenant, authorization)
-        since, until = _period(request, default_since=_month_start())
+        tenant = await self._report_scope(query.tenant, authorization)
+        since, until = _period(query, default_since=_month_start())
         rows = await usage_by_model_and_day(
             self._engine, tenant_id=tenant, since=since, until=until
         )
@@ -119,12 +158,10 @@ class AdminCore:
                 bucket[0] += row.requests
                 bucket[1] += row.cost_usd
         models = sorted(by_model.items(), key=lambda item: -item[1][1])
-        return pb.GetCostsResponse(
+        return Costs(
             total_cost_usd=sum(row.cost_usd for row in rows),
-            models=[pb.Cost(name=n, requests=int(r), cost_usd=c) for n, (r, c) in models],
-            days=[
-                pb.Cost(name=n, requests=int(r), cost_usd=c) for n, (r, c) in sorted(by_day.items())
-            ],
+            models=tuple(Cost(n, int(r), c) for n, (r, c) in models),
+            days=tuple(Cost(n, int(r), c) for n, (r, c) in sorted(by_day.items())),
         )
 
     async def _report_scope(self, requested: str, authorization: str | None) -> str | None:
@@ -149,29 +186,23 @@ def _tenant(value: str) -> str:
     return tenant
 
 
-def _budget(
-    message: pb.CreateApiKeyRequest | pb.SetTenantLimitsRequest, field: str
-) -> float | None:
+def _budget(value: float | None) -> float | None:
     """A monthly budget in USD from 0 to `MAX_BUDGET_USD`; None when unset (no budget)."""
-    if not message.HasField(field):  # type: ignore[arg-type]  # the field names are literals
+    if value is None:
         return None
-    value = float(getattr(message, field))
     # NaN compares false with everything: `not (a <= v <= b)` refuses it too.
     if not (math.isfinite(value) and 0 <= value <= MAX_BUDGET_USD):
         raise InvalidArgumentError(
-            f"{field}: must be a number of US dollars from 0 to {MAX_BUDGET_USD}, got {value!r}"
-            " (leave it out for no budget)"
+            f"monthly_budget_usd: must be a number of US dollars from 0 to {MAX_BUDGET_USD}, "
+            f"got {value!r} (leave it out for no budget)"
         )
     return value
 
 
-def _per_minute(
-    message: pb.CreateApiKeyRequest | pb.SetTenantLimitsRequest, field: str
-) -> int | None:
+def _per_minute(value: int | None, field: str) -> int | None:
     """A per-minute limit from 1 to `MAX_PER_MINUTE`; None when unset (no limit)."""
-    if not message.HasField(field):  # type: ignore[arg-type]  # the field names are literals
+    if value is None:
         return None
-    value = int(getattr(message, field))
     if not 1 <= value <= MAX_PER_MINUTE:
         raise InvalidArgumentError(
             f"{field}: must be a whole number from 1 to {MAX_PER_MINUTE}, got {value}"
@@ -180,27 +211,12 @@ def _per_minute(
     return value
 
 
-def _period(
-    request: pb.GetUsageRequest | pb.GetCostsRequest, *, default_since: datetime
-) -> tuple[datetime, datetime]:
-    since = _moment(request, "since") or default_since
-    until = _moment(request, "until") or datetime.now(UTC)
+def _period(query: ReportQuery, *, default_since: datetime) -> tuple[datetime, datetime]:
+    since = query.since or default_since
+    until = query.until or datetime.now(UTC)
     if until <= since:
         raise InvalidArgumentError("until: must be after since")
     return since, until
-
-
-def _moment(request: pb.GetUsageRequest | pb.GetCostsRequest, field: str) -> datetime | None:
-    """The request's `since` or `until` (None when unset); INVALID_ARGUMENT out of range."""
-    if not request.HasField(field):  # type: ignore[arg-type]  # the field names are literals
-        return None
-    stamp: Timestamp = getattr(request, field)
-    try:
-        return stamp.ToDatetime(UTC)
-    except (ValueError, OverflowError):  # beyond what a datetime holds (years 1 to 9999)
-        raise InvalidArgumentError(
-            f"{field}: must be a time between the years 1 and 9999"
-        ) from None
 
 
 def _days_ago(days: int) -> datetime:
@@ -209,44 +225,3 @@ def _days_ago(days: int) -> datetime:
 
 def _month_start() -> datetime:
     return datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def _key_message(info: ApiKeyInfo) -> pb.ApiKey:
-    key = pb.ApiKey(
-        id=info.id,
-        tenant=info.tenant_id,
-        name=info.name,
-        prefix=info.prefix,
-        created_at=_timestamp(info.created_at),
-        revoked_at=_timestamp(info.revoked_at),
-    )
-    if info.monthly_budget_usd is not None:
-        key.monthly_budget_usd = float(info.monthly_budget_usd)
-    if info.requests_per_minute is not None:
-        key.requests_per_minute = info.requests_per_minute
-    if info.tokens_per_minute is not None:
-        key.tokens_per_minute = info.tokens_per_minute
-    return key
-
-
-def _usage_message(row: UsageRow) -> pb.UsageRow:
-    return pb.UsageRow(
-        tenant=row.tenant_id,
-        day=row.day.isoformat(),
-        model=row.model,
-        provider=row.provider or "",
-        provider_model=row.provider_model or "",
-        requests=row.requests,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        cached_tokens=row.cached_tokens,
-        cost_usd=row.cost_usd,
-    )

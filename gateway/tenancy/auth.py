@@ -39,7 +39,7 @@ from gateway.tenancy.key_grants import (
     KeyLookup,
 )
 
-__all__ = ["Authenticator", "Identity", "JwtSettings", "KeyGrant", "KeyLookup", "key_digest"]
+__all__ = ["Authenticator", "Identity", "JwtSettings", "KeyGrant", "KeyLookup"]
 
 API_KEY_PREFIX = "aigw_"
 DEFAULT_TENANT = "default"
@@ -173,11 +173,6 @@ class Authenticator:
         if not isinstance(tenant, str) or not tenant:
             raise UnauthenticatedError(INVALID)
         return tenant
-
-
-def key_digest(secret: str) -> str:
-    """The SHA-256 hex under which an API key is stored."""
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _digest(token: str) -> bytes:

@@ -9,8 +9,9 @@ or none. Each limit is one hash `<prefix><name>:<key>` with the fields `w` (wind
 A month's spend is one float counter `<prefix><key>:<YYYYMM>` (INCRBYFLOAT), expiring after
 `BUDGET_TTL_SECONDS`; `over_budget` reads all of a call's counters with one MGET.
 
-No operation is slower than `timeout`: redis-py's retries are off, its socket timeouts are
-`timeout`, and the whole operation also runs under `asyncio.timeout(timeout)`. A failed or late
+Both are handed a client built by the process (one bounded pool, no retries, shared with the
+cache) and never close it. No operation is slower than `timeout`: each runs under
+`asyncio.timeout(timeout)`, whatever the client's own socket timeouts. A failed or late
 operation is counted (`failures_total`, `on_failure`) and then the `fail_open` policy decides:
 see `gateway.limits`. Messages and logs name host, port and database, never credentials.
 """
@@ -28,7 +29,6 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from gateway.runtime.redis import DEFAULT_MAX_CONNECTIONS, redis_client
 from gateway.tenancy.limits import (
     ADMITTED,
     DEFAULT_WINDOW_SECONDS,
@@ -53,8 +53,6 @@ DEFAULT_LIMIT_PREFIX = "aigw:rl:"
 
 DEFAULT_BUDGET_PREFIX = "aigw:budget:"
 """Prepended to every budget key."""
-
-"""Pool size per limiter: enough for a busy replica, small enough that many replicas fit."""
 
 BUDGET_TTL_SECONDS = 35 * 24 * 3600
 """A month's spend counter outlives its month by a few days, then goes."""
@@ -201,7 +199,7 @@ class _Link:
 class RedisRateLimiter:
     """A `RateLimiter` in Redis, shared by every replica using the same `prefix` and `window`.
 
-    The limiter owns its client: `aclose` closes it. Build one with `from_url`.
+    The client is the caller's: the limiter uses it and never closes it.
     """
 
     def __init__(
@@ -221,29 +219,6 @@ class RedisRateLimiter:
         self._link = _Link(client, timeout=timeout, on_failure=on_failure, policy=policy)
         self._prefix = prefix
         self._fail_open = fail_open
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        timeout: float,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        prefix: str = DEFAULT_LIMIT_PREFIX,
-        window: float = DEFAULT_WINDOW_SECONDS,
-        fail_open: bool = True,
-        on_failure: Callable[[], None] | None = None,
-    ) -> RedisRateLimiter:
-        """A limiter on a new connection pool to `url`; does no I/O."""
-        client = redis_client(url, timeout=timeout, max_connections=max_connections)
-        return cls(
-            client,
-            timeout=timeout,
-            prefix=prefix,
-            window=window,
-            fail_open=fail_open,
-            on_failure=on_failure,
-        )
 
     @property
     def failures_total(self) -> int:
@@ -283,15 +258,14 @@ class RedisRateLimiter:
             await self._link.run("EVALSHA", operation)
 
     async def aclose(self) -> None:
-        """Close the client and disconnect every pooled connection."""
-        await self._link.client.aclose()
+        """Nothing to release: the client is closed by whoever built it."""
 
 
 class RedisBudgets:
     """`Budgets` in Redis, shared by every replica using the same `prefix`.
 
     `clock` gives the current time (UTC now by default) and so the month being counted. The
-    budgets own their client: `aclose` closes it. Build them with `from_url`.
+    client is the caller's: the budgets use it and never close it.
     """
 
     def __init__(
@@ -309,29 +283,6 @@ class RedisBudgets:
         self._prefix = prefix
         self._fail_open = fail_open
         self._clock = clock
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        timeout: float,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        prefix: str = DEFAULT_BUDGET_PREFIX,
-        fail_open: bool = True,
-        on_failure: Callable[[], None] | None = None,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> RedisBudgets:
-        """Budgets on a new connection pool to `url`; does no I/O."""
-        client = redis_client(url, timeout=timeout, max_connections=max_connections)
-        return cls(
-            client,
-            timeout=timeout,
-            prefix=prefix,
-            fail_open=fail_open,
-            on_failure=on_failure,
-            clock=clock,
-        )
 
     @property
     def failures_total(self) -> int:
@@ -366,8 +317,7 @@ class RedisBudgets:
         return budget_decision(checks, [0.0 if v is None else float(v) for v in values])
 
     async def aclose(self) -> None:
-        """Close the client and disconnect every pooled connection."""
-        await self._link.client.aclose()
+        """Nothing to release: the client is closed by whoever built it."""
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}{key}:{utc_month(self._clock())}"

@@ -26,6 +26,14 @@ from gateway.errors import GatewayError
 from gateway.pipeline.ids import request_id_from, request_id_var
 from gateway.pipeline.service import CallContext, GatewayService
 from gateway.tenancy.admin import AdminCore
+from gateway.transports.admin_convert import (
+    costs_message,
+    created_key_message,
+    keys_message,
+    limits_of,
+    report_query,
+    usage_message,
+)
 from gateway.transports.grpc_requests import Registrar, RequestReader
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -74,13 +82,23 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetUsageResponse:
         """Report usage by day and model."""
-        return await _unary(context, lambda c: self._admin.get_usage(request, c.authorization))
+
+        async def serve(call: CallContext) -> pb.GetUsageResponse:
+            rows = await self._admin.get_usage(report_query(request), call.authorization)
+            return usage_message(rows)
+
+        return await _unary(context, serve)
 
     async def GetCosts(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.GetCostsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetCostsResponse:
         """Report spend."""
-        return await _unary(context, lambda c: self._admin.get_costs(request, c.authorization))
+
+        async def serve(call: CallContext) -> pb.GetCostsResponse:
+            costs = await self._admin.get_costs(report_query(request), call.authorization)
+            return costs_message(costs)
+
+        return await _unary(context, serve)
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
@@ -93,27 +111,47 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         self, request: pb.CreateApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CreateApiKeyResponse:
         """Create a key."""
-        return await _unary(context, lambda c: self._admin.create_api_key(request, c.authorization))
+
+        async def serve(call: CallContext) -> pb.CreateApiKeyResponse:
+            created = await self._admin.create_api_key(
+                request.tenant, request.name, limits_of(request), call.authorization
+            )
+            return created_key_message(created)
+
+        return await _unary(context, serve)
 
     async def ListApiKeys(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.ListApiKeysRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ListApiKeysResponse:
         """List keys."""
-        return await _unary(context, lambda c: self._admin.list_api_keys(request, c.authorization))
+
+        async def serve(call: CallContext) -> pb.ListApiKeysResponse:
+            return keys_message(await self._admin.list_api_keys(request.tenant, call.authorization))
+
+        return await _unary(context, serve)
 
     async def RevokeApiKey(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.RevokeApiKeyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.RevokeApiKeyResponse:
         """Revoke a key."""
-        return await _unary(context, lambda c: self._admin.revoke_api_key(request, c.authorization))
+
+        async def serve(call: CallContext) -> pb.RevokeApiKeyResponse:
+            key_id = await self._admin.revoke_api_key(request.id, call.authorization)
+            return pb.RevokeApiKeyResponse(id=key_id)
+
+        return await _unary(context, serve)
 
     async def SetTenantLimits(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.SetTenantLimitsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.SetTenantLimitsResponse:
         """Set a tenant's limits."""
-        return await _unary(
-            context, lambda c: self._admin.set_tenant_limits(request, c.authorization)
-        )
+
+        async def serve(call: CallContext) -> pb.SetTenantLimitsResponse:
+            limits = limits_of(request)
+            tenant = await self._admin.set_tenant_limits(request.tenant, limits, call.authorization)
+            return pb.SetTenantLimitsResponse(tenant=tenant)
+
+        return await _unary(context, serve)
 
 
 async def _unary(

@@ -7,8 +7,8 @@ both, keeping the completion calls off `json_format`). Errors are mapped in one 
 `{"error": {"code", "message", "request_id"}}` with the canonical HTTP status.
 
 Routes: `POST /v1/complete` (with `"stream": true` it streams), `POST /v1/complete:stream`
-(Server-Sent Events, `http_sse`), `GET /v1/providers/status`, the admin and usage routes,
-`GET /healthz` (liveness) and `GET /readyz` (readiness).
+(Server-Sent Events, `sse`), `GET /v1/providers/status`, the admin and usage routes
+(`http_admin`), `GET /healthz` (liveness) and `GET /readyz` (readiness).
 
 A route with a body authenticates the caller from its headers first, then reads the body within
 its time bound (`http_bodies`); the connections themselves are watched by `http_guard`.
@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
-from google.protobuf.message import Message
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, StatusCode, get_current_span
 
@@ -44,14 +43,16 @@ from gateway.pipeline.ids import request_id_from, request_id_var
 from gateway.pipeline.service import CallContext, GatewayService
 from gateway.tenancy.admin import AdminCore
 from gateway.tenancy.auth import Identity
-from gateway.transports.http_bodies import read_body
-from gateway.transports.http_guard import GUARD_KEY, ConnectionGuard
-from gateway.transports.json_codec import (
-    parse_completion_request,
-    parse_message,
-    render_completion,
-    render_message,
+from gateway.transports.http_admin import add_admin_routes
+from gateway.transports.http_bodies import (
+    BODY_TIMEOUT_KEY,
+    JSON_CONTENT_TYPE,
+    MAX_BYTES_KEY,
+    message_response,
+    read_json_object,
 )
+from gateway.transports.http_guard import GUARD_KEY, ConnectionGuard
+from gateway.transports.json_codec import parse_completion_request, render_completion
 from gateway.transports.sse import serve_sse
 from gateway.v1 import gateway_pb2 as pb
 from metrics.tracing import spans_recorded, tracer
@@ -59,14 +60,10 @@ from metrics.tracing import spans_recorded, tracer
 log = logging.getLogger("gateway.http")
 
 REQUEST_ID = web.RequestKey("request_id", str)
-JSON_CONTENT_TYPE = "application/json"
 _PROBES = frozenset({"/healthz", "/readyz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CORE_KEY = web.AppKey("core", GatewayService)
-ADMIN_KEY = web.AppKey("admin", AdminCore)
-MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
-BODY_TIMEOUT_KEY = web.AppKey("body_read_timeout", float)
 
 
 class Readiness(Protocol):
@@ -97,7 +94,6 @@ def create_app(
         handler_args={"auto_decompress": False},  # `http_bodies` decodes, bounded
     )
     app[CORE_KEY] = core
-    app[ADMIN_KEY] = admin
     app[MAX_BYTES_KEY] = max_request_bytes
     app[BODY_TIMEOUT_KEY] = body_read_timeout
     app[GUARD_KEY] = ConnectionGuard(header_read_timeout)
@@ -106,12 +102,7 @@ def create_app(
     app.router.add_post("/v1/complete", _complete)
     app.router.add_post("/v1/complete:stream", _stream_complete)
     app.router.add_get("/v1/providers/status", _provider_status)
-    app.router.add_get("/v1/usage", _get_usage)
-    app.router.add_get("/v1/usage/costs", _get_costs)
-    app.router.add_post("/v1/admin/keys", _create_key)
-    app.router.add_get("/v1/admin/keys", _list_keys)
-    app.router.add_post("/v1/admin/keys/{id}:revoke", _revoke_key)
-    app.router.add_post("/v1/admin/tenants/{tenant}/limits", _set_limits)
+    add_admin_routes(app, admin)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     return app
@@ -120,7 +111,7 @@ def create_app(
 async def _complete(request: web.Request) -> web.StreamResponse:
     core = request.app[CORE_KEY]
     identity = await core.authenticate(_auth(request))  # before the body is read
-    body = await _json_body(request)
+    body = await read_json_object(request)
     if _pop_stream_flag(body, default=False):
         return await _serve_stream(
             request, parse_completion_request(body, pb.StreamCompleteRequest), identity
@@ -134,7 +125,7 @@ async def _complete(request: web.Request) -> web.StreamResponse:
 
 async def _stream_complete(request: web.Request) -> web.StreamResponse:
     identity = await request.app[CORE_KEY].authenticate(_auth(request))
-    body = await _json_body(request)
+    body = await read_json_object(request)
     if not _pop_stream_flag(body, default=True):
         raise InvalidArgumentError("stream: cannot be false on /v1/complete:stream")
     message = parse_completion_request(body, pb.StreamCompleteRequest)
@@ -144,49 +135,9 @@ async def _stream_complete(request: web.Request) -> web.StreamResponse:
 async def _provider_status(request: web.Request) -> web.StreamResponse:
     status_request = pb.ProviderStatusRequest(provider=request.query.get("provider", ""))
     core = request.app[CORE_KEY]
-    return _json_response(await core.provider_status(status_request, _call_context(request, None)))
-
-
-async def _get_usage(request: web.Request) -> web.StreamResponse:
-    message = parse_message(_query(request, "tenant", "since", "until"), pb.GetUsageRequest())
-    return _json_response(await request.app[ADMIN_KEY].get_usage(message, _auth(request)))
-
-
-async def _get_costs(request: web.Request) -> web.StreamResponse:
-    message = parse_message(_query(request, "tenant", "since", "until"), pb.GetCostsRequest())
-    return _json_response(await request.app[ADMIN_KEY].get_costs(message, _auth(request)))
-
-
-async def _create_key(request: web.Request) -> web.StreamResponse:
-    await request.app[CORE_KEY].authenticate(_auth(request))  # before the body is read
-    message = parse_message(await _json_body(request), pb.CreateApiKeyRequest())
-    return _json_response(await request.app[ADMIN_KEY].create_api_key(message, _auth(request)))
-
-
-async def _list_keys(request: web.Request) -> web.StreamResponse:
-    message = parse_message(_query(request, "tenant"), pb.ListApiKeysRequest())
-    return _json_response(await request.app[ADMIN_KEY].list_api_keys(message, _auth(request)))
-
-
-async def _revoke_key(request: web.Request) -> web.StreamResponse:
-    message = pb.RevokeApiKeyRequest(id=request.match_info["id"])
-    return _json_response(await request.app[ADMIN_KEY].revoke_api_key(message, _auth(request)))
-
-
-async def _set_limits(request: web.Request) -> web.StreamResponse:
-    await request.app[CORE_KEY].authenticate(_auth(request))  # before the body is read
-    body = await _json_body(request) if request.can_read_body else {}
-    body["tenant"] = request.match_info["tenant"]
-    message = parse_message(body, pb.SetTenantLimitsRequest())
-    admin = request.app[ADMIN_KEY]
-    return _json_response(await admin.set_tenant_limits(message, _auth(request)))
-
-
-def _query(request: web.Request, *allowed: str) -> dict[str, Any]:
-    unknown = sorted(set(request.query) - set(allowed))
-    if unknown:
-        raise InvalidArgumentError(f"{unknown[0]}: unknown query parameter")
-    return {name: request.query[name] for name in allowed if name in request.query}
+    return message_response(
+        await core.provider_status(status_request, _call_context(request, None))
+    )
 
 
 def _auth(request: web.Request) -> str | None:
@@ -289,18 +240,6 @@ async def _echo_request_id(request: web.Request, response: web.StreamResponse) -
         response.headers["x-request-id"] = request_id
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    app = request.app
-    raw = await read_body(request, seconds=app[BODY_TIMEOUT_KEY], max_bytes=app[MAX_BYTES_KEY])
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgumentError(f"body: malformed JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise InvalidArgumentError("body: must be a JSON object")
-    return body
-
-
 def _pop_stream_flag(body: dict[str, Any], *, default: bool) -> bool:
     """Take the JSON-only `stream` switch out of `body` (it is not a request message field)."""
     stream = body.pop("stream", default)
@@ -318,10 +257,6 @@ def _call_context(request: web.Request, identity: Identity | None) -> CallContex
         timeout_header=request.headers.get("x-request-timeout"),
         identity=identity,
     )
-
-
-def _json_response(message: Message) -> web.Response:
-    return web.Response(body=render_message(message, defaults=True), content_type=JSON_CONTENT_TYPE)
 
 
 def _error_body(code: str, message: str, request: web.Request) -> bytes:

@@ -9,14 +9,20 @@ plain-text 400 naming a package to install, and a made-up one was ignored. Here:
   are decoded, in the order applied; the decoded size counts against `MAX_REQUEST_BYTES`;
 - a body that does not decode as labelled is 400, any other coding 415, naming what is read;
 - the whole body must arrive within the body timeout, else 408 and the connection is closed.
+
+Every route with a body reads it through `read_json_object`, with the bounds the app holds
+(`MAX_BYTES_KEY`, `BODY_TIMEOUT_KEY`); `message_response` renders an answer message back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
+from typing import Any
 
+import orjson
 from aiohttp import web
+from google.protobuf.message import Message
 
 from gateway.errors import (
     BodyTimeoutError,
@@ -24,10 +30,32 @@ from gateway.errors import (
     PayloadTooLargeError,
     UnsupportedEncodingError,
 )
+from gateway.transports.json_codec import render_message
 
 READ_CODINGS = "gzip, deflate or identity"
+JSON_CONTENT_TYPE = "application/json"
+MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
+BODY_TIMEOUT_KEY = web.AppKey("body_read_timeout", float)
 #: zlib window sizes: gzip framing, zlib framing, raw deflate.
 _GZIP_WINDOW, _ZLIB_WINDOW, _RAW_WINDOW = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS, -zlib.MAX_WBITS
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's body as a JSON object, read within the app's bounds (`read_body`)."""
+    app = request.app
+    raw = await read_body(request, seconds=app[BODY_TIMEOUT_KEY], max_bytes=app[MAX_BYTES_KEY])
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"body: malformed JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise InvalidArgumentError("body: must be a JSON object")
+    return body
+
+
+def message_response(message: Message) -> web.Response:
+    """`message` as the JSON answer (proto3 JSON mapping, defaults included)."""
+    return web.Response(body=render_message(message, defaults=True), content_type=JSON_CONTENT_TYPE)
 
 
 async def read_body(request: web.BaseRequest, *, seconds: float, max_bytes: int) -> bytes:

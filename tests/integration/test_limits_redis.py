@@ -4,7 +4,6 @@ it, and against servers that refuse connections or never answer."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.tenancy.limits import Budgets, Limit, RateLimiter, Reason
+from gateway.tenancy.limits import Limit, Reason
 from gateway.tenancy.limits_redis import (
     ACQUIRE_SCRIPT,
     BUDGET_TTL_SECONDS,
@@ -21,8 +20,11 @@ from gateway.tenancy.limits_redis import (
     RedisRateLimiter,
 )
 from tests.redis_support import (  # noqa: F401  (pytest registers imported fixtures)
+    gateway_client,
     redis_prefix_fixture,
     redis_url_fixture,
+    refused_url_fixture,
+    silent_url_fixture,
     sync_client,
 )
 
@@ -48,11 +50,8 @@ def make_limiter(redis_url: str, redis_prefix: str, stack: AsyncExitStack) -> Ma
     """Build limiters, each with its own connection pool, in this test's key space."""
 
     async def make(**options: Any) -> RedisRateLimiter:
-        limiter = RedisRateLimiter.from_url(
-            redis_url, **{"timeout": 2.0, "prefix": redis_prefix, **options}
-        )
-        stack.push_async_callback(limiter.aclose)
-        return limiter
+        client = await stack.enter_async_context(gateway_client(redis_url, timeout=2.0))
+        return RedisRateLimiter(client, **{"timeout": 2.0, "prefix": redis_prefix, **options})
 
     return make
 
@@ -62,11 +61,8 @@ def make_budgets(redis_url: str, redis_prefix: str, stack: AsyncExitStack) -> Ma
     """Build budgets, each with its own connection pool, in this test's key space."""
 
     async def make(**options: Any) -> RedisBudgets:
-        budgets = RedisBudgets.from_url(
-            redis_url, **{"timeout": 2.0, "prefix": redis_prefix, **options}
-        )
-        stack.push_async_callback(budgets.aclose)
-        return budgets
+        client = await stack.enter_async_context(gateway_client(redis_url, timeout=2.0))
+        return RedisBudgets(client, **{"timeout": 2.0, "prefix": redis_prefix, **options})
 
     return make
 
@@ -83,14 +79,6 @@ async def burst(replicas: list[RedisRateLimiter], calls: list[list[Limit]]) -> l
         *(replicas[i % len(replicas)].acquire(call) for i, call in enumerate(calls))
     )
     return [decision.allowed for decision in decisions]
-
-
-def test_redis_backends_satisfy_the_protocols() -> None:
-    limiter: RateLimiter = RedisRateLimiter.from_url("redis://127.0.0.1:6379/0", timeout=1.0)
-    budgets: Budgets = RedisBudgets.from_url("redis://127.0.0.1:6379/0", timeout=1.0)
-
-    assert limiter is not None
-    assert budgets is not None
 
 
 async def test_three_replicas_admit_the_limit_in_total(replicas: list[RedisRateLimiter]) -> None:
@@ -255,32 +243,6 @@ async def test_seed_sets_a_month_only_if_absent(make_budgets: MakeBudgets) -> No
     assert (await first.over_budget([("tenant:t1", 10.0)])).spent_usd == (5.0,)
 
 
-@pytest.fixture
-def refused_url() -> str:
-    """A loopback URL whose port nothing listens on (bound once, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture
-async def silent_url() -> AsyncIterator[str]:
-    """A loopback URL whose server accepts connections and then never says a word."""
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"redis://127.0.0.1:{port}/0"
-    for writer in accepted:
-        writer.close()
-    server.close()
-    await server.wait_closed()
-
-
 @pytest.fixture(params=["refused", "silent"])
 def broken_url(request: pytest.FixtureRequest) -> str:
     """A Redis URL that refuses connections, or one that never answers."""
@@ -307,13 +269,11 @@ async def timed(operation: Awaitable[object]) -> float:
 
 async def test_fail_open_admits_and_counts_the_failure(broken_url: str) -> None:
     failures = Failures()
-    limiter = RedisRateLimiter.from_url(broken_url, timeout=TIMEOUT, on_failure=failures)
-    try:
+    async with gateway_client(broken_url, timeout=TIMEOUT) as client:
+        limiter = RedisRateLimiter(client, timeout=TIMEOUT, on_failure=failures)
         started = time.monotonic()
         decision = await limiter.acquire([Limit("rpm", "key:abc", 1)])
         elapsed = time.monotonic() - started
-    finally:
-        await limiter.aclose()
 
     assert (decision.allowed, decision.reason) == (True, Reason.DEGRADED)
     assert (limiter.failures_total, failures.count) == (1, 1)
@@ -321,13 +281,11 @@ async def test_fail_open_admits_and_counts_the_failure(broken_url: str) -> None:
 
 
 async def test_fail_closed_refuses_as_unavailable_not_limited(broken_url: str) -> None:
-    limiter = RedisRateLimiter.from_url(broken_url, timeout=TIMEOUT, fail_open=False)
-    try:
+    async with gateway_client(broken_url, timeout=TIMEOUT) as client:
+        limiter = RedisRateLimiter(client, timeout=TIMEOUT, fail_open=False)
         started = time.monotonic()
         decision = await limiter.acquire([Limit("rpm", "key:abc", 1)])
         elapsed = time.monotonic() - started
-    finally:
-        await limiter.aclose()
 
     assert (decision.allowed, decision.reason) == (False, Reason.BACKEND_UNAVAILABLE)
     assert decision.limiting is None
@@ -335,11 +293,9 @@ async def test_fail_closed_refuses_as_unavailable_not_limited(broken_url: str) -
 
 
 async def test_adjust_against_a_broken_server_is_counted_not_raised(broken_url: str) -> None:
-    limiter = RedisRateLimiter.from_url(broken_url, timeout=TIMEOUT)
-    try:
+    async with gateway_client(broken_url, timeout=TIMEOUT) as client:
+        limiter = RedisRateLimiter(client, timeout=TIMEOUT)
         elapsed = await timed(limiter.adjust("tpm", "key:abc", -100))
-    finally:
-        await limiter.aclose()
 
     assert limiter.failures_total == 1
     assert elapsed < TIMEOUT + 0.2
@@ -352,14 +308,12 @@ async def test_adjust_against_a_broken_server_is_counted_not_raised(broken_url: 
 async def test_budgets_against_a_broken_server_follow_the_policy(
     broken_url: str, fail_open: bool, allowed: bool, reason: Reason
 ) -> None:
-    budgets = RedisBudgets.from_url(broken_url, timeout=TIMEOUT, fail_open=fail_open)
-    try:
+    async with gateway_client(broken_url, timeout=TIMEOUT) as client:
+        budgets = RedisBudgets(client, timeout=TIMEOUT, fail_open=fail_open)
         spend_took = await timed(budgets.spend("tenant:t1", 1.0))
         started = time.monotonic()
         decision = await budgets.over_budget([("tenant:t1", 10.0)])
         check_took = time.monotonic() - started
-    finally:
-        await budgets.aclose()
 
     assert (decision.allowed, decision.reason) == (allowed, reason)
     assert budgets.failures_total == 2

@@ -10,8 +10,11 @@ import aiohttp
 import grpc
 import orjson
 import pytest
+from sqlalchemy import select
 
 from gateway.pipeline.pricing import DEFAULT_PRICES
+from gateway.store.engine import create_engine
+from gateway.store.models import requests
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from tests.conftest import MOCK, RunningGateway, StartGateway
@@ -47,6 +50,25 @@ async def gw(start_gateway: StartGateway, fake: FakeOpenAI) -> RunningGateway:
 
 async def read_stream(call: Any) -> list[pb.StreamCompleteResponse]:
     return [message async for message in call]
+
+
+async def circuit_after_the_cancel(gw: RunningGateway) -> tuple[int, int]:
+    """The openai circuit's (state, consecutive failures): a cancel must leave it as it was."""
+    reply = await gw.stub.ProviderStatus(pb.ProviderStatusRequest(provider="openai"))
+    return reply.providers[0].circuit_state, reply.providers[0].consecutive_failures
+
+
+async def ledger_statuses(gw: RunningGateway) -> list[tuple[str, str, str]]:
+    """(transport, rpc, status) of every call in the ledger, once the gateway has stopped
+    (stopping flushes the rows still buffered)."""
+    await gw.gateway.stop()
+    engine = create_engine(gw.gateway.settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            query = select(requests.c.transport, requests.c.rpc, requests.c.status)
+            return [tuple(row) for row in await connection.execute(query)]
+    finally:
+        await engine.dispose()
 
 
 async def collect(call: Any, into: list[pb.StreamCompleteResponse]) -> None:
@@ -214,6 +236,9 @@ async def test_grpc_cancel_aborts_the_upstream_request(
     await asyncio.wait_for(fake.request_received.wait(), DISCONNECT_WAIT)
     call.cancel()
     await asyncio.wait_for(fake.client_disconnected.wait(), DISCONNECT_WAIT)
+    assert await call.code() == grpc.StatusCode.CANCELLED
+    assert await circuit_after_the_cancel(gw) == (pb.CIRCUIT_STATE_CLOSED, 0)
+    assert await ledger_statuses(gw) == [("grpc", "Complete", "CANCELLED")]
 
 
 async def test_grpc_stream_cancel_aborts_the_upstream_stream(
@@ -224,6 +249,9 @@ async def test_grpc_stream_cancel_aborts_the_upstream_stream(
     await call.read()
     call.cancel()
     await asyncio.wait_for(fake.client_disconnected.wait(), DISCONNECT_WAIT)
+    assert await call.code() == grpc.StatusCode.CANCELLED
+    assert await circuit_after_the_cancel(gw) == (pb.CIRCUIT_STATE_CLOSED, 0)
+    assert await ledger_statuses(gw) == [("grpc", "StreamComplete", "CANCELLED")]
 
 
 async def test_http_client_disconnect_aborts_the_upstream_request(
@@ -239,6 +267,8 @@ async def test_http_client_disconnect_aborts_the_upstream_request(
         with pytest.raises(asyncio.CancelledError):
             await request
     await asyncio.wait_for(fake.client_disconnected.wait(), DISCONNECT_WAIT)
+    assert await circuit_after_the_cancel(gw) == (pb.CIRCUIT_STATE_CLOSED, 0)
+    assert await ledger_statuses(gw) == [("http", "Complete", "CANCELLED")]
 
 
 async def test_sse_client_disconnect_aborts_the_upstream_stream(
@@ -250,6 +280,8 @@ async def test_sse_client_disconnect_aborts_the_upstream_stream(
         await reply.content.readline()
         reply.close()
     await asyncio.wait_for(fake.client_disconnected.wait(), DISCONNECT_WAIT)
+    assert await circuit_after_the_cancel(gw) == (pb.CIRCUIT_STATE_CLOSED, 0)
+    assert await ledger_statuses(gw) == [("http", "StreamComplete", "CANCELLED")]
 
 
 async def test_grpc_deadline_bounds_the_upstream_call(gw: RunningGateway, fake: FakeOpenAI) -> None:

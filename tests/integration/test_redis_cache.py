@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,11 +13,15 @@ from uuid import uuid4
 import pytest
 import redis.exceptions
 
-from cache.backend import CacheBackend, CacheError
+from cache.backend import CacheError
 from cache.redis_backend import RedisCache
+from tests.conftest import StartGateway
 from tests.redis_support import (  # noqa: F401  (pytest registers imported fixtures)
+    gateway_client,
     redis_prefix_fixture,
     redis_url_fixture,
+    refused_url_fixture,
+    silent_url_fixture,
     sync_client,
 )
 
@@ -29,41 +32,12 @@ TIMEOUT = 0.1
 @pytest.fixture
 async def cache(redis_url: str, redis_prefix: str) -> AsyncIterator[RedisCache]:
     """A cache on the real Redis, confined to this test's prefix."""
-    backend = RedisCache.from_url(redis_url, timeout=1.0, prefix=redis_prefix)
-    yield backend
-    await backend.aclose()
+    async with gateway_client(redis_url, timeout=1.0) as client:
+        yield RedisCache(client, timeout=1.0, prefix=redis_prefix)
 
 
-@pytest.fixture
-def refused_url() -> str:
-    """A loopback URL whose port nothing listens on (bound once, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.fixture
-async def silent_url() -> AsyncIterator[str]:
-    """A loopback URL whose server accepts connections and then never says a word."""
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"redis://127.0.0.1:{port}/0"
-    for writer in accepted:
-        writer.close()
-    server.close()
-    await server.wait_closed()
-
-
-def test_is_a_cache_backend_named_redis() -> None:
-    backend: CacheBackend = RedisCache.from_url("redis://127.0.0.1:6379/0", timeout=1.0)
-
-    assert backend.name == "redis"
+def test_is_named_redis(cache: RedisCache) -> None:
+    assert cache.name == "redis"
 
 
 async def test_binary_value_round_trips(cache: RedisCache) -> None:
@@ -98,9 +72,9 @@ async def test_keys_are_stored_under_the_prefix(
     redis_url: str,
     redis_prefix: str,
 ) -> None:
-    first = RedisCache.from_url(redis_url, timeout=1.0, prefix=f"{redis_prefix}one:")
-    second = RedisCache.from_url(redis_url, timeout=1.0, prefix=f"{redis_prefix}two:")
-    try:
+    async with gateway_client(redis_url, timeout=1.0) as shared:
+        first = RedisCache(shared, timeout=1.0, prefix=f"{redis_prefix}one:")
+        second = RedisCache(shared, timeout=1.0, prefix=f"{redis_prefix}two:")
         await first.set("k", b"from first", ttl=60)
         await second.set("k", b"from second", ttl=60)
 
@@ -109,19 +83,14 @@ async def test_keys_are_stored_under_the_prefix(
         with sync_client(redis_url) as client:
             assert client.get(f"{redis_prefix}one:k") == b"from first"
             assert client.get("k") is None
-    finally:
-        await first.aclose()
-        await second.aclose()
 
 
 async def test_refused_connection_raises_cache_error_quickly(refused_url: str) -> None:
-    cache = RedisCache.from_url(refused_url, timeout=TIMEOUT)
     started = time.monotonic()
-    try:
+    async with gateway_client(refused_url, timeout=TIMEOUT) as client:
+        cache = RedisCache(client, timeout=TIMEOUT)
         with pytest.raises(CacheError, match=r"redis GET on 127\.0\.0\.1:"):
             await cache.get("k")
-    finally:
-        await cache.aclose()
 
     assert time.monotonic() - started < TIMEOUT + 0.2
 
@@ -140,13 +109,10 @@ async def set_once(cache: RedisCache) -> None:
 async def test_silent_server_raises_cache_error_within_the_timeout(
     silent_url: str, command: Callable[[RedisCache], Awaitable[None]]
 ) -> None:
-    cache = RedisCache.from_url(silent_url, timeout=TIMEOUT)
     started = time.monotonic()
-    try:
+    async with gateway_client(silent_url, timeout=TIMEOUT) as client:
         with pytest.raises(CacheError) as caught:
-            await command(cache)
-    finally:
-        await cache.aclose()
+            await command(RedisCache(client, timeout=TIMEOUT))
 
     assert time.monotonic() - started < TIMEOUT + 0.5
     assert isinstance(caught.value.__cause__, TimeoutError | redis.exceptions.TimeoutError)
@@ -154,49 +120,22 @@ async def test_silent_server_raises_cache_error_within_the_timeout(
 
 async def test_socket_timeouts_in_the_url_cannot_stretch_the_timeout(silent_url: str) -> None:
     lax = f"{silent_url}?socket_timeout=30&socket_connect_timeout=30"
-    cache = RedisCache.from_url(lax, timeout=TIMEOUT)
     started = time.monotonic()
-    try:
+    async with gateway_client(lax, timeout=TIMEOUT) as client:
         with pytest.raises(CacheError, match="no reply within the timeout"):
-            await cache.get("k")
-    finally:
-        await cache.aclose()
+            await RedisCache(client, timeout=TIMEOUT).get("k")
 
     assert time.monotonic() - started < TIMEOUT + 0.5
 
 
 async def test_error_message_never_shows_the_password(refused_url: str) -> None:
     with_password = refused_url.replace("redis://", "redis://cache-user:hunter2-secret@")
-    cache = RedisCache.from_url(with_password, timeout=TIMEOUT)
-    try:
+    async with gateway_client(with_password, timeout=TIMEOUT) as client:
         with pytest.raises(CacheError) as caught:
-            await cache.set("k", b"value", ttl=60)
-    finally:
-        await cache.aclose()
+            await RedisCache(client, timeout=TIMEOUT).set("k", b"value", ttl=60)
 
     assert "hunter2-secret" not in str(caught.value)
     assert "cache-user" not in str(caught.value)
-
-
-async def test_aclose_disconnects_from_the_server(redis_url: str, redis_prefix: str) -> None:
-    name = f"aigw-test-{uuid4().hex}"
-    separator = "&" if urlsplit(redis_url).query else "?"
-    cache = RedisCache.from_url(
-        f"{redis_url}{separator}{urlencode({'client_name': name})}",
-        timeout=1.0,
-        prefix=redis_prefix,
-    )
-    await asyncio.gather(*(cache.set(f"k{i}", b"value", ttl=60) for i in range(3)))
-    assert connections_named(redis_url, name) > 0
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        await cache.aclose()
-        del cache
-        gc.collect()
-
-    assert await eventually_zero(lambda: connections_named(redis_url, name))
-    assert [str(w.message) for w in caught] == []
 
 
 def connections_named(redis_url: str, name: str) -> int:
@@ -213,3 +152,32 @@ async def eventually_zero(count: Callable[[], int]) -> bool:
             return False
         await asyncio.sleep(0.01)
     return True
+
+
+async def test_the_gateway_closes_its_redis_connections_when_it_stops(
+    start_gateway: StartGateway, redis_url: str, redis_prefix: str
+) -> None:
+    # The cache and the rate limits use the process's one client, which they never close: the
+    # gateway does, and stopping it leaves no connection behind.
+    name = f"aigw-test-{uuid4().hex}"
+    separator = "&" if urlsplit(redis_url).query else "?"
+    running = await start_gateway(
+        redis_url=f"{redis_url}{separator}{urlencode({'client_name': name})}",
+        cache_backend="redis",
+        cache_key_prefix=redis_prefix,
+        requests_per_minute=1000,
+    )
+    body = {"model": "mock", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+    for _ in range(3):
+        async with running.http.post(f"{running.http_url}/v1/complete", json=body) as response:
+            assert response.status == 200
+            assert (await response.json())["content"]
+    assert connections_named(redis_url, name) > 0
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await running.gateway.stop()
+        gc.collect()
+
+    assert await eventually_zero(lambda: connections_named(redis_url, name))
+    assert [str(w.message) for w in caught] == []

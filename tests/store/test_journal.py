@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.runtime.workers import merge_orphan_spills, worker_spill_path
+from gateway.store.spill import merge_orphan_spills, worker_spill_path
 from gateway.store.writer import UsageWriter
 from tests.store.rows import eventually, fast_writer, make_record, stored_ids
 

@@ -1,4 +1,4 @@
-"""The pieces of worker start-up that need no process: CPU count, spill files, the setting."""
+"""The pieces of worker start-up that need no process: CPU count and the setting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from gateway.config.settings import ConfigError, load_settings
 from gateway.runtime.cpus import available_cpus, cgroup_cpu_quota, plan_workers
-from gateway.runtime.workers import merge_orphan_spills, worker_spill_path
 
 
 def test_a_cgroup_v2_quota_caps_the_cpu_count(tmp_path: Path) -> None:
@@ -68,28 +67,3 @@ def test_an_explicit_workers_setting_is_honoured_with_or_without_redis() -> None
     assert plan_workers(load_settings({"WORKERS": "4"}), cpus=8).line == "4 workers: WORKERS=4"
     with_redis = load_settings({"WORKERS": "1", "REDIS_URL": "redis://r"})
     assert plan_workers(with_redis, cpus=8).count == 1
-
-
-def test_worker_zero_keeps_the_configured_spill_file() -> None:
-    base = Path("/var/lib/aigw/usage.spill.jsonl")
-    assert worker_spill_path(base, 0) == base
-    assert worker_spill_path(base, 2) == Path("/var/lib/aigw/usage.spill.w2.jsonl")
-
-
-def test_spill_files_of_removed_workers_are_merged_into_worker_zeros(tmp_path: Path) -> None:
-    base = tmp_path / "usage.spill.jsonl"
-    base.write_bytes(b'{"a":1}')  # a torn last line must not swallow the next row
-    worker_spill_path(base, 1).write_bytes(b'{"keep":1}\n')
-    worker_spill_path(base, 2).write_bytes(b'{"b":2}\n')
-    claimed = tmp_path / "usage.spill.w3.jsonl.replaying"
-    claimed.write_bytes(b'{"c":3}\n')
-    rejected = tmp_path / "usage.spill.w3.jsonl.rejected"
-    rejected.write_bytes(b'{"bad":1}\n')
-
-    merge_orphan_spills(base, workers=2)
-
-    assert base.read_bytes().splitlines() == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
-    assert worker_spill_path(base, 1).read_bytes() == b'{"keep":1}\n'  # worker 1 still exists
-    assert not worker_spill_path(base, 2).exists()
-    assert not claimed.exists()
-    assert rejected.exists()
