@@ -1,0 +1,134 @@
+"""Group members' capacity: requests and tokens per minute across replicas, calls per replica.
+
+A member's `rpm` and `tpm` are sliding-window limits of the tenancy rate limiter
+(`gateway.tenancy.limits`), under their own key prefix: in Redis when it is configured, so N
+replicas together keep a deployment under its quota; in this process's memory otherwise (then
+each replica counts alone, which the start-up log says). A call is charged one request and its
+expected tokens (estimated prompt plus `max_tokens`, or a default), and `settle` corrects the
+tokens once the real usage is known. `max_concurrent` is counted here, per replica.
+
+`acquire` admits a call to one member or says when it will have room; the caller moves on to the
+next member, and only when every member of the group and of its fallbacks is full does the call
+fail, with RESOURCE_EXHAUSTED and the soonest of their retry times. When Redis fails, calls are
+admitted (counted in `gateway_rate_limit_backend_failures_total`): an outage of the counter must
+not become an outage of the deployments.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from gateway.pipeline.routing.features import RequestFeatures
+from gateway.pipeline.routing.groups import Member, ModelGroup
+from gateway.pipeline.routing.state import DeploymentStates
+from gateway.tenancy.limits import Limit, MemoryRateLimiter, RateLimiter
+from gateway.tenancy.limits_redis import RedisRateLimiter
+
+log = logging.getLogger("gateway.routing")
+
+#: Prepended to every capacity counter in Redis (apart from the callers' own rate limits).
+CAPACITY_PREFIX = "aigw:capacity:"
+RPM: Final = "rpm"
+TPM: Final = "tpm"
+CONCURRENT: Final = "concurrent"
+#: Retry pushback of a member whose calls in flight are at `max_concurrent`.
+CONCURRENT_RETRY_AFTER = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Whether a call may go to a member now; if not, which limit is full and for how long."""
+
+    allowed: bool
+    retry_after: float = 0.0
+    limit: str = ""
+    #: Tokens charged to the member's `tpm` (what `settle` corrects).
+    tokens: int = 0
+
+
+def capacity_limiter(
+    groups: Iterable[ModelGroup],
+    *,
+    redis_url: str,
+    timeout: float,
+    on_failure: Callable[[], None] | None = None,
+) -> RateLimiter:
+    """The limiter members' rpm/tpm are counted in: the one place it is built.
+
+    Redis when `redis_url` is set and some member has rpm or tpm; memory otherwise, with a
+    warning when the limits it counts are then per replica.
+    """
+    limited = sorted(
+        member.key
+        for group in groups
+        for member in group.members
+        if member.capacity.rpm or member.capacity.tpm
+    )
+    if limited and redis_url:
+        return RedisRateLimiter.from_url(
+            redis_url,
+            timeout=timeout,
+            prefix=CAPACITY_PREFIX,
+            fail_open=True,
+            on_failure=on_failure,
+        )
+    if limited:
+        log.warning(
+            "deployment capacity (rpm, tpm) is counted per replica, in memory: with several "
+            "replicas each may send the whole quota; set REDIS_URL to share the counts",
+            extra={"members": sorted(set(limited))},
+        )
+    return MemoryRateLimiter()
+
+
+class CapacityGate:
+    """Admits calls to members within their capacity, keeping `DeploymentStates` up to date."""
+
+    def __init__(self, limiter: RateLimiter, states: DeploymentStates) -> None:
+        self._limiter = limiter
+        self._states = states
+
+    async def acquire(self, member: Member, features: RequestFeatures) -> Admission:
+        """Admit one call to `member` (then it is in flight: end it with `release`), or not."""
+        capacity = member.capacity
+        most = capacity.max_concurrent
+        if most is not None and self._states.of(member).in_flight >= most:
+            return Admission(False, CONCURRENT_RETRY_AFTER, CONCURRENT)
+        self._states.started(member)  # holds the slot while Redis is asked
+        limits = []
+        if capacity.rpm:
+            limits.append(Limit(RPM, member.key, capacity.rpm))
+        tokens = features.expected_tokens if capacity.tpm else 0
+        if capacity.tpm:
+            limits.append(Limit(TPM, member.key, capacity.tpm, tokens))
+        if not limits:
+            return Admission(True)
+        try:
+            decision = await self._limiter.acquire(limits)
+        except BaseException:
+            self._states.finished(member, latency=None, stream=False)
+            raise
+        if decision.allowed:
+            self._states.charged(member, decision)
+            return Admission(True, tokens=tokens)
+        self._states.finished(member, latency=None, stream=False)
+        full = decision.limiting.name if decision.limiting is not None else RPM
+        self._states.refused(member, full, decision.retry_after)
+        return Admission(False, decision.retry_after, full)
+
+    def release(self, member: Member, *, latency: float | None, stream: bool) -> None:
+        """An admitted call ended: `latency` when it got an answer (see `DeploymentStates`)."""
+        self._states.finished(member, latency=latency, stream=stream)
+
+    async def settle(self, member: Member, admission: Admission, used_tokens: int) -> None:
+        """Correct the tokens charged at admission to the `used_tokens` the provider reported."""
+        if member.capacity.tpm and used_tokens != admission.tokens:
+            await self._limiter.adjust(TPM, member.key, used_tokens - admission.tokens)
+
+
+def soonest_retry(admissions: Iterable[Admission]) -> float | None:
+    """The shortest wait among refusals (None when none was refused)."""
+    return min((a.retry_after for a in admissions if not a.allowed), default=None)
