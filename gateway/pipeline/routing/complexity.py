@@ -4,9 +4,10 @@ The score adds points for what makes a request hard, clamped to [0, 1]:
 
 | signal | points |
 |---|---|
-| prompt length | 0 up to 150 tokens, rising with the logarithm to 0.3 at 6,000 |
-| conversation depth | 0.03 a message past the third, up to 0.15 |
-| tools offered / an agent loop under way | 0.2 / 0.05 a tool call or result, up to 0.15 |
+| prompt text length | 0 up to 150 tokens, rising with the logarithm to 0.3 at 6,000 |
+| conversation depth | 0.03 a turn (message with text) past the third, up to 0.15 |
+| tools offered | 0.1 for one, 0.05 each more, up to 0.25 |
+| an agent loop under way | 0.05 a tool call or result, up to 0.15 |
 | images | 0.15 for the first, 0.05 each more, up to 0.25 |
 | code in the question | 0.2 |
 | structured output asked | 0.1 |
@@ -14,7 +15,9 @@ The score adds points for what makes a request hard, clamped to [0, 1]:
 | requested output | 0.1 from 2,000 `max_tokens`, 0.2 from 8,000 |
 | phrases in the question | each phrase's points (built in, and the group's `keywords`) |
 
-Phrases together add at most 0.45 and take away at most 0.2.
+Phrases together add at most 0.45 and take away at most 0.2; the phrases of simple requests
+(negative points) count only in a short prompt (up to 150 tokens of text), where they describe
+the whole request.
 
 The chosen tier is the first (cheapest) whose `max_score` is at least the score; the last takes
 every score. When an `ExampleMatcher` finds the question close enough to a tier's example
@@ -50,6 +53,7 @@ DEFAULT_KEYWORDS: Mapping[str, float] = {
     "tradeoffs": 0.2,
     "architecture": 0.2,
     "design a": 0.2,
+    "design an": 0.2,
     "optimize": 0.15,
     "optimise": 0.15,
     "debug": 0.15,
@@ -87,7 +91,8 @@ EXAMPLE_THRESHOLD = 0.8
 
 _LENGTH_FROM, _LENGTH_TO, _LENGTH_POINTS = 150, 6000, 0.3
 _DEPTH_FROM, _DEPTH_STEP, _DEPTH_CAP = 3, 0.03, 0.15
-_TOOLS, _TOOL_TURN, _TOOL_TURNS_CAP = 0.2, 0.05, 0.15
+_TOOL_FIRST, _TOOL_MORE, _TOOLS_CAP = 0.1, 0.05, 0.25
+_TOOL_TURN, _TOOL_TURNS_CAP = 0.05, 0.15
 _IMAGE_FIRST, _IMAGE_MORE, _IMAGES_CAP = 0.15, 0.05, 0.25
 _CODE = 0.2
 _STRUCTURED = 0.1
@@ -149,15 +154,17 @@ class ComplexityScorer:
 
         def add(name: str, points: float) -> None:
             if points:
-                found.append((name, round(points, 4)))
+                found.append((name, points))
 
-        tokens = features.prompt_tokens
+        tokens = features.text_tokens  # images score on their own
         if tokens > _LENGTH_FROM:
             share = math.log(tokens / _LENGTH_FROM) / math.log(_LENGTH_TO / _LENGTH_FROM)
             add(f"prompt ~{tokens} tokens", _LENGTH_POINTS * min(1.0, share))
-        extra_messages = features.messages - _DEPTH_FROM
-        add(f"{features.messages} messages", min(_DEPTH_CAP, _DEPTH_STEP * max(0, extra_messages)))
-        add(f"{features.tools} tools", _TOOLS if features.tools else 0.0)
+        extra_turns = features.turns - _DEPTH_FROM
+        add(f"{features.turns} turns", min(_DEPTH_CAP, _DEPTH_STEP * max(0, extra_turns)))
+        if features.tools:
+            tools = _TOOL_FIRST + _TOOL_MORE * (features.tools - 1)
+            add(f"{features.tools} tools", min(_TOOLS_CAP, tools))
         add(
             f"{features.tool_turns} tool turns",
             min(_TOOL_TURNS_CAP, _TOOL_TURN * features.tool_turns),
@@ -171,7 +178,7 @@ class ComplexityScorer:
         add(f"reasoning effort {effort}", _EFFORT.get(effort, 0.0))
         wanted = features.max_tokens or 0
         add(f"max_tokens {wanted}", next((p for n, p in _LONG_OUTPUT if wanted >= n), 0.0))
-        found.extend(self._phrases(features.last_user_text))
+        found.extend(self._phrases(features.last_user_text, short=tokens <= _LENGTH_FROM))
         return found
 
     def score(self, features: RequestFeatures) -> tuple[float, list[tuple[str, float]]]:
@@ -210,9 +217,12 @@ class ComplexityScorer:
                 return tier
         return self.group.tiers[-1]
 
-    def _phrases(self, text: str) -> list[tuple[str, float]]:
+    def _phrases(self, text: str, *, short: bool) -> list[tuple[str, float]]:
+        """The phrases in `text` and their points (those of simple requests only if `short`)."""
         matched = dict.fromkeys(m.group(0) for m in self._pattern.finditer(text.lower()))
         up = [(f'"{p}"', self._keywords[p]) for p in matched if self._keywords[p] > 0]
+        if not short:
+            return _capped(up, KEYWORD_CAP_UP)
         down = [(f'"{p}"', self._keywords[p]) for p in matched if self._keywords[p] < 0]
         return _capped(up, KEYWORD_CAP_UP) + _capped(down, KEYWORD_CAP_DOWN)
 
@@ -222,7 +232,7 @@ def _capped(found: list[tuple[str, float]], cap: float) -> list[tuple[str, float
     total = abs(sum(points for _, points in found))
     if total <= cap:
         return found
-    return [(name, round(points * cap / total, 4)) for name, points in found]
+    return [(name, points * cap / total) for name, points in found]
 
 
 def _describe(score: float, found: list[tuple[str, float]]) -> str:

@@ -80,10 +80,14 @@ class RequestFeatures:
 
     #: Estimated tokens of the whole prompt (every message, images included).
     prompt_tokens: int = 0
+    #: Estimated tokens of the prompt's text alone (no images, no message framing).
+    text_tokens: int = 0
     #: The request's `max_tokens` (None: the vendor's default).
     max_tokens: int | None = None
     #: Messages in the conversation.
     messages: int = 0
+    #: Messages with text (tool calls and tool results apart): the conversation's depth.
+    turns: int = 0
     images: int = 0
     #: Tools the request offers the model.
     tools: int = 0
@@ -140,6 +144,7 @@ def features_of(
     tokens = 0
     images = 0
     tool_turns = 0
+    turns = 0
     last_user_text = ""
     for message in request.messages:
         tokens += TOKENS_PER_MESSAGE
@@ -156,12 +161,15 @@ def features_of(
         for call in message.tool_calls:
             chars += len(getattr(call, "arguments", "")) + len(getattr(call, "name", ""))
         tool_turns += len(message.tool_calls) + (message.role == "tool")
+        turns += message.role != "tool" and bool(text_parts)
         if message.role == "user":
             last_user_text = "".join(text_parts)
     return RequestFeatures(
         prompt_tokens=tokens + math.ceil(chars / CHARS_PER_TOKEN),
+        text_tokens=math.ceil(chars / CHARS_PER_TOKEN),
         max_tokens=request.sampling.max_tokens,
         messages=len(request.messages),
+        turns=turns,
         images=images,
         tools=tools,
         tool_turns=tool_turns,
