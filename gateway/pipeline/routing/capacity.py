@@ -54,6 +54,7 @@ def capacity_limiter(
     *,
     redis_url: str,
     timeout: float,
+    prefix: str = CAPACITY_PREFIX,
     on_failure: Callable[[], None] | None = None,
 ) -> RateLimiter:
     """The limiter members' rpm/tpm are counted in: the one place it is built.
@@ -71,7 +72,7 @@ def capacity_limiter(
         return RedisRateLimiter.from_url(
             redis_url,
             timeout=timeout,
-            prefix=CAPACITY_PREFIX,
+            prefix=prefix,
             fail_open=True,
             on_failure=on_failure,
         )
