@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
@@ -59,6 +59,8 @@ LACKS: Final = "lacks_"  # + the capability, e.g. "lacks_images"
 PINNED: Final = "pinned"
 #: `Routing.reason` when no member may take the call.
 NONE_ELIGIBLE: Final = "none_eligible"
+
+_UNORDERED = Ordered((), "")
 
 #: What a member's model can do (`features.CAPABILITIES` names).
 CapabilitiesOf = Callable[[Member], frozenset[str]]
@@ -204,33 +206,42 @@ class Router:
         if group is None:
             return None if rule is None else Routing(model, target, route=rule)
         found = features()
-        routing = Routing(model, target, route=rule)
+        complexity: Complexity | None = None
+        complexity_group = ""
+        escalation: tuple[str, ...] = ()
         if group.strategy == COMPLEXITY:
             complexity, escalation = self._choose_tier(group, found, tier, example)
-            target = complexity.tier.model
+            complexity_group, target = group.name, complexity.tier.model
             inner = self._groups.get(self._table.unalias(target))
             self._count_tier(group, complexity, inner)
-            routing = replace(
-                routing,
-                model=target,
-                complexity=complexity,
-                complexity_group=group.name,
-                escalation=escalation,
-            )
             if inner is None:
-                return routing
+                return Routing(
+                    model,
+                    target,
+                    complexity=complexity,
+                    complexity_group=complexity_group,
+                    escalation=escalation,
+                    route=rule,
+                )
             group = inner
         ordered, skipped = self._order(group, found, pin)
         if ordered is None:  # the pinned deployment serves none of the group: resolve as before
-            return routing
-        return replace(
-            routing,
-            model=group.name,
-            group=group.name,
-            strategy=group.strategy,
+            ordered, group_name, strategy = _UNORDERED, "", ""
+        else:
+            target = group_name = group.name
+            strategy = group.strategy
+        return Routing(
+            model,
+            target,
+            group=group_name,
+            strategy=strategy,
             order=ordered.members,
             reason=ordered.reason,
             skipped=skipped,
+            complexity=complexity,
+            complexity_group=complexity_group,
+            escalation=escalation,
+            route=rule,
         )
 
     def _reroute(self, model: str, context: RouteContext | None) -> tuple[int | None, str]:
