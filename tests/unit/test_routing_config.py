@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -453,3 +456,27 @@ def test_a_fallback_to_an_unknown_group_is_still_refused(tmp_path: Path) -> None
     )
 
     assert message.startswith("fallbacks.gpt-4o[0]: ")
+
+
+def test_ai_gateway_check_counts_the_groups_and_routes(tmp_path: Path) -> None:
+    environ = with_yaml(
+        tmp_path,
+        """
+        groups:
+          chat: {deployments: [{deployment: azure-eu, model: gpt-4o}, {deployment: azure-us}]}
+          mini: {deployments: [{deployment: azure-us, model: gpt-4o-mini}]}
+        routes:
+          - {when: {tenant: free}, model: mini}
+        """,
+    )
+
+    checked = subprocess.run(
+        [sys.executable, "-m", "gateway", "check"],
+        env={"PATH": os.environ.get("PATH", ""), **environ},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert checked.returncode == 0, checked.stderr
+    assert "; 2 model groups (chat, mini); 1 route;" in checked.stdout
