@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config.checks import check_references
 from gateway.config.settings import ConfigError, Settings, load_settings
 from gateway.pipeline.routing.groups import (
     Capacity,
@@ -19,6 +20,7 @@ from gateway.pipeline.routing.groups import (
     RouteRule,
     Tier,
 )
+from providers.base import ProviderSettings
 
 # Two OpenAI-kind deployments and an Anthropic one, each with its own listed models.
 PROVIDERS = """
@@ -181,23 +183,36 @@ def test_group_values_are_interpolated_from_the_environment(tmp_path: Path) -> N
     assert settings.routing.groups["chat"].members == (Member("azure-eu", "gpt-4o-2024-08-06"),)
 
 
-def test_aliases_and_fallbacks_may_name_groups(tmp_path: Path) -> None:
-    settings = load(
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("models: {default: chat}", "models.default: "),
+        ("fallbacks: {claude-sonnet-4-5: [chat]}", "fallbacks.claude-sonnet-4-5[0]: "),
+        ("fallbacks: {chat: [claude-sonnet-4-5]}", "fallbacks.chat: "),
+    ],
+)
+def test_aliases_and_fallbacks_naming_a_group_are_refused_while_calls_skip_groups(
+    tmp_path: Path, text: str, place: str
+) -> None:
+    # Calls do not go through groups yet: such a config would start and fail its calls.
+    message = error(
         tmp_path,
-        """
+        f"""
         groups:
-          chat:
-            deployments: [{deployment: azure-eu, model: gpt-4o}, {deployment: azure-us}]
-        models:
-          default: chat
-        fallbacks:
-          chat: [claude-sonnet-4-5]
-          claude-sonnet-4-5: [chat]
+          chat: {{deployments: [{{deployment: azure-eu, model: gpt-4o}}, {{deployment: azure-us}}]}}
+        {text}
         """,
     )
 
-    assert settings.aliases == {"default": "chat"}
-    assert settings.fallbacks["claude-sonnet-4-5"] == ("chat",)
+    assert message.startswith(place)
+
+
+def test_references_may_name_groups_once_groups_route() -> None:
+    providers = (ProviderSettings("azure-eu", "openai", ("gpt-4o",), "http://a.test"),)
+
+    check_references(providers, {"default": "chat"}, {"chat": ("gpt-4o",)}, (), {"chat"})
+    with pytest.raises(ConfigError, match=r"^fallbacks\.chat: "):
+        check_references(providers, {}, {"chat": ("gpt-4o",)}, ())
 
 
 def test_a_file_without_groups_keeps_every_existing_rule(tmp_path: Path) -> None:
