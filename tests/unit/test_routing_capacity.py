@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 
 import pytest
@@ -11,6 +12,7 @@ from gateway.pipeline.routing.capacity import (
     Admission,
     CapacityGate,
     capacity_limiter,
+    pace_of,
     soonest_retry,
 )
 from gateway.pipeline.routing.features import RequestFeatures
@@ -24,21 +26,52 @@ SMALL = RequestFeatures(prompt_tokens=100, max_tokens=200)  # charges 300 tokens
 
 def gate(clock: Clock) -> tuple[CapacityGate, DeploymentStates]:
     states = DeploymentStates(clock=clock)
-    return CapacityGate(MemoryRateLimiter(clock=clock), states), states
+    return CapacityGate(MemoryRateLimiter(clock=clock), states, wall_clock=clock), states
 
 
-async def test_a_member_takes_its_rpm_then_says_when_it_has_room() -> None:
-    clock = Clock(start=6000.0)  # the start of a window
+@pytest.mark.parametrize("start", [6000.0 + k * 60 / 7 + 0.37 for k in range(7)])
+async def test_in_any_minute_a_member_takes_its_rpm_within_5_percent(start: float) -> None:
+    # 7.5 calls a second for 4 minutes, starting anywhere in a minute, to a 60-rpm member
+    clock = Clock(start)
+    capacity_gate, _ = gate(clock)
+    member = Member("a", "m", capacity=Capacity(rpm=60))
+    admitted = []
+    for call in range(4 * 60 * 15 // 2):
+        clock.now = start + call / 7.5
+        admission = await capacity_gate.acquire(member, SMALL)
+        if admission.allowed:
+            capacity_gate.release(member, latency=None, stream=False)
+            admitted.append(clock.now - start)
+
+    busiest = max(bisect.bisect_left(admitted, t + 60) - i for i, t in enumerate(admitted))
+    assert busiest <= 63, f"{busiest} calls in one minute"
+    assert 57 <= len(admitted) / 4 <= 63
+
+
+async def test_requests_are_paced_in_slices_that_make_up_the_rpm() -> None:
+    clock = Clock(start=6000.0)  # the start of a slice
     capacity_gate, states = gate(clock)
-    member = Member("a", "m", capacity=Capacity(rpm=3))
+    member = Member("a", "m", capacity=Capacity(rpm=60))  # 3 calls every 3 s
 
-    admitted = [await capacity_gate.acquire(member, SMALL) for _ in range(4)]
+    first = [await capacity_gate.acquire(member, SMALL) for _ in range(4)]
+    clock.now += 1.0
+    still_full = await capacity_gate.acquire(member, SMALL)
+    clock.now += 2.0  # the next slice
+    next_slice = [await capacity_gate.acquire(member, SMALL) for _ in range(4)]
 
-    assert [a.allowed for a in admitted] == [True, True, True, False]
-    assert admitted[3].limit == "rpm"
-    assert admitted[3].retry_after >= 1.0
-    assert states.full_for(member) == pytest.approx(admitted[3].retry_after)
-    assert states.of(member).in_flight == 3  # the refused call holds no slot
+    assert [a.allowed for a in first] == [True, True, True, False]
+    assert (first[3].limit, first[3].retry_after) == ("rpm", 3.0)
+    assert (still_full.allowed, still_full.retry_after) == (False, 2.0)
+    assert [a.allowed for a in next_slice] == [True, True, True, False]
+    assert states.of(member).in_flight == 6  # the refused calls hold no slot
+
+
+@pytest.mark.parametrize(
+    ("rpm", "calls", "seconds"), [(60, 3, 3.0), (10, 1, 6.0), (100, 5, 3.0), (7, 1, 60 / 7)]
+)
+def test_a_slice_admits_a_whole_share_of_the_minute(rpm: int, calls: int, seconds: float) -> None:
+    assert pace_of(rpm)[0] == calls
+    assert pace_of(rpm)[1] == pytest.approx(seconds)
 
 
 async def test_tokens_are_charged_as_expected_and_settled_to_the_real_usage() -> None:
