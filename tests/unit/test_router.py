@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
+from gateway.pipeline.routing.decision import Routing
 from gateway.pipeline.routing.features import IMAGES, TOOLS, RequestFeatures
 from gateway.pipeline.routing.groups import (
     Capacity,
@@ -14,7 +15,7 @@ from gateway.pipeline.routing.groups import (
     RouteRule,
     Tier,
 )
-from gateway.pipeline.routing.router import Routing, UnknownTierError
+from gateway.pipeline.routing.router import UnknownTierError
 from gateway.pipeline.routing.state import DeploymentStates
 from tests.routing_support import Clock, deployments, group, make_router, plain
 
