@@ -148,6 +148,47 @@ RATE_LIMITED = Counter(
 )
 
 
+ROUTING_DECISIONS = Counter(
+    "gateway_routing_decisions_total",
+    "Calls routed through a model group, by group, strategy, the deployment put first and why "
+    "(weighted, fewest_in_flight, fastest, unmeasured, explore, cheapest, most_headroom, pinned, "
+    "tier:<name> for a complexity group).",
+    ["group", "strategy", "provider", "reason"],
+)
+ROUTING_SKIPPED = Counter(
+    "gateway_routing_skipped_total",
+    "Group members left out of a call's order, by group, deployment and reason (circuit_open, "
+    "at_capacity, context_window, lacks_<capability>).",
+    ["group", "provider", "reason"],
+)
+ROUTING_COMPLEXITY_SCORE = Histogram(
+    "gateway_routing_complexity_score",
+    "Complexity scores of the calls to a complexity group (0 simple to 1 hard), by group.",
+    ["group"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)
+DEPLOYMENT_IN_FLIGHT = Gauge(
+    "gateway_deployment_in_flight",
+    "Calls in flight to a group member, by deployment and model.",
+    ["provider", "model"],
+    multiprocess_mode="livesum",
+)
+DEPLOYMENT_LATENCY = Gauge(
+    "gateway_deployment_recent_latency_seconds",
+    "Recent (decayed average) latency of a group member, by deployment, model and kind "
+    "(ttft: time to first token of streams; unary: whole answers).",
+    ["provider", "model", "kind"],
+    multiprocess_mode="livemostrecent",
+)
+DEPLOYMENT_CAPACITY_USED = Gauge(
+    "gateway_deployment_capacity_used_ratio",
+    "Share of a group member's capacity used as last seen, by deployment, model and limit "
+    "(rpm, tpm, concurrent).",
+    ["provider", "model", "limit"],
+    multiprocess_mode="livemax",
+)
+
+
 @cache
 def labeled(metric: Any, *values: str) -> Any:
     """`metric.labels(*values)`, looked up once: label sets here are bounded, so is this cache."""

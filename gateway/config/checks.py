@@ -13,6 +13,7 @@ import difflib
 import re
 from collections.abc import Collection, Iterable, Mapping
 
+from gateway.pipeline.routing.groups import COMPLEXITY, Capacity, RoutingConfig
 from providers.base import ProviderSettings
 from providers.registry import ADAPTERS, RouteTable
 
@@ -67,30 +68,97 @@ def check_references(
     aliases: Mapping[str, str],
     fallbacks: Mapping[str, tuple[str, ...]],
     prices: Collection[str],
+    groups: Collection[str] = (),
 ) -> None:
-    """Every alias target, fallback (key and chain) and price key reaches a configured deployment.
+    """Every alias target, fallback (key and chain) and price key reaches a configured deployment
+    or names one of the model `groups`.
 
     They are checked with the very rules calls are routed by, so what starts is what serves.
     """
     routes = RouteTable(providers, aliases)
+
+    def unrouted(model: str) -> bool:
+        return model not in groups and routes.target(model) is None
+
     for alias, target in aliases.items():
         if target in aliases:
             raise ConfigError(
                 f"models.{alias}",
-                f"{target!r} is an alias; an alias names a model or '<deployment>/<model>' "
-                "(aliases do not chain)",
+                f"{target!r} is an alias; an alias names a model, a group or "
+                "'<deployment>/<model>' (aliases do not chain)",
             )
-        if routes.target(target) is None:
+        if unrouted(target):
             raise ConfigError(f"models.{alias}", _unrouted(target, routes, aliases=False))
     for model, chain in fallbacks.items():
-        if routes.target(model) is None:
+        if unrouted(model):
             raise ConfigError(f"fallbacks.{model}", _unrouted(model, routes, aliases=True))
         for index, fallback in enumerate(chain):
-            if routes.target(fallback) is None:
+            if unrouted(fallback):
                 where = f"fallbacks.{model}[{index}]"
                 raise ConfigError(where, _unrouted(fallback, routes, aliases=True))
     for key in prices:
         _check_price_key(key, routes)
+
+
+def check_routing(
+    routing: RoutingConfig, providers: Iterable[ProviderSettings], aliases: Mapping[str, str]
+) -> None:
+    """Every name in `groups` and `routes` refers to something that serves.
+
+    A group's deployments are configured and its name is not an alias, nor a path into a
+    deployment; a tier's model and a route's model (and the models it applies to) route; a
+    tier does not name a complexity group; a deployment's model has one capacity everywhere.
+    """
+    providers = tuple(providers)
+    routes = RouteTable(providers, aliases)
+    deployments = routes.deployment_names
+    groups = routing.groups
+    capacities: dict[str, tuple[Capacity, str]] = {}
+
+    def check_model(model: str, where: str, *, tier: bool = False) -> None:
+        target = groups.get(routes.unalias(model))
+        if target is None and routes.target(model) is None:
+            close = closest(model, [*groups, *routes.known_models()])
+            suggestion = (
+                f"did you mean {close}?"
+                if close is not None
+                else "name a group, a listed model or '<deployment>/<model>'"
+            )
+            problem = f"{model!r} is no group and no model a deployment serves"
+            raise ConfigError(where, f"{problem}; {suggestion}")
+        if tier and target is not None and target.strategy == COMPLEXITY:
+            raise ConfigError(
+                where, f"{model!r} is a complexity group; a tier names a model or another group"
+            )
+
+    for name, group in groups.items():
+        where = f"groups.{name}"
+        if name in aliases:
+            raise ConfigError(where, f"{name!r} is also an alias under models:; keep one")
+        prefix, slash, _ = name.partition("/")
+        if slash and prefix in deployments:
+            raise ConfigError(where, f"{name!r} reads as '<deployment>/<model>' of {prefix!r}")
+        for index, member in enumerate(group.members):
+            place = f"{where}.deployments[{index}]"
+            if member.deployment not in deployments:
+                raise ConfigError(
+                    f"{place}.deployment",
+                    f"{member.deployment!r} is not a configured deployment; "
+                    f"{hint(member.deployment, deployments)}",
+                )
+            earlier = capacities.setdefault(member.key, (member.capacity, place))
+            if earlier[0] != member.capacity:
+                raise ConfigError(
+                    place,
+                    f"{member.key} has another capacity at {earlier[1]}; a deployment's model "
+                    "has one capacity (give it once, the same everywhere)",
+                )
+        for index, tier in enumerate(group.tiers):
+            check_model(tier.model, f"{where}.tiers[{index}].model", tier=True)
+    for index, rule in enumerate(routing.routes):
+        check_model(rule.model, f"routes[{index}].model")
+        for model in sorted(rule.models):
+            check_model(model, f"routes[{index}].when.models")
 
 
 def _unrouted(model: str, routes: RouteTable, *, aliases: bool) -> str:

@@ -1,4 +1,5 @@
-"""The YAML file `GATEWAY_CONFIG` names: provider deployments, model aliases, prices, fallbacks.
+"""The YAML file `GATEWAY_CONFIG` names: provider deployments, model aliases, prices, fallbacks,
+model groups and conditional routes (`gateway.config.groups`).
 
 `${VAR}` and `${VAR:-default}` in any string value are replaced from the environment::
 
@@ -29,11 +30,13 @@ from typing import Any
 import yaml
 
 from gateway.config.checks import ConfigError, check_keys, check_url, hint
+from gateway.config.groups import read_groups, read_routes
 from gateway.pipeline.pricing import PRICE_FIELDS, Price
+from gateway.pipeline.routing.groups import RoutingConfig
 from providers.base import AdapterSpec, ProviderSettings
 from providers.registry import ADAPTERS
 
-_SECTIONS = ("providers", "models", "prices", "fallbacks")
+_SECTIONS = ("providers", "models", "prices", "fallbacks", "groups", "routes")
 #: Keys every deployment may have; an adapter adds the options its `SPEC` declares.
 _DEPLOYMENT_KEYS = ("kind", "models", "base_url", "api_key", "api_keys")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -95,6 +98,15 @@ class ConfigFile:
             chains[str(model)] = tuple(chain)
         return chains
 
+    def routing(self) -> RoutingConfig:
+        """`groups` (public model name -> model group) and `routes` (conditional routes)."""
+        groups = self._section("groups", "must map a public model name to its group")
+        routes = self._sections.get("routes")
+        return RoutingConfig(
+            groups=read_groups(self._interpolate(groups, "groups")),
+            routes=read_routes(self._interpolate(routes, "routes")) if routes is not None else (),
+        )
+
     def _section(self, name: str, problem: str) -> dict[Any, Any]:
         """A section as a mapping (empty when it is absent), else `problem` is raised."""
         section = self._sections.get(name)
@@ -105,7 +117,8 @@ class ConfigFile:
         return section
 
     def _interpolate(self, value: object, where: str) -> Any:
-        """`value` with `${VAR}` and `${VAR:-default}` replaced, in a string or list of them."""
+        """`value` with `${VAR}` and `${VAR:-default}` replaced, in a string or in the strings
+        of a list or mapping (its values)."""
         if isinstance(value, str):
 
             def replace(match: re.Match[str]) -> str:
@@ -121,6 +134,8 @@ class ConfigFile:
             return _INTERPOLATION.sub(replace, value)
         if isinstance(value, list):
             return [self._interpolate(item, where) for item in value]
+        if isinstance(value, dict):
+            return {k: self._interpolate(v, f"{where}.{k}") for k, v in value.items()}
         return value
 
 

@@ -3,8 +3,9 @@
 Nothing else in the gateway reads `os.environ`. Invalid configuration raises `ConfigError`
 naming the setting; the CLI prints it as one line and exits with status 2.
 
-The YAML file (`GATEWAY_CONFIG`, read by `gateway.config_file`) adds provider deployments, model
-aliases, prices and fallbacks; this module reads the environment and puts the two together.
+The YAML file (`GATEWAY_CONFIG`, read by `gateway.config.file`) adds provider deployments, model
+aliases, prices, fallbacks, model groups and conditional routes; this module reads the
+environment and puts the two together.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.config.checks import ConfigError as ConfigError  # re-exported: callers catch it here
-from gateway.config.checks import check_references, check_url
+from gateway.config.checks import check_references, check_routing, check_url
 from gateway.config.file import ConfigFile
 from gateway.pipeline.pricing import Price
+from gateway.pipeline.routing.groups import RoutingConfig
 from gateway.tenancy.key_grants import (
     DEFAULT_KEY_LOOKUP_TIMEOUT_SECONDS,
     DEFAULT_KEY_MAX_STALE_SECONDS,
@@ -171,6 +173,8 @@ class Settings:
     prices: Mapping[str, Price] = field(default_factory=dict)
     #: Requested model -> models to fall back to, in order.
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Model groups (public name -> deployments and strategy) and conditional routes.
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -183,7 +187,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         file_config.fallbacks(),
         file_config.prices(),
     )
+    routing = file_config.routing()
+    # Calls do not go through model groups until dispatch routes them: an alias or fallback
+    # naming a group would start and fail its calls, so none may yet (the dispatch
+    # integration passes `routing.groups` here).
     check_references(providers, aliases, fallbacks, prices)
+    check_routing(routing, providers, aliases)
     return Settings(
         bind_host=env.text("BIND_HOST", DEFAULT_BIND_HOST),
         workers=env.integer("WORKERS", 0, low=1),
@@ -272,6 +281,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         aliases=aliases,
         prices=prices,
         fallbacks=fallbacks,
+        routing=routing,
     )
 
 

@@ -97,7 +97,7 @@ def _version() -> str:
 
 
 def describe_configuration(settings: Settings) -> str:
-    """One line: deployments and their models, aliases, workers, backends, auth, ports."""
+    """One line: deployments and their models, aliases, groups, workers, backends, auth, ports."""
     deployments = ", ".join(
         f"{p.name} ({', '.join(p.models) or 'any model'})" for p in settings.providers
     )
@@ -106,10 +106,14 @@ def describe_configuration(settings: Settings) -> str:
         cache = "redis" if settings.redis_url else "memory"
     limits = f"redis {describe_redis(settings.redis_url)}" if settings.redis_url else "memory"
     workers = plan_workers(settings).line.split(":", 1)[0]
+    groups = list(settings.routing.groups)
     parts = [
         f"deployments {deployments or 'none'}",
         _count(len(settings.aliases), "alias", "aliases"),
         _count(len(settings.fallbacks), "fallback chain", "fallback chains"),
+        _count(len(groups), "model group", "model groups")
+        + (f" ({', '.join(groups)})" if groups else ""),
+        _count(len(settings.routing.routes), "route", "routes"),
         workers,
         f"limits {limits}",
         f"cache {cache}",
