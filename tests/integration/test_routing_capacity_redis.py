@@ -26,6 +26,7 @@ from gateway.pipeline.routing.router import Router
 from gateway.pipeline.routing.state import DeploymentStates
 from gateway.tenancy.limits_redis import RedisRateLimiter
 from tests.redis_support import (  # noqa: F401  (pytest registers imported fixtures)
+    gateway_client,
     redis_prefix_fixture,
     redis_url_fixture,
 )
@@ -61,7 +62,8 @@ async def replica(
     **gate_options: Any,
 ) -> Replica:
     groups = tuple(groups)
-    limiter = capacity_limiter(groups, redis_url=redis_url, timeout=2.0, prefix=prefix)
+    client = await stack.enter_async_context(gateway_client(redis_url, timeout=2.0))
+    limiter = capacity_limiter(groups, redis=client, timeout=2.0, prefix=prefix)
     assert isinstance(limiter, RedisRateLimiter)
     stack.push_async_callback(limiter.aclose)
     states = DeploymentStates()
@@ -174,17 +176,15 @@ async def test_capacity_is_admitted_and_counted_when_redis_does_not_answer() -> 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     failures: list[int] = []
-    limiter = capacity_limiter(
-        [GROUP],
-        redis_url=f"redis://127.0.0.1:{port}/0",
-        timeout=0.2,
-        on_failure=lambda: failures.append(1),
-    )
-    gate = CapacityGate(limiter, DeploymentStates())
-    try:
-        admissions = [await gate.acquire(QUOTA, FEATURES) for _ in range(3)]
-    finally:
-        await limiter.aclose()
+    async with gateway_client(f"redis://127.0.0.1:{port}/0", timeout=0.2) as client:
+        limiter = capacity_limiter(
+            [GROUP], redis=client, timeout=0.2, on_failure=lambda: failures.append(1)
+        )
+        gate = CapacityGate(limiter, DeploymentStates())
+        try:
+            admissions = [await gate.acquire(QUOTA, FEATURES) for _ in range(3)]
+        finally:
+            await limiter.aclose()
 
     assert [a.allowed for a in admissions] == [True, True, True]
     assert len(failures) == 3

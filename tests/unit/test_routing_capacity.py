@@ -126,7 +126,7 @@ def test_capacity_in_memory_warns_that_it_is_per_replica(caplog: pytest.LogCaptu
     limited = group("g", "weighted", Member("a", "m", capacity=Capacity(rpm=60)))
 
     with caplog.at_level(logging.WARNING, logger="gateway.routing"):
-        limiter = capacity_limiter([limited], redis_url="", timeout=0.1)
+        limiter = capacity_limiter([limited], redis=None, timeout=0.1)
 
     assert isinstance(limiter, MemoryRateLimiter)
     assert [r.getMessage() for r in caplog.records] == [
@@ -140,6 +140,6 @@ def test_no_warning_without_rpm_or_tpm(caplog: pytest.LogCaptureFixture) -> None
     unlimited = group("g", "weighted", Member("a", "m", capacity=Capacity(max_concurrent=5)))
 
     with caplog.at_level(logging.WARNING, logger="gateway.routing"):
-        capacity_limiter([unlimited], redis_url="", timeout=0.1)
+        capacity_limiter([unlimited], redis=None, timeout=0.1)
 
     assert caplog.records == []

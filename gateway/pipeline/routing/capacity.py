@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from redis.asyncio import Redis
+
 from gateway.pipeline.routing.features import RequestFeatures
 from gateway.pipeline.routing.groups import Member, ModelGroup
 from gateway.pipeline.routing.state import DeploymentStates
@@ -73,15 +75,16 @@ class Admission:
 def capacity_limiter(
     groups: Iterable[ModelGroup],
     *,
-    redis_url: str,
+    redis: Redis | None,
     timeout: float,
     prefix: str = CAPACITY_PREFIX,
     on_failure: Callable[[], None] | None = None,
 ) -> RateLimiter:
     """The limiter members' rpm/tpm are counted in: the one place it is built.
 
-    Redis when `redis_url` is set and some member has rpm or tpm; memory otherwise, with a
-    warning when the limits it counts are then per replica.
+    In Redis (the process's one client, built in assembly) when there is one and some member has
+    rpm or tpm; in memory otherwise, with a warning when the limits it counts are then per
+    replica. The limiter does not own the client.
     """
     limited = sorted(
         member.key
@@ -89,9 +92,9 @@ def capacity_limiter(
         for member in group.members
         if member.capacity.rpm or member.capacity.tpm
     )
-    if limited and redis_url:
-        return RedisRateLimiter.from_url(
-            redis_url,
+    if limited and redis is not None:
+        return RedisRateLimiter(
+            redis,
             timeout=timeout,
             prefix=prefix,
             fail_open=True,
