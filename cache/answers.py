@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from providers.base import Usage
+from providers.types import Usage
 
 _WORD_PIECES = re.compile(r"\S+\s*|\s+")
 

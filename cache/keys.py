@@ -13,22 +13,23 @@ import hashlib
 
 import orjson
 
-from providers.base import ChatRequest
+from providers.types import ChatRequest
 
 KEY_VERSION = "v1"
 
 
 def cache_key(tenant: str, deployment: str, request: ChatRequest) -> str:
     """The cache key of `request` for `tenant` on `deployment`: "v1:<tenant>:<request>"."""
+    sampling = request.sampling
     canonical = orjson.dumps(
         [
             deployment,
             request.model,
-            [[m.role, m.content] for m in request.messages],
-            request.temperature,
-            request.max_tokens,
-            None if request.top_p == 1.0 else request.top_p,
-            sorted(set(request.stop)),
+            [[m.role, m.text] for m in request.messages],
+            sampling.temperature,
+            sampling.max_tokens,
+            None if sampling.top_p == 1.0 else sampling.top_p,
+            sorted(set(sampling.stop)),
         ]
     )
     tenant_part = hashlib.sha256(tenant.encode()).hexdigest()[:16]

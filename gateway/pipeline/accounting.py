@@ -17,8 +17,8 @@ from gateway.pipeline.ledger_rows import request_record
 from gateway.store.records import RequestRecord
 from gateway.tenancy.quotas import Quotas
 from metrics import COST, IN_FLIGHT, REQUEST_DURATION, REQUESTS, TOKENS, labeled
-from providers.base import Usage
 from providers.registry import Route
+from providers.types import Usage
 
 # Accounting is the core's bookkeeping: its lines keep the core's logger name.
 log = logging.getLogger("gateway.core")

@@ -20,7 +20,7 @@ from cache.layer import ResponseCache
 from gateway.errors import DeadlineExceededError
 from gateway.pipeline.call import Call
 from metrics import CACHE_LOOKUPS, CACHE_SAVED_USD, labeled
-from providers.base import Usage
+from providers.types import Usage
 
 
 class CallCache:

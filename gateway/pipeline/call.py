@@ -13,8 +13,8 @@ from gateway.pipeline.ids import new_id
 from gateway.pipeline.validation import CompletionParams
 from gateway.tenancy.auth import Identity
 from gateway.tenancy.quotas import Charge
-from providers.base import ChatRequest, Usage
 from providers.registry import Route
+from providers.types import ChatRequest, Usage
 
 if TYPE_CHECKING:
     # Only a name for the annotation: the transports' half of a call is part of the core's API.

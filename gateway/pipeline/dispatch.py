@@ -42,8 +42,8 @@ from gateway.errors import (
 from gateway.v1 import gateway_pb2 as pb
 from metrics import FALLBACKS, RETRIES, UPSTREAM_ATTEMPTS, UPSTREAM_LATENCY, labeled
 from metrics.tracing import GEN_AI_SYSTEMS, inject_headers, tracer
-from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
 from providers.registry import Route
+from providers.types import ChatRequest, Completion, Meta, StreamEvent, Usage
 from resilience.breaker import CircuitBreaker, CircuitOpenError, Permit
 from resilience.deadlines import Cut, cut
 from resilience.retry import Backoff, RetryBudget
@@ -157,11 +157,15 @@ def _describe_try(
 
 @dataclass(slots=True)
 class OpenStream:
-    """A stream whose first chunk has arrived: the caller relays it, then the rest."""
+    """A stream whose first content event has arrived: the caller relays it, then the rest.
+
+    `head` is what the `Meta`s before it said (the vendor's id and model, so far).
+    """
 
     route: Route
-    first: ChatChunk
-    chunks: AsyncGenerator[ChatChunk, None]
+    head: Meta
+    first: StreamEvent
+    events: AsyncGenerator[StreamEvent, None]
     breaker: CircuitBreaker
     permit: Permit
     attempt: Try
@@ -185,10 +189,10 @@ class Dispatcher:
 
     async def complete(
         self, plan: list[Step], chat_for: ChatFor, deadline: float, trace: Trace
-    ) -> tuple[Route, ChatResponse]:
+    ) -> tuple[Route, Completion]:
         """The first whole answer the plan gets, or the error that ended it."""
 
-        async def attempt(current: Try, try_deadline: float) -> ChatResponse:
+        async def attempt(current: Try, try_deadline: float) -> Completion:
             async with asyncio.timeout_at(try_deadline):
                 return await current.route.provider.complete(chat_for(current, try_deadline))
 
@@ -206,19 +210,27 @@ class Dispatcher:
     async def open_stream(
         self, plan: list[Step], chat_for: ChatFor, deadline: float, trace: Trace
     ) -> OpenStream:
-        """A stream that has produced its first chunk; tries before that may be retried."""
+        """A stream that has produced its first content event; tries before it may be retried.
+
+        `Meta`s before that event are gathered into the stream's head: a stream that said who
+        it is and then failed is retried like one that said nothing.
+        """
 
         async def attempt(current: Try, try_deadline: float) -> OpenStream:
             route = current.route
-            chunks = route.provider.stream(chat_for(current, deadline))
+            events = route.provider.stream(chat_for(current, deadline))
+            head = _NO_META
             try:
                 async with asyncio.timeout_at(try_deadline):
-                    first = await anext(chunks)
+                    first = await anext(events)
+                    while isinstance(first, Meta):
+                        head = first if head is _NO_META else _merged(head, first)
+                        first = await anext(events)
             except BaseException:
-                await chunks.aclose()
+                await events.aclose()
                 raise
             breaker = self._breakers(route.provider.name)
-            return OpenStream(route, first, chunks, breaker, Permit(False), current)
+            return OpenStream(route, head, first, events, breaker, Permit(False), current)
 
         # The stream's try ends with the stream (the caller records it): it may still break.
         _, opened, permit = await self._run(plan, attempt, deadline, trace)
@@ -335,6 +347,14 @@ class Dispatcher:
         )
         await asyncio.sleep(delay)
         return True
+
+
+_NO_META = Meta()
+
+
+def _merged(head: Meta, later: Meta) -> Meta:
+    """What two `Meta`s say together: the later one's values where it has them."""
+    return Meta(later.id or head.id, later.model or head.model)
 
 
 def _falls_back(error: GatewayError) -> bool:

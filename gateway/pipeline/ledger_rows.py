@@ -9,7 +9,7 @@ from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import OUTCOME_NAMES
 from gateway.store.records import AttemptRecord, RequestRecord
 from gateway.v1 import gateway_pb2 as pb
-from providers.base import Usage
+from providers.types import Usage
 
 
 def request_record(call: Call, usage: Usage, elapsed: float) -> RequestRecord | None:

@@ -28,8 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from providers.base import ProviderSettings, Usage
+from providers.base import ProviderSettings
 from providers.registry import ADAPTERS
+from providers.types import Usage
 
 log = logging.getLogger("gateway.pricing")
 

@@ -1,7 +1,8 @@
 """Relaying an opened stream to the caller, and accounting a stream that breaks mid-way.
 
-The dispatcher has opened the stream and holds its first chunk; from here each chunk goes to the
-caller as it comes, each wait for the next bounded by the idle timeout and the call's deadline.
+The dispatcher has opened the stream and holds its first content event; from here each event
+goes to the caller as it comes, each wait for the next bounded by the idle timeout and the call's
+deadline. A `CompletionBuilder` folds the events into the answer that is accounted and cached.
 A failure now ends the stream with an error (no retry, no fallback): the relay settles the
 deployment's breaker and the try's trace, and says what the caller sees. A stream cut by the
 caller's deadline (the watchdog's, or the upstream request's own time limit, which is the same
@@ -30,7 +31,7 @@ from gateway.pipeline.pricing import PriceTable
 from gateway.transports.proto_convert import answer_cost, usage_message
 from gateway.v1 import gateway_pb2 as pb
 from metrics import TIME_TO_FIRST_TOKEN, labeled
-from providers.base import ChatChunk
+from providers.types import CompletionBuilder, Finish, TextDelta
 from resilience.deadlines import spent
 from resilience.watchdog import StreamWatchdog
 
@@ -49,35 +50,38 @@ class StreamRelay:
     async def relay(
         self, call: Call, opened: OpenStream
     ) -> AsyncGenerator[pb.StreamCompleteResponse, None]:
-        """Pass an opened stream on; each wait for the next chunk is bounded by the idle timeout."""
+        """Pass an opened stream on; each wait for the next event is bounded by the idle timeout."""
         provider = opened.route.provider.name
-        chunk: ChatChunk | None = opened.first
-        completion_id = model = ""
-        deltas: list[str] = []
+        built = CompletionBuilder(opened.head.id, opened.head.model)
+        event = opened.first
+        texts = 0
         watchdog = StreamWatchdog(idle=self._idle_timeout, deadline=call.deadline)
         try:
-            async with aclosing(opened.chunks) as chunks:
+            async with aclosing(opened.events) as events:
                 while True:
-                    if chunk is None:
+                    if type(event) is TextDelta:
+                        if not texts:
+                            labeled(TIME_TO_FIRST_TOKEN, provider).observe(
+                                time.perf_counter() - call.started
+                            )
+                        texts += 1
+                        built.events.append(event)
+                        yield pb.StreamCompleteResponse(
+                            id=built.id, model=built.model, provider=provider, delta=event.text
+                        )
+                    else:
+                        built.feed(event)
+                        if type(event) is Finish:
+                            break
+                    # The watchdog bounds each wait, never a yield (see resilience.watchdog).
+                    with watchdog:
+                        next_event = await anext(events, None)
+                    if next_event is None:
                         raise StreamInterruptedError(
                             f"provider {provider!r} ended the stream without a finish reason",
                             provider=provider,
                         )
-                    completion_id, model = chunk.id or completion_id, chunk.model or model
-                    if chunk.finish_reason is not None:
-                        break
-                    if chunk.delta:
-                        if not deltas:
-                            labeled(TIME_TO_FIRST_TOKEN, provider).observe(
-                                time.perf_counter() - call.started
-                            )
-                        deltas.append(chunk.delta)
-                        yield pb.StreamCompleteResponse(
-                            id=completion_id, model=model, provider=provider, delta=chunk.delta
-                        )
-                    # The watchdog bounds each wait, never a yield (see resilience.watchdog).
-                    with watchdog:
-                        chunk = await anext(chunks, None)
+                    event = next_event
         except BaseException as exc:
             error = self._failed(call, opened, exc, watchdog)
             if error is exc:
@@ -87,46 +91,44 @@ class StreamRelay:
             watchdog.close()
         # Accounted and remembered before the last yield: a consumer may stop right after it
         # and never resume us.
-        yield self._finished(call, opened, chunk, completion_id, model, deltas)
+        yield self._finished(call, opened, built)
 
     def _finished(
-        self,
-        call: Call,
-        opened: OpenStream,
-        chunk: ChatChunk,
-        completion_id: str,
-        model: str,
-        deltas: list[str],
+        self, call: Call, opened: OpenStream, built: CompletionBuilder
     ) -> pb.StreamCompleteResponse:
         """Account a stream that finished and remember its answer; return its last message."""
+        answer = built.build()
+        usage = built.usage  # None when the vendor did not report it
+        finish_reason = answer.finish_reason or "stop"
         opened.breaker.succeeded(opened.permit)
         call.trace.end(
             opened.attempt,
             pb.ATTEMPT_OUTCOME_SUCCESS,
-            model=model,
-            usage=chunk.usage,
-            finish_reason=chunk.finish_reason or "stop",
+            model=answer.model,
+            usage=usage,
+            finish_reason=finish_reason,
         )
-        call.usage = chunk.usage
+        call.usage = usage
         final = pb.StreamCompleteResponse(
-            id=completion_id,
-            model=model,
+            id=answer.id,
+            model=answer.model,
             provider=opened.route.provider.name,
-            finish_reason=chunk.finish_reason or "stop",
-            usage=usage_message(chunk.usage),
-            cost_usd=answer_cost(self._prices, opened.route, model, chunk.usage),
+            finish_reason=finish_reason,
+            usage=usage_message(usage),
+            cost_usd=answer_cost(self._prices, opened.route, answer.model, usage),
             attempts=call.trace.attempts,
         )
         call.cost_usd = final.cost_usd
+        deltas = tuple(e.text for e in built.events if isinstance(e, TextDelta))
         self._cache.remember(
             call,
-            completion_id,
-            model,
-            "".join(deltas),
+            answer.id,
+            answer.model,
+            answer.content,
             final.finish_reason,
-            chunk.usage,
+            usage,
             final.cost_usd,
-            tuple(deltas),
+            deltas,
         )
         return final
 

@@ -54,8 +54,8 @@ from gateway.tenancy.quotas import Quotas
 from gateway.transports.proto_convert import answer_cost, cached_response, replay, usage_message
 from gateway.v1 import gateway_pb2 as pb
 from metrics import ADMISSION_REJECTED
-from providers.base import ChatResponse
 from providers.registry import ProviderRegistry
+from providers.types import Completion
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
 from resilience.breaker import Breakers
 from resilience.deadlines import spent
@@ -283,7 +283,7 @@ class GatewayService:
         priority = int(call.params.priority) if call.params is not None else 0
         return _Admitted(self._admission.acquire(priority, call.deadline))
 
-    def _complete_response(self, call: Call, answer: ChatResponse) -> pb.CompleteResponse:
+    def _complete_response(self, call: Call, answer: Completion) -> pb.CompleteResponse:
         assert call.route is not None
         return pb.CompleteResponse(
             id=answer.id,
@@ -342,7 +342,7 @@ class _Admitted:
 def _record_content(call: Call, completion: str) -> None:
     """Prompt and completion as span events (only with GATEWAY_TRACE_CONTENT on)."""
     assert call.params is not None
-    prompt = orjson.dumps([[m.role, m.content] for m in call.params.messages]).decode()
+    prompt = orjson.dumps([[m.role, m.text] for m in call.params.messages]).decode()
     span = get_current_span()
     span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
     span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})

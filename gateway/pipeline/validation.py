@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from gateway.errors import InvalidArgumentError
 from gateway.v1 import gateway_pb2 as pb
-from providers.base import ChatMessage, ChatRequest
+from providers.types import CallIO, ChatRequest, Message, Sampling
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MODEL_CHARS = 256
@@ -36,7 +36,7 @@ class CompletionParams:
     """A validated completion request."""
 
     model: str
-    messages: tuple[ChatMessage, ...]
+    messages: tuple[Message, ...]
     temperature: float | None
     max_tokens: int | None
     top_p: float | None
@@ -64,12 +64,8 @@ class CompletionParams:
         return ChatRequest(
             model=model,
             messages=self.messages,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            top_p=self.top_p,
-            stop=self.stop,
-            timeout=timeout,
-            headers=headers,
+            sampling=Sampling(self.temperature, self.max_tokens, self.top_p, self.stop),
+            io=CallIO(timeout, headers),
         )
 
 
@@ -122,7 +118,7 @@ def _check_model_name(field: str, model: str) -> None:
         )
 
 
-def _messages(messages: Sequence[pb.Message]) -> tuple[ChatMessage, ...]:
+def _messages(messages: Sequence[pb.Message]) -> tuple[Message, ...]:
     if not messages:
         raise InvalidArgumentError("messages: must hold at least one message")
     if len(messages) > MAX_MESSAGES:
@@ -135,7 +131,7 @@ def _messages(messages: Sequence[pb.Message]) -> tuple[ChatMessage, ...]:
             )
         if not message.content and message.role != "assistant":
             raise InvalidArgumentError(f"messages[{index}].content: must not be empty")
-        parsed.append(ChatMessage(message.role, message.content))
+        parsed.append(Message.of_text(message.role, message.content))
     return tuple(parsed)
 
 

@@ -11,8 +11,8 @@ from typing import TypedDict
 from cache.answers import CachedAnswer
 from gateway.pipeline.pricing import PriceTable
 from gateway.v1 import gateway_pb2 as pb
-from providers.base import Usage
 from providers.registry import Route
+from providers.types import Usage
 
 
 def answer_cost(

@@ -8,7 +8,7 @@ from google.protobuf.duration_pb2 import Duration
 from gateway.errors import InvalidArgumentError
 from gateway.pipeline.validation import MAX_METADATA_VALUE_CHARS, MAX_STOP_SEQUENCES, parse_params
 from gateway.v1 import gateway_pb2 as pb
-from providers.base import ChatMessage
+from providers.types import Message
 
 
 def valid_request() -> pb.CompleteRequest:
@@ -59,7 +59,7 @@ def test_every_field_of_a_valid_request_is_carried_over() -> None:
         params.timeout,
     ) == (
         "mock",
-        (ChatMessage("system", "be brief"), ChatMessage("user", "hello")),
+        (Message.of_text("system", "be brief"), Message.of_text("user", "hello")),
         0.5,
         64,
         0.25,
@@ -93,7 +93,7 @@ def test_assistant_turn_may_be_empty() -> None:
     request = valid_request()
     request.messages.add(role="assistant", content="")
 
-    assert parse_params(request).messages[-1] == ChatMessage("assistant", "")
+    assert parse_params(request).messages[-1] == Message.of_text("assistant", "")
 
 
 def test_stream_request_parses_like_the_unary_request_with_the_same_fields() -> None:
