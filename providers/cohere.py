@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from gateway.errors import StreamInterruptedError, UpstreamUnavailableError
 from providers.base import AdapterSpec, ProviderSettings
+from providers.errors import StreamInterruptedError, UpstreamUnavailableError
 from providers.http.adapter import SseAdapter
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool

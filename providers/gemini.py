@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
-from gateway.errors import ContentFilteredError
 from providers.base import AdapterSpec, ProviderSettings
+from providers.errors import ContentFilteredError
 from providers.http.adapter import SseAdapter
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool

@@ -19,7 +19,7 @@ from typing import Final
 
 import orjson
 
-from gateway.errors import (
+from providers.errors import (
     ContentFilteredError,
     UpstreamAuthError,
     UpstreamBadRequestError,

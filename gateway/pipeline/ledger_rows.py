@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from gateway.pipeline.call import Call
-from gateway.pipeline.dispatch import OUTCOME_NAMES
+from gateway.pipeline.types import Attempt
 from gateway.store.records import AttemptRecord, RequestRecord
-from gateway.v1 import gateway_pb2 as pb
 from providers.types import Usage
 
 
@@ -41,16 +40,16 @@ def request_record(call: Call, usage: Usage, elapsed: float) -> RequestRecord | 
     )
 
 
-def attempt_records(attempts: Sequence[pb.Attempt]) -> tuple[AttemptRecord, ...]:
+def attempt_records(attempts: Sequence[Attempt]) -> tuple[AttemptRecord, ...]:
     """The call's tries as the trace reports them, numbered from 1."""
     return tuple(
         AttemptRecord(
             attempt=number,
             provider=a.provider,
             model=a.model,
-            outcome=OUTCOME_NAMES[a.outcome].removeprefix("ATTEMPT_OUTCOME_"),
+            outcome=a.outcome.name,
             error_code=a.error_code,
-            latency_ms=round(a.latency.ToNanoseconds() / 1e6),
+            latency_ms=round(a.latency * 1000),
         )
         for number, a in enumerate(attempts, start=1)
     )

@@ -3,10 +3,11 @@
 The dispatcher has opened the stream and holds its first content event; from here each event
 goes to the caller as it comes, each wait for the next bounded by the idle timeout and the call's
 deadline. A `CompletionBuilder` folds the events into the answer that is accounted and cached.
-A failure now ends the stream with an error (no retry, no fallback): the relay settles the
-deployment's breaker and the try's trace, and says what the caller sees. A stream cut by the
-caller's deadline (the watchdog's, or the upstream request's own time limit, which is the same
-deadline) is the caller's outcome, DEADLINE_EXCEEDED, and never counts against the provider.
+A failure now ends the stream with an error (no retry, no fallback): the outcome table
+(`gateway.pipeline.outcomes`) settles the deployment's breaker and the try's attempt and says
+what the caller sees, as it does before the first event. A stream cut by the caller's deadline
+(the watchdog's, or the upstream request's own time limit, which is the same deadline) is the
+caller's outcome, DEADLINE_EXCEEDED, and never counts against the provider.
 """
 
 from __future__ import annotations
@@ -17,20 +18,17 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
-from gateway.errors import (
-    DeadlineExceededError,
-    GatewayError,
-    StreamInterruptedError,
-    UpstreamAuthError,
-    UpstreamUnavailableError,
-)
+from gateway.errors import DeadlineExceededError
 from gateway.pipeline.caching import CallCache
 from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import OpenStream
+from gateway.pipeline.outcomes import Failure, judge
 from gateway.pipeline.pricing import PriceTable
-from gateway.transports.proto_convert import answer_cost, usage_message
+from gateway.pipeline.types import AttemptOutcome
+from gateway.transports.proto_convert import answer_cost, attempt_messages, usage_message
 from gateway.v1 import gateway_pb2 as pb
 from metrics import TIME_TO_FIRST_TOKEN, labeled
+from providers.errors import StreamInterruptedError, UpstreamError
 from providers.types import CompletionBuilder, Finish, TextDelta
 from resilience.deadlines import spent
 from resilience.watchdog import StreamWatchdog
@@ -103,7 +101,7 @@ class StreamRelay:
         opened.breaker.succeeded(opened.permit)
         call.trace.end(
             opened.attempt,
-            pb.ATTEMPT_OUTCOME_SUCCESS,
+            AttemptOutcome.SUCCESS,
             model=answer.model,
             usage=usage,
             finish_reason=finish_reason,
@@ -116,7 +114,7 @@ class StreamRelay:
             finish_reason=finish_reason,
             usage=usage_message(usage),
             cost_usd=answer_cost(self._prices, opened.route, answer.model, usage),
-            attempts=call.trace.attempts,
+            attempts=attempt_messages(call.trace.attempts),
         )
         call.cost_usd = final.cost_usd
         deltas = tuple(e.text for e in built.events if isinstance(e, TextDelta))
@@ -135,49 +133,39 @@ class StreamRelay:
     def _failed(
         self, call: Call, opened: OpenStream, exc: BaseException, watchdog: StreamWatchdog
     ) -> BaseException:
-        """Account a stream that broke after its first chunk; return what the caller sees."""
-        route, breaker, permit, attempt = (
-            opened.route,
-            opened.breaker,
-            opened.permit,
-            opened.attempt,
-        )
-        provider = route.provider.name
-        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            breaker.released(permit)
-            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_CANCELLED)
-            return exc
-        now = asyncio.get_running_loop().time()
-        expired = watchdog.expired if isinstance(exc, TimeoutError) else None
-        if (expired is not None and expired.callers) or spent(call.deadline, now):
-            # The caller's time is up: what broke the stream now (the upstream request's own
-            # time limit is that same deadline) is the caller's outcome.
-            breaker.released(permit)
-            error: GatewayError = DeadlineExceededError(
-                f"deadline exceeded while streaming from provider {provider!r}"
+        """Judge a stream that broke after its first event; return what the caller sees."""
+        provider = opened.route.provider.name
+        failure = None
+        if not isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            now = asyncio.get_running_loop().time()
+            expired = watchdog.expired if isinstance(exc, TimeoutError) else None
+            if (expired is not None and expired.callers) or spent(call.deadline, now):
+                # The caller's time is up: what broke the stream now (the upstream request's own
+                # time limit is that same deadline) is the caller's outcome.
+                exc = DeadlineExceededError(
+                    f"deadline exceeded while streaming from provider {provider!r}"
+                )
+            elif isinstance(exc, TimeoutError):
+                exc = StreamInterruptedError(
+                    f"provider {provider!r} sent nothing for {self._idle_timeout:g}s mid-stream",
+                    provider=provider,
+                )
+                failure = Failure.TIMED_OUT
+            elif not isinstance(exc, UpstreamError):
+                log.exception("provider %r raised an unexpected error mid-stream", provider)
+                exc = StreamInterruptedError(
+                    f"provider {provider!r} failed mid-stream", provider=provider
+                )
+        judged = judge(exc, failure)
+        judged.settle(opened.breaker, opened.permit)
+        call.trace.end(opened.attempt, judged.rule.outcome, judged)
+        if isinstance(exc, UpstreamError) and failure is None:
+            log.warning(
+                "stream broke after it started",
+                extra={
+                    "provider": provider,
+                    "error": type(exc).__name__,
+                    "code": judged.rule.code.name,
+                },
             )
-            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
-            return error
-        if isinstance(exc, TimeoutError):
-            error = StreamInterruptedError(
-                f"provider {provider!r} sent nothing for {self._idle_timeout:g}s mid-stream",
-                provider=provider,
-            )
-            breaker.failed(permit, error)
-            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
-            return error
-        if not isinstance(exc, GatewayError):
-            log.exception("provider %r raised an unexpected error mid-stream", provider)
-            exc = StreamInterruptedError(
-                f"provider {provider!r} failed mid-stream", provider=provider
-            )
-        if isinstance(exc, UpstreamUnavailableError | UpstreamAuthError):
-            breaker.failed(permit, exc)
-        else:
-            breaker.released(permit)
-        call.trace.end(attempt, pb.ATTEMPT_OUTCOME_ERROR, exc)
-        log.warning(
-            "stream broke after it started",
-            extra={"provider": provider, "error": type(exc).__name__, "code": exc.code_name},
-        )
-        return exc
+        return judged.raised

@@ -25,11 +25,11 @@ from opentelemetry.trace import get_current_span
 
 from cache.layer import ResponseCache
 from gateway.errors import (
+    Code,
     DeadlineExceededError,
     GatewayError,
     InvalidArgumentError,
     ModelNotFoundError,
-    RequestCancelledError,
     ServiceUnavailableError,
 )
 from gateway.pipeline.accounting import CallAccounting
@@ -51,9 +51,16 @@ from gateway.pipeline.validation import (
 )
 from gateway.tenancy.auth import Authenticator, Identity
 from gateway.tenancy.quotas import Quotas
-from gateway.transports.proto_convert import answer_cost, cached_response, replay, usage_message
+from gateway.transports.proto_convert import (
+    answer_cost,
+    attempt_messages,
+    cached_response,
+    replay,
+    usage_message,
+)
 from gateway.v1 import gateway_pb2 as pb
 from metrics import ADMISSION_REJECTED
+from providers.errors import UnknownModelError
 from providers.registry import ProviderRegistry
 from providers.types import Completion
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
@@ -257,13 +264,16 @@ class GatewayService:
     def _plan(self, params: CompletionParams, ctx: CallContext) -> list[Step]:
         """The model's route with the primary retries, then each fallback with its own."""
         policy = self._policy
-        primary = self._registry.resolve(params.model, params.provider or ctx.provider_pin)
+        try:
+            primary = self._registry.resolve(params.model, params.provider or ctx.provider_pin)
+        except UnknownModelError as exc:
+            raise ModelNotFoundError(exc.message) from None
         plan = [Step(primary, policy.primary_retries)]
         fallbacks = params.fallback_models or policy.fallbacks.get(params.model, ())
         for index, model in enumerate(fallbacks):
             try:
                 route = self._registry.resolve(model)
-            except ModelNotFoundError as exc:
+            except UnknownModelError as exc:
                 raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
             plan.append(Step(route, policy.fallback_retries))
         return plan
@@ -293,7 +303,7 @@ class GatewayService:
             finish_reason=answer.finish_reason,
             usage=usage_message(answer.usage),
             cost_usd=answer_cost(self._prices, call.route, answer.model, answer.usage),
-            attempts=call.trace.attempts,
+            attempts=attempt_messages(call.trace.attempts),
         )
 
     def _start(self, rpc: str, ctx: CallContext) -> Call:
@@ -355,6 +365,6 @@ def _code_of(exc: BaseException, call: Call) -> str:
         # gRPC ends a call at its deadline itself (from when the request arrived, a hair before
         # the core's own timer): a call cancelled once its deadline has come ran out of time.
         if call.deadline and spent(call.deadline, asyncio.get_running_loop().time()):
-            return str(DeadlineExceededError.grpc_code.name)
-        return str(RequestCancelledError.grpc_code.name)
+            return Code.DEADLINE_EXCEEDED.name
+        return Code.CANCELLED.name
     return "INTERNAL"

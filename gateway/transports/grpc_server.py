@@ -1,8 +1,9 @@
 """The gRPC transport: `gateway.v1.GatewayService`, `grpc.health.v1.Health` and reflection.
 
 The servicer only translates: call metadata into a `CallContext`, core errors into gRPC
-statuses (here and nowhere else). The health servicer reports `NOT_SERVING` until the gateway
-is ready and again from the moment it starts draining.
+statuses (here and nowhere else: a `Code` is the `grpc.StatusCode` of the same name). The
+health servicer reports `NOT_SERVING` until the gateway is ready and again from the moment it
+starts draining.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -22,7 +23,7 @@ from opentelemetry import propagate
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from gateway.config.settings import DEFAULT_BODY_READ_TIMEOUT_SECONDS, GrpcSettings
-from gateway.errors import GatewayError
+from gateway.errors import Code, GatewayError
 from gateway.pipeline.ids import request_id_from, request_id_var
 from gateway.pipeline.service import CallContext, GatewayService
 from gateway.tenancy.admin import AdminCore
@@ -36,6 +37,10 @@ log = logging.getLogger("gateway.grpc")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
 ADMIN_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AdminService"].full_name
 ResponseT = TypeVar("ResponseT")
+#: Each caller error code as a gRPC status: the same name.
+GRPC_STATUS: Final[dict[Code, grpc.StatusCode]] = {
+    code: grpc.StatusCode[code.name] for code in Code
+}
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
@@ -248,7 +253,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: GatewayError)
             ("grpc-retry-pushback-ms", str(round(seconds * 1000))),
             ("retry-after", str(max(1, math.ceil(seconds)))),
         )
-    await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailing)
+    await context.abort(GRPC_STATUS[exc.code], exc.message, trailing_metadata=trailing)
     raise AssertionError("unreachable: abort raises")
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Protocol
 
 import orjson
 from aiohttp import web
@@ -34,11 +34,13 @@ from gateway.config.settings import (
 )
 from gateway.errors import (
     BodyTimeoutError,
+    Code,
     GatewayError,
     InternalError,
     InvalidArgumentError,
     ModelNotFoundError,
     PayloadTooLargeError,
+    UnsupportedEncodingError,
 )
 from gateway.pipeline.ids import request_id_from, request_id_var
 from gateway.pipeline.service import CallContext, GatewayService
@@ -79,6 +81,31 @@ class Readiness(Protocol):
 
 
 READINESS_KEY = web.AppKey("readiness", Readiness)
+
+#: Each caller error code as an HTTP status (google/rpc/code.proto's mapping; 499 is nginx's
+#: "client closed request").
+HTTP_STATUS: Final[Mapping[Code, int]] = {
+    Code.INVALID_ARGUMENT: 400,
+    Code.UNAUTHENTICATED: 401,
+    Code.PERMISSION_DENIED: 403,
+    Code.NOT_FOUND: 404,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.CANCELLED: 499,
+    Code.INTERNAL: 500,
+    Code.UNAVAILABLE: 503,
+    Code.DEADLINE_EXCEEDED: 504,
+}
+#: The errors HTTP has a status of its own for (gRPC has none).
+HTTP_ONLY_STATUS: Final[Mapping[type[GatewayError], int]] = {
+    PayloadTooLargeError: 413,
+    UnsupportedEncodingError: 415,
+    BodyTimeoutError: 408,
+}
+
+
+def http_status(error: GatewayError) -> int:
+    """The HTTP status a caller error is answered with."""
+    return HTTP_ONLY_STATUS.get(type(error)) or HTTP_STATUS[error.code]
 
 
 def create_app(
@@ -331,7 +358,7 @@ def _error_body(code: str, message: str, request: web.Request) -> bytes:
 
 
 def _error_response(exc: GatewayError, request: web.Request) -> web.Response:
-    response = _http_error(exc.http_status, exc.code_name, exc.message, request)
+    response = _http_error(http_status(exc), exc.code_name, exc.message, request)
     for name, value in exc.headers:
         response.headers[name] = value
     if exc.retry_after is not None:

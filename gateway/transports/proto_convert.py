@@ -5,11 +5,12 @@ Pure converters: adapter usage and cached answers in, protobuf messages out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TypedDict
+from collections.abc import Iterator, Sequence
+from typing import Final, TypedDict
 
 from cache.answers import CachedAnswer
 from gateway.pipeline.pricing import PriceTable
+from gateway.pipeline.types import Attempt, AttemptOutcome
 from gateway.v1 import gateway_pb2 as pb
 from providers.registry import Route
 from providers.types import Usage
@@ -36,6 +37,28 @@ def usage_message(usage: Usage | None) -> pb.Usage | None:
         cached_tokens=usage.cached_tokens,
         cache_creation_tokens=usage.cache_creation_tokens,
     )
+
+
+#: Our attempt outcomes as the API's enum.
+ATTEMPT_OUTCOMES: Final = {
+    outcome: pb.AttemptOutcome.Value(f"ATTEMPT_OUTCOME_{outcome.name}")
+    for outcome in AttemptOutcome
+}
+
+
+def attempt_messages(attempts: Sequence[Attempt]) -> list[pb.Attempt]:
+    """The call's tries as `Attempt` messages."""
+    messages = []
+    for a in attempts:
+        message = pb.Attempt(
+            provider=a.provider,
+            model=a.model,
+            outcome=ATTEMPT_OUTCOMES[a.outcome],
+            error_code=a.error_code,
+        )
+        message.latency.FromNanoseconds(int(a.latency * 1e9))
+        messages.append(message)
+    return messages
 
 
 def cached_response(answer: CachedAnswer) -> pb.CompleteResponse:

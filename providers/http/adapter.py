@@ -16,13 +16,13 @@ from contextlib import AbstractAsyncContextManager
 from typing import ClassVar, Final, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-from gateway.errors import (
+from providers.base import ProviderSettings
+from providers.errors import (
     ContentFilteredError,
-    InvalidArgumentError,
     StreamInterruptedError,
+    UpstreamBadRequestError,
     UpstreamError,
 )
-from providers.base import ProviderSettings
 from providers.http.client import UpstreamClient, UpstreamResponse
 from providers.http.endpoint import (
     EVENT_STREAM,
@@ -194,12 +194,13 @@ class HttpAdapter(ABC, Generic[FrameT]):
 
         A name with a "/", or a dot-segment ("." or ".."), would reach another path once a
         server or proxy on the way decodes and normalises the URL: it is refused, before
-        anything is sent, as the caller's mistake.
+        anything is sent, as a request the provider cannot take (the caller's mistake).
         """
         if not model or model in _DOT_SEGMENTS or "/" in model:
-            raise InvalidArgumentError(
+            raise UpstreamBadRequestError(
                 f"model: {self._kind} puts the model in its URL path, so {model!r} must be one "
-                f"path segment (no '/', not '.' or '..')"
+                f"path segment (no '/', not '.' or '..')",
+                provider=self._name,
             )
         return quote(model, safe="")
 

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.errors import (
+from gateway.pipeline.pricing import DEFAULT_PRICES, PriceTable
+from providers.base import Provider
+from providers.errors import (
     StreamInterruptedError,
     UpstreamAuthError,
     UpstreamBadRequestError,
@@ -18,8 +20,6 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from gateway.pipeline.pricing import DEFAULT_PRICES, PriceTable
-from providers.base import Provider
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.registry import ADAPTERS

@@ -9,7 +9,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.errors import (
+from providers.anthropic import SPEC, AnthropicProvider
+from providers.base import Provider
+from providers.errors import (
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamError,
@@ -17,8 +19,6 @@ from gateway.errors import (
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.anthropic import SPEC, AnthropicProvider
-from providers.base import Provider
 from providers.http.client import UpstreamClient
 from providers.types import Message, Usage
 from tests.contract.harness import Vendor, chat, collect, finish, hello

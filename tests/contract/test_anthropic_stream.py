@@ -6,13 +6,13 @@ from collections.abc import Mapping
 
 import pytest
 
-from gateway.errors import (
+from providers.anthropic import SPEC, AnthropicProvider
+from providers.errors import (
     StreamInterruptedError,
     UpstreamError,
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.anthropic import SPEC, AnthropicProvider
 from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
 from tests.contract.harness import Vendor, collect, deltas, finish, hello
 from tests.fakes.anthropic_server import FakeAnthropic, FakeUsage, Fault

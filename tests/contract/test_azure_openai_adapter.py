@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import (
+from providers.azure_openai import DEFAULT_API_VERSION, SPEC, AzureOpenAIProvider
+from providers.base import Provider
+from providers.errors import (
     ContentFilteredError,
-    InvalidArgumentError,
     StreamInterruptedError,
     UpstreamAuthError,
+    UpstreamBadRequestError,
     UpstreamNotFoundError,
     UpstreamUnavailableError,
 )
-from providers.azure_openai import DEFAULT_API_VERSION, SPEC, AzureOpenAIProvider
-from providers.base import Provider
 from providers.http.client import UpstreamClient
 from providers.openai import OpenAIProvider
 from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
@@ -75,7 +75,7 @@ async def test_a_model_that_is_not_one_path_segment_is_refused_before_anything_i
     provider: AzureOpenAIProvider, fake: FakeAzureOpenAI, model: str, streamed: bool
 ) -> None:
     request = chat(model, *HELLO.messages)
-    with pytest.raises(InvalidArgumentError) as caught:
+    with pytest.raises(UpstreamBadRequestError) as caught:
         await (collect(provider, request) if streamed else provider.complete(request))
     assert caught.value.message.startswith("model: ")
     assert fake.requests == []

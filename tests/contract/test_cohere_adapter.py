@@ -9,14 +9,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.errors import (
+from providers.base import Provider
+from providers.cohere import SPEC, CohereProvider
+from providers.errors import (
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
     UpstreamUnavailableError,
 )
-from providers.base import Provider
-from providers.cohere import SPEC, CohereProvider
 from providers.http.client import UpstreamClient
 from providers.types import Message, Usage
 from tests.contract.harness import Vendor, chat, collect, hello

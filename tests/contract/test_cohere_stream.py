@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import StreamInterruptedError, UpstreamUnavailableError
 from providers.cohere import SPEC, CohereProvider
+from providers.errors import StreamInterruptedError, UpstreamUnavailableError
 from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
 from tests.contract.harness import Vendor, collect, deltas, finish, hello
 from tests.fakes.base import StreamBreak

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import (
+from providers.base import Provider
+from providers.errors import (
     ContentFilteredError,
-    InvalidArgumentError,
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamError,
@@ -20,7 +20,6 @@ from gateway.errors import (
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.base import Provider
 from providers.gemini import SPEC, GeminiProvider
 from providers.http.client import UpstreamClient
 from providers.types import Message, Usage
@@ -77,7 +76,7 @@ async def test_a_model_that_is_not_one_path_segment_is_refused_before_anything_i
     provider: GeminiProvider, fake: FakeGemini, model: str, streamed: bool
 ) -> None:
     request = chat(model, *HELLO.messages)
-    with pytest.raises(InvalidArgumentError) as caught:
+    with pytest.raises(UpstreamBadRequestError) as caught:
         await (collect(provider, request) if streamed else provider.complete(request))
     assert caught.value.message.startswith("model: ")
     assert fake.requests == []

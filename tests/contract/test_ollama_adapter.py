@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import (
+from providers.base import Provider
+from providers.errors import (
     StreamInterruptedError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
     UpstreamUnavailableError,
 )
-from providers.base import Provider
 from providers.http.client import UpstreamClient
 from providers.ollama import SPEC, OllamaProvider
 from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage

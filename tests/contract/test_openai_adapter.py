@@ -13,7 +13,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from gateway.errors import (
+from providers.base import Provider
+from providers.errors import (
     ContentFilteredError,
     UpstreamAuthError,
     UpstreamBadRequestError,
@@ -22,7 +23,6 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from providers.base import Provider
 from providers.http.client import UpstreamClient
 from providers.openai import SPEC, OpenAIProvider
 from tests.contract.harness import Vendor, chat, hello

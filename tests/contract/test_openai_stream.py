@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import (
+from providers.errors import (
     StreamInterruptedError,
     UpstreamRateLimitedError,
     UpstreamUnavailableError,

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from gateway.errors import UpstreamBadRequestError
 from providers.base import ProviderSettings
+from providers.errors import UpstreamBadRequestError
 from providers.mock import REPLY_PREFIX, MockProvider
 from providers.types import (
     CallIO,

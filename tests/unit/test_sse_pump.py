@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from gateway.errors import ServiceUnavailableError, UpstreamUnavailableError
+from gateway.errors import Code, ProviderError, ServiceUnavailableError
 from gateway.transports.sse import Pump
 from gateway.v1 import gateway_pb2 as pb
 
@@ -17,7 +17,7 @@ async def burst(
         read.append(i)
         yield pb.StreamCompleteResponse(id="c", delta=f"d{i} ")
     if fail:
-        raise UpstreamUnavailableError("cut", provider="openai")
+        raise ProviderError("cut", code=Code.UNAVAILABLE, provider="openai")
 
 
 async def test_events_that_arrive_together_leave_in_one_batch() -> None:
@@ -38,7 +38,7 @@ async def test_an_error_comes_after_the_events_before_it() -> None:
     while not pump.finished:
         data += await pump.take()
     await pump.aclose()
-    assert isinstance(pump.error, UpstreamUnavailableError)
+    assert isinstance(pump.error, ProviderError)
     assert data.count(b"data: ") == 3
 
 
