@@ -40,11 +40,11 @@ class CallAccounting:
 
     async def charge(self, call: Call) -> None:
         """Charge the caller's rate limits (a cache hit counts as a request too)."""
-        if self._quotas is None or call.identity is None or call.params is None:
+        if self._quotas is None or call.identity is None or call.request is None:
             return
-        params = call.params
+        chat = call.request.chat
         call.charge = await self._quotas.admit(
-            call.identity, call.tenant, params.messages, params.max_tokens
+            call.identity, call.tenant, chat.messages, chat.sampling.max_tokens
         )
 
     def finished(self, call: Call) -> None:
@@ -64,7 +64,7 @@ class CallAccounting:
             extra={
                 "transport": ctx.transport,
                 "rpc": call.rpc,
-                "model": call.params.model if call.params else None,
+                "model": call.request.model if call.request else None,
                 "provider": call.route.provider.name if call.route else None,
                 "status": call.code,
                 "cached": call.cached,

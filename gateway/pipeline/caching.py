@@ -20,7 +20,7 @@ from cache.layer import ResponseCache
 from gateway.errors import DeadlineExceededError
 from gateway.pipeline.call import Call
 from metrics import CACHE_LOOKUPS, CACHE_SAVED_USD, labeled
-from providers.types import Usage
+from providers.types import ChatRequest, Usage
 
 
 class CallCache:
@@ -31,21 +31,22 @@ class CallCache:
 
     def key_for(self, call: Call) -> str | None:
         """The cache key of a planned call, or None when its answer must not be cached."""
-        params = call.params
-        if self._cache is None or params is None or not params.deterministic:
+        request = call.request
+        if self._cache is None or request is None or not request.deterministic:
             return None
         primary = call.plan[0].route
-        chat = params.to_chat(primary.model, timeout=None, headers=())
+        asked = request.chat
+        chat = ChatRequest(primary.model, asked.messages, asked.sampling)
         return cache_key(call.tenant, primary.provider.name, chat)
 
     async def lookup(self, call: Call) -> CachedAnswer | None:
         """A stored or in-flight answer for this call; else lead the flight for its key."""
-        key, params = call.cache_key, call.params
-        if self._cache is None or key is None or params is None:
+        key, request = call.cache_key, call.request
+        if self._cache is None or key is None or request is None:
             return None
         backend = self._cache.backend.name
         span = get_current_span()
-        if not params.cache_lookup:
+        if not request.cache.lookup:
             labeled(CACHE_LOOKUPS, backend, "bypass").inc()
             span.add_event("cache.bypass")
             return None
@@ -78,8 +79,8 @@ class CallCache:
         deltas: tuple[str, ...] | None,
     ) -> None:
         """Store a normal, complete answer of the requested route and share it with waiters."""
-        key, params, route = call.cache_key, call.params, call.route
-        if self._cache is None or key is None or params is None or route is None:
+        key, request, route = call.cache_key, call.request, call.route
+        if self._cache is None or key is None or request is None or route is None:
             return
         if finish_reason != "stop" or usage is None or route != call.plan[0].route:
             if call.flight is not None:
@@ -88,8 +89,8 @@ class CallCache:
         answer = CachedAnswer(
             completion_id, model, route.provider.name, content, finish_reason, usage, cost, deltas
         )
-        if params.cache_store:
-            self._cache.put(key, answer, params.cache_ttl)
+        if request.cache.store:
+            self._cache.put(key, answer, request.cache.ttl)
         if call.flight is not None:
             call.flight.land(answer)
 

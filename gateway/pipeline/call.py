@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from cache.layer import Flight
 from gateway.pipeline.dispatch import Step, Trace, Try
 from gateway.pipeline.ids import new_id
-from gateway.pipeline.validation import CompletionParams
+from gateway.pipeline.types import CompletionRequest
 from gateway.tenancy.auth import Identity
 from gateway.tenancy.quotas import Charge
 from providers.registry import Route
-from providers.types import ChatRequest, Usage
+from providers.types import CallIO, ChatRequest, Usage
 
 if TYPE_CHECKING:
     # Only a name for the annotation: the transports' half of a call is part of the core's API.
@@ -28,7 +28,7 @@ class Call:
     rpc: str
     context: CallContext
     started: float
-    params: CompletionParams | None = None
+    request: CompletionRequest | None = None
     plan: list[Step] = field(default_factory=list)
     route: Route | None = None
     deadline: float = 0.0
@@ -49,7 +49,10 @@ class Call:
 
     def chat_for(self, attempt: Try, deadline: float) -> ChatRequest:
         """The adapter request for one try, bounded by `deadline`, carrying its trace context."""
-        assert self.params is not None
+        assert self.request is not None
+        asked = self.request.chat
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
         headers = (("x-request-id", self.context.request_id), *attempt.trace_headers())
-        return self.params.to_chat(attempt.route.model, timeout=remaining, headers=headers)
+        return ChatRequest(
+            attempt.route.model, asked.messages, asked.sampling, CallIO(remaining, headers)
+        )

@@ -13,7 +13,7 @@ from providers.types import Usage
 
 def request_record(call: Call, usage: Usage, elapsed: float) -> RequestRecord | None:
     """The ledger row of a call that got past validation (None for one that did not)."""
-    if call.params is None or call.identity is None:
+    if call.request is None or call.identity is None:
         return None
     route = call.route
     return RequestRecord(
@@ -23,7 +23,7 @@ def request_record(call: Call, usage: Usage, elapsed: float) -> RequestRecord | 
         api_key_id=call.identity.api_key_id,
         transport=call.context.transport,
         rpc=call.rpc,
-        model=call.params.model,
+        model=call.request.model,
         provider=route.provider.name if route else None,
         provider_model=route.model if route else None,
         status=call.code,

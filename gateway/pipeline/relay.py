@@ -17,19 +17,18 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import replace
 
 from gateway.errors import DeadlineExceededError
 from gateway.pipeline.caching import CallCache
 from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import OpenStream
 from gateway.pipeline.outcomes import Failure, judge
-from gateway.pipeline.pricing import PriceTable
-from gateway.pipeline.types import AttemptOutcome
-from gateway.transports.proto_convert import answer_cost, attempt_messages, usage_message
-from gateway.v1 import gateway_pb2 as pb
+from gateway.pipeline.pricing import PriceTable, cost_of
+from gateway.pipeline.types import Answer, AttemptOutcome, Done, StreamHead, StreamItem
 from metrics import TIME_TO_FIRST_TOKEN, labeled
 from providers.errors import StreamInterruptedError, UpstreamError
-from providers.types import CompletionBuilder, Finish, TextDelta
+from providers.types import CompletionBuilder, Finish, Meta, TextDelta
 from resilience.deadlines import spent
 from resilience.watchdog import StreamWatchdog
 
@@ -45,10 +44,11 @@ class StreamRelay:
         self._prices = prices
         self._cache = cache
 
-    async def relay(
-        self, call: Call, opened: OpenStream
-    ) -> AsyncGenerator[pb.StreamCompleteResponse, None]:
-        """Pass an opened stream on; each wait for the next event is bounded by the idle timeout."""
+    async def relay(self, call: Call, opened: OpenStream) -> AsyncGenerator[StreamItem, None]:
+        """Pass an opened stream on: its head, its events, then `Done` with the whole answer.
+
+        Each wait for the next event is bounded by the idle timeout and the call's deadline.
+        """
         provider = opened.route.provider.name
         built = CompletionBuilder(opened.head.id, opened.head.model)
         event = opened.first
@@ -56,6 +56,7 @@ class StreamRelay:
         watchdog = StreamWatchdog(idle=self._idle_timeout, deadline=call.deadline)
         try:
             async with aclosing(opened.events) as events:
+                yield StreamHead(built.id, built.model, provider)
                 while True:
                     if type(event) is TextDelta:
                         if not texts:
@@ -64,13 +65,17 @@ class StreamRelay:
                             )
                         texts += 1
                         built.events.append(event)
-                        yield pb.StreamCompleteResponse(
-                            id=built.id, model=built.model, provider=provider, delta=event.text
-                        )
+                        yield event
+                    elif isinstance(event, Meta):
+                        said = built.id, built.model
+                        built.feed(event)
+                        if (built.id, built.model) != said:
+                            yield StreamHead(built.id, built.model, provider)
                     else:
                         built.feed(event)
                         if type(event) is Finish:
                             break
+                        yield event
                     # The watchdog bounds each wait, never a yield (see resilience.watchdog).
                     with watchdog:
                         next_event = await anext(events, None)
@@ -89,46 +94,39 @@ class StreamRelay:
             watchdog.close()
         # Accounted and remembered before the last yield: a consumer may stop right after it
         # and never resume us.
-        yield self._finished(call, opened, built)
+        yield Done(self._finished(call, opened, built))
 
-    def _finished(
-        self, call: Call, opened: OpenStream, built: CompletionBuilder
-    ) -> pb.StreamCompleteResponse:
-        """Account a stream that finished and remember its answer; return its last message."""
-        answer = built.build()
+    def _finished(self, call: Call, opened: OpenStream, built: CompletionBuilder) -> Answer:
+        """Account a stream that finished and remember its answer."""
+        completion = built.build()
+        if not completion.finish_reason:
+            completion = replace(completion, finish_reason="stop")
         usage = built.usage  # None when the vendor did not report it
-        finish_reason = answer.finish_reason or "stop"
         opened.breaker.succeeded(opened.permit)
         call.trace.end(
             opened.attempt,
             AttemptOutcome.SUCCESS,
-            model=answer.model,
+            model=completion.model,
             usage=usage,
-            finish_reason=finish_reason,
+            finish_reason=completion.finish_reason,
         )
         call.usage = usage
-        final = pb.StreamCompleteResponse(
-            id=answer.id,
-            model=answer.model,
-            provider=opened.route.provider.name,
-            finish_reason=finish_reason,
-            usage=usage_message(usage),
-            cost_usd=answer_cost(self._prices, opened.route, answer.model, usage),
-            attempts=attempt_messages(call.trace.attempts),
-        )
-        call.cost_usd = final.cost_usd
+        call.cost_usd = cost = cost_of(self._prices, opened.route, completion.model, usage)
         deltas = tuple(e.text for e in built.events if isinstance(e, TextDelta))
         self._cache.remember(
             call,
-            answer.id,
-            answer.model,
-            answer.content,
-            final.finish_reason,
+            completion.id,
+            completion.model,
+            completion.content,
+            completion.finish_reason,
             usage,
-            final.cost_usd,
+            cost,
             deltas,
         )
-        return final
+        attempts = tuple(call.trace.attempts)
+        return Answer(
+            completion, opened.route.provider.name, cost, False, attempts, usage is not None
+        )
 
     def _failed(
         self, call: Call, opened: OpenStream, exc: BaseException, watchdog: StreamWatchdog

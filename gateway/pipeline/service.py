@@ -1,4 +1,4 @@
-"""The gateway's one core: both transports hand it request messages and render what it returns.
+"""The gateway's one core: the transports hand it `CompletionRequest`s and render what it returns.
 
 A call goes: drain check → authentication → validation → routing (the plan: the model's route
 and its fallbacks) → admission (bounded, prioritised) → the retry/fallback loop through each
@@ -6,9 +6,10 @@ deployment's circuit breaker → provider, all bounded by the caller's deadline.
 only `GatewayError`s (or lets `asyncio.CancelledError` through when the caller goes away, which
 aborts the upstream request with it).
 
-The core runs that sequence; beside it are the pieces it hands a call to: `gateway.caching`
-(lookup, coalescing and storing answers), `gateway.relay` (a stream once its first chunk is in)
-and `gateway.accounting` (metrics, quota settlement, the ledger row and the log line at the end).
+The core runs that sequence; beside it are the pieces it hands a call to: `caching` (lookup,
+coalescing and storing answers), `relay` (a stream once its first event is in) and
+`accounting` (metrics, quota settlement, the ledger row and the log line at the end). It speaks
+only the pipeline's values (`gateway.pipeline.types`): no transport's format reaches it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from types import TracebackType
 import orjson
 from opentelemetry.trace import get_current_span
 
+from cache.answers import CachedAnswer
 from cache.layer import ResponseCache
 from gateway.errors import (
     Code,
@@ -40,29 +42,24 @@ from gateway.pipeline.caching import CallCache
 from gateway.pipeline.call import Call
 from gateway.pipeline.dispatch import Dispatcher, Step
 from gateway.pipeline.drain import CallsInFlight
-from gateway.pipeline.pricing import PriceTable
+from gateway.pipeline.pricing import PriceTable, cost_of
 from gateway.pipeline.relay import StreamRelay
 from gateway.pipeline.status import status_entries
-from gateway.pipeline.validation import (
-    CompletionMessage,
-    CompletionParams,
-    parse_params,
-    parse_timeout_header,
+from gateway.pipeline.types import (
+    Answer,
+    CompletionRequest,
+    DeploymentStatus,
+    Done,
+    StreamHead,
+    StreamItem,
 )
+from gateway.pipeline.validation import parse_timeout_header, validate
 from gateway.tenancy.auth import Authenticator, Identity
 from gateway.tenancy.quotas import Quotas
-from gateway.transports.proto_convert import (
-    answer_cost,
-    attempt_messages,
-    cached_response,
-    replay,
-    usage_message,
-)
-from gateway.v1 import gateway_pb2 as pb
 from metrics import ADMISSION_REJECTED
 from providers.errors import UnknownModelError
 from providers.registry import ProviderRegistry
-from providers.types import Completion
+from providers.types import Completion, TextDelta
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
 from resilience.breaker import Breakers
 from resilience.deadlines import spent
@@ -101,7 +98,7 @@ class CallContext:
     identity: Identity | None = None
 
 
-class GatewayService:
+class CompletionService:
     """Serves Complete, StreamComplete and ProviderStatus for every transport."""
 
     def __init__(
@@ -153,7 +150,7 @@ class GatewayService:
         """The caller behind `authorization` (`UnauthenticatedError` when it does not hold)."""
         return await self._auth.authenticate(authorization)
 
-    async def complete(self, request: pb.CompleteRequest, ctx: CallContext) -> pb.CompleteResponse:
+    async def complete(self, request: CompletionRequest, ctx: CallContext) -> Answer:
         """Answer one whole completion."""
         call = self._start("Complete", ctx)
         try:
@@ -161,27 +158,29 @@ class GatewayService:
             await self._accounting.charge(call)
             hit = await self._cache.lookup(call)
             if hit is not None:
-                return cached_response(hit)
+                return _served_from_cache(hit)
             async with self._admitted(call):
-                route, answer = await self._dispatch.complete(
+                route, completion = await self._dispatch.complete(
                     call.plan, call.chat_for, call.deadline, call.trace
                 )
-            call.route, call.usage = route, answer.usage
-            response = self._complete_response(call, answer)
-            call.cost_usd = response.cost_usd
+            call.route, call.usage = route, completion.usage
+            cost = cost_of(self._prices, route, completion.model, completion.usage)
+            call.cost_usd = cost
             if self._policy.trace_content:
-                _record_content(call, answer.content)
+                _record_content(call, completion.content)
             self._cache.remember(
                 call,
-                answer.id,
-                answer.model,
-                answer.content,
-                answer.finish_reason,
-                answer.usage,
-                response.cost_usd,
+                completion.id,
+                completion.model,
+                completion.content,
+                completion.finish_reason,
+                completion.usage,
+                cost,
                 None,
             )
-            return response
+            return Answer(
+                completion, route.provider.name, cost, attempts=tuple(call.trace.attempts)
+            )
         except BaseException as exc:
             cut = self._in_flight.cut_error(exc)
             call.code = _code_of(cut or exc, call)
@@ -192,11 +191,11 @@ class GatewayService:
             self._finish(call)
 
     async def stream_complete(
-        self, request: pb.StreamCompleteRequest, ctx: CallContext
-    ) -> AsyncGenerator[pb.StreamCompleteResponse, None]:
-        """Yield a completion as it is generated; the last message has finish reason and usage.
+        self, request: CompletionRequest, ctx: CallContext
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Yield a completion as it is generated: a head, its events, then `Done`.
 
-        Tries before the first chunk may be retried or fall back; once a chunk has gone to the
+        Tries before the first event may be retried or fall back; once an event has gone to the
         caller, a failure ends the stream with an error (no retry, no fallback).
         """
         call = self._start("StreamComplete", ctx)
@@ -205,16 +204,16 @@ class GatewayService:
             await self._accounting.charge(call)
             hit = await self._cache.lookup(call)
             if hit is not None:
-                for message in replay(hit):
-                    yield message
+                for item in _replayed(hit):
+                    yield item
                 return
             async with self._admitted(call):
                 opened = await self._dispatch.open_stream(
                     call.plan, call.chat_for, call.deadline, call.trace
                 )
                 call.route = opened.route
-                async for message in self._relay.relay(call, opened):
-                    yield message
+                async for item in self._relay.relay(call, opened):
+                    yield item
         except BaseException as exc:
             cut = self._in_flight.cut_error(exc)
             call.code = _code_of(cut or exc, call)
@@ -224,29 +223,27 @@ class GatewayService:
         finally:
             self._finish(call)
 
-    async def provider_status(
-        self, request: pb.ProviderStatusRequest, ctx: CallContext
-    ) -> pb.ProviderStatusResponse:
-        """Report every deployment (or the one asked for)."""
+    async def provider_status(self, provider: str, ctx: CallContext) -> list[DeploymentStatus]:
+        """Report every deployment (or only `provider`, when it is not "")."""
         call = self._start("ProviderStatus", ctx)
         try:
             await self._auth.authenticate(ctx.authorization)
-            providers = status_entries(self._registry, self._breakers, self._prices)
-            if request.provider:
-                providers = [p for p in providers if p.name == request.provider]
-                if not providers:
+            entries = status_entries(self._registry, self._breakers, self._prices)
+            if provider:
+                entries = [e for e in entries if e.name == provider]
+                if not entries:
                     known = ", ".join(d.settings.name for d in self._registry.deployments)
                     raise ModelNotFoundError(
-                        f"unknown provider {request.provider!r}; known providers: {known}"
+                        f"unknown provider {provider!r}; known providers: {known}"
                     )
-            return pb.ProviderStatusResponse(providers=providers)
+            return entries
         except BaseException as exc:
             call.code = _code_of(exc, call)
             raise
         finally:
             self._finish(call)
 
-    async def _prepare(self, call: Call, request: CompletionMessage) -> None:
+    async def _prepare(self, call: Call, request: CompletionRequest) -> None:
         """Check the gateway takes calls, authenticate, validate and plan; no provider is called."""
         if self._state != "serving":
             raise ServiceUnavailableError(
@@ -255,21 +252,23 @@ class GatewayService:
             )
         ctx = call.context
         call.identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
-        call.params = params = parse_params(request)
-        call.tenant = call.identity.tenant_for(params.metadata.get("tenant", ""))
-        call.plan = self._plan(params, ctx)
-        call.deadline = self._deadline(ctx, params.timeout)
+        call.request = request = validate(request)
+        call.tenant = call.identity.tenant_for(request.metadata.get("tenant", ""))
+        call.plan = self._plan(request, ctx)
+        call.deadline = self._deadline(ctx, request.timeout)
         call.cache_key = self._cache.key_for(call)
 
-    def _plan(self, params: CompletionParams, ctx: CallContext) -> list[Step]:
+    def _plan(self, request: CompletionRequest, ctx: CallContext) -> list[Step]:
         """The model's route with the primary retries, then each fallback with its own."""
         policy = self._policy
         try:
-            primary = self._registry.resolve(params.model, params.provider or ctx.provider_pin)
+            primary = self._registry.resolve(
+                request.model, request.routing.provider or ctx.provider_pin
+            )
         except UnknownModelError as exc:
             raise ModelNotFoundError(exc.message) from None
         plan = [Step(primary, policy.primary_retries)]
-        fallbacks = params.fallback_models or policy.fallbacks.get(params.model, ())
+        fallbacks = request.routing.fallback_models or policy.fallbacks.get(request.model, ())
         for index, model in enumerate(fallbacks):
             try:
                 route = self._registry.resolve(model)
@@ -290,21 +289,8 @@ class GatewayService:
 
     def _admitted(self, call: Call) -> _Admitted:
         """Hold one of the gateway's upstream slots (queueing by priority) for the whole call."""
-        priority = int(call.params.priority) if call.params is not None else 0
+        priority = call.request.priority if call.request is not None else 0
         return _Admitted(self._admission.acquire(priority, call.deadline))
-
-    def _complete_response(self, call: Call, answer: Completion) -> pb.CompleteResponse:
-        assert call.route is not None
-        return pb.CompleteResponse(
-            id=answer.id,
-            model=answer.model,
-            provider=call.route.provider.name,
-            content=answer.content,
-            finish_reason=answer.finish_reason,
-            usage=usage_message(answer.usage),
-            cost_usd=answer_cost(self._prices, call.route, answer.model, answer.usage),
-            attempts=attempt_messages(call.trace.attempts),
-        )
 
     def _start(self, rpc: str, ctx: CallContext) -> Call:
         call = Call(rpc=rpc, context=ctx, started=time.perf_counter())
@@ -349,10 +335,23 @@ class _Admitted:
         await self._slot.__aexit__(None, None, None)
 
 
+def _served_from_cache(hit: CachedAnswer) -> Answer:
+    """A cache hit: the original answer and usage, no tries, nothing to pay."""
+    completion = Completion(hit.id, hit.model, hit.content, hit.finish_reason, hit.usage)
+    return Answer(completion, hit.provider, 0.0, cached=True)
+
+
+def _replayed(hit: CachedAnswer) -> list[StreamItem]:
+    """A cache hit as a stream: the same pieces as the original, then the whole answer."""
+    head: StreamItem = StreamHead(hit.id, hit.model, hit.provider, cached=True)
+    pieces: list[StreamItem] = [TextDelta(piece) for piece in hit.pieces()]
+    return [head, *pieces, Done(_served_from_cache(hit))]
+
+
 def _record_content(call: Call, completion: str) -> None:
     """Prompt and completion as span events (only with GATEWAY_TRACE_CONTENT on)."""
-    assert call.params is not None
-    prompt = orjson.dumps([[m.role, m.text] for m in call.params.messages]).decode()
+    assert call.request is not None
+    prompt = orjson.dumps([[m.role, m.text] for m in call.request.chat.messages]).decode()
     span = get_current_span()
     span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
     span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})

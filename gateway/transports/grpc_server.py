@@ -25,9 +25,15 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from gateway.config.settings import DEFAULT_BODY_READ_TIMEOUT_SECONDS, GrpcSettings
 from gateway.errors import Code, GatewayError
 from gateway.pipeline.ids import request_id_from, request_id_var
-from gateway.pipeline.service import CallContext, GatewayService
+from gateway.pipeline.service import CallContext, CompletionService
 from gateway.tenancy.admin import AdminCore
 from gateway.transports.grpc_requests import Registrar, RequestReader
+from gateway.transports.proto_convert import (
+    StreamMessages,
+    complete_response,
+    completion_request,
+    provider_status_response,
+)
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from metrics.tracing import spans_recorded
@@ -46,7 +52,7 @@ GRPC_STATUS: Final[dict[Code, grpc.StatusCode]] = {
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
     """`GatewayService` over gRPC, backed by the core."""
 
-    def __init__(self, core: GatewayService, admin: AdminCore) -> None:
+    def __init__(self, core: CompletionService, admin: AdminCore) -> None:
         self._core = core
         self._admin = admin
 
@@ -54,16 +60,20 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CompleteResponse:
         """Serve one unary completion."""
-        return await _unary(context, lambda call: self._core.complete(request, call))
+        asked = completion_request(request)
+        return complete_response(await _unary(context, lambda c: self._core.complete(asked, c)))
 
     async def StreamComplete(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.StreamCompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamCompleteResponse]:
         """Serve one streamed completion."""
         call = await _begin(context)
+        messages = StreamMessages()
         try:
-            async for message in self._core.stream_complete(request, call):
-                yield message
+            async for item in self._core.stream_complete(completion_request(request), call):
+                message = messages.message(item)
+                if message is not None:
+                    yield message
         except GatewayError as exc:
             await _abort(context, exc)
         except Exception:
@@ -73,7 +83,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.ProviderStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ProviderStatusResponse:
         """Report provider deployments."""
-        return await _unary(context, lambda call: self._core.provider_status(request, call))
+        entries = await _unary(context, lambda c: self._core.provider_status(request.provider, c))
+        return provider_status_response(entries)
 
     async def GetUsage(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -136,7 +147,7 @@ async def _unary(
 
 
 def create_server(
-    core: GatewayService,
+    core: CompletionService,
     admin: AdminCore,
     *,
     max_message_bytes: int,

@@ -43,7 +43,7 @@ from gateway.errors import (
     UnsupportedEncodingError,
 )
 from gateway.pipeline.ids import request_id_from, request_id_var
-from gateway.pipeline.service import CallContext, GatewayService
+from gateway.pipeline.service import CallContext, CompletionService
 from gateway.tenancy.admin import AdminCore
 from gateway.tenancy.auth import Identity
 from gateway.transports.http_bodies import read_body
@@ -53,6 +53,11 @@ from gateway.transports.json_codec import (
     parse_message,
     render_completion,
     render_message,
+)
+from gateway.transports.proto_convert import (
+    complete_response,
+    completion_request,
+    provider_status_response,
 )
 from gateway.transports.sse import serve_sse
 from gateway.v1 import gateway_pb2 as pb
@@ -65,7 +70,7 @@ JSON_CONTENT_TYPE = "application/json"
 _PROBES = frozenset({"/healthz", "/readyz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CORE_KEY = web.AppKey("core", GatewayService)
+CORE_KEY = web.AppKey("core", CompletionService)
 ADMIN_KEY = web.AppKey("admin", AdminCore)
 MAX_BYTES_KEY = web.AppKey("max_request_bytes", int)
 BODY_TIMEOUT_KEY = web.AppKey("body_read_timeout", float)
@@ -109,7 +114,7 @@ def http_status(error: GatewayError) -> int:
 
 
 def create_app(
-    core: GatewayService,
+    core: CompletionService,
     admin: AdminCore,
     *,
     max_request_bytes: int,
@@ -153,9 +158,10 @@ async def _complete(request: web.Request) -> web.StreamResponse:
             request, parse_completion_request(body, pb.StreamCompleteRequest), identity
         )
     message = parse_completion_request(body, pb.CompleteRequest)
-    response = await core.complete(message, _call_context(request, identity))
+    answer = await core.complete(completion_request(message), _call_context(request, identity))
     return web.Response(
-        body=render_completion(response, defaults=True), content_type=JSON_CONTENT_TYPE
+        body=render_completion(complete_response(answer), defaults=True),
+        content_type=JSON_CONTENT_TYPE,
     )
 
 
@@ -169,9 +175,10 @@ async def _stream_complete(request: web.Request) -> web.StreamResponse:
 
 
 async def _provider_status(request: web.Request) -> web.StreamResponse:
-    status_request = pb.ProviderStatusRequest(provider=request.query.get("provider", ""))
     core = request.app[CORE_KEY]
-    return _json_response(await core.provider_status(status_request, _call_context(request, None)))
+    asked = request.query.get("provider", "")
+    entries = await core.provider_status(asked, _call_context(request, None))
+    return _json_response(provider_status_response(entries))
 
 
 async def _get_usage(request: web.Request) -> web.StreamResponse:
@@ -234,9 +241,9 @@ async def _serve_stream(
     request: web.Request, message: pb.StreamCompleteRequest, identity: Identity
 ) -> web.StreamResponse:
     core = request.app[CORE_KEY]
-    messages = core.stream_complete(message, _call_context(request, identity))
+    items = core.stream_complete(completion_request(message), _call_context(request, identity))
     return await serve_sse(
-        request, messages, lambda exc: _error_body(exc.code_name, exc.message, request)
+        request, items, lambda exc: _error_body(exc.code_name, exc.message, request)
     )
 
 

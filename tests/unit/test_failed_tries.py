@@ -12,14 +12,14 @@ import pytest
 
 from gateway.errors import GatewayError
 from gateway.pipeline.service import CallContext
+from gateway.pipeline.types import CompletionRequest, StreamItem
 from gateway.runtime.assembly import build_core
 from gateway.store.records import RequestRecord
-from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from providers.errors import UpstreamRateLimitedError
 from providers.keys import KeyPool
 from providers.registry import Deployment, ProviderRegistry
-from providers.types import ChatRequest, Completion, Meta, StreamEvent, TextDelta
+from providers.types import ChatRequest, Completion, Message, Meta, StreamEvent, TextDelta
 from tests.conftest import test_settings
 
 NAME = "scripted"
@@ -56,15 +56,15 @@ def rate_limited() -> UpstreamRateLimitedError:
     )
 
 
-async def stream_once(provider: Scripted) -> tuple[list[pb.StreamCompleteResponse], RequestRecord]:
+async def stream_once(provider: Scripted) -> tuple[list[StreamItem], RequestRecord]:
     """Stream one call through the service; its messages until it failed, and its ledger row."""
     settings = ProviderSettings(name=NAME, kind="mock", models=("m",))
     registry = ProviderRegistry([Deployment(settings, provider, KeyPool((), cooldown=60))], {})
     rows: list[RequestRecord] = []
     core = build_core(test_settings(primary_retries=0), registry, None, usage=rows.append)
     core.open_for_calls()
-    request = pb.StreamCompleteRequest(model="m", messages=[pb.Message(role="user", content="hi")])
-    received: list[pb.StreamCompleteResponse] = []
+    request = CompletionRequest(ChatRequest("m", (Message.of_text("user", "hi"),)))
+    received: list[StreamItem] = []
 
     async def drain() -> None:
         async for message in core.stream_complete(request, CallContext("grpc", "req-1")):
@@ -89,6 +89,6 @@ async def test_a_429_after_the_first_event_is_recorded_rate_limited_too() -> Non
         Scripted((Meta("c-1", "m"), TextDelta("Hel"), TextDelta("lo")), rate_limited())
     )
 
-    assert [m.delta for m in received] == ["Hel", "lo"]
+    assert [i.text for i in received if isinstance(i, TextDelta)] == ["Hel", "lo"]
     assert row.status == "RESOURCE_EXHAUSTED"
     assert [a.outcome for a in row.attempts] == ["RATE_LIMITED"]

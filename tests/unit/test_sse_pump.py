@@ -6,16 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from gateway.errors import Code, ProviderError, ServiceUnavailableError
+from gateway.pipeline.types import StreamHead, StreamItem
 from gateway.transports.sse import Pump
-from gateway.v1 import gateway_pb2 as pb
+from providers.types import TextDelta
 
 
-async def burst(
-    count: int, read: list[int], fail: bool = False
-) -> AsyncIterator[pb.StreamCompleteResponse]:
+async def burst(count: int, read: list[int], fail: bool = False) -> AsyncIterator[StreamItem]:
+    yield StreamHead("c", "m", "openai")
     for i in range(count):
         read.append(i)
-        yield pb.StreamCompleteResponse(id="c", delta=f"d{i} ")
+        yield TextDelta(f"d{i} ")
     if fail:
         raise ProviderError("cut", code=Code.UNAVAILABLE, provider="openai")
 
