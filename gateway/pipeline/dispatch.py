@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NoReturn, TypeVar
 
@@ -173,7 +173,7 @@ class Dispatcher:
         self._per_try_timeout = per_try_timeout
 
     async def complete(
-        self, plan: list[Step], chat_for: ChatFor, deadline: float, trace: Trace
+        self, plan: Sequence[Step], chat_for: ChatFor, deadline: float, trace: Trace
     ) -> tuple[Route, Completion]:
         """The first whole answer the plan gets, or the error that ended it."""
 
@@ -193,7 +193,7 @@ class Dispatcher:
         return current.route, answer
 
     async def open_stream(
-        self, plan: list[Step], chat_for: ChatFor, deadline: float, trace: Trace
+        self, plan: Sequence[Step], chat_for: ChatFor, deadline: float, trace: Trace
     ) -> OpenStream:
         """A stream that has produced its first content event; tries before it may be retried.
 
@@ -224,7 +224,7 @@ class Dispatcher:
 
     async def _run(
         self,
-        plan: list[Step],
+        plan: Sequence[Step],
         attempt: Callable[[Try, float], Awaitable[T]],
         deadline: float,
         trace: Trace,

@@ -5,25 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, PreparedCall
 from gateway.pipeline.types import Attempt
 from gateway.store.records import AttemptRecord, RequestRecord
 from providers.types import Usage
 
 
-def request_record(call: Call, usage: Usage, elapsed: float) -> RequestRecord | None:
-    """The ledger row of a call that got past validation (None for one that did not)."""
-    if call.request is None or call.identity is None:
-        return None
-    route = call.route
+def request_record(
+    call: Call, prepared: PreparedCall, usage: Usage, elapsed: float
+) -> RequestRecord:
+    """The ledger row of a call that got past validation."""
+    start, route, served = call.start, call.route, call.served
+    cached = served is not None and served.cached
     return RequestRecord(
-        id=call.id,
-        request_id=call.context.request_id,
-        tenant_id=call.tenant,
-        api_key_id=call.identity.api_key_id,
-        transport=call.context.transport,
-        rpc=call.rpc,
-        model=call.request.model,
+        id=start.id,
+        request_id=start.context.request_id,
+        tenant_id=prepared.tenant,
+        api_key_id=prepared.identity.api_key_id,
+        transport=start.context.transport,
+        rpc=start.rpc,
+        model=prepared.request.model,
         provider=route.provider.name if route else None,
         provider_model=route.model if route else None,
         status=call.code,
@@ -31,12 +32,12 @@ def request_record(call: Call, usage: Usage, elapsed: float) -> RequestRecord | 
         completion_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens,
         cached_tokens=usage.cached_tokens,
-        cost_usd=0.0 if call.cached else call.cost_usd,
-        cached=call.cached,
+        cost_usd=served.cost_usd if served is not None and not cached else 0.0,
+        cached=cached,
         latency_ms=round(elapsed * 1000),
-        started_at=call.started_at,
+        started_at=start.at,
         finished_at=datetime.now(UTC),
-        attempts=attempt_records(call.trace.attempts),
+        attempts=attempt_records(prepared.trace.attempts),
     )
 
 

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from gateway.errors import DeadlineExceededError
 from gateway.pipeline.caching import CallCache
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, PreparedCall, Served
 from gateway.pipeline.dispatch import OpenStream
 from gateway.pipeline.outcomes import Failure, judge
 from gateway.pipeline.pricing import PriceTable, cost_of
@@ -44,7 +44,9 @@ class StreamRelay:
         self._prices = prices
         self._cache = cache
 
-    async def relay(self, call: Call, opened: OpenStream) -> AsyncGenerator[StreamItem, None]:
+    async def relay(
+        self, call: Call, prepared: PreparedCall, opened: OpenStream
+    ) -> AsyncGenerator[StreamItem, None]:
         """Pass an opened stream on: its head, its events, then `Done` with the whole answer.
 
         Each wait for the next event is bounded by the idle timeout and the call's deadline.
@@ -53,7 +55,7 @@ class StreamRelay:
         built = CompletionBuilder(opened.head.id, opened.head.model)
         event = opened.first
         texts = 0
-        watchdog = StreamWatchdog(idle=self._idle_timeout, deadline=call.deadline)
+        watchdog = StreamWatchdog(idle=self._idle_timeout, deadline=prepared.deadline)
         try:
             async with aclosing(opened.events) as events:
                 yield StreamHead(built.id, built.model, provider)
@@ -61,7 +63,7 @@ class StreamRelay:
                     if type(event) is TextDelta:
                         if not texts:
                             labeled(TIME_TO_FIRST_TOKEN, provider).observe(
-                                time.perf_counter() - call.started
+                                time.perf_counter() - prepared.start.clock
                             )
                         texts += 1
                         built.events.append(event)
@@ -86,7 +88,7 @@ class StreamRelay:
                         )
                     event = next_event
         except BaseException as exc:
-            error = self._failed(call, opened, exc, watchdog)
+            error = self._failed(prepared, opened, exc, watchdog)
             if error is exc:
                 raise
             raise error from exc
@@ -94,42 +96,42 @@ class StreamRelay:
             watchdog.close()
         # Accounted and remembered before the last yield: a consumer may stop right after it
         # and never resume us.
-        yield Done(self._finished(call, opened, built))
+        yield Done(self._finished(call, prepared, opened, built))
 
-    def _finished(self, call: Call, opened: OpenStream, built: CompletionBuilder) -> Answer:
+    def _finished(
+        self, call: Call, prepared: PreparedCall, opened: OpenStream, built: CompletionBuilder
+    ) -> Answer:
         """Account a stream that finished and remember its answer."""
         completion = built.build()
         if not completion.finish_reason:
             completion = replace(completion, finish_reason="stop")
         usage = built.usage  # None when the vendor did not report it
         opened.breaker.succeeded(opened.permit)
-        call.trace.end(
+        prepared.trace.end(
             opened.attempt,
             AttemptOutcome.SUCCESS,
             model=completion.model,
             usage=usage,
             finish_reason=completion.finish_reason,
         )
-        call.usage = usage
-        call.cost_usd = cost = cost_of(self._prices, opened.route, completion.model, usage)
-        deltas = tuple(e.text for e in built.events if isinstance(e, TextDelta))
-        self._cache.remember(
-            call,
-            completion.id,
-            completion.model,
-            completion.content,
-            completion.finish_reason,
-            usage,
+        cost = cost_of(self._prices, opened.route, completion.model, usage)
+        call.served = Served(usage, cost)
+        answer = Answer(
+            completion,
+            opened.route.provider.name,
             cost,
-            deltas,
+            attempts=tuple(prepared.trace.attempts),
+            usage_reported=usage is not None,
         )
-        attempts = tuple(call.trace.attempts)
-        return Answer(
-            completion, opened.route.provider.name, cost, False, attempts, usage is not None
-        )
+        self._cache.remember(call, prepared, opened.route, answer, tuple(built.events))
+        return answer
 
     def _failed(
-        self, call: Call, opened: OpenStream, exc: BaseException, watchdog: StreamWatchdog
+        self,
+        prepared: PreparedCall,
+        opened: OpenStream,
+        exc: BaseException,
+        watchdog: StreamWatchdog,
     ) -> BaseException:
         """Judge a stream that broke after its first event; return what the caller sees."""
         provider = opened.route.provider.name
@@ -137,7 +139,7 @@ class StreamRelay:
         if not isinstance(exc, asyncio.CancelledError | GeneratorExit):
             now = asyncio.get_running_loop().time()
             expired = watchdog.expired if isinstance(exc, TimeoutError) else None
-            if (expired is not None and expired.callers) or spent(call.deadline, now):
+            if (expired is not None and expired.callers) or spent(prepared.deadline, now):
                 # The caller's time is up: what broke the stream now (the upstream request's own
                 # time limit is that same deadline) is the caller's outcome.
                 exc = DeadlineExceededError(
@@ -156,7 +158,7 @@ class StreamRelay:
                 )
         judged = judge(exc, failure)
         judged.settle(opened.breaker, opened.permit)
-        call.trace.end(opened.attempt, judged.rule.outcome, judged)
+        prepared.trace.end(opened.attempt, judged.rule.outcome, judged)
         if isinstance(exc, UpstreamError) and failure is None:
             log.warning(
                 "stream broke after it started",

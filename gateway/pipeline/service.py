@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 
 import orjson
@@ -39,9 +40,10 @@ from gateway.pipeline.accounting import (
     UsageSink as UsageSink,  # re-exported: the assembly names it here
 )
 from gateway.pipeline.caching import CallCache
-from gateway.pipeline.call import Call
-from gateway.pipeline.dispatch import Dispatcher, Step
+from gateway.pipeline.call import Call, CallContext, CallStart, PreparedCall, Served
+from gateway.pipeline.dispatch import Dispatcher, Step, Trace
 from gateway.pipeline.drain import CallsInFlight
+from gateway.pipeline.ids import new_id
 from gateway.pipeline.pricing import PriceTable, cost_of
 from gateway.pipeline.relay import StreamRelay
 from gateway.pipeline.status import status_entries
@@ -59,7 +61,6 @@ from gateway.tenancy.quotas import Quotas
 from metrics import ADMISSION_REJECTED
 from providers.errors import UnknownModelError
 from providers.registry import ProviderRegistry
-from providers.types import Completion, TextDelta
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
 from resilience.breaker import Breakers
 from resilience.deadlines import spent
@@ -79,23 +80,6 @@ class CallPolicy:
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Record prompts and completions on the request's span (off by default: they are data).
     trace_content: bool = False
-
-
-@dataclass(slots=True)
-class CallContext:
-    """What a transport knows about a call besides its request message."""
-
-    transport: str
-    request_id: str
-    authorization: str | None = None
-    #: The `x-provider` header: pins the call to one deployment unless the body pins one.
-    provider_pin: str | None = None
-    #: Absolute deadline on the event loop's clock (`loop.time()`): the gRPC deadline.
-    deadline: float | None = None
-    #: The `x-request-timeout` header or metadata, as sent ("1.5", "1.5s", "1500ms").
-    timeout_header: str | None = None
-    #: The caller, when the transport has authenticated it already (before reading the body).
-    identity: Identity | None = None
 
 
 class CompletionService:
@@ -154,33 +138,24 @@ class CompletionService:
         """Answer one whole completion."""
         call = self._start("Complete", ctx)
         try:
-            await self._prepare(call, request)
-            await self._accounting.charge(call)
-            hit = await self._cache.lookup(call)
+            prepared = call.prepared = await self._prepare(call.start, request)
+            await self._accounting.charge(call, prepared)
+            hit = await self._cache.lookup(call, prepared)
             if hit is not None:
-                return _served_from_cache(hit)
-            async with self._admitted(call):
+                return self._served_from_cache(call, prepared, hit)
+            async with self._admitted(prepared):
                 route, completion = await self._dispatch.complete(
-                    call.plan, call.chat_for, call.deadline, call.trace
+                    prepared.plan, prepared.chat_for, prepared.deadline, prepared.trace
                 )
-            call.route, call.usage = route, completion.usage
+            call.route = route
             cost = cost_of(self._prices, route, completion.model, completion.usage)
-            call.cost_usd = cost
+            call.served = Served(completion.usage, cost)
             if self._policy.trace_content:
-                _record_content(call, completion.content)
-            self._cache.remember(
-                call,
-                completion.id,
-                completion.model,
-                completion.content,
-                completion.finish_reason,
-                completion.usage,
-                cost,
-                None,
-            )
-            return Answer(
-                completion, route.provider.name, cost, attempts=tuple(call.trace.attempts)
-            )
+                _record_content(prepared, completion.content)
+            attempts = tuple(prepared.trace.attempts)
+            answer = Answer(completion, route.provider.name, cost, attempts=attempts)
+            self._cache.remember(call, prepared, route, answer)
+            return answer
         except BaseException as exc:
             cut = self._in_flight.cut_error(exc)
             call.code = _code_of(cut or exc, call)
@@ -200,19 +175,22 @@ class CompletionService:
         """
         call = self._start("StreamComplete", ctx)
         try:
-            await self._prepare(call, request)
-            await self._accounting.charge(call)
-            hit = await self._cache.lookup(call)
+            prepared = call.prepared = await self._prepare(call.start, request)
+            await self._accounting.charge(call, prepared)
+            hit = await self._cache.lookup(call, prepared)
             if hit is not None:
-                for item in _replayed(hit):
-                    yield item
+                answer = self._served_from_cache(call, prepared, hit)
+                yield StreamHead(answer.completion.id, answer.completion.model, hit.provider, True)
+                for event in hit.replay():
+                    yield event
+                yield Done(answer)
                 return
-            async with self._admitted(call):
+            async with self._admitted(prepared):
                 opened = await self._dispatch.open_stream(
-                    call.plan, call.chat_for, call.deadline, call.trace
+                    prepared.plan, prepared.chat_for, prepared.deadline, prepared.trace
                 )
                 call.route = opened.route
-                async for item in self._relay.relay(call, opened):
+                async for item in self._relay.relay(call, prepared, opened):
                     yield item
         except BaseException as exc:
             cut = self._in_flight.cut_error(exc)
@@ -243,22 +221,29 @@ class CompletionService:
         finally:
             self._finish(call)
 
-    async def _prepare(self, call: Call, request: CompletionRequest) -> None:
+    async def _prepare(self, start: CallStart, request: CompletionRequest) -> PreparedCall:
         """Check the gateway takes calls, authenticate, validate and plan; no provider is called."""
         if self._state != "serving":
             raise ServiceUnavailableError(
                 f"the gateway is {self._state}; retry shortly or on another replica",
                 retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS,
             )
-        ctx = call.context
-        call.identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
-        call.request = request = validate(request)
-        call.tenant = call.identity.tenant_for(request.metadata.get("tenant", ""))
-        call.plan = self._plan(request, ctx)
-        call.deadline = self._deadline(ctx, request.timeout)
-        call.cache_key = self._cache.key_for(call)
+        ctx = start.context
+        identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
+        request = validate(request)
+        tenant = identity.tenant_for(request.metadata.get("tenant", ""))
+        plan = self._plan(request, ctx)
+        deadline = self._deadline(ctx, request.timeout)
+        cache_key = self._cache.key_for(tenant, plan, request)
+        return PreparedCall(start, identity, tenant, request, plan, deadline, cache_key, Trace())
 
-    def _plan(self, request: CompletionRequest, ctx: CallContext) -> list[Step]:
+    def _served_from_cache(self, call: Call, prepared: PreparedCall, hit: CachedAnswer) -> Answer:
+        """A cache hit: the original answer and usage, no tries, nothing to pay."""
+        call.route = prepared.plan[0].route
+        call.served = Served(hit.completion.usage, 0.0, cached=True)
+        return Answer(hit.completion, hit.provider, 0.0, cached=True)
+
+    def _plan(self, request: CompletionRequest, ctx: CallContext) -> tuple[Step, ...]:
         """The model's route with the primary retries, then each fallback with its own."""
         policy = self._policy
         try:
@@ -275,7 +260,7 @@ class CompletionService:
             except UnknownModelError as exc:
                 raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
             plan.append(Step(route, policy.fallback_retries))
-        return plan
+        return tuple(plan)
 
     def _deadline(self, ctx: CallContext, timeout: float | None) -> float:
         """The earliest of the gRPC deadline, the `timeout` field and `x-request-timeout`."""
@@ -287,13 +272,12 @@ class CompletionService:
             bounds.append(now + parse_timeout_header(ctx.timeout_header))
         return min(bounds)
 
-    def _admitted(self, call: Call) -> _Admitted:
+    def _admitted(self, prepared: PreparedCall) -> _Admitted:
         """Hold one of the gateway's upstream slots (queueing by priority) for the whole call."""
-        priority = call.request.priority if call.request is not None else 0
-        return _Admitted(self._admission.acquire(priority, call.deadline))
+        return _Admitted(self._admission.acquire(prepared.request.priority, prepared.deadline))
 
     def _start(self, rpc: str, ctx: CallContext) -> Call:
-        call = Call(rpc=rpc, context=ctx, started=time.perf_counter())
+        call = Call(CallStart(rpc, ctx, time.perf_counter(), datetime.now(UTC), new_id()))
         self._in_flight.enter(call)
         self._accounting.started(call)
         return call
@@ -335,23 +319,9 @@ class _Admitted:
         await self._slot.__aexit__(None, None, None)
 
 
-def _served_from_cache(hit: CachedAnswer) -> Answer:
-    """A cache hit: the original answer and usage, no tries, nothing to pay."""
-    completion = Completion(hit.id, hit.model, hit.content, hit.finish_reason, hit.usage)
-    return Answer(completion, hit.provider, 0.0, cached=True)
-
-
-def _replayed(hit: CachedAnswer) -> list[StreamItem]:
-    """A cache hit as a stream: the same pieces as the original, then the whole answer."""
-    head: StreamItem = StreamHead(hit.id, hit.model, hit.provider, cached=True)
-    pieces: list[StreamItem] = [TextDelta(piece) for piece in hit.pieces()]
-    return [head, *pieces, Done(_served_from_cache(hit))]
-
-
-def _record_content(call: Call, completion: str) -> None:
+def _record_content(prepared: PreparedCall, completion: str) -> None:
     """Prompt and completion as span events (only with GATEWAY_TRACE_CONTENT on)."""
-    assert call.request is not None
-    prompt = orjson.dumps([[m.role, m.text] for m in call.request.chat.messages]).decode()
+    prompt = orjson.dumps([[m.role, m.text] for m in prepared.request.chat.messages]).decode()
     span = get_current_span()
     span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
     span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})
@@ -363,7 +333,8 @@ def _code_of(exc: BaseException, call: Call) -> str:
     if isinstance(exc, asyncio.CancelledError | GeneratorExit):
         # gRPC ends a call at its deadline itself (from when the request arrived, a hair before
         # the core's own timer): a call cancelled once its deadline has come ran out of time.
-        if call.deadline and spent(call.deadline, asyncio.get_running_loop().time()):
+        prepared = call.prepared
+        if prepared is not None and spent(prepared.deadline, asyncio.get_running_loop().time()):
             return Code.DEADLINE_EXCEEDED.name
         return Code.CANCELLED.name
     return "INTERNAL"

@@ -24,8 +24,9 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from gateway.config.settings import DEFAULT_BODY_READ_TIMEOUT_SECONDS, GrpcSettings
 from gateway.errors import Code, GatewayError
+from gateway.pipeline.call import CallContext
 from gateway.pipeline.ids import request_id_from, request_id_var
-from gateway.pipeline.service import CallContext, CompletionService
+from gateway.pipeline.service import CompletionService
 from gateway.tenancy.admin import AdminCore
 from gateway.transports.grpc_requests import Registrar, RequestReader
 from gateway.transports.proto_convert import (

@@ -42,8 +42,9 @@ from gateway.errors import (
     PayloadTooLargeError,
     UnsupportedEncodingError,
 )
+from gateway.pipeline.call import CallContext
 from gateway.pipeline.ids import request_id_from, request_id_var
-from gateway.pipeline.service import CallContext, CompletionService
+from gateway.pipeline.service import CompletionService
 from gateway.tenancy.admin import AdminCore
 from gateway.tenancy.auth import Identity
 from gateway.transports.http_bodies import read_body

@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.pipeline.service import CallContext
+from gateway.pipeline.call import CallContext
 from gateway.pipeline.types import CompletionRequest, StreamItem
 from gateway.runtime.assembly import build_core
 from gateway.store.records import RequestRecord
