@@ -2,7 +2,7 @@
 
 A plan is the primary route with `primary_retries`, then each fallback with `fallback_retries`.
 Each try is bounded by the per-try timeout (time to the whole answer, or to a stream's first
-chunk) and by the caller's deadline; which of the two cuts it is settled when the try begins
+content event) and by the caller's deadline; which of the two cuts it is settled when the try begins
 (`resilience.deadlines`), so a try cut by the caller's deadline is never the provider's failure,
 even when its timer goes off a hair early. What a failed try leads to (its breaker, its attempt,
 another try here or on the next route, the caller's error) is the outcome table's to say
