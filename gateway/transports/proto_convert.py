@@ -7,8 +7,9 @@ a response, a stream's items its messages, deployments' states a `ProviderStatus
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Final
 
 from google.protobuf.duration_pb2 import Duration
@@ -28,7 +29,7 @@ from gateway.pipeline.types import (
     StreamItem,
 )
 from gateway.v1 import gateway_pb2 as pb
-from providers.types import CallIO, ChatRequest, Message, Sampling, TextDelta, Usage
+from providers.types import CallIO, ChatRequest, Message, Sampling, TextDelta, TextPart, Usage
 
 #: Our attempt outcomes and circuit states as the API's enums.
 ATTEMPT_OUTCOMES: Final = {
@@ -39,6 +40,9 @@ CIRCUIT_STATES: Final = {
     state: pb.CircuitState.Value(f"CIRCUIT_STATE_{state.name}") for state in CircuitState
 }
 _NO_IO: Final = CallIO()
+_NO_ROUTING: Final = Routing()
+_NO_CACHE_POLICY: Final = CachePolicy()
+_NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
 
 # -- requests ------------------------------------------------------------------------------------
 
@@ -49,21 +53,30 @@ def completion_request(message: pb.CompleteRequest | pb.StreamCompleteRequest) -
         message.temperature if message.HasField("temperature") else None,
         message.max_tokens if message.HasField("max_tokens") else None,
         message.top_p if message.HasField("top_p") else None,
-        tuple(message.stop),
+        tuple(message.stop) if message.stop else (),
     )
-    messages = tuple(Message.of_text(m.role, m.content) for m in message.messages)
-    cache = message.cache
+    messages = tuple(
+        Message(m.role, (TextPart(m.content),) if m.content else ()) for m in message.messages
+    )
+    # Most requests set no routing, metadata or cache policy: those share one value each.
+    routing = _NO_ROUTING
+    if message.provider or message.fallback_models:
+        routing = Routing(message.provider, tuple(message.fallback_models))
+    cache = _NO_CACHE_POLICY
+    if message.HasField("cache"):
+        policy = message.cache
+        cache = CachePolicy(
+            lookup=not policy.no_cache,
+            store=not policy.no_store,
+            ttl=_seconds(policy.ttl) if policy.HasField("ttl") else None,
+        )
     return CompletionRequest(
-        chat=ChatRequest(message.model, messages, sampling, _NO_IO),
-        routing=Routing(message.provider, tuple(message.fallback_models)),
-        metadata=dict(message.metadata),
-        timeout=_seconds(message.timeout) if message.HasField("timeout") else None,
-        priority=int(message.priority),
-        cache=CachePolicy(
-            lookup=not cache.no_cache,
-            store=not cache.no_store,
-            ttl=_seconds(cache.ttl) if cache.HasField("ttl") else None,
-        ),
+        ChatRequest(message.model, messages, sampling, _NO_IO),
+        routing,
+        dict(message.metadata) if message.metadata else _NO_METADATA,
+        _seconds(message.timeout) if message.HasField("timeout") else None,
+        int(message.priority),
+        cache,
     )
 
 
