@@ -1,57 +1,58 @@
-"""What the cache stores: a finished answer, with the pieces a stream delivered it in."""
+"""What the cache stores: a finished answer, with the events a stream delivered it in."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Final
 
 import orjson
 
-from providers.base import Usage
+from providers.types import (
+    Completion,
+    ReasoningDelta,
+    ReasoningPart,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 
-_WORD_PIECES = re.compile(r"\S+\s*|\s+")
+_WORD_PIECES: Final = re.compile(r"\S+\s*|\s+")
+#: The content events a stream is replayed with, by the name they are stored under.
+_EVENTS: Final[dict[str, type[TextDelta | ToolCallDelta | ReasoningDelta]]] = {
+    kind.__name__: kind for kind in (TextDelta, ToolCallDelta, ReasoningDelta)
+}
 
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
     """A completed answer as it was first served."""
 
-    id: str
-    model: str
+    completion: Completion
+    #: The deployment that answered.
     provider: str
-    content: str
-    finish_reason: str
-    usage: Usage
     #: What the first answer cost: the saving when the cached copy is served.
     cost_usd: float
-    #: The text pieces of the stream that produced it (None for a unary answer).
-    deltas: tuple[str, ...] | None = None
+    #: The content events of the stream that produced it (None for a unary answer).
+    events: tuple[StreamEvent, ...] | None = None
 
-    def pieces(self) -> tuple[str, ...]:
-        """The text in stream pieces: the original ones, or word by word for a unary answer."""
-        if self.deltas is not None:
-            return self.deltas
-        return tuple(_WORD_PIECES.findall(self.content))
+    def replay(self) -> tuple[StreamEvent, ...]:
+        """The answer as stream events: the original ones, or its text word by word."""
+        if self.events is not None:
+            return self.events
+        return tuple(TextDelta(piece) for piece in _WORD_PIECES.findall(self.completion.content))
 
     def encode(self) -> bytes:
-        """The stored form."""
-        u = self.usage
+        """The stored form: every field of the completion, and each event with its kind."""
+        events = None if self.events is None else [[type(e).__name__, e] for e in self.events]
         return orjson.dumps(
             {
-                "id": self.id,
-                "model": self.model,
+                "completion": self.completion,
                 "provider": self.provider,
-                "content": self.content,
-                "finish_reason": self.finish_reason,
-                "usage": [
-                    u.prompt_tokens,
-                    u.completion_tokens,
-                    u.total_tokens,
-                    u.cached_tokens,
-                    u.cache_creation_tokens,
-                ],
                 "cost_usd": self.cost_usd,
-                "deltas": self.deltas,
+                "events": events,
             }
         )
 
@@ -59,14 +60,21 @@ class CachedAnswer:
     def decode(cls, raw: bytes) -> CachedAnswer:
         """Read a stored answer; raises ValueError (or KeyError/TypeError) when it is not one."""
         data = orjson.loads(raw)
-        deltas = data.get("deltas")
+        events = data["events"]
         return cls(
-            id=str(data["id"]),
-            model=str(data["model"]),
+            completion=_completion(data["completion"]),
             provider=str(data["provider"]),
-            content=str(data["content"]),
-            finish_reason=str(data["finish_reason"]),
-            usage=Usage(*(int(n) for n in data["usage"])),
             cost_usd=float(data["cost_usd"]),
-            deltas=tuple(str(d) for d in deltas) if deltas is not None else None,
+            events=None if events is None else tuple(_EVENTS[k](**e) for k, e in events),
         )
+
+
+def _completion(data: dict[str, Any]) -> Completion:
+    return Completion(
+        **{
+            **data,
+            "usage": Usage(**data["usage"]),
+            "tool_calls": tuple(ToolCall(**call) for call in data["tool_calls"]),
+            "reasoning_parts": tuple(ReasoningPart(**part) for part in data["reasoning_parts"]),
+        }
+    )

@@ -1,48 +1,54 @@
-"""The gateway's one exception tree.
+"""The gateway's caller errors: what a caller can be told, and with which code.
 
-Every failure a caller can see is one of these classes. Each knows its gRPC status code and its
-HTTP status, so each transport maps errors at exactly one place (the gRPC servicer's error
-boundary and the aiohttp error middleware)::
+Every failure a caller can see is one of these classes, each with a `Code` (named as gRPC names
+its status codes). Each transport maps codes once: the gRPC servicer to `grpc.StatusCode` by
+name, the JSON app to an HTTP status (the canonical mapping of google/rpc/code.proto, plus the
+few statuses only HTTP has: 413, 415, 408)::
 
     GatewayError
-    ├── InvalidArgumentError           INVALID_ARGUMENT    400
-    │   ├── PayloadTooLargeError       INVALID_ARGUMENT    413
-    │   └── UnsupportedEncodingError   INVALID_ARGUMENT    415  (a Content-Encoding we do not read)
-    ├── UnauthenticatedError           UNAUTHENTICATED     401
-    ├── PermissionDeniedError          PERMISSION_DENIED   403
-    ├── ModelNotFoundError             NOT_FOUND           404
-    ├── RateLimitedError               RESOURCE_EXHAUSTED  429  (the caller's own limit)
-    ├── DeadlineExceededError          DEADLINE_EXCEEDED   504
-    │   └── BodyTimeoutError           DEADLINE_EXCEEDED   408  (the request body came too slowly)
-    ├── RequestCancelledError          CANCELLED           499
-    ├── ServiceUnavailableError        UNAVAILABLE         503  (draining, overloaded)
-    ├── InternalError                  INTERNAL            500
-    └── UpstreamError                  (a provider failed; `provider` names it)
-        ├── UpstreamBadRequestError    INVALID_ARGUMENT    400  (provider rejected the request)
-        ├── UpstreamNotFoundError      NOT_FOUND           404  (provider does not know the model)
-        ├── UpstreamRateLimitedError   RESOURCE_EXHAUSTED  429
-        ├── UpstreamAuthError          INTERNAL            500  (our credential was rejected)
-        ├── UpstreamUnavailableError   UNAVAILABLE         503  (5xx, unreachable, malformed)
-        │   ├── UpstreamTimeoutError   UNAVAILABLE         503
-        │   └── StreamInterruptedError UNAVAILABLE         503  (stream broke after it started)
-        └── ContentFilteredError       INVALID_ARGUMENT    400
+    ├── InvalidArgumentError           INVALID_ARGUMENT
+    │   ├── PayloadTooLargeError       INVALID_ARGUMENT    (HTTP 413)
+    │   └── UnsupportedEncodingError   INVALID_ARGUMENT    (HTTP 415: an encoding we do not read)
+    ├── UnauthenticatedError           UNAUTHENTICATED
+    ├── PermissionDeniedError          PERMISSION_DENIED
+    ├── NotFoundError                  NOT_FOUND           (an API key id, say)
+    ├── ModelNotFoundError             NOT_FOUND
+    ├── RateLimitedError               RESOURCE_EXHAUSTED  (the caller's own limit)
+    ├── DeadlineExceededError          DEADLINE_EXCEEDED
+    │   └── BodyTimeoutError           DEADLINE_EXCEEDED   (HTTP 408: the body came too slowly)
+    ├── ServiceUnavailableError        UNAVAILABLE         (draining, overloaded, circuits open)
+    ├── InternalError                  INTERNAL
+    └── ProviderError                  (a provider failed: the outcome table chose its code)
 
-Messages are written for the caller: they name the field or the provider, never carry an
-upstream body verbatim, and never contain a secret.
+A provider's own failures are `providers.errors.UpstreamError`s; they become `ProviderError`s
+at one place, `gateway.pipeline.outcomes`. Messages are written for the caller: they name the
+field or the provider, never carry an upstream body verbatim, and never contain a secret.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import enum
 
-import grpc
+
+class Code(enum.Enum):
+    """What kind of failure a caller is told of; the names are gRPC's status code names."""
+
+    CANCELLED = enum.auto()
+    INVALID_ARGUMENT = enum.auto()
+    DEADLINE_EXCEEDED = enum.auto()
+    NOT_FOUND = enum.auto()
+    PERMISSION_DENIED = enum.auto()
+    RESOURCE_EXHAUSTED = enum.auto()
+    INTERNAL = enum.auto()
+    UNAVAILABLE = enum.auto()
+    UNAUTHENTICATED = enum.auto()
 
 
 class GatewayError(Exception):
     """Base of every error the gateway reports to a caller."""
 
-    grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
-    http_status: ClassVar[int] = 500
+    #: The kind of failure (a class's default; a `ProviderError` carries its own).
+    code: Code = Code.INTERNAL
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -54,148 +60,81 @@ class GatewayError(Exception):
 
     @property
     def code_name(self) -> str:
-        """The gRPC status name, used as the JSON error `code`."""
-        return str(self.grpc_code.name)
+        """The code's name ("UNAVAILABLE"), used as the JSON error `code` and in the ledger."""
+        return self.code.name
 
 
 class InvalidArgumentError(GatewayError):
     """The request is malformed or names a value out of range."""
 
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
-    http_status = 400
+    code = Code.INVALID_ARGUMENT
 
 
 class PayloadTooLargeError(InvalidArgumentError):
     """The request body is larger than the configured limit."""
 
-    http_status = 413
-
 
 class UnsupportedEncodingError(InvalidArgumentError):
     """The request body is encoded in a way the gateway does not decode."""
-
-    http_status = 415
 
 
 class UnauthenticatedError(GatewayError):
     """The caller's credential is missing or wrong."""
 
-    grpc_code = grpc.StatusCode.UNAUTHENTICATED
-    http_status = 401
+    code = Code.UNAUTHENTICATED
 
 
 class PermissionDeniedError(GatewayError):
     """The caller is known but may not do this (an admin call without the admin token)."""
 
-    grpc_code = grpc.StatusCode.PERMISSION_DENIED
-    http_status = 403
+    code = Code.PERMISSION_DENIED
 
 
 class NotFoundError(GatewayError):
     """The thing named does not exist (an API key id, say)."""
 
-    grpc_code = grpc.StatusCode.NOT_FOUND
-    http_status = 404
+    code = Code.NOT_FOUND
 
 
 class ModelNotFoundError(GatewayError):
     """No configured provider serves the requested model or provider name."""
 
-    grpc_code = grpc.StatusCode.NOT_FOUND
-    http_status = 404
+    code = Code.NOT_FOUND
 
 
 class RateLimitedError(GatewayError):
     """The caller is over its own rate limit or budget."""
 
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    http_status = 429
+    code = Code.RESOURCE_EXHAUSTED
 
 
 class DeadlineExceededError(GatewayError):
     """The caller's deadline passed before an answer was ready."""
 
-    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
-    http_status = 504
+    code = Code.DEADLINE_EXCEEDED
 
 
 class BodyTimeoutError(DeadlineExceededError):
     """The request body did not arrive within its time bound (the connection is then closed)."""
 
-    http_status = 408
-
-
-class RequestCancelledError(GatewayError):
-    """The caller cancelled or disconnected."""
-
-    grpc_code = grpc.StatusCode.CANCELLED
-    http_status = 499
-
 
 class ServiceUnavailableError(GatewayError):
-    """The gateway cannot take the request now (draining, saturated)."""
+    """The gateway cannot take the request now (draining, saturated, every circuit open)."""
 
-    grpc_code = grpc.StatusCode.UNAVAILABLE
-    http_status = 503
+    code = Code.UNAVAILABLE
 
 
 class InternalError(GatewayError):
     """A fault inside the gateway."""
 
 
-class UpstreamError(GatewayError):
-    """A provider failed to answer; `provider` names the deployment."""
+class ProviderError(GatewayError):
+    """A provider failed to answer; `provider` names the deployment, `code` what the caller is
+    told (`gateway.pipeline.outcomes` decides it)."""
 
-    def __init__(self, message: str, *, provider: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: Code, provider: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, retry_after=retry_after)
+        self.code = code
         self.provider = provider
-
-
-class UpstreamBadRequestError(UpstreamError):
-    """The provider rejected the request as invalid (its 400/413/422)."""
-
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
-    http_status = 400
-
-
-class UpstreamNotFoundError(UpstreamError):
-    """The provider does not know the model (its 404)."""
-
-    grpc_code = grpc.StatusCode.NOT_FOUND
-    http_status = 404
-
-
-class UpstreamRateLimitedError(UpstreamError):
-    """The provider refused for its own rate limit or quota (its 429)."""
-
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    http_status = 429
-
-
-class UpstreamAuthError(UpstreamError):
-    """The provider rejected the gateway's credential (its 401/403): our fault, not the caller's."""
-
-    grpc_code = grpc.StatusCode.INTERNAL
-    http_status = 500
-
-
-class UpstreamUnavailableError(UpstreamError):
-    """The provider is down, erroring (5xx), unreachable, or answered something unreadable."""
-
-    grpc_code = grpc.StatusCode.UNAVAILABLE
-    http_status = 503
-
-
-class UpstreamTimeoutError(UpstreamUnavailableError):
-    """The provider did not answer within the per-try time."""
-
-
-class StreamInterruptedError(UpstreamUnavailableError):
-    """A provider stream ended early: cut, errored, or closed without its terminal marker."""
-
-
-class ContentFilteredError(UpstreamError):
-    """The provider refused to answer on content-policy grounds."""
-
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
-    http_status = 400

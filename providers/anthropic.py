@@ -1,35 +1,35 @@
 """The Anthropic Messages API adapter: `POST {base_url}/v1/messages`, unary or streamed as SSE.
 
-This module holds only Anthropic's wire format: the pure converters and `AnthropicProvider`, an
-`HttpAdapter` (`providers.adapter`) that adds only its stream loop. System turns travel in the
+This module holds only Anthropic's wire format: the pure converters, the stream decoder and
+`AnthropicProvider`, an `SseAdapter` (`providers.http.adapter`). System turns travel in the
 top-level `system` string, `max_tokens` is always sent (the API requires it), and a stream ends
-with one chunk carrying `finish_reason` and usage (from `message_start` and `message_delta`) once
-`message_stop` arrives; any other ending raises.
+with one `Finish` carrying the finish reason and usage (from `message_start` and
+`message_delta`) once `message_stop` arrives; any other ending raises.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Final
 
-from gateway.errors import UpstreamError
-from providers.base import (
-    AdapterSpec,
-    ChatChunk,
+from providers.base import AdapterSpec, ProviderSettings
+from providers.http.adapter import SseAdapter
+from providers.http.client import UpstreamClient
+from providers.keys import KeyPool
+from providers.sse import SSEEvent
+from providers.types import (
     ChatRequest,
-    ChatResponse,
-    ProviderSettings,
+    Completion,
+    Finish,
+    Meta,
+    StreamEvent,
+    TextDelta,
     Usage,
 )
-from providers.http.adapter import HttpAdapter
-from providers.http.client import UpstreamClient
-from providers.http.endpoint import UpstreamErrorBoundary
-from providers.keys import KeyPool
-from providers.sse import iter_sse_events
 from providers.wire import (
     MalformedReplyError,
     VendorError,
+    VendorStreamError,
     as_object,
     decode_object,
     error_field,
@@ -37,6 +37,7 @@ from providers.wire import (
     int_field,
     key_header,
     str_field,
+    text_of,
 )
 
 KIND: Final = "anthropic"
@@ -85,38 +86,42 @@ def to_wire(request: ChatRequest, *, max_tokens: int, stream: bool) -> dict[str,
     System and developer turns are joined by blank lines into `system` (the API has no such
     message role). Tool results become user text: a `tool_result` block needs a `tool_use_id`.
     """
-    system = "\n\n".join(m.content for m in request.messages if m.role in _SYSTEM_ROLES)
-    turns = [
-        {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
-        for m in request.messages
-        if m.role not in _SYSTEM_ROLES
-    ]
+    system: list[str] = []
+    turns: list[dict[str, object]] = []
+    for m in request.messages:
+        if m.role in _SYSTEM_ROLES:
+            system.append(text_of(m))
+        else:
+            role = "assistant" if m.role == "assistant" else "user"
+            turns.append({"role": role, "content": text_of(m)})
+    sampling = request.sampling
     body: dict[str, object] = {
         "model": request.model,
-        "max_tokens": max_tokens if request.max_tokens is None else request.max_tokens,
+        "max_tokens": max_tokens if sampling.max_tokens is None else sampling.max_tokens,
         "messages": turns,
     }
-    if system:
-        body["system"] = system
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop_sequences"] = list(request.stop)
+    joined = "\n\n".join(system)
+    if joined:
+        body["system"] = joined
+    if sampling.temperature is not None:
+        body["temperature"] = sampling.temperature
+    if sampling.top_p is not None:
+        body["top_p"] = sampling.top_p
+    if sampling.stop:
+        body["stop_sequences"] = list(sampling.stop)
     if stream:
         body["stream"] = True
     return body
 
 
-def from_wire(body: object) -> ChatResponse:
+def from_wire(body: object) -> Completion:
     """Convert a `message` object (its text blocks joined); raise `MalformedReplyError` if not."""
     reply = as_object(body, "reply")
     blocks = reply.get("content")
     if not isinstance(blocks, list):
         raise MalformedReplyError("reply has no content list")
     text = "".join(_block_text(as_object(block, "content block")) for block in blocks)
-    return ChatResponse(
+    return Completion(
         id=str_field(reply, "id") or "",
         model=str_field(reply, "model") or "",
         content=text,
@@ -163,49 +168,67 @@ def _block_text(block: Mapping[str, object]) -> str:
     return (str_field(block, "text") or "") if block.get("type") == "text" else ""
 
 
-# -- I/O -----------------------------------------------------------------------------------------
+# -- streams and I/O --------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _StreamState:
-    """What a stream has said so far that only matters at its end."""
+class StreamDecoder:
+    """One stream's typed events in (`message_start`, `content_block_delta`, ...), ours out.
 
-    id: str = ""
-    model: str = ""
-    stop_reason: str | None = None
-    #: Token counts so far; later events' cumulative counts replace earlier ones.
-    counts: dict[str, int] = field(default_factory=dict)
+    `message_start` says the id and model, text blocks and `text_delta`s carry the text, and
+    `message_delta` the stop reason and cumulative usage (later counts replace earlier ones);
+    `message_stop` ends the stream. An `error` event is the vendor's failure.
+    """
 
-    def feed(self, kind: str, body: Mapping[str, object]) -> str:
-        """Take in one event; return the text it adds ("" for none or an unknown event)."""
-        if kind == "message_start":
-            message = as_object(body.get("message"), "message")
-            self.id = str_field(message, "id") or self.id
-            self.model = str_field(message, "model") or self.model
-            self.counts.update(usage_counts(message.get("usage")))
-        elif kind == "content_block_start":
-            return _block_text(as_object(body.get("content_block"), "content_block"))
-        elif kind == "content_block_delta":
+    __slots__ = ("_counts", "_stop_reason", "done")
+    terminal = "message_stop"
+
+    def __init__(self) -> None:
+        self._stop_reason: str | None = None
+        self._counts: dict[str, int] = {}
+        self.done = False
+
+    def feed(self, event: SSEEvent) -> Sequence[StreamEvent]:
+        """The events one SSE event makes."""
+        body = decode_object(event.data)
+        kind = str_field(body, "type") or event.event
+        if kind == "content_block_delta":
             delta = as_object(body.get("delta"), "delta")
             # Only text counts: input_json_delta, thinking_delta and the like are not ours.
-            return (str_field(delta, "text") or "") if delta.get("type") == "text_delta" else ""
+            if delta.get("type") == "text_delta":
+                text = str_field(delta, "text")
+                if text:
+                    return (TextDelta(text),)
+        elif kind == "content_block_start":
+            text = _block_text(as_object(body.get("content_block"), "content_block"))
+            if text:
+                return (TextDelta(text),)
+        elif kind == "message_start":
+            message = as_object(body.get("message"), "message")
+            self._counts.update(usage_counts(message.get("usage")))
+            id_, model = str_field(message, "id") or "", str_field(message, "model") or ""
+            if id_ or model:
+                return (Meta(id_, model),)
         elif kind == "message_delta":
             delta = as_object(body.get("delta", {}), "delta")
-            self.stop_reason = str_field(delta, "stop_reason") or self.stop_reason
-            self.counts.update(usage_counts(body.get("usage")))
-        return ""
+            self._stop_reason = str_field(delta, "stop_reason") or self._stop_reason
+            self._counts.update(usage_counts(body.get("usage")))
+        elif kind == "message_stop":
+            self.done = True
+        elif kind == "error":
+            # Anthropic reports failures inside a 200 stream (overloaded, mostly) as an event.
+            details = _vendor_error(body.get("error"))
+            status = _STREAM_ERROR_STATUS.get(details.type, 500)
+            raise VendorStreamError(status, details, where="error event")
+        return ()
 
-    def final(self) -> ChatChunk:
-        """The closing chunk, once `message_stop` arrived."""
-        return ChatChunk(
-            id=self.id,
-            model=self.model,
-            finish_reason=finish_reason(self.stop_reason),
-            usage=usage_from_counts(self.counts),
-        )
+    def finish(self) -> Finish | None:
+        """The closing event, once `message_stop` arrived."""
+        if not self.done:
+            return None
+        return Finish(finish_reason(self._stop_reason), usage_from_counts(self._counts))
 
 
-class AnthropicProvider(HttpAdapter):
+class AnthropicProvider(SseAdapter):
     """One Anthropic deployment.
 
     Options: `version` (the `anthropic-version` header) and `max_tokens` (sent when a request
@@ -226,37 +249,14 @@ class AnthropicProvider(HttpAdapter):
         )
         self._max_tokens = int(settings.number_option("max_tokens", DEFAULT_MAX_TOKENS))
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then the final chunk once `message_stop` arrives; or raise."""
-        state = _StreamState()
-        with UpstreamErrorBoundary(self._name) as boundary:
-            async with self._post(request, stream=True) as response:
-                async for event in iter_sse_events(response.content.iter_any()):
-                    body = decode_object(event.data)
-                    kind = str_field(body, "type") or event.event
-                    if kind == "message_stop":
-                        break
-                    if kind == "error":
-                        raise self._error_event(body, started=boundary.started)
-                    text = state.feed(kind, body)
-                    if text:
-                        boundary.started = True
-                        yield ChatChunk(delta=text, id=state.id, model=state.model)
-                else:  # the body ended without the terminal event: the stream was cut
-                    raise self._cut_short("message_stop")
-        yield state.final()
-
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         return to_wire(request, max_tokens=self._max_tokens, stream=stream)
 
-    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body)
 
-    def _error_event(self, body: Mapping[str, object], *, started: bool) -> UpstreamError:
-        # Anthropic reports failures inside a 200 stream (overloaded, mostly) as an error event.
-        details = _vendor_error(body.get("error"))
-        status = _STREAM_ERROR_STATUS.get(details.type, 500)
-        return self._stream_error(status, details, where="error event", started=started)
+    def _decoder(self, request: ChatRequest) -> StreamDecoder:
+        return StreamDecoder()
 
 
 SPEC: Final = AdapterSpec(

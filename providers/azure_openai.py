@@ -16,10 +16,11 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import quote
 
-from providers.base import AdapterSpec, ChatRequest, ProviderSettings
+from providers.base import AdapterSpec, ProviderSettings
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.openai import OpenAIProvider
+from providers.types import ChatRequest
 from providers.wire import key_header
 
 KIND: Final = "azure_openai"

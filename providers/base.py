@@ -1,9 +1,9 @@
-"""What every provider adapter speaks: our own request/response values and the `Provider` protocol.
+"""What every provider adapter is: the `Provider` protocol, a deployment's settings, a kind's spec.
 
-Adapters turn a `ChatRequest` into their vendor's wire format and the vendor's answer back into
-a `ChatResponse` (or a stream of `ChatChunk`). They raise only `gateway.errors.UpstreamError`
-subclasses for provider failures. They never read the environment and never retry: the gateway
-owns the one retry policy.
+Adapters turn a `providers.types.ChatRequest` into their vendor's wire format and the vendor's
+answer back into a `Completion` (or a stream of `StreamEvent`s). They raise only
+`UpstreamError` subclasses for provider failures. They never read the environment and never
+retry: the gateway owns the one retry policy.
 """
 
 from __future__ import annotations
@@ -13,81 +13,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from providers.keys import KeyPool
+from providers.types import ChatRequest, Completion, StreamEvent
 
 if TYPE_CHECKING:
     from providers.http.client import UpstreamClient
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    """One turn of a conversation."""
-
-    role: str
-    content: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    """A completion request as an adapter sees it: the model is the provider's own model name."""
-
-    model: str
-    messages: tuple[ChatMessage, ...]
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
-    stop: tuple[str, ...] = ()
-    #: Seconds the adapter may spend on this call (connect to last byte); None means no bound.
-    timeout: float | None = None
-    #: Extra headers to send upstream (the request id, trace context); never credentials.
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts as the provider reported them."""
-
-    #: Every prompt token, including those read from or written to the vendor's prompt cache.
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    #: Prompt tokens read from the vendor's prompt cache (billed at the cached-input price).
-    cached_tokens: int = 0
-    #: Prompt tokens written to the vendor's prompt cache (billed at the cache-write price).
-    cache_creation_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ChatResponse:
-    """One whole completion."""
-
-    id: str
-    model: str
-    content: str
-    finish_reason: str
-    usage: Usage
-
-
-@dataclass(frozen=True, slots=True)
-class ChatChunk:
-    """One piece of a streamed completion.
-
-    The last chunk of a stream that ended normally carries `finish_reason` and `usage`; an
-    adapter whose stream ends any other way raises instead of returning.
-    """
-
-    delta: str = ""
-    id: str = ""
-    model: str = ""
-    finish_reason: str | None = None
-    usage: Usage | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What an adapter can do."""
-
-    streaming: bool = True
-    stream_usage: bool = True
 
 
 @runtime_checkable
@@ -104,17 +33,16 @@ class Provider(Protocol):
         """The adapter kind, such as "openai" or "mock"."""
         ...
 
-    @property
-    def capabilities(self) -> Capabilities:
-        """What this adapter supports."""
-        ...
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
+    async def complete(self, request: ChatRequest) -> Completion:
         """Return one whole completion or raise an `UpstreamError`."""
         ...
 
-    def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield chunks; the last one has `finish_reason` and `usage`, or the iterator raises."""
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        """Yield the answer's events and one closing `Finish`, or raise.
+
+        `Meta` comes whenever the vendor says its id or model; a stream that does not end with
+        `Finish` raises instead.
+        """
         ...
 
     async def aclose(self) -> None:

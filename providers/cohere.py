@@ -1,8 +1,8 @@
 """The Cohere v2 Chat adapter: `POST {base_url}/v2/chat` with a bearer key, unary or SSE.
 
 This module holds only Cohere's wire format: the pure converters (`to_wire`, `from_wire`,
-`usage_from_wire`, `vendor_error`) and `CohereProvider`, an `HttpAdapter` (`providers.adapter`)
-that adds only its stream loop. Cohere's replies name no model, so the requested one is
+`usage_from_wire`, `vendor_error`), the stream decoder and `CohereProvider`, an `SseAdapter`
+(`providers.http.adapter`). Cohere's replies name no model, so the requested one is
 reported. Usage is what Cohere bills (`billed_units`), falling back to its raw `tokens` counts.
 A stream is typed events (`message-start`, `content-delta`, ..., `message-end`), typed by the
 data's `type` field or else the SSE `event:` line; only `message-end` ends it normally.
@@ -10,33 +10,35 @@ data's `type` field or else the SSE `event:` line; only `message-end` ends it no
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Final
 
-from gateway.errors import StreamInterruptedError, UpstreamUnavailableError
-from providers.base import (
-    AdapterSpec,
-    ChatChunk,
+from providers.base import AdapterSpec, ProviderSettings
+from providers.errors import StreamInterruptedError, UpstreamUnavailableError
+from providers.http.adapter import SseAdapter
+from providers.http.client import UpstreamClient
+from providers.keys import KeyPool
+from providers.sse import SSEEvent
+from providers.types import (
     ChatRequest,
-    ChatResponse,
-    ProviderSettings,
+    Completion,
+    Finish,
+    Meta,
+    StreamEvent,
+    TextDelta,
     Usage,
 )
-from providers.http.adapter import HttpAdapter
-from providers.http.client import UpstreamClient
-from providers.http.endpoint import UpstreamErrorBoundary
-from providers.keys import KeyPool
-from providers.sse import SSEEvent, iter_sse_events
 from providers.wire import (
     MalformedReplyError,
     VendorError,
+    VendorStreamError,
     as_object,
     bearer_auth,
     decode_object,
     error_field,
     int_field,
     str_field,
+    text_of,
 )
 
 KIND: Final = "cohere"
@@ -64,23 +66,24 @@ def to_wire(request: ChatRequest, *, stream: bool) -> dict[str, object]:
     body: dict[str, object] = {
         "model": request.model,
         "messages": [
-            {"role": _ROLES.get(m.role, m.role), "content": m.content} for m in request.messages
+            {"role": _ROLES.get(m.role, m.role), "content": text_of(m)} for m in request.messages
         ],
     }
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
-    if request.top_p is not None:
-        body["p"] = request.top_p
-    if request.stop:
-        body["stop_sequences"] = list(request.stop)
+    sampling = request.sampling
+    if sampling.temperature is not None:
+        body["temperature"] = sampling.temperature
+    if sampling.max_tokens is not None:
+        body["max_tokens"] = sampling.max_tokens
+    if sampling.top_p is not None:
+        body["p"] = sampling.top_p
+    if sampling.stop:
+        body["stop_sequences"] = list(sampling.stop)
     if stream:
         body["stream"] = True
     return body
 
 
-def from_wire(body: object, *, model: str, provider: str) -> ChatResponse:
+def from_wire(body: object, *, model: str, provider: str) -> Completion:
     """Convert a v2 Chat reply; raise `MalformedReplyError` if it is not one.
 
     A generation Cohere reports as failed raises `UpstreamUnavailableError` naming `provider`.
@@ -90,7 +93,7 @@ def from_wire(body: object, *, model: str, provider: str) -> ChatResponse:
     reason = str_field(reply, "finish_reason")
     if reason in _FAILED_FINISHES:
         raise generation_failed(provider, reason, started=False)
-    return ChatResponse(
+    return Completion(
         id=str_field(reply, "id") or "",
         model=model,
         content=_text_of(message.get("content")),
@@ -157,19 +160,60 @@ def _nested(obj: Mapping[str, object], *keys: str) -> Mapping[str, object]:
     return obj
 
 
-# -- I/O -----------------------------------------------------------------------------------------
+# -- streams and I/O --------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _StreamState:
-    """The stream's id and model, and its closing chunk once `message-end` arrived."""
+class StreamDecoder:
+    """One stream's typed events in (`message-start`, `content-delta`, ..., `message-end`), ours
+    out. Replies name no model: the requested one is announced with the first event."""
 
-    model: str
-    id: str = ""
-    final: ChatChunk | None = None
+    __slots__ = ("_announced", "_finish", "_model", "done")
+    terminal = "message-end"
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._announced = False
+        self._finish: Finish | None = None
+        self.done = False
+
+    def feed(self, event: SSEEvent) -> Sequence[StreamEvent]:
+        """The events one SSE event makes."""
+        body = decode_object(event.data)
+        kind = str_field(body, "type") or event.event  # "message" (unnamed) matches no kind
+        if kind == "content-delta":
+            text = str_field(_nested(body, "delta", "message", "content"), "text")
+            if text:
+                return self._announce(TextDelta(text))
+        elif kind == "message-start":
+            self._announced = True
+            return (Meta(str_field(body, "id") or "", self._model),)
+        elif kind == "message-end":
+            delta = _nested(body, "delta")
+            reason = str_field(delta, "finish_reason")
+            if reason in _FAILED_FINISHES:
+                # A generation that failed on Cohere's side, told like a 5xx (its text unquoted).
+                raise VendorStreamError(500, VendorError(), where=f"finish_reason {reason}")
+            self._finish = Finish(
+                finish_reason_from_wire(reason), usage_from_wire(delta.get("usage"))
+            )
+            self.done = True
+            return self._announce()
+        # Tool plans and calls, citations, debug and event types Cohere adds later carry no text.
+        return ()
+
+    def finish(self) -> Finish | None:
+        """The closing event, once `message-end` arrived."""
+        return self._finish
+
+    def _announce(self, *events: StreamEvent) -> Sequence[StreamEvent]:
+        """`events`, after the model's `Meta` when no event has said it yet."""
+        if self._announced:
+            return events
+        self._announced = True
+        return (Meta("", self._model), *events)
 
 
-class CohereProvider(HttpAdapter):
+class CohereProvider(SseAdapter):
     """One Cohere deployment; a 402 or 498 rejects the key just as a 401 or 403 does."""
 
     _kind = KIND
@@ -185,54 +229,14 @@ class CohereProvider(HttpAdapter):
             key_rejected_statuses=_KEY_REJECTED_STATUSES,
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then the final chunk once `message-end` arrives; or raise."""
-        state = _StreamState(model=request.model)
-        with UpstreamErrorBoundary(self._name) as boundary:
-            async with self._post(request, stream=True) as response:
-                async for event in iter_sse_events(response.content.iter_any()):
-                    chunk = self._read_event(event, state, started=boundary.started)
-                    if state.final is not None:
-                        break
-                    if chunk is not None:
-                        boundary.started = True
-                        yield chunk
-            if state.final is None:  # the body ended without the terminal event: it was cut
-                raise self._cut_short("message-end")
-        yield state.final
-
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         return to_wire(request, stream=stream)
 
-    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body, model=request.model, provider=self._name)
 
-    def _read_event(
-        self, event: SSEEvent, state: _StreamState, *, started: bool
-    ) -> ChatChunk | None:
-        """Apply one event to `state`; return the chunk to yield if it carries text."""
-        body = decode_object(event.data)
-        kind = str_field(body, "type") or event.event  # "message" (unnamed) matches no kind
-        if kind == "message-start":
-            state.id = str_field(body, "id") or state.id
-        elif kind == "content-delta":
-            content = _nested(body, "delta", "message", "content")
-            text = str_field(content, "text")
-            if text:
-                return ChatChunk(delta=text, id=state.id, model=state.model)
-        elif kind == "message-end":
-            delta = _nested(body, "delta")
-            reason = str_field(delta, "finish_reason")
-            if reason in _FAILED_FINISHES:
-                raise generation_failed(self._name, reason, started=started)
-            state.final = ChatChunk(
-                id=state.id,
-                model=state.model,
-                finish_reason=finish_reason_from_wire(reason),
-                usage=usage_from_wire(delta.get("usage")),
-            )
-        # Tool plans and calls, citations, debug and event types Cohere adds later carry no text.
-        return None
+    def _decoder(self, request: ChatRequest) -> StreamDecoder:
+        return StreamDecoder(request.model)
 
 
 SPEC: Final = AdapterSpec(

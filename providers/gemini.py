@@ -4,41 +4,43 @@ It speaks `POST {base}/{api_version}/models/{model}:generateContent`, and for st
 `:streamGenerateContent?alt=sse` (without `alt=sse` the API streams one JSON array instead of
 events). The key travels only in the `x-goog-api-key` header, never as `?key=`: URLs end up in
 logs. This module holds the wire format, as pure converters (`to_wire`, `reply_from_wire`,
-`vendor_error`), and `GeminiProvider`, an `HttpAdapter` (`providers.adapter`) that adds its
-model-and-method URL, its refusals and its stream loop.
+`vendor_error`), the stream decoder, and `GeminiProvider`, an `SseAdapter`
+(`providers.http.adapter`) that adds its model-and-method URL and its refusals.
 
 Gemini refuses on content grounds inside a 200: `promptFeedback.blockReason` with no
 candidates, or a safety-type `finishReason`. With no text at all that is a
 `ContentFilteredError`; after some text it is an answer with finish reason "content_filter".
 A stream has no [DONE]: its terminal signal is a chunk carrying `finishReason`, and the one
-final chunk is yielded only once the body has ended after such a chunk; any other end raises.
+`Finish` is yielded only once the body has ended after such a chunk; any other end raises.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
-from gateway.errors import ContentFilteredError
-from providers.base import (
-    AdapterSpec,
-    ChatChunk,
+from providers.base import AdapterSpec, ProviderSettings
+from providers.errors import ContentFilteredError
+from providers.http.adapter import SseAdapter
+from providers.http.client import UpstreamClient
+from providers.keys import KeyPool
+from providers.sse import SSEEvent
+from providers.types import (
     ChatRequest,
-    ChatResponse,
-    ProviderSettings,
+    Completion,
+    Finish,
+    Meta,
+    StreamEvent,
+    TextDelta,
     Usage,
 )
-from providers.http.adapter import HttpAdapter
-from providers.http.client import UpstreamClient
-from providers.http.endpoint import UpstreamErrorBoundary
-from providers.keys import KeyPool
-from providers.sse import iter_sse_events
 from providers.wire import (
     MalformedReplyError,
     VendorError,
+    VendorStreamError,
     as_object,
     decode_object,
     duration_seconds,
@@ -47,6 +49,7 @@ from providers.wire import (
     int_field,
     key_header,
     str_field,
+    text_of,
 )
 
 KIND: Final = "gemini"
@@ -88,9 +91,10 @@ def to_wire(request: ChatRequest) -> dict[str, object]:
     system: list[dict[str, str]] = []
     turns: list[tuple[str, list[dict[str, str]]]] = []
     for message in request.messages:
-        if not message.content:
+        text = text_of(message)
+        if not text:
             continue
-        part = {"text": message.content}
+        part = {"text": text}
         role = _ROLES.get(message.role, "user")
         if message.role in _SYSTEM_ROLES:
             system.append(part)
@@ -101,11 +105,12 @@ def to_wire(request: ChatRequest) -> dict[str, object]:
     body: dict[str, object] = {"contents": [{"role": r, "parts": p} for r, p in turns]}
     if system:
         body["systemInstruction"] = {"parts": system}
+    sampling = request.sampling
     settings = (
-        ("temperature", request.temperature),
-        ("topP", request.top_p),
-        ("maxOutputTokens", request.max_tokens),
-        ("stopSequences", list(request.stop) or None),
+        ("temperature", sampling.temperature),
+        ("topP", sampling.top_p),
+        ("maxOutputTokens", sampling.max_tokens),
+        ("stopSequences", list(sampling.stop) or None),
     )
     config = {name: value for name, value in settings if value is not None}
     if config:
@@ -146,11 +151,11 @@ class GeminiReply:
             return f"blockReason={self.block_reason[:64]}"
         return f"finishReason={self.vendor_finish[:64]}"
 
-    def to_response(self, *, model: str, fallback_id: str) -> ChatResponse:
+    def to_response(self, *, model: str, fallback_id: str) -> Completion:
         """The whole completion; `model` and `fallback_id` stand in for what Gemini left out."""
         if not self.has_candidate and not self.block_reason:
             raise MalformedReplyError("reply has no candidates")
-        return ChatResponse(
+        return Completion(
             id=self.id or fallback_id,
             model=self.model or model,
             content=self.text,
@@ -241,10 +246,62 @@ def _error_status(error: Mapping[str, object]) -> int:
     return code if isinstance(code, int) and 400 <= code <= 599 else 500
 
 
-# -- I/O -----------------------------------------------------------------------------------------
+# -- streams and I/O --------------------------------------------------------------------------
 
 
-class GeminiProvider(HttpAdapter):
+class StreamDecoder:
+    """One stream's GenerateContentResponse chunks in, events out.
+
+    The first chunk's `responseId` (or one made up when it has none) is the stream's id; the
+    model is the chunk's `modelVersion`, else the requested one. Usage is cumulative: the last
+    one seen counts. A refusal with no text yet raises (`refused`); after some text it is the
+    finish reason "content_filter". The body must end after a chunk with a `finishReason`.
+    """
+
+    __slots__ = ("_finish", "_id", "_model", "_refused", "_started", "_usage")
+    terminal = "a finishReason"
+    #: Gemini has no terminal event: the stream is read to the end of its body.
+    done = False
+
+    def __init__(self, model: str, refused: Callable[[str], ContentFilteredError]) -> None:
+        self._id = ""
+        self._model = model
+        self._refused = refused
+        self._started = False
+        self._finish: str | None = None
+        self._usage: Usage | None = None
+
+    def feed(self, event: SSEEvent) -> Sequence[StreamEvent]:
+        """The events of one SSE event's chunk."""
+        body = decode_object(event.data)
+        error = body.get("error")
+        if error is not None:
+            # A failure after the 200 arrives as one `{"error": {...}}` event.
+            details = as_object(error, "error")
+            raise VendorStreamError(
+                _error_status(details), _vendor_error(details), where="error event"
+            )
+        piece = reply_from_wire(body)
+        if piece.refusal and not self._started:
+            raise self._refused(piece.refusal)
+        self._finish = piece.finish_reason or self._finish
+        self._usage = piece.usage or self._usage
+        events: list[StreamEvent] = []
+        id_, model = self._id or piece.id or _fallback_id(), piece.model or self._model
+        if id_ != self._id or model != self._model:
+            self._id, self._model = id_, model
+            events.append(Meta(id_, model))
+        if piece.text:
+            self._started = True
+            events.append(TextDelta(piece.text))
+        return events
+
+    def finish(self) -> Finish | None:
+        """The closing event, if a chunk said how the answer finished."""
+        return None if self._finish is None else Finish(self._finish, self._usage)
+
+
+class GeminiProvider(SseAdapter):
     """One Gemini API deployment.
 
     Option `api_version` picks the API version path ("v1beta" by default; "v1" for the stable
@@ -260,26 +317,6 @@ class GeminiProvider(HttpAdapter):
             settings, session, keys, path=path, read_error=vendor_error, auth=api_key_auth
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then the final chunk once the body ended after a `finishReason`."""
-        reply_id, model, finish, usage = "", request.model, None, None
-        with UpstreamErrorBoundary(self._name) as boundary:
-            async with self._post(request, stream=True) as response:
-                async for event in iter_sse_events(response.content.iter_any()):
-                    piece = self._read_event(event.data, boundary.started)
-                    if piece.refusal and not boundary.started:
-                        raise self._refused(piece.refusal)
-                    reply_id = reply_id or piece.id or _fallback_id()
-                    model = piece.model or model
-                    finish = piece.finish_reason or finish
-                    usage = piece.usage or usage  # cumulative: the last one seen counts
-                    if piece.text:
-                        boundary.started = True
-                        yield ChatChunk(delta=piece.text, id=reply_id, model=model)
-            if finish is None:  # the body ended without the terminal chunk
-                raise self._cut_short("a finishReason")
-        yield ChatChunk(id=reply_id, model=model, finish_reason=finish, usage=usage)
-
     def _url_for(self, request: ChatRequest, *, stream: bool) -> str:
         method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
         return self._url + self._model_segment(request.model.removeprefix("models/")) + method
@@ -287,21 +324,14 @@ class GeminiProvider(HttpAdapter):
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         return to_wire(request)
 
-    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         reply = reply_from_wire(body)
         if reply.refusal:
             raise self._refused(reply.refusal)
         return reply.to_response(model=request.model, fallback_id=_fallback_id())
 
-    def _read_event(self, data: bytes, started: bool) -> GeminiReply:
-        body = decode_object(data)
-        error = body.get("error")
-        if error is None:
-            return reply_from_wire(body)
-        # A failure after the 200 arrives as one `{"error": {...}}` event.
-        details = as_object(error, "error")
-        status, said = _error_status(details), _vendor_error(details)
-        raise self._stream_error(status, said, where="error event", started=started)
+    def _decoder(self, request: ChatRequest) -> StreamDecoder:
+        return StreamDecoder(request.model, self._refused)
 
     def _refused(self, why: str) -> ContentFilteredError:
         return ContentFilteredError(

@@ -14,17 +14,19 @@ import hashlib
 from collections.abc import AsyncGenerator
 from typing import Final
 
-from providers.base import (
-    AdapterSpec,
-    Capabilities,
-    ChatChunk,
-    ChatRequest,
-    ChatResponse,
-    ProviderSettings,
-    Usage,
-)
+from providers.base import AdapterSpec, ProviderSettings
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
+from providers.types import (
+    ChatRequest,
+    Completion,
+    Finish,
+    Meta,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+from providers.wire import UnsupportedContentError, text_of, unsupported_content
 
 REPLY_PREFIX = "This is a mock completion from ai-gateway. You said:"
 ECHO_WORDS = 48
@@ -55,54 +57,54 @@ class MockProvider:
         """Always "mock"."""
         return "mock"
 
-    @property
-    def capabilities(self) -> Capabilities:
-        """The mock streams and reports usage."""
-        return Capabilities()
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
+    async def complete(self, request: ChatRequest) -> Completion:
         """Return the whole mock answer after the time its tokens would take."""
-        words, finish_reason = _reply_words(request)
+        texts = self._texts(request)
+        words, finish_reason = _reply_words(request, texts)
         await asyncio.sleep(self._latency + self._token_interval * len(words))
-        return ChatResponse(
-            id=_completion_id(request),
+        return Completion(
+            id=_completion_id(request, texts),
             model=request.model,
             content=" ".join(words),
             finish_reason=finish_reason,
-            usage=_usage(request, len(words)),
+            usage=_usage(texts, len(words)),
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Yield the mock answer a word at a time, then the finish reason and usage."""
-        words, finish_reason = _reply_words(request)
-        completion_id = _completion_id(request)
+        texts = self._texts(request)
+        words, finish_reason = _reply_words(request, texts)
+        yield Meta(_completion_id(request, texts), request.model)
         await asyncio.sleep(self._latency)
         for index, word in enumerate(words):
             if index and self._token_interval:
                 await asyncio.sleep(self._token_interval)
-            delta = word if index == 0 else " " + word
-            yield ChatChunk(delta=delta, id=completion_id, model=request.model)
-        yield ChatChunk(
-            id=completion_id,
-            model=request.model,
-            finish_reason=finish_reason,
-            usage=_usage(request, len(words)),
-        )
+            yield TextDelta(word if index == 0 else " " + word)
+        yield Finish(finish_reason, _usage(texts, len(words)))
 
     async def aclose(self) -> None:
         """Nothing to release."""
 
+    def _texts(self, request: ChatRequest) -> list[str]:
+        """Each message's text; the mock, like every adapter so far, takes text only."""
+        try:
+            return [text_of(m) for m in request.messages]
+        except UnsupportedContentError as exc:
+            raise unsupported_content(exc, provider=self._name, kind=SPEC.kind) from None
 
-def _reply_words(request: ChatRequest) -> tuple[list[str], str]:
-    said = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+
+def _reply_words(request: ChatRequest, texts: list[str]) -> tuple[list[str], str]:
+    users = (text for m, text in zip(request.messages, texts, strict=True) if m.role == "user")
+    said = ([*users] or [""])[-1]
     words = REPLY_PREFIX.split() + (said.split()[:ECHO_WORDS] or ["nothing."])
-    if request.max_tokens is not None and len(words) > request.max_tokens:
-        return words[: request.max_tokens], "length"
+    max_tokens = request.sampling.max_tokens
+    if max_tokens is not None and len(words) > max_tokens:
+        return words[:max_tokens], "length"
     return words, "stop"
 
 
-def _usage(request: ChatRequest, completion_tokens: int) -> Usage:
-    prompt = sum(len(m.content.split()) + TOKENS_PER_MESSAGE for m in request.messages)
+def _usage(texts: list[str], completion_tokens: int) -> Usage:
+    prompt = sum(len(text.split()) + TOKENS_PER_MESSAGE for text in texts)
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion_tokens,
@@ -110,10 +112,10 @@ def _usage(request: ChatRequest, completion_tokens: int) -> Usage:
     )
 
 
-def _completion_id(request: ChatRequest) -> str:
+def _completion_id(request: ChatRequest, texts: list[str]) -> str:
     digest = hashlib.sha256()
-    for message in request.messages:
-        digest.update(message.role.encode() + b"\0" + message.content.encode() + b"\0")
+    for message, text in zip(request.messages, texts, strict=True):
+        digest.update(message.role.encode() + b"\0" + text.encode() + b"\0")
     return "mock-" + digest.hexdigest()[:24]
 
 

@@ -14,30 +14,33 @@ Sources: ollama/ollama docs/api.md ("Generate a chat completion") and docs.ollam
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from typing import Final
 
-from providers.base import (
-    AdapterSpec,
-    ChatChunk,
+from providers.base import AdapterSpec, ProviderSettings
+from providers.http.adapter import HttpAdapter
+from providers.http.client import UpstreamClient, UpstreamResponse
+from providers.keys import KeyPool
+from providers.types import (
     ChatRequest,
-    ChatResponse,
-    ProviderSettings,
+    Completion,
+    Finish,
+    Meta,
+    StreamEvent,
+    TextDelta,
     Usage,
 )
-from providers.http.adapter import HttpAdapter
-from providers.http.client import UpstreamClient
-from providers.http.endpoint import UpstreamErrorBoundary
-from providers.keys import KeyPool
 from providers.wire import (
     MalformedReplyError,
     VendorError,
+    VendorStreamError,
     as_object,
     bearer_auth,
     decode_object,
     error_field,
     int_field,
     str_field,
+    text_of,
 )
 
 KIND: Final = "ollama"
@@ -63,19 +66,20 @@ _STREAM_ERROR_STATUS: Final = 500
 
 def to_wire(request: ChatRequest, *, stream: bool) -> dict[str, object]:
     """Build the `/api/chat` body; `options` carries only the parameters that are set."""
+    sampling = request.sampling
     options: dict[str, object] = {}
-    if request.temperature is not None:
-        options["temperature"] = request.temperature
-    if request.top_p is not None:
-        options["top_p"] = request.top_p
-    if request.max_tokens is not None:
-        options["num_predict"] = request.max_tokens
-    if request.stop:
-        options["stop"] = list(request.stop)
+    if sampling.temperature is not None:
+        options["temperature"] = sampling.temperature
+    if sampling.top_p is not None:
+        options["top_p"] = sampling.top_p
+    if sampling.max_tokens is not None:
+        options["num_predict"] = sampling.max_tokens
+    if sampling.stop:
+        options["stop"] = list(sampling.stop)
     body: dict[str, object] = {
         "model": request.model,
         "messages": [
-            {"role": _ROLES.get(m.role, m.role), "content": m.content} for m in request.messages
+            {"role": _ROLES.get(m.role, m.role), "content": text_of(m)} for m in request.messages
         ],
         "stream": stream,  # always explicit: Ollama's default is to stream
     }
@@ -84,29 +88,16 @@ def to_wire(request: ChatRequest, *, stream: bool) -> dict[str, object]:
     return body
 
 
-def from_wire(body: object, *, completion_id: str) -> ChatResponse:
+def from_wire(body: object, *, completion_id: str) -> Completion:
     """Convert a whole `/api/chat` reply; it has no id of its own, so the caller gives one."""
     reply = as_object(body, "reply")
     message = as_object(reply.get("message"), "message")
-    return ChatResponse(
+    return Completion(
         id=completion_id,
         model=str_field(reply, "model") or "",
         content=str_field(message, "content") or "",
         finish_reason=finish_reason_from_wire(reply),
         usage=usage_from_wire(reply),
-    )
-
-
-def chunk_from_wire(line: Mapping[str, object]) -> ChatChunk:
-    """Convert one stream line; the `done` line's chunk has `finish_reason` and usage set."""
-    done = line.get("done")
-    if not isinstance(done, bool):
-        raise MalformedReplyError("stream line has no done flag")
-    return ChatChunk(
-        delta=_content(line),
-        model=str_field(line, "model") or "",
-        finish_reason=finish_reason_from_wire(line) if done else None,
-        usage=usage_from_wire(line) if done else None,
     )
 
 
@@ -156,10 +147,53 @@ def new_completion_id() -> str:
     return f"ollama-{uuid.uuid4().hex[:24]}"
 
 
-# -- I/O -----------------------------------------------------------------------------------------
+# -- streams and I/O --------------------------------------------------------------------------
 
 
-class OllamaProvider(HttpAdapter):
+class StreamDecoder:
+    """One stream's NDJSON lines in, events out; the `done` line ends it.
+
+    Replies carry no id: the stream gets a new one, announced with its first line. An
+    `{"error": ...}` line is a failure after the 200 status line.
+    """
+
+    __slots__ = ("_finish", "_id", "_model", "done")
+    terminal = "its done line"
+
+    def __init__(self) -> None:
+        self._id = ""
+        self._model = ""
+        self._finish: Finish | None = None
+        self.done = False
+
+    def feed(self, line: bytes) -> Sequence[StreamEvent]:
+        """The events of one line."""
+        body = decode_object(line)
+        if "error" in body:
+            said = _vendor_error(body["error"])
+            raise VendorStreamError(_STREAM_ERROR_STATUS, said, where="error line")
+        done = body.get("done")
+        if not isinstance(done, bool):
+            raise MalformedReplyError("stream line has no done flag")
+        events: list[StreamEvent] = []
+        model = str_field(body, "model") or self._model
+        if not self._id or model != self._model:
+            self._id, self._model = self._id or new_completion_id(), model
+            events.append(Meta(self._id, model))
+        text = _content(body)
+        if text:
+            events.append(TextDelta(text))
+        if done:
+            self._finish = Finish(finish_reason_from_wire(body), usage_from_wire(body))
+            self.done = True
+        return events
+
+    def finish(self) -> Finish | None:
+        """The closing event, once the done line arrived."""
+        return self._finish
+
+
+class OllamaProvider(HttpAdapter[bytes]):
     """One Ollama server; a key, when configured, goes as a bearer token."""
 
     _kind = KIND
@@ -175,42 +209,17 @@ class OllamaProvider(HttpAdapter):
             stream_accept=_NDJSON,
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then the final chunk once the `done` line arrives; or raise."""
-        completion_id, model = new_completion_id(), ""
-        with UpstreamErrorBoundary(self._name) as boundary:
-            async with self._post(request, stream=True) as response:
-                async for line in iter_ndjson(response.content):
-                    piece = self._read_line(line, boundary.started)
-                    model = piece.model or model
-                    if piece.delta:
-                        boundary.started = True
-                        yield ChatChunk(delta=piece.delta, id=completion_id, model=model)
-                    if piece.finish_reason is not None:
-                        final = ChatChunk(
-                            id=completion_id,
-                            model=model,
-                            finish_reason=piece.finish_reason,
-                            usage=piece.usage,
-                        )
-                        break
-                else:  # the body ended without the done line: the stream was cut
-                    raise self._cut_short("its done line")
-        yield final
-
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         return to_wire(request, stream=stream)
 
-    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body, completion_id=new_completion_id())
 
-    def _read_line(self, line: bytes, started: bool) -> ChatChunk:
-        body = decode_object(line)
-        if "error" not in body:
-            return chunk_from_wire(body)
-        # Ollama reports a failure after the 200 status line as an `{"error": ...}` line.
-        said = _vendor_error(body["error"])
-        raise self._stream_error(_STREAM_ERROR_STATUS, said, where="error line", started=started)
+    def _frames(self, response: UpstreamResponse) -> AsyncIterator[bytes]:
+        return iter_ndjson(response.content)
+
+    def _decoder(self, request: ChatRequest) -> StreamDecoder:
+        return StreamDecoder()
 
 
 SPEC: Final = AdapterSpec(

@@ -2,41 +2,43 @@
 
 It speaks `POST {base_url}/chat/completions`, unary or streamed as Server-Sent Events. This
 module holds only the OpenAI wire format: the pure converters (`to_wire`, `from_wire`,
-`chunk_from_wire`, `vendor_error`) and `OpenAIProvider`, an `HttpAdapter` (`providers.adapter`)
-that adds only its stream loop. A stream asks for usage (`stream_options.include_usage`) and ends
-with one chunk carrying `finish_reason` and usage once `data: [DONE]` arrives; any other ending
-raises. Variants at other URLs with other credential headers (`providers.azure_openai`) subclass
-`OpenAIProvider` rather than copy it.
+`vendor_error`), the stream decoder (one `chat.completion.chunk` in, events out) and
+`OpenAIProvider`, an `SseAdapter` (`providers.http.adapter`). A stream asks for usage
+(`stream_options.include_usage`) and ends with one `Finish` carrying the finish reason and usage
+once `data: [DONE]` arrives; any other ending raises. Variants at other URLs with other
+credential headers (`providers.azure_openai`) subclass `OpenAIProvider` rather than copy it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
-from providers.base import (
-    AdapterSpec,
-    ChatChunk,
+from providers.base import AdapterSpec, ProviderSettings
+from providers.http.adapter import SseAdapter
+from providers.http.client import UpstreamClient
+from providers.keys import KeyPool
+from providers.sse import SSEEvent
+from providers.types import (
     ChatRequest,
-    ChatResponse,
-    ProviderSettings,
+    Completion,
+    Finish,
+    Meta,
+    StreamEvent,
+    TextDelta,
     Usage,
 )
-from providers.http.adapter import HttpAdapter
-from providers.http.client import UpstreamClient
-from providers.http.endpoint import UpstreamErrorBoundary
-from providers.keys import KeyPool
-from providers.sse import iter_sse_events
 from providers.wire import (
     MalformedReplyError,
     VendorError,
+    VendorStreamError,
     as_object,
     bearer_auth,
     decode_object,
     error_field,
     int_field,
     str_field,
+    text_of,
 )
 
 KIND: Final = "openai"
@@ -61,23 +63,24 @@ def to_wire(request: ChatRequest, *, stream: bool) -> dict[str, object]:
     """Build the Chat Completions request body, sending only the parameters that are set."""
     body: dict[str, object] = {
         "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [{"role": m.role, "content": text_of(m)} for m in request.messages],
     }
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.stop:
-        body["stop"] = list(request.stop)
+    sampling = request.sampling
+    if sampling.temperature is not None:
+        body["temperature"] = sampling.temperature
+    if sampling.max_tokens is not None:
+        body["max_tokens"] = sampling.max_tokens
+    if sampling.top_p is not None:
+        body["top_p"] = sampling.top_p
+    if sampling.stop:
+        body["stop"] = list(sampling.stop)
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
 
 
-def from_wire(body: object) -> ChatResponse:
+def from_wire(body: object) -> Completion:
     """Convert a `chat.completion` object; raise `MalformedReplyError` if it is not one."""
     reply = as_object(body, "reply")
     choices = reply.get("choices")
@@ -85,31 +88,12 @@ def from_wire(body: object) -> ChatResponse:
         raise MalformedReplyError("reply has no choices")
     choice = as_object(choices[0], "choices[0]")
     message = as_object(choice.get("message"), "choices[0].message")
-    return ChatResponse(
+    return Completion(
         id=str_field(reply, "id") or "",
         model=str_field(reply, "model") or "",
         content=str_field(message, "content") or "",
         finish_reason=str_field(choice, "finish_reason") or "stop",
         usage=usage_from_wire(reply.get("usage")) or Usage(),
-    )
-
-
-def chunk_from_wire(body: Mapping[str, object]) -> ChatChunk:
-    """Convert a `chat.completion.chunk` object; its delta is empty for role/finish/usage chunks."""
-    choices = body.get("choices")
-    if not isinstance(choices, list):
-        raise MalformedReplyError("stream chunk has no choices list")
-    delta, finish_reason = "", None
-    if choices:
-        choice = as_object(choices[0], "choices[0]")
-        delta = str_field(as_object(choice.get("delta", {}), "choices[0].delta"), "content") or ""
-        finish_reason = str_field(choice, "finish_reason")
-    return ChatChunk(
-        delta=delta,
-        id=str_field(body, "id") or "",
-        model=str_field(body, "model") or "",
-        finish_reason=finish_reason,
-        usage=usage_from_wire(body.get("usage")),
     )
 
 
@@ -144,43 +128,71 @@ def _text(value: object) -> str:
     return str(value) if isinstance(value, str | int) else ""
 
 
-# -- I/O -----------------------------------------------------------------------------------------
+# -- streams and I/O --------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _StreamState:
-    """What a stream has said so far that only matters at its end."""
+class StreamDecoder:
+    """One stream's `chat.completion.chunk`s in, events out.
 
-    id: str = ""
-    model: str = ""
-    finish_reason: str | None = None
-    usage: Usage | None = None
+    Each chunk repeats the id and model: a `Meta` comes only when they change. The finish
+    reason and usage arrive in chunks of their own (usage last, with `choices: []`) and make the
+    `Finish` once `[DONE]` has come; a server that sent [DONE] but no finish_reason finished
+    normally ("stop").
+    """
 
-    def feed(self, piece: ChatChunk) -> ChatChunk | None:
-        """Remember the piece's metadata; return the chunk to yield if it carries text."""
-        self.id = piece.id or self.id
-        self.model = piece.model or self.model
-        if piece.finish_reason is not None:
-            self.finish_reason = piece.finish_reason
-        if piece.usage is not None:
-            self.usage = piece.usage
-        if not piece.delta:
-            return None
-        if piece.finish_reason is None and piece.usage is None and piece.id and piece.model:
-            return piece  # already just text with its ids
-        return ChatChunk(delta=piece.delta, id=self.id, model=self.model)
+    __slots__ = ("_finish_reason", "_id", "_model", "_usage", "done")
+    terminal = "[DONE]"
 
-    def final(self) -> ChatChunk:
-        """The closing chunk; a server that sent [DONE] but no finish_reason finished normally."""
-        return ChatChunk(
-            id=self.id,
-            model=self.model,
-            finish_reason=self.finish_reason or "stop",
-            usage=self.usage,
-        )
+    def __init__(self) -> None:
+        self._id = self._model = ""
+        self._finish_reason: str | None = None
+        self._usage: Usage | None = None
+        self.done = False
+
+    def feed(self, event: SSEEvent) -> Sequence[StreamEvent]:
+        """The events of one SSE event's chunk."""
+        if event.data == _DONE:
+            self.done = True
+            return ()
+        body = decode_object(event.data)
+        error = body.get("error")
+        if error:
+            raise _stream_fault(error)
+        choices = body.get("choices")
+        if not isinstance(choices, list):
+            raise MalformedReplyError("stream chunk has no choices list")
+        text = ""
+        if choices:
+            choice = as_object(choices[0], "choices[0]")
+            delta = as_object(choice.get("delta", {}), "choices[0].delta")
+            text = str_field(delta, "content") or ""
+            reason = str_field(choice, "finish_reason")
+            if reason is not None:
+                self._finish_reason = reason
+        usage = body.get("usage")
+        if usage is not None:
+            self._usage = usage_from_wire(usage)
+        id_, model = str_field(body, "id") or self._id, str_field(body, "model") or self._model
+        if id_ != self._id or model != self._model:
+            self._id, self._model = id_, model
+            return (Meta(id_, model), TextDelta(text)) if text else (Meta(id_, model),)
+        return (TextDelta(text),) if text else ()
+
+    def finish(self) -> Finish | None:
+        """The closing event once [DONE] has come."""
+        return Finish(self._finish_reason or "stop", self._usage) if self.done else None
 
 
-class OpenAIProvider(HttpAdapter):
+def _stream_fault(error: object) -> VendorStreamError:
+    """OpenAI reports some failures inside a 200 stream as an `error` object."""
+    details = _vendor_error(error)
+    status = 400 if details.content_filtered else 500
+    return VendorStreamError(
+        _STREAM_ERROR_STATUS.get(details.type, status), details, where="error event"
+    )
+
+
+class OpenAIProvider(SseAdapter):
     """One OpenAI (or OpenAI-compatible) deployment.
 
     `auth` makes a key's header (a bearer token) and `path` is where Chat Completions live under
@@ -200,38 +212,14 @@ class OpenAIProvider(HttpAdapter):
     ) -> None:
         super().__init__(settings, session, keys, path=path, read_error=vendor_error, auth=auth)
 
-    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then the final chunk once `data: [DONE]` arrives; or raise."""
-        state = _StreamState()
-        with UpstreamErrorBoundary(self._name) as boundary:
-            async with self._post(request, stream=True) as response:
-                async for event in iter_sse_events(response.content.iter_any()):
-                    if event.data == _DONE:
-                        break
-                    chunk = state.feed(self._read_event(event.data, boundary.started))
-                    if chunk is not None:
-                        boundary.started = True
-                        yield chunk
-                else:  # the body ended without the terminal marker: the stream was cut
-                    raise self._cut_short("[DONE]")
-        yield state.final()
-
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         return to_wire(request, stream=stream)
 
-    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body)
 
-    def _read_event(self, data: bytes, started: bool) -> ChatChunk:
-        body = decode_object(data)
-        error = body.get("error")
-        if not error:
-            return chunk_from_wire(body)
-        # OpenAI reports some failures inside a 200 stream as an `error` object.
-        details = _vendor_error(error)
-        status = 400 if details.content_filtered else 500
-        status = _STREAM_ERROR_STATUS.get(details.type, status)
-        raise self._stream_error(status, details, where="error event", started=started)
+    def _decoder(self, request: ChatRequest) -> StreamDecoder:
+        return StreamDecoder()
 
 
 SPEC: Final = AdapterSpec(

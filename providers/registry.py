@@ -9,7 +9,7 @@ Routing, first rule that applies wins:
    deployment serves can be reached even when the config does not list it;
 4. a model listed by a deployment goes to that deployment (the first by name when several do).
 
-Anything else is `ModelNotFoundError`, whose message lists the models that are known.
+Anything else is `UnknownModelError`, whose message lists the models that are known.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from gateway.errors import ModelNotFoundError
 from providers import anthropic, azure_openai, cohere, gemini, mock, ollama, openai
 from providers.base import AdapterSpec, Provider, ProviderSettings
+from providers.errors import UnknownModelError
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 
@@ -184,14 +184,14 @@ class ProviderRegistry:
         return list(self._deployments.values())
 
     def resolve(self, model: str, pin: str | None = None) -> Route:
-        """Route `model` (optionally pinned to deployment `pin`) or raise `ModelNotFoundError`."""
+        """Route `model` (optionally pinned to deployment `pin`) or raise `UnknownModelError`."""
         if pin and pin not in self._deployments:
-            raise ModelNotFoundError(
+            raise UnknownModelError(
                 f"unknown provider {pin!r}; known providers: {', '.join(self._deployments)}"
             )
         target = self._routes.target(model, pin)
         if target is None:
-            raise ModelNotFoundError(self._unknown_model_message(self._routes.unalias(model)))
+            raise UnknownModelError(self._unknown_model_message(self._routes.unalias(model)))
         return Route(self._deployments[target.deployment].provider, target.model, target.listed)
 
     def _unknown_model_message(self, model: str) -> str:

@@ -19,7 +19,7 @@ from typing import Final
 
 import orjson
 
-from gateway.errors import (
+from providers.errors import (
     ContentFilteredError,
     UpstreamAuthError,
     UpstreamBadRequestError,
@@ -28,6 +28,7 @@ from gateway.errors import (
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
+from providers.types import Message, TextPart
 
 _QUOTE_LIMIT: Final = 300
 _BAD_REQUEST_STATUSES: Final = frozenset({400, 413, 422})
@@ -43,6 +44,10 @@ _STATUS_ERRORS: Final[Mapping[int, tuple[type[UpstreamError], str]]] = {
 
 class MalformedReplyError(ValueError):
     """The vendor's body does not follow its API's schema."""
+
+
+class UnsupportedContentError(ValueError):
+    """A message holds content the adapter cannot send (an image to a text-only adapter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,35 @@ class VendorError:
     credential_rejected: bool = False
     #: Seconds to wait that the body gave (Gemini's RetryInfo), used when no header does.
     retry_after: float | None = None
+
+
+class VendorStreamError(Exception):
+    """A failure the vendor reported inside a 200 stream: the HTTP status it stands for, what
+    the vendor said, and how it arrived ("error event"); the adapter maps it (`error_for_status`).
+    """
+
+    def __init__(self, status: int, error: VendorError, *, where: str) -> None:
+        super().__init__(status, where)
+        self.status = status
+        self.error = error
+        self.where = where
+
+
+# -- our messages as text -----------------------------------------------------------------------
+
+
+def text_of(message: Message) -> str:
+    """The message's text; `UnsupportedContentError` for anything that is not text."""
+    parts = message.parts
+    if not message.tool_calls and (not parts or (len(parts) == 1 and type(parts[0]) is TextPart)):
+        first = parts[0] if parts else None
+        return first.text if isinstance(first, TextPart) else ""  # nearly every message
+    if message.tool_calls:
+        raise UnsupportedContentError("tool calls")
+    for part in parts:
+        if not isinstance(part, TextPart):
+            raise UnsupportedContentError(f"a message's {type(part).__name__}")
+    return message.text
 
 
 # -- reading vendor JSON ------------------------------------------------------------------------
@@ -167,6 +201,16 @@ def error_for_status(
     said = _quote(error.message, secrets) if quoted else ""
     message = f"provider {provider!r} {verb} ({', '.join(p for p in parts if p)}){said}"
     return kind(message, provider=provider, retry_after=retry_after)
+
+
+def unsupported_content(
+    error: UnsupportedContentError, *, provider: str, kind: str
+) -> UpstreamBadRequestError:
+    """The error for content an adapter of `kind` cannot send; nothing was sent."""
+    return UpstreamBadRequestError(
+        f"provider {provider!r} cannot take {error}: the {kind} adapter sends text only",
+        provider=provider,
+    )
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:

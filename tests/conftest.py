@@ -16,7 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2_grpc
 
 from gateway.config.settings import Settings
-from gateway.runtime.server import Gateway
+from gateway.runtime.server import Server
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from providers.base import ProviderSettings
 
@@ -32,7 +32,7 @@ MOCK = ProviderSettings(name="mock", kind="mock", models=("mock",))
 class RunningGateway:
     """A started gateway and a client for each transport."""
 
-    gateway: Gateway
+    gateway: Server
     channel: grpc.aio.Channel
     stub: pb_grpc.GatewayServiceStub
     health: health_pb2_grpc.HealthStub
@@ -79,7 +79,7 @@ async def start_gateway() -> AsyncIterator[StartGateway]:
         places.append(place)
         overrides.setdefault("database_url", f"sqlite:///{place / 'usage.db'}")
         overrides.setdefault("usage_spill_path", str(place / "usage.spill.jsonl"))
-        gateway = Gateway(test_settings(**overrides))
+        gateway = Server(test_settings(**overrides))
         await gateway.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}")
         started = RunningGateway(

@@ -12,13 +12,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, PreparedCall
 from gateway.pipeline.ledger_rows import request_record
 from gateway.store.records import RequestRecord
-from gateway.tenancy.quotas import Quotas
+from gateway.tenancy.quotas import Charge, Quotas
 from metrics import COST, IN_FLIGHT, REQUEST_DURATION, REQUESTS, TOKENS, labeled
-from providers.base import Usage
 from providers.registry import Route
+from providers.types import Usage
 
 # Accounting is the core's bookkeeping: its lines keep the core's logger name.
 log = logging.getLogger("gateway.core")
@@ -36,43 +36,48 @@ class CallAccounting:
 
     def started(self, call: Call) -> None:
         """Count a call in flight."""
-        labeled(IN_FLIGHT, call.context.transport).inc()
+        labeled(IN_FLIGHT, call.start.context.transport).inc()
 
-    async def charge(self, call: Call) -> None:
+    async def charge(self, call: Call, prepared: PreparedCall) -> None:
         """Charge the caller's rate limits (a cache hit counts as a request too)."""
-        if self._quotas is None or call.identity is None or call.params is None:
+        if self._quotas is None:
             return
-        params = call.params
+        chat = prepared.request.chat
         call.charge = await self._quotas.admit(
-            call.identity, call.tenant, params.messages, params.max_tokens
+            prepared.identity, prepared.tenant, chat.messages, chat.sampling.max_tokens
         )
 
     def finished(self, call: Call) -> None:
         """Count, settle, record and log a call that has ended, however it ended."""
-        ctx = call.context
-        elapsed = time.perf_counter() - call.started
-        labeled(IN_FLIGHT, ctx.transport).dec()
-        labeled(REQUESTS, call.rpc, ctx.transport, call.code).inc()
-        labeled(REQUEST_DURATION, call.rpc, ctx.transport).observe(elapsed)
-        usage = call.usage or Usage()
-        if call.route is not None and call.usage is not None and not call.cached:
-            _count_usage(call.route, usage, call.cost_usd)
-        self._settle(call, usage)
-        self._record(call, usage, elapsed)
+        start, prepared, served, route = call.start, call.prepared, call.served, call.route
+        transport = start.context.transport
+        elapsed = time.perf_counter() - start.clock
+        labeled(IN_FLIGHT, transport).dec()
+        labeled(REQUESTS, start.rpc, transport, call.code).inc()
+        labeled(REQUEST_DURATION, start.rpc, transport).observe(elapsed)
+        usage = (served.usage if served is not None else None) or Usage()
+        cost = served.cost_usd if served is not None else 0.0
+        cached = served is not None and served.cached
+        if route is not None and served is not None and served.usage is not None and not cached:
+            _count_usage(route, served.usage, cost)
+        if call.charge is not None:
+            self._settle(call.charge, 0 if cached else usage.total_tokens, 0.0 if cached else cost)
+        if prepared is not None and self._usage is not None:
+            self._usage(request_record(call, prepared, usage, elapsed))
         log.info(
             "request finished",
             extra={
-                "transport": ctx.transport,
-                "rpc": call.rpc,
-                "model": call.params.model if call.params else None,
-                "provider": call.route.provider.name if call.route else None,
+                "transport": transport,
+                "rpc": start.rpc,
+                "model": prepared.request.model if prepared is not None else None,
+                "provider": route.provider.name if route is not None else None,
                 "status": call.code,
-                "cached": call.cached,
+                "cached": cached,
                 "latency_ms": round(elapsed * 1000, 3),
-                "attempts": len(call.trace.attempts),
+                "attempts": len(prepared.trace.attempts) if prepared is not None else 0,
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
-                "cost_usd": call.cost_usd,
+                "cost_usd": cost,
             },
         )
 
@@ -81,25 +86,14 @@ class CallAccounting:
         if self._settling:
             await asyncio.wait(set(self._settling), timeout=wait)
 
-    def _settle(self, call: Call, usage: Usage) -> None:
+    def _settle(self, charge: Charge, tokens: int, cost_usd: float) -> None:
         """Correct the token charge and spend the cost, off the request path."""
-        if self._quotas is None or call.charge is None:
+        assert self._quotas is not None
+        if not self._quotas.owes(charge, tokens, cost_usd):
             return
-        spent = 0.0 if call.cached else call.cost_usd
-        used = 0 if call.cached else usage.total_tokens
-        if not self._quotas.owes(call.charge, used, spent):
-            return
-        task = asyncio.create_task(self._quotas.settle(call.charge, used, spent))
+        task = asyncio.create_task(self._quotas.settle(charge, tokens, cost_usd))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
-
-    def _record(self, call: Call, usage: Usage, elapsed: float) -> None:
-        """One row in the usage ledger for every call that got past validation."""
-        if self._usage is None:
-            return
-        record = request_record(call, usage, elapsed)
-        if record is not None:
-            self._usage(record)
 
 
 def _count_usage(route: Route, usage: Usage, cost: float) -> None:

@@ -1,11 +1,11 @@
 """The core's side of the response cache: a call's key, its lookup, and its answer stored.
 
-Only deterministic calls have a key (tenant, primary deployment, request). Calls for one key
-coalesce: while one call leads the flight for it, the others wait for its answer, each only as
-long as its own deadline allows, and each leaving on its own: a follower that leaves (cancelled,
-or out of time) disturbs neither the leader nor the other followers, and a leader that leaves
-(or fails) lands no answer, so its followers call the provider themselves. Only a normal,
-complete answer of the requested route is stored and shared.
+Only deterministic calls have a key (tenant, primary deployment, the whole request). Calls for
+one key coalesce: while one call leads the flight for it, the others wait for its answer, each
+only as long as its own deadline allows, and each leaving on its own: a follower that leaves
+(cancelled, or out of time) disturbs neither the leader nor the other followers, and a leader
+that leaves (or fails) lands no answer, so its followers call the provider themselves. Only a
+normal, complete answer of the requested route is stored and shared.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from cache.answers import CachedAnswer
 from cache.keys import cache_key
 from cache.layer import ResponseCache
 from gateway.errors import DeadlineExceededError
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, PreparedCall
+from gateway.pipeline.dispatch import Step
+from gateway.pipeline.types import Answer, CompletionRequest
 from metrics import CACHE_LOOKUPS, CACHE_SAVED_USD, labeled
-from providers.base import Usage
+from providers.registry import Route
+from providers.types import ChatRequest, StreamEvent
 
 
 class CallCache:
@@ -29,23 +32,25 @@ class CallCache:
     def __init__(self, cache: ResponseCache | None) -> None:
         self._cache = cache
 
-    def key_for(self, call: Call) -> str | None:
+    def key_for(
+        self, tenant: str, plan: tuple[Step, ...], request: CompletionRequest
+    ) -> str | None:
         """The cache key of a planned call, or None when its answer must not be cached."""
-        params = call.params
-        if self._cache is None or params is None or not params.deterministic:
+        if self._cache is None or not request.deterministic:
             return None
-        primary = call.plan[0].route
-        chat = params.to_chat(primary.model, timeout=None, headers=())
-        return cache_key(call.tenant, primary.provider.name, chat)
+        primary = plan[0].route
+        asked = request.chat
+        chat = ChatRequest(primary.model, asked.messages, asked.sampling)
+        return cache_key(tenant, primary.provider.name, chat)
 
-    async def lookup(self, call: Call) -> CachedAnswer | None:
+    async def lookup(self, call: Call, prepared: PreparedCall) -> CachedAnswer | None:
         """A stored or in-flight answer for this call; else lead the flight for its key."""
-        key, params = call.cache_key, call.params
-        if self._cache is None or key is None or params is None:
+        key = prepared.cache_key
+        if self._cache is None or key is None:
             return None
         backend = self._cache.backend.name
         span = get_current_span()
-        if not params.cache_lookup:
+        if not prepared.request.cache.lookup:
             labeled(CACHE_LOOKUPS, backend, "bypass").inc()
             span.add_event("cache.bypass")
             return None
@@ -53,11 +58,10 @@ class CallCache:
         if answer is None:
             waiting = self._cache.waiting_on(key)
             if waiting is not None:
-                answer = await _follow(waiting, call.deadline)
+                answer = await _follow(waiting, prepared.deadline)
                 if answer is not None:
                     labeled(CACHE_LOOKUPS, backend, "coalesced").inc()
         if answer is not None:
-            call.cached, call.usage, call.route = True, answer.usage, call.plan[0].route
             CACHE_SAVED_USD.inc(answer.cost_usd)
             span.add_event("cache.hit")
             return answer
@@ -69,29 +73,30 @@ class CallCache:
     def remember(
         self,
         call: Call,
-        completion_id: str,
-        model: str,
-        content: str,
-        finish_reason: str,
-        usage: Usage | None,
-        cost: float,
-        deltas: tuple[str, ...] | None,
+        prepared: PreparedCall,
+        route: Route,
+        answer: Answer,
+        events: tuple[StreamEvent, ...] | None = None,
     ) -> None:
-        """Store a normal, complete answer of the requested route and share it with waiters."""
-        key, params, route = call.cache_key, call.params, call.route
-        if self._cache is None or key is None or params is None or route is None:
+        """Store a normal, complete answer of the requested route and share it with waiters.
+
+        `events` are a stream's content events (None for a unary answer). An answer whose
+        usage was not reported is not stored.
+        """
+        key = prepared.cache_key
+        if self._cache is None or key is None:
             return
-        if finish_reason != "stop" or usage is None or route != call.plan[0].route:
+        completion = answer.completion
+        normal = completion.finish_reason == "stop" and answer.usage_reported
+        if not normal or route != prepared.plan[0].route:
             if call.flight is not None:
                 call.flight.land(None)
             return
-        answer = CachedAnswer(
-            completion_id, model, route.provider.name, content, finish_reason, usage, cost, deltas
-        )
-        if params.cache_store:
-            self._cache.put(key, answer, params.cache_ttl)
+        cached = CachedAnswer(completion, answer.provider, answer.cost_usd, events)
+        if prepared.request.cache.store:
+            self._cache.put(key, cached, prepared.request.cache.ttl)
         if call.flight is not None:
-            call.flight.land(answer)
+            call.flight.land(cached)
 
     def release(self, call: Call) -> None:
         """Free whoever waits on the call's flight (a no-op once its answer has landed)."""

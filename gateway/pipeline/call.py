@@ -1,55 +1,111 @@
-"""A call in progress, as the core and the pieces it hands a call to see it."""
+"""A call's state, stage by stage: each stage's value is complete once the stage is reached.
+
+    CallStart ──prepare──> PreparedCall ──(charge, cache, dispatch)──> Served
+
+A transport's `CallContext` starts a call; preparing it (authentication, validation, the plan,
+the deadline, the cache key) makes a `PreparedCall`, whose fields are all there; an answer,
+fresh or cached, is `Served`. The `Call` holds the stages a call has reached, so however it
+ended the accounting finds what it got to.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from datetime import datetime
 
 from cache.layer import Flight
 from gateway.pipeline.dispatch import Step, Trace, Try
-from gateway.pipeline.ids import new_id
-from gateway.pipeline.validation import CompletionParams
+from gateway.pipeline.types import CompletionRequest
 from gateway.tenancy.auth import Identity
 from gateway.tenancy.quotas import Charge
-from providers.base import ChatRequest, Usage
 from providers.registry import Route
+from providers.types import CallIO, ChatRequest, Usage
 
-if TYPE_CHECKING:
-    # Only a name for the annotation: the transports' half of a call is part of the core's API.
-    from gateway.pipeline.service import CallContext
+
+@dataclass(slots=True)
+class CallContext:
+    """What a transport knows about a call besides its request."""
+
+    transport: str
+    request_id: str
+    authorization: str | None = None
+    #: The `x-provider` header: pins the call to one deployment unless the body pins one.
+    provider_pin: str | None = None
+    #: Absolute deadline on the event loop's clock (`loop.time()`): the gRPC deadline.
+    deadline: float | None = None
+    #: The `x-request-timeout` header or metadata, as sent ("1.5", "1.5s", "1500ms").
+    timeout_header: str | None = None
+    #: The caller, when the transport has authenticated it already (before reading the body).
+    identity: Identity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallStart:
+    """A call as it starts: which RPC, by which transport, and when."""
+
+    rpc: str
+    context: CallContext
+    #: `time.perf_counter()` at the start, for durations.
+    clock: float
+    #: The wall clock at the start, for the ledger.
+    at: datetime
+    #: This call's row id in the usage ledger.
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCall:
+    """A call authenticated, validated and planned: everything needed to answer it."""
+
+    start: CallStart
+    identity: Identity
+    #: The tenant the call is accounted to.
+    tenant: str
+    #: The validated request.
+    request: CompletionRequest
+    #: The model's route with its retries, then each fallback's.
+    plan: tuple[Step, ...]
+    #: When the caller's time is up, on the event loop's clock.
+    deadline: float
+    #: Where its answer is cached; None when it must not be (not deterministic, no cache).
+    cache_key: str | None
+    #: Its tries, as they are made.
+    trace: Trace
+
+    def chat_for(self, attempt: Try, deadline: float) -> ChatRequest:
+        """The adapter request for one try, bounded by `deadline`, carrying its trace context."""
+        asked = self.request.chat
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        headers = (("x-request-id", self.start.context.request_id), *attempt.trace_headers())
+        return ChatRequest(
+            attempt.route.model, asked.messages, asked.sampling, CallIO(remaining, headers)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """How a call was answered: what it used and cost, and whether from the cache."""
+
+    #: The tokens the provider reported; None when its stream reported none.
+    usage: Usage | None
+    #: What the answer cost (a cached answer costs nothing).
+    cost_usd: float
+    cached: bool = False
 
 
 @dataclass(slots=True)
 class Call:
-    """A call in progress: its validated request, plan, deadline and accounting."""
+    """The stages one call has reached (each set once, when reached), and how it ended."""
 
-    rpc: str
-    context: CallContext
-    started: float
-    params: CompletionParams | None = None
-    plan: list[Step] = field(default_factory=list)
-    route: Route | None = None
-    deadline: float = 0.0
-    usage: Usage | None = None
-    code: str = "OK"
-    trace: Trace = field(default_factory=Trace)
-    #: Set when the answer may come from or go to the cache.
-    cache_key: str | None = None
-    flight: Flight | None = None
-    cached: bool = False
-    cost_usd: float = 0.0
-    identity: Identity | None = None
-    tenant: str = ""
+    start: CallStart
+    prepared: PreparedCall | None = None
+    #: What admitting it charged the caller's limits (None: there are no limits to charge).
     charge: Charge | None = None
-    #: This call's row id in the usage ledger, and when it started (wall clock).
-    id: str = field(default_factory=new_id)
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def chat_for(self, attempt: Try, deadline: float) -> ChatRequest:
-        """The adapter request for one try, bounded by `deadline`, carrying its trace context."""
-        assert self.params is not None
-        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
-        headers = (("x-request-id", self.context.request_id), *attempt.trace_headers())
-        return self.params.to_chat(attempt.route.model, timeout=remaining, headers=headers)
+    #: The cache flight this call leads (None: it leads none).
+    flight: Flight | None = None
+    #: The route that answered, or whose stream was relaying when the call ended.
+    route: Route | None = None
+    served: Served | None = None
+    #: "OK", or the code of the error the caller got.
+    code: str = "OK"

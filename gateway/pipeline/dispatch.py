@@ -2,19 +2,11 @@
 
 A plan is the primary route with `primary_retries`, then each fallback with `fallback_retries`.
 Each try is bounded by the per-try timeout (time to the whole answer, or to a stream's first
-chunk) and by the caller's deadline; which of the two cuts it is settled when the try begins
+content event) and by the caller's deadline; which of the two cuts it is settled when the try begins
 (`resilience.deadlines`), so a try cut by the caller's deadline is never the provider's failure,
-even when its timer goes off a hair early. What a failure leads to:
-
-| failure                                    | breaker | same route again       | next route |
-|--------------------------------------------|---------|------------------------|------------|
-| 5xx, connection, malformed, per-try timeout | failure | yes (backoff, budget) | yes        |
-| provider rejected our key (401/403)        | failure | no                     | yes        |
-| provider 429                               | neutral | if retry-after fits    | yes        |
-| circuit open                               | -       | no                     | yes        |
-| caller's deadline spent                    | neutral | no: DEADLINE_EXCEEDED  | no         |
-| caller cancelled                           | neutral | no                     | no         |
-| the caller's fault (400, 404, filtered)    | neutral | no                     | no         |
+even when its timer goes off a hair early. What a failed try leads to (its breaker, its attempt,
+another try here or on the next route, the caller's error) is the outcome table's to say
+(`gateway.pipeline.outcomes`).
 
 Every try, skipped ones included, is recorded as an `Attempt` for the response.
 """
@@ -24,26 +16,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias, TypeVar
+from typing import Final, NoReturn, TypeVar
 
 from opentelemetry.trace import Span, SpanKind, StatusCode, get_current_span
 
-from gateway.errors import (
-    DeadlineExceededError,
-    GatewayError,
-    ServiceUnavailableError,
-    UpstreamAuthError,
-    UpstreamRateLimitedError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
-from gateway.v1 import gateway_pb2 as pb
+from gateway.errors import DeadlineExceededError
+from gateway.pipeline.outcomes import Judged, Retry, judge
+from gateway.pipeline.types import Attempt, AttemptOutcome
 from metrics import FALLBACKS, RETRIES, UPSTREAM_ATTEMPTS, UPSTREAM_LATENCY, labeled
 from metrics.tracing import GEN_AI_SYSTEMS, inject_headers, tracer
-from providers.base import ChatChunk, ChatRequest, ChatResponse, Usage
+from providers.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
 from providers.registry import Route
+from providers.types import ChatRequest, Completion, Meta, StreamEvent, Usage
 from resilience.breaker import CircuitBreaker, CircuitOpenError, Permit
 from resilience.deadlines import Cut, cut
 from resilience.retry import Backoff, RetryBudget
@@ -51,10 +37,9 @@ from resilience.retry import Backoff, RetryBudget
 log = logging.getLogger("gateway.dispatch")
 
 T = TypeVar("T")
-Outcome: TypeAlias = "pb.AttemptOutcome.ValueType"
-#: `AttemptOutcome` names by value, looked up once rather than through the enum per try.
-OUTCOME_NAMES: Mapping[int, str] = {
-    value: pb.AttemptOutcome.Name(value) for value in pb.AttemptOutcome.values()
+#: The `outcome` label of the attempt metrics (and the span attribute): the API's enum names.
+OUTCOME_LABELS: Final[Mapping[AttemptOutcome, str]] = {
+    outcome: f"ATTEMPT_OUTCOME_{outcome.name}" for outcome in AttemptOutcome
 }
 ChatFor = Callable[["Try", float], ChatRequest]
 
@@ -84,7 +69,7 @@ class Try:
 class Trace:
     """The tries of one call, in order, each with a child span of the request's span."""
 
-    attempts: list[pb.Attempt] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
 
     def begin(self, route: Route) -> Try:
         """Start a try on `route` (and its span, a child of the current one)."""
@@ -105,8 +90,8 @@ class Trace:
     def end(
         self,
         attempt: Try,
-        outcome: Outcome,
-        error: BaseException | None = None,
+        outcome: AttemptOutcome,
+        failure: Judged | None = None,
         *,
         model: str = "",
         usage: Usage | None = None,
@@ -115,37 +100,37 @@ class Trace:
         """Finish a try: add it to `attempts`, close its span, count it."""
         route, span = attempt.route, attempt.span
         elapsed = time.perf_counter() - attempt.started
-        record = pb.Attempt(provider=route.provider.name, model=route.model, outcome=outcome)
-        record.latency.FromNanoseconds(int(elapsed * 1e9))
-        outcome_name = OUTCOME_NAMES[outcome]
-        if isinstance(error, GatewayError):
-            record.error_code = error.code_name
+        error = failure.error if failure is not None else None
+        code = error.code_name if error is not None else ""
+        self.attempts.append(Attempt(route.provider.name, route.model, outcome, elapsed, code))
+        label = OUTCOME_LABELS[outcome]
         if span.is_recording():  # the no-op tracer's spans record nothing: skip the attributes
-            _describe_try(span, outcome_name, error, model, usage, finish_reason)
+            cause = failure.cause if error is not None and failure is not None else None
+            _describe_try(span, label, cause, code, model, usage, finish_reason)
         span.end()
-        self.attempts.append(record)
-        labeled(UPSTREAM_ATTEMPTS, route.provider.name, outcome_name).inc()
-        if outcome != pb.ATTEMPT_OUTCOME_CIRCUIT_OPEN:  # a skipped try took no time upstream
+        labeled(UPSTREAM_ATTEMPTS, route.provider.name, label).inc()
+        if outcome is not AttemptOutcome.CIRCUIT_OPEN:  # a skipped try took no time upstream
             labeled(UPSTREAM_LATENCY, route.provider.name).observe(elapsed)
 
-    def skip(self, route: Route, outcome: Outcome) -> None:
+    def skip(self, route: Route) -> None:
         """A try not made (its circuit was open)."""
-        self.end(self.begin(route), outcome)
+        self.end(self.begin(route), AttemptOutcome.CIRCUIT_OPEN)
 
 
 def _describe_try(
     span: Span,
-    outcome_name: str,
-    error: BaseException | None,
+    outcome_label: str,
+    cause: BaseException | None,
+    code: str,
     model: str,
     usage: Usage | None,
     finish_reason: str,
 ) -> None:
     """A finished try's outcome, error, model, finish reason and usage on its span."""
-    span.set_attribute("gateway.outcome", outcome_name)
-    if isinstance(error, GatewayError):
-        span.set_status(StatusCode.ERROR, error.code_name)
-        span.set_attribute("error.type", type(error).__name__)
+    span.set_attribute("gateway.outcome", outcome_label)
+    if cause is not None:
+        span.set_status(StatusCode.ERROR, code)
+        span.set_attribute("error.type", type(cause).__name__)
     if model:
         span.set_attribute("gen_ai.response.model", model)
     if finish_reason:
@@ -157,11 +142,15 @@ def _describe_try(
 
 @dataclass(slots=True)
 class OpenStream:
-    """A stream whose first chunk has arrived: the caller relays it, then the rest."""
+    """A stream whose first content event has arrived: the caller relays it, then the rest.
+
+    `head` is what the `Meta`s before it said (the vendor's id and model, so far).
+    """
 
     route: Route
-    first: ChatChunk
-    chunks: AsyncGenerator[ChatChunk, None]
+    head: Meta
+    first: StreamEvent
+    events: AsyncGenerator[StreamEvent, None]
     breaker: CircuitBreaker
     permit: Permit
     attempt: Try
@@ -184,11 +173,11 @@ class Dispatcher:
         self._per_try_timeout = per_try_timeout
 
     async def complete(
-        self, plan: list[Step], chat_for: ChatFor, deadline: float, trace: Trace
-    ) -> tuple[Route, ChatResponse]:
+        self, plan: Sequence[Step], chat_for: ChatFor, deadline: float, trace: Trace
+    ) -> tuple[Route, Completion]:
         """The first whole answer the plan gets, or the error that ended it."""
 
-        async def attempt(current: Try, try_deadline: float) -> ChatResponse:
+        async def attempt(current: Try, try_deadline: float) -> Completion:
             async with asyncio.timeout_at(try_deadline):
                 return await current.route.provider.complete(chat_for(current, try_deadline))
 
@@ -196,7 +185,7 @@ class Dispatcher:
         self._breakers(current.route.provider.name).succeeded(permit)
         trace.end(
             current,
-            pb.ATTEMPT_OUTCOME_SUCCESS,
+            AttemptOutcome.SUCCESS,
             model=answer.model,
             usage=answer.usage,
             finish_reason=answer.finish_reason,
@@ -204,21 +193,29 @@ class Dispatcher:
         return current.route, answer
 
     async def open_stream(
-        self, plan: list[Step], chat_for: ChatFor, deadline: float, trace: Trace
+        self, plan: Sequence[Step], chat_for: ChatFor, deadline: float, trace: Trace
     ) -> OpenStream:
-        """A stream that has produced its first chunk; tries before that may be retried."""
+        """A stream that has produced its first content event; tries before it may be retried.
+
+        `Meta`s before that event are gathered into the stream's head: a stream that said who
+        it is and then failed is retried like one that said nothing.
+        """
 
         async def attempt(current: Try, try_deadline: float) -> OpenStream:
             route = current.route
-            chunks = route.provider.stream(chat_for(current, deadline))
+            events = route.provider.stream(chat_for(current, deadline))
+            head = _NO_META
             try:
                 async with asyncio.timeout_at(try_deadline):
-                    first = await anext(chunks)
+                    first = await anext(events)
+                    while isinstance(first, Meta):
+                        head = first if head is _NO_META else _merged(head, first)
+                        first = await anext(events)
             except BaseException:
-                await chunks.aclose()
+                await events.aclose()
                 raise
             breaker = self._breakers(route.provider.name)
-            return OpenStream(route, first, chunks, breaker, Permit(False), current)
+            return OpenStream(route, head, first, events, breaker, Permit(False), current)
 
         # The stream's try ends with the stream (the caller records it): it may still break.
         _, opened, permit = await self._run(plan, attempt, deadline, trace)
@@ -227,13 +224,13 @@ class Dispatcher:
 
     async def _run(
         self,
-        plan: list[Step],
+        plan: Sequence[Step],
         attempt: Callable[[Try, float], Awaitable[T]],
         deadline: float,
         trace: Trace,
     ) -> tuple[Try, T, Permit]:
         self._budget.record_request()
-        last: GatewayError | None = None
+        last: Judged | None = None
         for index, step in enumerate(plan):
             if index:
                 labeled(FALLBACKS, step.route.provider.name).inc()
@@ -245,11 +242,8 @@ class Dispatcher:
                 try:
                     permit = breaker.admit()
                 except CircuitOpenError as exc:
-                    trace.skip(step.route, pb.ATTEMPT_OUTCOME_CIRCUIT_OPEN)
-                    last = ServiceUnavailableError(
-                        f"provider {exc.deployment!r} is failing; its circuit is open",
-                        retry_after=exc.retry_after,
-                    )
+                    trace.skip(step.route)
+                    last = judge(exc)
                     break
                 current = trace.begin(step.route)
                 bound = cut(_now() + self._per_try_timeout, deadline)
@@ -259,12 +253,12 @@ class Dispatcher:
                     last = self._failed(current, breaker, permit, exc, bound, trace)
                 else:
                     return current, result, permit
-                if not _falls_back(last):
-                    raise last
+                if not last.rule.fall_back:
+                    _raise(last)
                 if retry == step.retries or not await self._wait_to_retry(last, retry, deadline):
                     break
         assert last is not None, "a plan has at least one step"
-        raise last
+        _raise(last)
 
     def _failed(
         self,
@@ -274,78 +268,70 @@ class Dispatcher:
         exc: BaseException,
         bound: Cut,
         trace: Trace,
-    ) -> GatewayError:
-        """Account a failed try cut at `bound`; return the error it stands for.
-
-        A cancellation is re-raised; so is the caller's deadline, as `DeadlineExceededError`.
-        """
-        route = current.route
-        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            breaker.released(permit)
-            trace.end(current, pb.ATTEMPT_OUTCOME_CANCELLED)
-            raise exc
-        name = route.provider.name
+    ) -> Judged:
+        """Judge a failed try cut at `bound`, settle its breaker and record it."""
+        name = current.route.provider.name
         if isinstance(exc, TimeoutError | UpstreamTimeoutError):
             # Every timeout of a try is one of its bounds running out (the adapter's own time
             # limit is the same bound); a vendor's 504 is an `UpstreamUnavailableError`.
             if bound.is_callers(_now()):
-                breaker.released(permit)  # the caller's deadline, not the provider's health
-                error: GatewayError = DeadlineExceededError(
+                exc = DeadlineExceededError(
                     f"deadline exceeded while waiting for provider {name!r}"
                 )
-                trace.end(current, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
-                raise error from exc
-            error = UpstreamTimeoutError(f"provider {name!r} timed out", provider=name)
-            breaker.failed(permit, error)
-            trace.end(current, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
-            return error
-        if not isinstance(exc, GatewayError):
+            else:
+                exc = UpstreamTimeoutError(f"provider {name!r} timed out", provider=name)
+        elif not isinstance(exc, UpstreamError | asyncio.CancelledError | GeneratorExit):
             log.exception("provider %r raised an unexpected error", name)
             exc = UpstreamUnavailableError(f"provider {name!r} failed unexpectedly", provider=name)
-        if isinstance(exc, UpstreamRateLimitedError):
-            breaker.released(permit)
-            trace.end(current, pb.ATTEMPT_OUTCOME_RATE_LIMITED, exc)
-        elif isinstance(exc, UpstreamUnavailableError | UpstreamAuthError):
-            breaker.failed(permit, exc)
-            trace.end(current, pb.ATTEMPT_OUTCOME_ERROR, exc)
-        else:
-            breaker.released(permit)
-            trace.end(current, pb.ATTEMPT_OUTCOME_ERROR, exc)
-        log.warning(
-            "provider call failed",
-            extra={"provider": name, "error": type(exc).__name__, "code": exc.code_name},
-        )
-        return exc
+        judged = judge(exc)
+        judged.settle(breaker, permit)
+        trace.end(current, judged.rule.outcome, judged)
+        if isinstance(exc, UpstreamError) and not isinstance(exc, UpstreamTimeoutError):
+            log.warning(
+                "provider call failed",
+                extra={
+                    "provider": name,
+                    "error": type(exc).__name__,
+                    "code": judged.rule.code.name,
+                },
+            )
+        return judged
 
-    async def _wait_to_retry(self, error: GatewayError, retry: int, deadline: float) -> bool:
+    async def _wait_to_retry(self, failed: Judged, retry: int, deadline: float) -> bool:
         """Sleep before retrying the same route; False when it should not be retried."""
-        if isinstance(error, UpstreamAuthError | ServiceUnavailableError):
+        how = failed.rule.retry
+        if how is Retry.NO:
             return False
-        if isinstance(error, UpstreamRateLimitedError):
-            if error.retry_after is None:
+        if how is Retry.RETRY_AFTER:
+            if failed.retry_after is None:
                 return False
-            delay = error.retry_after
+            delay = failed.retry_after
         else:
             delay = self._backoff.delay(retry)
         if _now() + delay >= deadline or not self._budget.try_spend():
             return False
-        labeled(RETRIES, type(error).__name__).inc()
+        labeled(RETRIES, type(failed.cause).__name__).inc()
         get_current_span().add_event(
-            "retry", {"after_error": error.code_name, "delay_seconds": round(delay, 3)}
+            "retry", {"after_error": failed.rule.code.name, "delay_seconds": round(delay, 3)}
         )
         await asyncio.sleep(delay)
         return True
 
 
-def _falls_back(error: GatewayError) -> bool:
-    """Whether another try (here or on the next route) may answer where this one failed."""
-    return isinstance(
-        error,
-        UpstreamUnavailableError
-        | UpstreamAuthError
-        | UpstreamRateLimitedError
-        | ServiceUnavailableError,
-    )
+def _raise(failed: Judged) -> NoReturn:
+    """End the call with what the caller is told of `failed` (a cancellation as it is)."""
+    raised = failed.raised
+    if raised is failed.cause:
+        raise raised
+    raise raised from failed.cause
+
+
+_NO_META = Meta()
+
+
+def _merged(head: Meta, later: Meta) -> Meta:
+    """What two `Meta`s say together: the later one's values where it has them."""
+    return Meta(later.id or head.id, later.model or head.model)
 
 
 def _now() -> float:

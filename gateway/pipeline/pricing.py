@@ -28,8 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from providers.base import ProviderSettings, Usage
-from providers.registry import ADAPTERS
+from providers.base import ProviderSettings
+from providers.registry import ADAPTERS, Route
+from providers.types import Usage
 
 log = logging.getLogger("gateway.pricing")
 
@@ -213,6 +214,15 @@ class PriceTable:
                 "no price for model; its cost counts as 0 (add it under 'prices:' in the config)",
                 extra={"provider": deployment, "model": model},
             )
+
+
+def cost_of(prices: PriceTable, route: Route, answered_model: str, usage: Usage | None) -> float:
+    """USD for a call's `usage` on `route`, priced by the model that answered, else the one
+    asked for (0 without usage)."""
+    if usage is None:
+        return 0.0
+    models = (answered_model, route.model) if answered_model else (route.model,)
+    return prices.cost(route.provider.name, route.provider.kind, models, usage)
 
 
 def _why_no_list_price(deployment: ProviderSettings) -> str:

@@ -1,11 +1,13 @@
 """Relaying an opened stream to the caller, and accounting a stream that breaks mid-way.
 
-The dispatcher has opened the stream and holds its first chunk; from here each chunk goes to the
-caller as it comes, each wait for the next bounded by the idle timeout and the call's deadline.
-A failure now ends the stream with an error (no retry, no fallback): the relay settles the
-deployment's breaker and the try's trace, and says what the caller sees. A stream cut by the
-caller's deadline (the watchdog's, or the upstream request's own time limit, which is the same
-deadline) is the caller's outcome, DEADLINE_EXCEEDED, and never counts against the provider.
+The dispatcher has opened the stream and holds its first content event; from here each event
+goes to the caller as it comes, each wait for the next bounded by the idle timeout and the call's
+deadline. A `CompletionBuilder` folds the events into the answer that is accounted and cached.
+A failure now ends the stream with an error (no retry, no fallback): the outcome table
+(`gateway.pipeline.outcomes`) settles the deployment's breaker and the try's attempt and says
+what the caller sees, as it does before the first event. A stream cut by the caller's deadline
+(the watchdog's, or the upstream request's own time limit, which is the same deadline) is the
+caller's outcome, DEADLINE_EXCEEDED, and never counts against the provider.
 """
 
 from __future__ import annotations
@@ -15,22 +17,18 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import replace
 
-from gateway.errors import (
-    DeadlineExceededError,
-    GatewayError,
-    StreamInterruptedError,
-    UpstreamAuthError,
-    UpstreamUnavailableError,
-)
+from gateway.errors import DeadlineExceededError
 from gateway.pipeline.caching import CallCache
-from gateway.pipeline.call import Call
+from gateway.pipeline.call import Call, PreparedCall, Served
 from gateway.pipeline.dispatch import OpenStream
-from gateway.pipeline.pricing import PriceTable
-from gateway.transports.proto_convert import answer_cost, usage_message
-from gateway.v1 import gateway_pb2 as pb
+from gateway.pipeline.outcomes import Failure, judge
+from gateway.pipeline.pricing import PriceTable, cost_of
+from gateway.pipeline.types import Answer, AttemptOutcome, Done, StreamHead, StreamItem
 from metrics import TIME_TO_FIRST_TOKEN, labeled
-from providers.base import ChatChunk
+from providers.errors import StreamInterruptedError, UpstreamError
+from providers.types import CompletionBuilder, Finish, Meta, TextDelta
 from resilience.deadlines import spent
 from resilience.watchdog import StreamWatchdog
 
@@ -47,39 +45,50 @@ class StreamRelay:
         self._cache = cache
 
     async def relay(
-        self, call: Call, opened: OpenStream
-    ) -> AsyncGenerator[pb.StreamCompleteResponse, None]:
-        """Pass an opened stream on; each wait for the next chunk is bounded by the idle timeout."""
+        self, call: Call, prepared: PreparedCall, opened: OpenStream
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Pass an opened stream on: its head, its events, then `Done` with the whole answer.
+
+        Each wait for the next event is bounded by the idle timeout and the call's deadline.
+        """
         provider = opened.route.provider.name
-        chunk: ChatChunk | None = opened.first
-        completion_id = model = ""
-        deltas: list[str] = []
-        watchdog = StreamWatchdog(idle=self._idle_timeout, deadline=call.deadline)
+        built = CompletionBuilder(opened.head.id, opened.head.model)
+        event = opened.first
+        texts = 0
+        watchdog = StreamWatchdog(idle=self._idle_timeout, deadline=prepared.deadline)
         try:
-            async with aclosing(opened.chunks) as chunks:
+            async with aclosing(opened.events) as events:
+                yield StreamHead(built.id, built.model, provider)
                 while True:
-                    if chunk is None:
+                    if type(event) is TextDelta:
+                        if not texts:
+                            labeled(TIME_TO_FIRST_TOKEN, provider).observe(
+                                time.perf_counter() - prepared.start.clock
+                            )
+                        texts += 1
+                        built.events.append(event)
+                        yield event
+                    elif isinstance(event, Meta):
+                        said = built.id, built.model
+                        built.feed(event)
+                        if (built.id, built.model) != said:
+                            yield StreamHead(built.id, built.model, provider)
+                    else:
+                        built.feed(event)
+                        if type(event) is Finish:
+                            break
+                        yield event
+                    # The watchdog bounds each wait, never a yield (see resilience.watchdog).
+                    with watchdog:
+                        next_event = await anext(events, None)
+                    if next_event is None:
                         raise StreamInterruptedError(
                             f"provider {provider!r} ended the stream without a finish reason",
                             provider=provider,
                         )
-                    completion_id, model = chunk.id or completion_id, chunk.model or model
-                    if chunk.finish_reason is not None:
-                        break
-                    if chunk.delta:
-                        if not deltas:
-                            labeled(TIME_TO_FIRST_TOKEN, provider).observe(
-                                time.perf_counter() - call.started
-                            )
-                        deltas.append(chunk.delta)
-                        yield pb.StreamCompleteResponse(
-                            id=completion_id, model=model, provider=provider, delta=chunk.delta
-                        )
-                    # The watchdog bounds each wait, never a yield (see resilience.watchdog).
-                    with watchdog:
-                        chunk = await anext(chunks, None)
+                    event = next_event
         except BaseException as exc:
-            error = self._failed(call, opened, exc, watchdog)
+            error = self._failed(prepared, opened, exc, watchdog)
             if error is exc:
                 raise
             raise error from exc
@@ -87,95 +96,76 @@ class StreamRelay:
             watchdog.close()
         # Accounted and remembered before the last yield: a consumer may stop right after it
         # and never resume us.
-        yield self._finished(call, opened, chunk, completion_id, model, deltas)
+        yield Done(self._finished(call, prepared, opened, built))
 
     def _finished(
-        self,
-        call: Call,
-        opened: OpenStream,
-        chunk: ChatChunk,
-        completion_id: str,
-        model: str,
-        deltas: list[str],
-    ) -> pb.StreamCompleteResponse:
-        """Account a stream that finished and remember its answer; return its last message."""
+        self, call: Call, prepared: PreparedCall, opened: OpenStream, built: CompletionBuilder
+    ) -> Answer:
+        """Account a stream that finished and remember its answer."""
+        completion = built.build()
+        if not completion.finish_reason:
+            completion = replace(completion, finish_reason="stop")
+        usage = built.usage  # None when the vendor did not report it
         opened.breaker.succeeded(opened.permit)
-        call.trace.end(
+        prepared.trace.end(
             opened.attempt,
-            pb.ATTEMPT_OUTCOME_SUCCESS,
-            model=model,
-            usage=chunk.usage,
-            finish_reason=chunk.finish_reason or "stop",
+            AttemptOutcome.SUCCESS,
+            model=completion.model,
+            usage=usage,
+            finish_reason=completion.finish_reason,
         )
-        call.usage = chunk.usage
-        final = pb.StreamCompleteResponse(
-            id=completion_id,
-            model=model,
-            provider=opened.route.provider.name,
-            finish_reason=chunk.finish_reason or "stop",
-            usage=usage_message(chunk.usage),
-            cost_usd=answer_cost(self._prices, opened.route, model, chunk.usage),
-            attempts=call.trace.attempts,
+        cost = cost_of(self._prices, opened.route, completion.model, usage)
+        call.served = Served(usage, cost)
+        answer = Answer(
+            completion,
+            opened.route.provider.name,
+            cost,
+            attempts=tuple(prepared.trace.attempts),
+            usage_reported=usage is not None,
         )
-        call.cost_usd = final.cost_usd
-        self._cache.remember(
-            call,
-            completion_id,
-            model,
-            "".join(deltas),
-            final.finish_reason,
-            chunk.usage,
-            final.cost_usd,
-            tuple(deltas),
-        )
-        return final
+        self._cache.remember(call, prepared, opened.route, answer, tuple(built.events))
+        return answer
 
     def _failed(
-        self, call: Call, opened: OpenStream, exc: BaseException, watchdog: StreamWatchdog
+        self,
+        prepared: PreparedCall,
+        opened: OpenStream,
+        exc: BaseException,
+        watchdog: StreamWatchdog,
     ) -> BaseException:
-        """Account a stream that broke after its first chunk; return what the caller sees."""
-        route, breaker, permit, attempt = (
-            opened.route,
-            opened.breaker,
-            opened.permit,
-            opened.attempt,
-        )
-        provider = route.provider.name
-        if isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            breaker.released(permit)
-            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_CANCELLED)
-            return exc
-        now = asyncio.get_running_loop().time()
-        expired = watchdog.expired if isinstance(exc, TimeoutError) else None
-        if (expired is not None and expired.callers) or spent(call.deadline, now):
-            # The caller's time is up: what broke the stream now (the upstream request's own
-            # time limit is that same deadline) is the caller's outcome.
-            breaker.released(permit)
-            error: GatewayError = DeadlineExceededError(
-                f"deadline exceeded while streaming from provider {provider!r}"
+        """Judge a stream that broke after its first event; return what the caller sees."""
+        provider = opened.route.provider.name
+        failure = None
+        if not isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            now = asyncio.get_running_loop().time()
+            expired = watchdog.expired if isinstance(exc, TimeoutError) else None
+            if (expired is not None and expired.callers) or spent(prepared.deadline, now):
+                # The caller's time is up: what broke the stream now (the upstream request's own
+                # time limit is that same deadline) is the caller's outcome.
+                exc = DeadlineExceededError(
+                    f"deadline exceeded while streaming from provider {provider!r}"
+                )
+            elif isinstance(exc, TimeoutError):
+                exc = StreamInterruptedError(
+                    f"provider {provider!r} sent nothing for {self._idle_timeout:g}s mid-stream",
+                    provider=provider,
+                )
+                failure = Failure.TIMED_OUT
+            elif not isinstance(exc, UpstreamError):
+                log.exception("provider %r raised an unexpected error mid-stream", provider)
+                exc = StreamInterruptedError(
+                    f"provider {provider!r} failed mid-stream", provider=provider
+                )
+        judged = judge(exc, failure)
+        judged.settle(opened.breaker, opened.permit)
+        prepared.trace.end(opened.attempt, judged.rule.outcome, judged)
+        if isinstance(exc, UpstreamError) and failure is None:
+            log.warning(
+                "stream broke after it started",
+                extra={
+                    "provider": provider,
+                    "error": type(exc).__name__,
+                    "code": judged.rule.code.name,
+                },
             )
-            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
-            return error
-        if isinstance(exc, TimeoutError):
-            error = StreamInterruptedError(
-                f"provider {provider!r} sent nothing for {self._idle_timeout:g}s mid-stream",
-                provider=provider,
-            )
-            breaker.failed(permit, error)
-            call.trace.end(attempt, pb.ATTEMPT_OUTCOME_TIMEOUT, error)
-            return error
-        if not isinstance(exc, GatewayError):
-            log.exception("provider %r raised an unexpected error mid-stream", provider)
-            exc = StreamInterruptedError(
-                f"provider {provider!r} failed mid-stream", provider=provider
-            )
-        if isinstance(exc, UpstreamUnavailableError | UpstreamAuthError):
-            breaker.failed(permit, exc)
-        else:
-            breaker.released(permit)
-        call.trace.end(attempt, pb.ATTEMPT_OUTCOME_ERROR, exc)
-        log.warning(
-            "stream broke after it started",
-            extra={"provider": provider, "error": type(exc).__name__, "code": exc.code_name},
-        )
-        return exc
+        return judged.raised

@@ -1,4 +1,4 @@
-"""The gateway's one core: both transports hand it request messages and render what it returns.
+"""The gateway's one core: the transports hand it `CompletionRequest`s and render what it returns.
 
 A call goes: drain check → authentication → validation → routing (the plan: the model's route
 and its fallbacks) → admission (bounded, prioritised) → the retry/fallback loop through each
@@ -6,9 +6,10 @@ deployment's circuit breaker → provider, all bounded by the caller's deadline.
 only `GatewayError`s (or lets `asyncio.CancelledError` through when the caller goes away, which
 aborts the upstream request with it).
 
-The core runs that sequence; beside it are the pieces it hands a call to: `gateway.caching`
-(lookup, coalescing and storing answers), `gateway.relay` (a stream once its first chunk is in)
-and `gateway.accounting` (metrics, quota settlement, the ledger row and the log line at the end).
+The core runs that sequence; beside it are the pieces it hands a call to: `caching` (lookup,
+coalescing and storing answers), `relay` (a stream once its first event is in) and
+`accounting` (metrics, quota settlement, the ledger row and the log line at the end). It speaks
+only the pipeline's values (`gateway.pipeline.types`): no transport's format reaches it.
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 
 import orjson
 from opentelemetry.trace import get_current_span
 
+from cache.answers import CachedAnswer
 from cache.layer import ResponseCache
 from gateway.errors import (
+    Code,
     DeadlineExceededError,
     GatewayError,
     InvalidArgumentError,
     ModelNotFoundError,
-    RequestCancelledError,
     ServiceUnavailableError,
 )
 from gateway.pipeline.accounting import CallAccounting
@@ -37,24 +40,26 @@ from gateway.pipeline.accounting import (
     UsageSink as UsageSink,  # re-exported: the assembly names it here
 )
 from gateway.pipeline.caching import CallCache
-from gateway.pipeline.call import Call
-from gateway.pipeline.dispatch import Dispatcher, Step
+from gateway.pipeline.call import Call, CallContext, CallStart, PreparedCall, Served
+from gateway.pipeline.dispatch import Dispatcher, Step, Trace
 from gateway.pipeline.drain import CallsInFlight
-from gateway.pipeline.pricing import PriceTable
+from gateway.pipeline.ids import new_id
+from gateway.pipeline.pricing import PriceTable, cost_of
 from gateway.pipeline.relay import StreamRelay
 from gateway.pipeline.status import status_entries
-from gateway.pipeline.validation import (
-    CompletionMessage,
-    CompletionParams,
-    parse_params,
-    parse_timeout_header,
+from gateway.pipeline.types import (
+    Answer,
+    CompletionRequest,
+    DeploymentStatus,
+    Done,
+    StreamHead,
+    StreamItem,
 )
+from gateway.pipeline.validation import parse_timeout_header, validate
 from gateway.tenancy.auth import Authenticator, Identity
 from gateway.tenancy.quotas import Quotas
-from gateway.transports.proto_convert import answer_cost, cached_response, replay, usage_message
-from gateway.v1 import gateway_pb2 as pb
 from metrics import ADMISSION_REJECTED
-from providers.base import ChatResponse
+from providers.errors import UnknownModelError
 from providers.registry import ProviderRegistry
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
 from resilience.breaker import Breakers
@@ -77,24 +82,7 @@ class CallPolicy:
     trace_content: bool = False
 
 
-@dataclass(slots=True)
-class CallContext:
-    """What a transport knows about a call besides its request message."""
-
-    transport: str
-    request_id: str
-    authorization: str | None = None
-    #: The `x-provider` header: pins the call to one deployment unless the body pins one.
-    provider_pin: str | None = None
-    #: Absolute deadline on the event loop's clock (`loop.time()`): the gRPC deadline.
-    deadline: float | None = None
-    #: The `x-request-timeout` header or metadata, as sent ("1.5", "1.5s", "1500ms").
-    timeout_header: str | None = None
-    #: The caller, when the transport has authenticated it already (before reading the body).
-    identity: Identity | None = None
-
-
-class GatewayService:
+class CompletionService:
     """Serves Complete, StreamComplete and ProviderStatus for every transport."""
 
     def __init__(
@@ -146,35 +134,28 @@ class GatewayService:
         """The caller behind `authorization` (`UnauthenticatedError` when it does not hold)."""
         return await self._auth.authenticate(authorization)
 
-    async def complete(self, request: pb.CompleteRequest, ctx: CallContext) -> pb.CompleteResponse:
+    async def complete(self, request: CompletionRequest, ctx: CallContext) -> Answer:
         """Answer one whole completion."""
         call = self._start("Complete", ctx)
         try:
-            await self._prepare(call, request)
-            await self._accounting.charge(call)
-            hit = await self._cache.lookup(call)
+            prepared = call.prepared = await self._prepare(call.start, request)
+            await self._accounting.charge(call, prepared)
+            hit = await self._cache.lookup(call, prepared)
             if hit is not None:
-                return cached_response(hit)
-            async with self._admitted(call):
-                route, answer = await self._dispatch.complete(
-                    call.plan, call.chat_for, call.deadline, call.trace
+                return self._served_from_cache(call, prepared, hit)
+            async with self._admitted(prepared):
+                route, completion = await self._dispatch.complete(
+                    prepared.plan, prepared.chat_for, prepared.deadline, prepared.trace
                 )
-            call.route, call.usage = route, answer.usage
-            response = self._complete_response(call, answer)
-            call.cost_usd = response.cost_usd
+            call.route = route
+            cost = cost_of(self._prices, route, completion.model, completion.usage)
+            call.served = Served(completion.usage, cost)
             if self._policy.trace_content:
-                _record_content(call, answer.content)
-            self._cache.remember(
-                call,
-                answer.id,
-                answer.model,
-                answer.content,
-                answer.finish_reason,
-                answer.usage,
-                response.cost_usd,
-                None,
-            )
-            return response
+                _record_content(prepared, completion.content)
+            attempts = tuple(prepared.trace.attempts)
+            answer = Answer(completion, route.provider.name, cost, attempts=attempts)
+            self._cache.remember(call, prepared, route, answer)
+            return answer
         except BaseException as exc:
             cut = self._in_flight.cut_error(exc)
             call.code = _code_of(cut or exc, call)
@@ -185,29 +166,32 @@ class GatewayService:
             self._finish(call)
 
     async def stream_complete(
-        self, request: pb.StreamCompleteRequest, ctx: CallContext
-    ) -> AsyncGenerator[pb.StreamCompleteResponse, None]:
-        """Yield a completion as it is generated; the last message has finish reason and usage.
+        self, request: CompletionRequest, ctx: CallContext
+    ) -> AsyncGenerator[StreamItem, None]:
+        """Yield a completion as it is generated: a head, its events, then `Done`.
 
-        Tries before the first chunk may be retried or fall back; once a chunk has gone to the
+        Tries before the first event may be retried or fall back; once an event has gone to the
         caller, a failure ends the stream with an error (no retry, no fallback).
         """
         call = self._start("StreamComplete", ctx)
         try:
-            await self._prepare(call, request)
-            await self._accounting.charge(call)
-            hit = await self._cache.lookup(call)
+            prepared = call.prepared = await self._prepare(call.start, request)
+            await self._accounting.charge(call, prepared)
+            hit = await self._cache.lookup(call, prepared)
             if hit is not None:
-                for message in replay(hit):
-                    yield message
+                answer = self._served_from_cache(call, prepared, hit)
+                yield StreamHead(answer.completion.id, answer.completion.model, hit.provider, True)
+                for event in hit.replay():
+                    yield event
+                yield Done(answer)
                 return
-            async with self._admitted(call):
+            async with self._admitted(prepared):
                 opened = await self._dispatch.open_stream(
-                    call.plan, call.chat_for, call.deadline, call.trace
+                    prepared.plan, prepared.chat_for, prepared.deadline, prepared.trace
                 )
                 call.route = opened.route
-                async for message in self._relay.relay(call, opened):
-                    yield message
+                async for item in self._relay.relay(call, prepared, opened):
+                    yield item
         except BaseException as exc:
             cut = self._in_flight.cut_error(exc)
             call.code = _code_of(cut or exc, call)
@@ -217,56 +201,66 @@ class GatewayService:
         finally:
             self._finish(call)
 
-    async def provider_status(
-        self, request: pb.ProviderStatusRequest, ctx: CallContext
-    ) -> pb.ProviderStatusResponse:
-        """Report every deployment (or the one asked for)."""
+    async def provider_status(self, provider: str, ctx: CallContext) -> list[DeploymentStatus]:
+        """Report every deployment (or only `provider`, when it is not "")."""
         call = self._start("ProviderStatus", ctx)
         try:
             await self._auth.authenticate(ctx.authorization)
-            providers = status_entries(self._registry, self._breakers, self._prices)
-            if request.provider:
-                providers = [p for p in providers if p.name == request.provider]
-                if not providers:
+            entries = status_entries(self._registry, self._breakers, self._prices)
+            if provider:
+                entries = [e for e in entries if e.name == provider]
+                if not entries:
                     known = ", ".join(d.settings.name for d in self._registry.deployments)
                     raise ModelNotFoundError(
-                        f"unknown provider {request.provider!r}; known providers: {known}"
+                        f"unknown provider {provider!r}; known providers: {known}"
                     )
-            return pb.ProviderStatusResponse(providers=providers)
+            return entries
         except BaseException as exc:
             call.code = _code_of(exc, call)
             raise
         finally:
             self._finish(call)
 
-    async def _prepare(self, call: Call, request: CompletionMessage) -> None:
+    async def _prepare(self, start: CallStart, request: CompletionRequest) -> PreparedCall:
         """Check the gateway takes calls, authenticate, validate and plan; no provider is called."""
         if self._state != "serving":
             raise ServiceUnavailableError(
                 f"the gateway is {self._state}; retry shortly or on another replica",
                 retry_after=UNAVAILABLE_RETRY_AFTER_SECONDS,
             )
-        ctx = call.context
-        call.identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
-        call.params = params = parse_params(request)
-        call.tenant = call.identity.tenant_for(params.metadata.get("tenant", ""))
-        call.plan = self._plan(params, ctx)
-        call.deadline = self._deadline(ctx, params.timeout)
-        call.cache_key = self._cache.key_for(call)
+        ctx = start.context
+        identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
+        request = validate(request)
+        tenant = identity.tenant_for(request.metadata.get("tenant", ""))
+        plan = self._plan(request, ctx)
+        deadline = self._deadline(ctx, request.timeout)
+        cache_key = self._cache.key_for(tenant, plan, request)
+        return PreparedCall(start, identity, tenant, request, plan, deadline, cache_key, Trace())
 
-    def _plan(self, params: CompletionParams, ctx: CallContext) -> list[Step]:
+    def _served_from_cache(self, call: Call, prepared: PreparedCall, hit: CachedAnswer) -> Answer:
+        """A cache hit: the original answer and usage, no tries, nothing to pay."""
+        call.route = prepared.plan[0].route
+        call.served = Served(hit.completion.usage, 0.0, cached=True)
+        return Answer(hit.completion, hit.provider, 0.0, cached=True)
+
+    def _plan(self, request: CompletionRequest, ctx: CallContext) -> tuple[Step, ...]:
         """The model's route with the primary retries, then each fallback with its own."""
         policy = self._policy
-        primary = self._registry.resolve(params.model, params.provider or ctx.provider_pin)
+        try:
+            primary = self._registry.resolve(
+                request.model, request.routing.provider or ctx.provider_pin
+            )
+        except UnknownModelError as exc:
+            raise ModelNotFoundError(exc.message) from None
         plan = [Step(primary, policy.primary_retries)]
-        fallbacks = params.fallback_models or policy.fallbacks.get(params.model, ())
+        fallbacks = request.routing.fallback_models or policy.fallbacks.get(request.model, ())
         for index, model in enumerate(fallbacks):
             try:
                 route = self._registry.resolve(model)
-            except ModelNotFoundError as exc:
+            except UnknownModelError as exc:
                 raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
             plan.append(Step(route, policy.fallback_retries))
-        return plan
+        return tuple(plan)
 
     def _deadline(self, ctx: CallContext, timeout: float | None) -> float:
         """The earliest of the gRPC deadline, the `timeout` field and `x-request-timeout`."""
@@ -278,26 +272,12 @@ class GatewayService:
             bounds.append(now + parse_timeout_header(ctx.timeout_header))
         return min(bounds)
 
-    def _admitted(self, call: Call) -> _Admitted:
+    def _admitted(self, prepared: PreparedCall) -> _Admitted:
         """Hold one of the gateway's upstream slots (queueing by priority) for the whole call."""
-        priority = int(call.params.priority) if call.params is not None else 0
-        return _Admitted(self._admission.acquire(priority, call.deadline))
-
-    def _complete_response(self, call: Call, answer: ChatResponse) -> pb.CompleteResponse:
-        assert call.route is not None
-        return pb.CompleteResponse(
-            id=answer.id,
-            model=answer.model,
-            provider=call.route.provider.name,
-            content=answer.content,
-            finish_reason=answer.finish_reason,
-            usage=usage_message(answer.usage),
-            cost_usd=answer_cost(self._prices, call.route, answer.model, answer.usage),
-            attempts=call.trace.attempts,
-        )
+        return _Admitted(self._admission.acquire(prepared.request.priority, prepared.deadline))
 
     def _start(self, rpc: str, ctx: CallContext) -> Call:
-        call = Call(rpc=rpc, context=ctx, started=time.perf_counter())
+        call = Call(CallStart(rpc, ctx, time.perf_counter(), datetime.now(UTC), new_id()))
         self._in_flight.enter(call)
         self._accounting.started(call)
         return call
@@ -339,10 +319,9 @@ class _Admitted:
         await self._slot.__aexit__(None, None, None)
 
 
-def _record_content(call: Call, completion: str) -> None:
+def _record_content(prepared: PreparedCall, completion: str) -> None:
     """Prompt and completion as span events (only with GATEWAY_TRACE_CONTENT on)."""
-    assert call.params is not None
-    prompt = orjson.dumps([[m.role, m.content] for m in call.params.messages]).decode()
+    prompt = orjson.dumps([[m.role, m.text] for m in prepared.request.chat.messages]).decode()
     span = get_current_span()
     span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
     span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})
@@ -354,7 +333,8 @@ def _code_of(exc: BaseException, call: Call) -> str:
     if isinstance(exc, asyncio.CancelledError | GeneratorExit):
         # gRPC ends a call at its deadline itself (from when the request arrived, a hair before
         # the core's own timer): a call cancelled once its deadline has come ran out of time.
-        if call.deadline and spent(call.deadline, asyncio.get_running_loop().time()):
-            return str(DeadlineExceededError.grpc_code.name)
-        return str(RequestCancelledError.grpc_code.name)
+        prepared = call.prepared
+        if prepared is not None and spent(prepared.deadline, asyncio.get_running_loop().time()):
+            return Code.DEADLINE_EXCEEDED.name
+        return Code.CANCELLED.name
     return "INTERNAL"

@@ -1,8 +1,8 @@
-"""Validation of completion requests, shared by both transports.
+"""Validation of completion requests, whichever transport they came by.
 
-`parse_params` checks a `CompleteRequest` or `StreamCompleteRequest` (the two share their
-fields) and turns it into `CompletionParams`, plain values the core works with. Every problem
-is an `InvalidArgumentError` whose message starts with the field it is about.
+`validate` checks a `CompletionRequest` and returns it normalised (model names stripped). Every
+problem is an `InvalidArgumentError` whose message starts with the field it is about, named as
+the API names it.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from gateway.errors import InvalidArgumentError
-from gateway.v1 import gateway_pb2 as pb
-from providers.base import ChatMessage, ChatRequest
+from gateway.pipeline.types import CachePolicy, CompletionRequest, Priority, Routing
+from providers.types import ChatRequest, Message, Sampling
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MODEL_CHARS = 256
@@ -26,71 +25,30 @@ MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
 MAX_TIMEOUT_SECONDS = 3600.0
 
-CompletionMessage = pb.CompleteRequest | pb.StreamCompleteRequest
 _DOT_SEGMENTS = frozenset({".", ".."})
-_PRIORITIES = frozenset(pb.Priority.values())
+_PRIORITIES = frozenset(Priority)
 
 
-@dataclass(frozen=True, slots=True)
-class CompletionParams:
-    """A validated completion request."""
-
-    model: str
-    messages: tuple[ChatMessage, ...]
-    temperature: float | None
-    max_tokens: int | None
-    top_p: float | None
-    stop: tuple[str, ...]
-    provider: str
-    fallback_models: tuple[str, ...]
-    metadata: Mapping[str, str]
-    timeout: float | None
-    #: The `Priority` enum value (0 when unset).
-    priority: int = 0
-    #: The request's cache policy: look answers up, store this one, and for how long.
-    cache_lookup: bool = True
-    cache_store: bool = True
-    cache_ttl: float | None = None
-
-    @property
-    def deterministic(self) -> bool:
-        """Only answers to `temperature` 0 are the same every time, so only they are cached."""
-        return self.temperature == 0.0
-
-    def to_chat(
-        self, model: str, *, timeout: float | None, headers: tuple[tuple[str, str], ...]
-    ) -> ChatRequest:
-        """The adapter-facing request for the routed `model`."""
-        return ChatRequest(
-            model=model,
-            messages=self.messages,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            top_p=self.top_p,
-            stop=self.stop,
-            timeout=timeout,
-            headers=headers,
-        )
-
-
-def parse_params(request: CompletionMessage) -> CompletionParams:
-    """Validate `request`; raise `InvalidArgumentError` naming the first bad field."""
+def validate(request: CompletionRequest) -> CompletionRequest:
+    """`request` checked and normalised; `InvalidArgumentError` naming the first bad field."""
     _check_priority(request.priority)
-    return CompletionParams(
-        model=_model(request.model),
-        messages=_messages(request.messages),
-        temperature=_temperature(request),
-        max_tokens=_max_tokens(request),
-        top_p=_top_p(request),
-        stop=_stop(request.stop),
-        provider=request.provider.strip(),
-        fallback_models=_fallback_models(request.fallback_models),
-        metadata=_metadata(request.metadata),
-        timeout=_timeout(request),
-        priority=int(request.priority),
-        cache_lookup=not request.cache.no_cache,
-        cache_store=not request.cache.no_store,
-        cache_ttl=_cache_ttl(request),
+    chat = request.chat
+    model = _model(chat.model)
+    _check_messages(chat.messages)
+    _check_sampling(chat.sampling)
+    routing = request.routing
+    provider, fallbacks = routing.provider.strip(), _fallback_models(routing.fallback_models)
+    _check_metadata(request.metadata)
+    _check_timeout(request.timeout)
+    _check_cache(request.cache)
+    if model != chat.model:
+        chat = ChatRequest(model, chat.messages, chat.sampling, chat.io)
+    if provider != routing.provider or fallbacks != routing.fallback_models:
+        routing = Routing(provider, fallbacks)
+    if chat is request.chat and routing is request.routing:
+        return request
+    return CompletionRequest(
+        chat, routing, request.metadata, request.timeout, request.priority, request.cache
     )
 
 
@@ -122,57 +80,35 @@ def _check_model_name(field: str, model: str) -> None:
         )
 
 
-def _messages(messages: Sequence[pb.Message]) -> tuple[ChatMessage, ...]:
+def _check_messages(messages: Sequence[Message]) -> None:
     if not messages:
         raise InvalidArgumentError("messages: must hold at least one message")
     if len(messages) > MAX_MESSAGES:
         raise InvalidArgumentError(f"messages: more than {MAX_MESSAGES} messages")
-    parsed = []
     for index, message in enumerate(messages):
         if message.role not in ROLES:
             raise InvalidArgumentError(
                 f"messages[{index}].role: must be one of {', '.join(ROLES)}, got {message.role!r}"
             )
-        if not message.content and message.role != "assistant":
+        if not message.parts and not message.tool_calls and message.role != "assistant":
             raise InvalidArgumentError(f"messages[{index}].content: must not be empty")
-        parsed.append(ChatMessage(message.role, message.content))
-    return tuple(parsed)
 
 
-def _temperature(request: CompletionMessage) -> float | None:
-    if not request.HasField("temperature"):
-        return None
-    value = request.temperature
-    if not (math.isfinite(value) and 0.0 <= value <= 2.0):
-        raise InvalidArgumentError(f"temperature: must be between 0 and 2, got {value}")
-    return value
-
-
-def _max_tokens(request: CompletionMessage) -> int | None:
-    if not request.HasField("max_tokens"):
-        return None
-    if request.max_tokens <= 0:
+def _check_sampling(sampling: Sampling) -> None:
+    temperature, top_p = sampling.temperature, sampling.top_p
+    if temperature is not None and not (math.isfinite(temperature) and 0.0 <= temperature <= 2.0):
+        raise InvalidArgumentError(f"temperature: must be between 0 and 2, got {temperature}")
+    if sampling.max_tokens is not None and sampling.max_tokens <= 0:
         raise InvalidArgumentError(
-            f"max_tokens: must be a positive integer, got {request.max_tokens}"
+            f"max_tokens: must be a positive integer, got {sampling.max_tokens}"
         )
-    return request.max_tokens
-
-
-def _top_p(request: CompletionMessage) -> float | None:
-    if not request.HasField("top_p"):
-        return None
-    value = request.top_p
-    if not (math.isfinite(value) and 0.0 < value <= 1.0):
-        raise InvalidArgumentError(f"top_p: must be above 0 and at most 1, got {value}")
-    return value
-
-
-def _stop(stop: Sequence[str]) -> tuple[str, ...]:
+    if top_p is not None and not (math.isfinite(top_p) and 0.0 < top_p <= 1.0):
+        raise InvalidArgumentError(f"top_p: must be above 0 and at most 1, got {top_p}")
+    stop = sampling.stop
     if len(stop) > MAX_STOP_SEQUENCES:
         raise InvalidArgumentError(f"stop: more than {MAX_STOP_SEQUENCES} sequences")
     if any(not s for s in stop):
         raise InvalidArgumentError("stop: sequences must not be empty")
-    return tuple(stop)
 
 
 def _fallback_models(models: Sequence[str]) -> tuple[str, ...]:
@@ -186,7 +122,7 @@ def _fallback_models(models: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def _metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
+def _check_metadata(metadata: Mapping[str, str]) -> None:
     if len(metadata) > MAX_METADATA_ENTRIES:
         raise InvalidArgumentError(f"metadata: more than {MAX_METADATA_ENTRIES} entries")
     for key, value in metadata.items():
@@ -198,27 +134,18 @@ def _metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
             raise InvalidArgumentError(
                 f"metadata.{key}: longer than {MAX_METADATA_VALUE_CHARS} characters"
             )
-    return dict(metadata)
 
 
-def _timeout(request: CompletionMessage) -> float | None:
-    if not request.HasField("timeout"):
-        return None
-    seconds = request.timeout.seconds + request.timeout.nanos / 1e9
-    if not 0.0 < seconds <= MAX_TIMEOUT_SECONDS:
+def _check_timeout(seconds: float | None) -> None:
+    if seconds is not None and not 0.0 < seconds <= MAX_TIMEOUT_SECONDS:
         raise InvalidArgumentError(
             f"timeout: must be above 0s and at most {MAX_TIMEOUT_SECONDS:g}s, got {seconds:g}s"
         )
-    return seconds
 
 
-def _cache_ttl(request: CompletionMessage) -> float | None:
-    if not request.cache.HasField("ttl"):
-        return None
-    seconds = request.cache.ttl.seconds + request.cache.ttl.nanos / 1e9
-    if seconds <= 0:
-        raise InvalidArgumentError(f"cache.ttl: must be above 0s, got {seconds:g}s")
-    return seconds
+def _check_cache(cache: CachePolicy) -> None:
+    if cache.ttl is not None and cache.ttl <= 0:
+        raise InvalidArgumentError(f"cache.ttl: must be above 0s, got {cache.ttl:g}s")
 
 
 def _check_priority(priority: int) -> None:

@@ -1,6 +1,6 @@
 """Assembling the gateway's parts from settings: store, Redis, auth, limits, cache, core.
 
-`Gateway` (server.py) owns the lifetimes; this module only builds.
+`runtime.server.Server` owns the lifetimes; this module only builds.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from gateway.config.settings import Settings, UpstreamSettings
 from gateway.errors import ServiceUnavailableError
 from gateway.pipeline.dispatch import Dispatcher
 from gateway.pipeline.pricing import PriceTable
-from gateway.pipeline.service import CallPolicy, GatewayService, UsageSink
+from gateway.pipeline.service import CallPolicy, CompletionService, UsageSink
 from gateway.runtime.redis import redis_client
 from gateway.runtime.startup import StartupError as StartupError  # re-exported: raised from here
 from gateway.runtime.startup import using_database
@@ -208,7 +208,7 @@ def build_core(
     authenticator: Authenticator | None = None,
     quotas: Quotas | None = None,
     usage: UsageSink | None = None,
-) -> GatewayService:
+) -> CompletionService:
     """The core with its resilience parts (breakers, retries, admission) wired to metrics."""
     breakers = Breakers(
         fail_max=settings.circuit_breaker_fail_max,
@@ -237,7 +237,7 @@ def build_core(
         fallbacks=settings.fallbacks,
         trace_content=settings.trace_content,
     )
-    return GatewayService(
+    return CompletionService(
         registry,
         authenticator or Authenticator(settings.auth_tokens),
         PriceTable(settings.prices, settings.providers),

@@ -1,7 +1,7 @@
-"""The running gateway: one core behind the gRPC server, the JSON shim and the metrics endpoint.
+"""The running server: one core behind the gRPC server, the JSON app and the metrics endpoint.
 
-`Gateway.start()` opens every resource once (the pooled upstream HTTP client, the providers,
-three listeners) and reports ready; `Gateway.stop()` drains: health turns NOT_SERVING, new calls
+`Server.start()` opens every resource once (the pooled upstream HTTP client, the providers,
+three listeners) and reports ready; `Server.stop()` drains: health turns NOT_SERVING, new calls
 are refused, calls in flight get `shutdown_grace_seconds` to finish, then everything closes.
 """
 
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cache.layer import ResponseCache
 from gateway.config.settings import Settings
 from gateway.pipeline.drain import CUT_SECONDS
-from gateway.pipeline.service import GatewayService
+from gateway.pipeline.service import CompletionService
 from gateway.runtime.assembly import (
     build_authenticator,
     build_cache,
@@ -50,8 +50,9 @@ log = logging.getLogger("gateway")
 PENDING_REPORT_SECONDS = 1.0
 
 
-class Gateway:
-    """Starts and stops the whole gateway; the bound ports are known after `start()`.
+class Server:
+    """The gateway's process: its resources and listeners, started and stopped as one; the
+    bound ports are known after `start()`.
 
     As one of several workers (`worker` given) it binds the shared ports with SO_REUSEPORT,
     leaves `/metrics` to the supervisor and tells it when it is ready.
@@ -72,7 +73,7 @@ class Gateway:
         self._redis: Redis | None = None
         self._session: UpstreamClient | None = None
         self._registry: ProviderRegistry | None = None
-        self._core: GatewayService | None = None
+        self._core: CompletionService | None = None
         self._runners: list[web.AppRunner] = []
         self._grpc_server: grpc.aio.Server | None = None
         self._health: health_aio.HealthServicer | None = None
@@ -237,7 +238,7 @@ class Gateway:
 
 async def serve(settings: Settings, worker: WorkerLink | None = None) -> None:
     """Run the gateway until SIGTERM or SIGINT (or, as a worker, its supervisor's exit)."""
-    gateway = Gateway(settings, worker)
+    gateway = Server(settings, worker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

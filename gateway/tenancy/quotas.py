@@ -17,7 +17,7 @@ from gateway.errors import RateLimitedError, ServiceUnavailableError
 from gateway.tenancy.auth import Identity
 from gateway.tenancy.limits import Budgets, Limit, RateLimiter, Reason
 from metrics import RATE_LIMITED, labeled
-from providers.base import ChatMessage
+from providers.types import Message
 
 CHARS_PER_TOKEN = 4
 
@@ -52,7 +52,7 @@ class Quotas:
         self,
         identity: Identity,
         tenant: str,
-        messages: tuple[ChatMessage, ...],
+        messages: tuple[Message, ...],
         max_tokens: int | None,
     ) -> Charge:
         """Charge one request and its estimated tokens, or raise `RateLimitedError` (429)."""
@@ -149,7 +149,7 @@ class Quotas:
         return error
 
 
-def estimate_tokens(messages: tuple[ChatMessage, ...], max_tokens: int | None) -> int:
+def estimate_tokens(messages: tuple[Message, ...], max_tokens: int | None) -> int:
     """A cheap upper-ish estimate of the tokens a call will use."""
-    prompt = sum(len(m.content) for m in messages) // CHARS_PER_TOKEN + 4 * len(messages)
+    prompt = sum(len(m.text) for m in messages) // CHARS_PER_TOKEN + 4 * len(messages)
     return max(1, prompt + (max_tokens or 0))

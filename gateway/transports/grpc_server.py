@@ -1,8 +1,9 @@
 """The gRPC transport: `gateway.v1.GatewayService`, `grpc.health.v1.Health` and reflection.
 
 The servicer only translates: call metadata into a `CallContext`, core errors into gRPC
-statuses (here and nowhere else). The health servicer reports `NOT_SERVING` until the gateway
-is ready and again from the moment it starts draining.
+statuses (here and nowhere else: a `Code` is the `grpc.StatusCode` of the same name). The
+health servicer reports `NOT_SERVING` until the gateway is ready and again from the moment it
+starts draining.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -22,9 +23,10 @@ from opentelemetry import propagate
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
 from gateway.config.settings import DEFAULT_BODY_READ_TIMEOUT_SECONDS, GrpcSettings
-from gateway.errors import GatewayError
+from gateway.errors import Code, GatewayError
+from gateway.pipeline.call import CallContext
 from gateway.pipeline.ids import request_id_from, request_id_var
-from gateway.pipeline.service import CallContext, GatewayService
+from gateway.pipeline.service import CompletionService
 from gateway.tenancy.admin import AdminCore
 from gateway.transports.admin_convert import (
     costs_message,
@@ -35,6 +37,12 @@ from gateway.transports.admin_convert import (
     usage_message,
 )
 from gateway.transports.grpc_requests import Registrar, RequestReader
+from gateway.transports.proto_convert import (
+    StreamMessages,
+    complete_response,
+    completion_request,
+    provider_status_response,
+)
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from metrics.tracing import spans_recorded
@@ -44,12 +52,16 @@ log = logging.getLogger("gateway.grpc")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
 ADMIN_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AdminService"].full_name
 ResponseT = TypeVar("ResponseT")
+#: Each caller error code as a gRPC status: the same name.
+GRPC_STATUS: Final[dict[Code, grpc.StatusCode]] = {
+    code: grpc.StatusCode[code.name] for code in Code
+}
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
     """`GatewayService` over gRPC, backed by the core."""
 
-    def __init__(self, core: GatewayService, admin: AdminCore) -> None:
+    def __init__(self, core: CompletionService, admin: AdminCore) -> None:
         self._core = core
         self._admin = admin
 
@@ -57,16 +69,20 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CompleteResponse:
         """Serve one unary completion."""
-        return await _unary(context, lambda call: self._core.complete(request, call))
+        asked = completion_request(request)
+        return complete_response(await _unary(context, lambda c: self._core.complete(asked, c)))
 
     async def StreamComplete(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.StreamCompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamCompleteResponse]:
         """Serve one streamed completion."""
         call = await _begin(context)
+        messages = StreamMessages()
         try:
-            async for message in self._core.stream_complete(request, call):
-                yield message
+            async for item in self._core.stream_complete(completion_request(request), call):
+                message = messages.message(item)
+                if message is not None:
+                    yield message
         except GatewayError as exc:
             await _abort(context, exc)
         except Exception:
@@ -76,7 +92,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.ProviderStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ProviderStatusResponse:
         """Report provider deployments."""
-        return await _unary(context, lambda call: self._core.provider_status(request, call))
+        entries = await _unary(context, lambda c: self._core.provider_status(request.provider, c))
+        return provider_status_response(entries)
 
     async def GetUsage(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -169,7 +186,7 @@ async def _unary(
 
 
 def create_server(
-    core: GatewayService,
+    core: CompletionService,
     admin: AdminCore,
     *,
     max_message_bytes: int,
@@ -286,7 +303,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: GatewayError)
             ("grpc-retry-pushback-ms", str(round(seconds * 1000))),
             ("retry-after", str(max(1, math.ceil(seconds)))),
         )
-    await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailing)
+    await context.abort(GRPC_STATUS[exc.code], exc.message, trailing_metadata=trailing)
     raise AssertionError("unreachable: abort raises")
 
 

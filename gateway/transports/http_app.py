@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Protocol
 
 import orjson
 from aiohttp import web
@@ -33,14 +33,17 @@ from gateway.config.settings import (
 )
 from gateway.errors import (
     BodyTimeoutError,
+    Code,
     GatewayError,
     InternalError,
     InvalidArgumentError,
     ModelNotFoundError,
     PayloadTooLargeError,
+    UnsupportedEncodingError,
 )
+from gateway.pipeline.call import CallContext
 from gateway.pipeline.ids import request_id_from, request_id_var
-from gateway.pipeline.service import CallContext, GatewayService
+from gateway.pipeline.service import CompletionService
 from gateway.tenancy.admin import AdminCore
 from gateway.tenancy.auth import Identity
 from gateway.transports.http_admin import add_admin_routes
@@ -53,6 +56,11 @@ from gateway.transports.http_bodies import (
 )
 from gateway.transports.http_guard import GUARD_KEY, ConnectionGuard
 from gateway.transports.json_codec import parse_completion_request, render_completion
+from gateway.transports.proto_convert import (
+    complete_response,
+    completion_request,
+    provider_status_response,
+)
 from gateway.transports.sse import serve_sse
 from gateway.v1 import gateway_pb2 as pb
 from metrics.tracing import spans_recorded, tracer
@@ -63,7 +71,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 _PROBES = frozenset({"/healthz", "/readyz"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CORE_KEY = web.AppKey("core", GatewayService)
+CORE_KEY = web.AppKey("core", CompletionService)
 
 
 class Readiness(Protocol):
@@ -77,9 +85,34 @@ class Readiness(Protocol):
 
 READINESS_KEY = web.AppKey("readiness", Readiness)
 
+#: Each caller error code as an HTTP status (google/rpc/code.proto's mapping; 499 is nginx's
+#: "client closed request").
+HTTP_STATUS: Final[Mapping[Code, int]] = {
+    Code.INVALID_ARGUMENT: 400,
+    Code.UNAUTHENTICATED: 401,
+    Code.PERMISSION_DENIED: 403,
+    Code.NOT_FOUND: 404,
+    Code.RESOURCE_EXHAUSTED: 429,
+    Code.CANCELLED: 499,
+    Code.INTERNAL: 500,
+    Code.UNAVAILABLE: 503,
+    Code.DEADLINE_EXCEEDED: 504,
+}
+#: The errors HTTP has a status of its own for (gRPC has none).
+HTTP_ONLY_STATUS: Final[Mapping[type[GatewayError], int]] = {
+    PayloadTooLargeError: 413,
+    UnsupportedEncodingError: 415,
+    BodyTimeoutError: 408,
+}
+
+
+def http_status(error: GatewayError) -> int:
+    """The HTTP status a caller error is answered with."""
+    return HTTP_ONLY_STATUS.get(type(error)) or HTTP_STATUS[error.code]
+
 
 def create_app(
-    core: GatewayService,
+    core: CompletionService,
     admin: AdminCore,
     *,
     max_request_bytes: int,
@@ -117,9 +150,10 @@ async def _complete(request: web.Request) -> web.StreamResponse:
             request, parse_completion_request(body, pb.StreamCompleteRequest), identity
         )
     message = parse_completion_request(body, pb.CompleteRequest)
-    response = await core.complete(message, _call_context(request, identity))
+    answer = await core.complete(completion_request(message), _call_context(request, identity))
     return web.Response(
-        body=render_completion(response, defaults=True), content_type=JSON_CONTENT_TYPE
+        body=render_completion(complete_response(answer), defaults=True),
+        content_type=JSON_CONTENT_TYPE,
     )
 
 
@@ -133,11 +167,10 @@ async def _stream_complete(request: web.Request) -> web.StreamResponse:
 
 
 async def _provider_status(request: web.Request) -> web.StreamResponse:
-    status_request = pb.ProviderStatusRequest(provider=request.query.get("provider", ""))
     core = request.app[CORE_KEY]
-    return message_response(
-        await core.provider_status(status_request, _call_context(request, None))
-    )
+    asked = request.query.get("provider", "")
+    entries = await core.provider_status(asked, _call_context(request, None))
+    return message_response(provider_status_response(entries))
 
 
 def _auth(request: web.Request) -> str | None:
@@ -158,9 +191,9 @@ async def _serve_stream(
     request: web.Request, message: pb.StreamCompleteRequest, identity: Identity
 ) -> web.StreamResponse:
     core = request.app[CORE_KEY]
-    messages = core.stream_complete(message, _call_context(request, identity))
+    items = core.stream_complete(completion_request(message), _call_context(request, identity))
     return await serve_sse(
-        request, messages, lambda exc: _error_body(exc.code_name, exc.message, request)
+        request, items, lambda exc: _error_body(exc.code_name, exc.message, request)
     )
 
 
@@ -266,7 +299,7 @@ def _error_body(code: str, message: str, request: web.Request) -> bytes:
 
 
 def _error_response(exc: GatewayError, request: web.Request) -> web.Response:
-    response = _http_error(exc.http_status, exc.code_name, exc.message, request)
+    response = _http_error(http_status(exc), exc.code_name, exc.message, request)
     for name, value in exc.headers:
         response.headers[name] = value
     if exc.retry_after is not None:

@@ -1,5 +1,8 @@
 """A streamed completion as Server-Sent Events: one `data:` JSON object per message.
 
+The core's stream items become `StreamCompleteResponse` messages (`proto_convert`), each
+rendered as proto3 JSON.
+
 A stream ends with `data: [DONE]`, after its last message (finish reason, usage) or after an
 `event: error` carrying the error body: a failure after the stream started, or the shutdown's
 cut. A failure before the first message is raised, for the caller to answer with an HTTP status.
@@ -16,7 +19,9 @@ from aiohttp import web
 
 from gateway.errors import GatewayError, InternalError, ServiceUnavailableError
 from gateway.pipeline.drain import SHUTTING_DOWN
+from gateway.pipeline.types import StreamItem
 from gateway.transports.json_codec import render_completion
+from gateway.transports.proto_convert import StreamMessages
 from gateway.v1 import gateway_pb2 as pb
 
 log = logging.getLogger("gateway.http")
@@ -33,13 +38,13 @@ ErrorBody = Callable[[GatewayError], bytes]
 
 async def serve_sse(
     request: web.Request,
-    messages: AsyncGenerator[pb.StreamCompleteResponse, None],
+    items: AsyncGenerator[StreamItem, None],
     error_body: ErrorBody,
 ) -> web.StreamResponse:
-    """Send `messages` as SSE; errors before the first message are raised (a proper status)."""
-    async with aclosing(messages):
+    """Send a stream's `items` as SSE; errors before the first message are raised (a status)."""
+    async with aclosing(items):
         # The pump drives the call from its first step to its last (a call has one task).
-        pump = Pump(messages)
+        pump = Pump(items)
         try:
             data = await pump.take()
             if pump.finished and not data:
@@ -80,8 +85,8 @@ class Pump:
     as the pump would block on the upstream. At most `limit` bytes wait (back-pressure).
     """
 
-    def __init__(self, messages: AsyncIterator[pb.StreamCompleteResponse], limit: int = 65536):
-        self._messages = messages
+    def __init__(self, items: AsyncIterator[StreamItem], limit: int = 65536):
+        self._items = items
         self._limit = limit
         self._parts: list[bytes] = []
         self._size = 0
@@ -113,7 +118,11 @@ class Pump:
 
     async def _run(self) -> None:
         try:
-            async for message in self._messages:
+            messages = StreamMessages()
+            async for item in self._items:
+                message = messages.message(item)
+                if message is None:
+                    continue
                 data = sse_data(message)
                 self._parts.append(data)
                 self._size += len(data)

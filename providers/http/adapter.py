@@ -1,27 +1,28 @@
-"""`HttpAdapter`: the base of every HTTP+JSON provider adapter.
+"""`HttpAdapter`: the base of every HTTP+JSON provider adapter, and the one stream loop.
 
-It owns what every vendor's adapter would otherwise repeat: the deployment's name, kind and
-capabilities, the `JsonEndpoint` with the deployment's keys, `complete` (POST, read, convert,
-all inside the `UpstreamErrorBoundary`), `aclose`, and the errors a broken stream raises. A
-vendor module subclasses it with only its wire format: its kind, its request body, its reply,
-and its stream loop (each vendor ends and breaks a stream its own way).
+It owns what every vendor's adapter would otherwise repeat: the deployment's name and kind, the
+`JsonEndpoint` with the deployment's keys, `complete` (POST, read, convert, all inside the
+`UpstreamErrorBoundary`), `stream` (POST, read the vendor's frames, hand each to the vendor's
+`StreamDecoder`, yield its events), `aclose`, and the errors a broken stream raises. A vendor
+module subclasses it (`SseAdapter` for Server-Sent Events) with only its wire format: its kind,
+its request body, its reply, and its stream decoder (vendor frame in, events out).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-from gateway.errors import (
+from providers.base import ProviderSettings
+from providers.errors import (
     ContentFilteredError,
-    InvalidArgumentError,
     StreamInterruptedError,
+    UpstreamBadRequestError,
     UpstreamError,
 )
-from providers.base import Capabilities, ChatChunk, ChatRequest, ChatResponse, ProviderSettings
 from providers.http.client import UpstreamClient, UpstreamResponse
 from providers.http.endpoint import (
     EVENT_STREAM,
@@ -30,26 +31,65 @@ from providers.http.endpoint import (
     UpstreamErrorBoundary,
 )
 from providers.keys import KeyPool
-from providers.wire import VendorError, decode_object, error_for_status
+from providers.sse import SSEEvent, iter_sse_events
+from providers.types import ChatRequest, Completion, Finish, Meta, StreamEvent
+from providers.wire import (
+    UnsupportedContentError,
+    VendorError,
+    VendorStreamError,
+    decode_object,
+    error_for_status,
+    unsupported_content,
+)
+
+FrameT = TypeVar("FrameT")
+FrameT_contra = TypeVar("FrameT_contra", contravariant=True)
+
+
+class StreamDecoder(Protocol[FrameT_contra]):
+    """One stream's vendor frames in, our events out: a small state machine per stream.
+
+    `feed` returns the events a frame makes (`Meta` when the vendor says its id or model, text
+    and other deltas), or raises: `VendorStreamError` for a failure the vendor reported in the
+    stream, `MalformedReplyError` for a frame off its schema, or an `UpstreamError`. `done`
+    turns true at the vendor's terminal signal; `finish()`, once the body has ended or the
+    terminal signal came, is the closing `Finish`, or None when the stream was cut short of
+    `terminal`.
+    """
+
+    #: What ends the stream normally, as the cut-short error names it ("[DONE]").
+    terminal: str
+
+    @property
+    def done(self) -> bool:
+        """Whether the vendor's terminal signal has come (nothing after it is read)."""
+        ...
+
+    def feed(self, frame: FrameT_contra) -> Sequence[StreamEvent]:
+        """The events one frame makes (often none or one)."""
+        ...
+
+    def finish(self) -> Finish | None:
+        """The closing event, or None if the stream ended without its terminal signal."""
+        ...
+
 
 _DOT_SEGMENTS: Final = frozenset({".", ".."})
 
 
-class HttpAdapter(ABC):
+class HttpAdapter(ABC, Generic[FrameT]):
     """One deployment of an HTTP+JSON vendor, over a shared `UpstreamClient` (the caller's).
 
-    A subclass supplies `_kind`, the request body (`_to_wire`), the whole reply (`_from_wire`)
-    and `stream`, which reads the vendor's frames inside an `UpstreamErrorBoundary` and reports
-    failures with `_stream_error` and `_cut_short`. Requests go to the base URL plus `path`; a
-    vendor that names the model in the URL overrides `_url_for` and puts it there with
-    `_model_segment`. Our headers (`auth` of a key, and `headers`) are set once on the endpoint;
-    a request's own headers are added per call but never replace them.
+    A subclass supplies `_kind`, the request body (`_to_wire`), the whole reply (`_from_wire`),
+    how a stream body splits into frames (`_frames`) and a `StreamDecoder` per stream
+    (`_decoder`). Requests go to the base URL plus `path`; a vendor that names the model in the
+    URL overrides `_url_for` and puts it there with `_model_segment`. Our headers (`auth` of a
+    key, and `headers`) are set once on the endpoint; a request's own headers are added per call
+    but never replace them.
     """
 
     #: The adapter kind, such as "openai"; each adapter class sets it.
     _kind: ClassVar[str]
-    #: Every HTTP adapter here streams, with usage in the stream.
-    _capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, stream_usage=True)
 
     def __init__(
         self,
@@ -88,31 +128,45 @@ class HttpAdapter(ABC):
         """The adapter kind, such as "openai"."""
         return self._kind
 
-    @property
-    def capabilities(self) -> Capabilities:
-        """What this adapter supports."""
-        return self._capabilities
-
-    async def complete(self, request: ChatRequest) -> ChatResponse:
+    async def complete(self, request: ChatRequest) -> Completion:
         """Return one whole completion or raise an `UpstreamError`."""
         with UpstreamErrorBoundary(self._name):
             raw = await self._endpoint.fetch(
                 self._url_for(request, stream=False),
-                self._to_wire(request, stream=False),
-                time_limit=request.timeout,
-                headers=request.headers,
+                self._body(request, stream=False),
+                time_limit=request.io.timeout,
+                headers=request.io.headers,
             )
             return self._from_wire(decode_object(raw), request)
 
-    @abstractmethod
-    def stream(self, request: ChatRequest) -> AsyncGenerator[ChatChunk, None]:
-        """Yield text chunks, then one chunk with `finish_reason` and usage; or raise.
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
+        """Yield the answer's events, then one `Finish` once the vendor ended it; or raise.
 
         A consumer that stops early should close the iterator (`contextlib.aclosing`): that is
-        what aborts the upstream request. Cancelling a task awaiting the next chunk does it too.
+        what aborts the upstream request. Cancelling a task awaiting the next event does it too.
+        The `Finish` comes once the response is done with, so its connection goes back to the
+        pool even when the consumer stops right after it.
         """
+        decoder = self._decoder(request)
+        with UpstreamErrorBoundary(self._name) as boundary:
+            async with self._post(request, stream=True) as response:
+                async for frame in self._frames(response):
+                    try:
+                        events = decoder.feed(frame)
+                    except VendorStreamError as fault:
+                        raise self._stream_error(fault, started=boundary.started) from None
+                    for event in events:
+                        if not boundary.started and type(event) is not Meta:
+                            boundary.started = True  # from now on a failure breaks the stream
+                        yield event
+                    if decoder.done:
+                        break
+            finish = decoder.finish()
+            if finish is None:  # the body ended without the terminal signal: it was cut
+                raise self._cut_short(decoder.terminal)
+        yield finish
 
-    async def aclose(self) -> None:  # noqa: B027 (a real no-op: the session is the caller's)
+    async def aclose(self) -> None:
         """Nothing to release: the HTTP session belongs to the caller."""
 
     @abstractmethod
@@ -120,8 +174,16 @@ class HttpAdapter(ABC):
         """The vendor's request body for `request`."""
 
     @abstractmethod
-    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> ChatResponse:
+    def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         """The whole completion in the vendor's `body`; `MalformedReplyError` if it is not one."""
+
+    @abstractmethod
+    def _frames(self, response: UpstreamResponse) -> AsyncIterator[FrameT]:
+        """The frames of a stream's body (SSE events, NDJSON lines...)."""
+
+    @abstractmethod
+    def _decoder(self, request: ChatRequest) -> StreamDecoder[FrameT]:
+        """A fresh decoder for one stream of `request`."""
 
     def _url_for(self, request: ChatRequest, *, stream: bool) -> str:
         """Where `request` goes: the deployment's one URL, for every model and both modes."""
@@ -132,36 +194,46 @@ class HttpAdapter(ABC):
 
         A name with a "/", or a dot-segment ("." or ".."), would reach another path once a
         server or proxy on the way decodes and normalises the URL: it is refused, before
-        anything is sent, as the caller's mistake.
+        anything is sent, as a request the provider cannot take (the caller's mistake).
         """
         if not model or model in _DOT_SEGMENTS or "/" in model:
-            raise InvalidArgumentError(
+            raise UpstreamBadRequestError(
                 f"model: {self._kind} puts the model in its URL path, so {model!r} must be one "
-                f"path segment (no '/', not '.' or '..')"
+                f"path segment (no '/', not '.' or '..')",
+                provider=self._name,
             )
         return quote(model, safe="")
+
+    def _body(self, request: ChatRequest, *, stream: bool) -> object:
+        """The request body, or `UpstreamBadRequestError` for content this adapter cannot send."""
+        try:
+            return self._to_wire(request, stream=stream)
+        except UnsupportedContentError as exc:
+            raise unsupported_content(exc, provider=self._name, kind=self._kind) from None
 
     def _post(
         self, request: ChatRequest, *, stream: bool
     ) -> AbstractAsyncContextManager[UpstreamResponse]:
         return self._endpoint.post(
             self._url_for(request, stream=stream),
-            self._to_wire(request, stream=stream),
+            self._body(request, stream=stream),
             stream=stream,
-            time_limit=request.timeout,
-            headers=request.headers,
+            time_limit=request.io.timeout,
+            headers=request.io.headers,
         )
 
-    def _stream_error(
-        self, status: int, error: VendorError, *, where: str, started: bool
-    ) -> UpstreamError:
-        """Our error for a failure the vendor reported inside a 200 stream, as `where` says.
+    def _stream_error(self, fault: VendorStreamError, *, started: bool) -> UpstreamError:
+        """Our error for a failure the vendor reported inside a 200 stream.
 
-        Once a chunk was yielded it is a broken stream, unless it is a content refusal: that
+        Once an event was yielded it is a broken stream, unless it is a content refusal: that
         stays one (only OpenAI's error events can say so, and they can come mid-stream).
         """
         mapped = error_for_status(
-            status, error, provider=self._name, secrets=self._keys.keys, where=where
+            fault.status,
+            fault.error,
+            provider=self._name,
+            secrets=self._keys.keys,
+            where=fault.where,
         )
         if started and not isinstance(mapped, ContentFilteredError):
             return StreamInterruptedError(f"{mapped.message} mid-stream", provider=self._name)
@@ -172,3 +244,10 @@ class HttpAdapter(ABC):
         return StreamInterruptedError(
             f"provider {self._name!r} ended the stream without {terminal}", provider=self._name
         )
+
+
+class SseAdapter(HttpAdapter[SSEEvent]):
+    """An `HttpAdapter` whose streams are Server-Sent Events."""
+
+    def _frames(self, response: UpstreamResponse) -> AsyncIterator[SSEEvent]:
+        return iter_sse_events(response.content.iter_any())

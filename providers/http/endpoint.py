@@ -18,8 +18,7 @@ from typing import Final
 
 import orjson
 
-from gateway.errors import (
-    GatewayError,
+from providers.errors import (
     StreamInterruptedError,
     UpstreamAuthError,
     UpstreamError,
@@ -56,7 +55,7 @@ class UpstreamErrorBoundary:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if exc is None or isinstance(exc, GatewayError):
+        if exc is None or isinstance(exc, UpstreamError):
             return
         early: type[UpstreamUnavailableError]
         if isinstance(exc, TimeoutError):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from providers.base import ProviderSettings, Usage
+from providers.base import ProviderSettings
+from providers.types import Usage
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.azure_openai_server import FakeAzureOpenAI
 from tests.fakes.base import FakeUsage, VendorFake

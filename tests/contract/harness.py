@@ -11,16 +11,21 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from providers.base import (
-    AdapterSpec,
-    ChatChunk,
-    ChatMessage,
-    ChatRequest,
-    Provider,
-    ProviderSettings,
-)
+from providers.base import AdapterSpec, Provider, ProviderSettings
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
+from providers.types import (
+    CallIO,
+    ChatRequest,
+    Completion,
+    CompletionBuilder,
+    Finish,
+    Message,
+    Meta,
+    Sampling,
+    StreamEvent,
+    TextDelta,
+)
 from tests.fakes.base import VendorFake
 
 #: Seconds a rejected or rate-limited key rests in these tests: longer than any test runs.
@@ -57,24 +62,64 @@ class Vendor:
         return self.spec.factory(settings, session, KeyPool(keys, cooldown=KEY_COOLDOWN))
 
 
+def chat(
+    model: str,
+    *turns: tuple[str, str] | Message,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    top_p: float | None = None,
+    stop: tuple[str, ...] = (),
+    timeout: float | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> ChatRequest:
+    """A request for `model` of `turns` ((role, text) pairs or messages) and these settings."""
+    messages = tuple(t if isinstance(t, Message) else Message.of_text(*t) for t in turns)
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        sampling=Sampling(temperature, max_tokens, top_p, stop),
+        io=CallIO(timeout, headers),
+    )
+
+
 def hello(model: str) -> ChatRequest:
     """The request most vendor tests send: one user turn, "Say hello", to `model`."""
-    return ChatRequest(model=model, messages=(ChatMessage("user", "Say hello"),))
+    return chat(model, ("user", "Say hello"))
 
 
 async def collect(
     provider: Provider,
     request: ChatRequest,
-    into: list[ChatChunk] | None = None,
+    into: list[StreamEvent] | None = None,
     first: asyncio.Event | None = None,
-) -> list[ChatChunk]:
-    """Stream `request` into `into` (a new list if None), setting `first` at the first chunk.
+) -> list[StreamEvent]:
+    """Stream `request` into `into` (a new list if None), setting `first` at the first content.
 
-    Chunks land in `into` as they arrive, so a test sees what came before a failure.
+    Events land in `into` as they arrive, so a test sees what came before a failure.
     """
-    chunks = [] if into is None else into
-    async for chunk in provider.stream(request):
-        chunks.append(chunk)
-        if first is not None:
+    events = [] if into is None else into
+    async for event in provider.stream(request):
+        events.append(event)
+        if first is not None and not isinstance(event, Meta):
             first.set()
-    return chunks
+    return events
+
+
+def deltas(events: list[StreamEvent]) -> list[str]:
+    """The text of each `TextDelta`, in order."""
+    return [e.text for e in events if isinstance(e, TextDelta)]
+
+
+def finish(events: list[StreamEvent]) -> Finish:
+    """The stream's closing event (its last), checked to be the only `Finish`."""
+    assert isinstance(events[-1], Finish), f"the stream ended with {events[-1]!r}"
+    assert sum(isinstance(e, Finish) for e in events) == 1
+    return events[-1]
+
+
+def folded(events: list[StreamEvent]) -> Completion:
+    """The whole answer the events make up."""
+    built = CompletionBuilder()
+    for event in events:
+        built.feed(event)
+    return built.build()

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.errors import (
+from gateway.pipeline.pricing import DEFAULT_PRICES, PriceTable
+from providers.base import Provider
+from providers.errors import (
     StreamInterruptedError,
     UpstreamAuthError,
     UpstreamBadRequestError,
@@ -18,13 +20,21 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from gateway.pipeline.pricing import DEFAULT_PRICES, PriceTable
-from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.registry import ADAPTERS
+from providers.types import (
+    ChatRequest,
+    Finish,
+    ImagePart,
+    Message,
+    Meta,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+)
 from tests.contract.cases import CASES, REPLY, AdapterCase
-from tests.contract.harness import collect
+from tests.contract.harness import chat, collect, deltas, finish, folded
 from tests.fakes.base import Fault, VendorFake
 
 KEY = "sk-contract-0123456789"
@@ -54,12 +64,10 @@ def make(
 
 
 def request(case: AdapterCase, timeout: float | None = 10.0) -> ChatRequest:
-    return ChatRequest(
-        model=case.model,
-        messages=(
-            ChatMessage("system", "Answer in one sentence."),
-            ChatMessage("user", "Say the pangram."),
-        ),
+    return chat(
+        case.model,
+        ("system", "Answer in one sentence."),
+        ("user", "Say the pangram."),
         temperature=0.0,
         max_tokens=64,
         timeout=timeout,
@@ -76,15 +84,48 @@ async def test_complete_returns_the_text_finish_reason_and_usage(
     assert answer.id
 
 
-async def test_stream_yields_the_text_then_one_final_chunk(
+async def test_stream_yields_the_text_then_one_finish(
     case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
-    chunks = [c async for c in make(case, fake, session).stream(request(case))]
-    *deltas, final = chunks
-    assert "".join(c.delta for c in deltas) == REPLY
-    assert all(c.finish_reason is None for c in deltas)
-    assert final.finish_reason == "stop"
-    assert final.usage == case.usage
+    events = [e async for e in make(case, fake, session).stream(request(case))]
+    assert "".join(deltas(events)) == REPLY
+    assert finish(events) == Finish("stop", case.usage)
+
+
+async def test_stream_says_its_id_and_model_before_its_first_text(
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
+) -> None:
+    events = await collect(make(case, fake, session), request(case))
+    first_text = next(i for i, e in enumerate(events) if isinstance(e, TextDelta))
+    assert any(isinstance(e, Meta) and e.id and e.model for e in events[:first_text])
+
+
+async def test_stream_folds_into_the_same_answer_as_complete(
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
+) -> None:
+    provider = make(case, fake, session)
+    whole = await provider.complete(request(case))
+    streamed = folded(await collect(provider, request(case)))
+    assert (streamed.content, streamed.finish_reason, streamed.usage) == (
+        whole.content,
+        whole.finish_reason,
+        whole.usage,
+    )
+    assert streamed.model == whole.model
+
+
+async def test_a_non_text_part_is_refused_before_anything_is_sent(
+    case: AdapterCase, fake: VendorFake, session: UpstreamClient
+) -> None:
+    image = Message("user", (TextPart("What is this?"), ImagePart(url="https://x.test/cat.png")))
+    asked = chat(case.model, image)
+    provider = make(case, fake, session)
+    with pytest.raises(UpstreamBadRequestError, match="ImagePart") as unary:
+        await provider.complete(asked)
+    with pytest.raises(UpstreamBadRequestError, match="ImagePart"):
+        await collect(provider, asked)
+    assert unary.value.provider == case.kind
+    assert fake.requests == []
 
 
 async def test_usage_is_priced_from_the_table(
@@ -158,10 +199,11 @@ async def test_stream_cut_before_the_terminal_event_raises_after_the_text_so_far
         assert len(received) == 2
 
 
-async def collect_deltas(provider: Provider, chat: ChatRequest, into: list[str]) -> None:
-    async for chunk in provider.stream(chat):
-        assert chunk.finish_reason is None, "a cut stream must never finish"
-        into.append(chunk.delta)
+async def collect_deltas(provider: Provider, asked: ChatRequest, into: list[str]) -> None:
+    async for event in provider.stream(asked):
+        assert not isinstance(event, Finish), "a cut stream must never finish"
+        if isinstance(event, TextDelta):
+            into.append(event.text)
 
 
 async def test_stream_reassembles_characters_split_across_network_reads(
@@ -169,18 +211,18 @@ async def test_stream_reassembles_characters_split_across_network_reads(
 ) -> None:
     fake.reply = "Grüße aus Köln 👋 ナイス"
     fake.fail_next(Fault(fragment=3))
-    chunks = await collect(make(case, fake, session), request(case))
-    assert "".join(c.delta for c in chunks) == fake.reply
+    events = await collect(make(case, fake, session), request(case))
+    assert "".join(deltas(events)) == fake.reply
 
 
 async def test_malformed_frame_after_the_first_chunk_interrupts_the_stream(
     case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(break_after=1, break_with="malformed"))
-    chunks: list[ChatChunk] = []
+    events: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError, match="malformed"):
-        await collect(make(case, fake, session), request(case), chunks)
-    assert len(chunks) == 1
+        await collect(make(case, fake, session), request(case), events)
+    assert len(deltas(events)) == 1
 
 
 async def test_malformed_frame_before_any_chunk_is_unavailable_not_interrupted(
@@ -207,8 +249,8 @@ async def test_slow_first_byte_within_the_time_limit_still_answers(
     case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(delay=0.3))
-    chunks = [c async for c in make(case, fake, session).stream(request(case, timeout=10))]
-    assert chunks[-1].finish_reason == "stop"
+    events = [e async for e in make(case, fake, session).stream(request(case, timeout=10))]
+    assert finish(events).reason == "stop"
 
 
 async def test_keys_are_used_round_robin(
@@ -238,7 +280,9 @@ async def test_cancelling_a_stream_aborts_the_upstream_request(
     fake.fail_next(Fault(chunk_delay=1.0))
     stream = make(case, fake, session).stream(request(case))
     first = await anext(stream)
-    assert first.delta
+    while isinstance(first, Meta):
+        first = await anext(stream)
+    assert isinstance(first, TextDelta)
     await stream.aclose()
     await asyncio.wait_for(fake.client_disconnected.wait(), DISCONNECT_WAIT)
 
@@ -247,13 +291,13 @@ async def test_cancelling_a_stream_consumer_aborts_the_upstream_stream(
     case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
     fake.fail_next(Fault(chunk_delay=0.2))
-    chunks: list[ChatChunk] = []
+    events: list[StreamEvent] = []
     first = asyncio.Event()
     provider = make(case, fake, session)
-    task = asyncio.create_task(collect(provider, request(case), chunks, first))
+    task = asyncio.create_task(collect(provider, request(case), events, first))
     await asyncio.wait_for(first.wait(), 5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.wait_for(fake.client_disconnected.wait(), DISCONNECT_WAIT)
-    assert len(chunks) < len(fake.deltas)
+    assert len(deltas(events)) < len(fake.deltas)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from gateway.errors import (
+from providers.anthropic import SPEC, AnthropicProvider
+from providers.base import Provider
+from providers.errors import (
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamError,
@@ -17,10 +19,9 @@ from gateway.errors import (
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.anthropic import SPEC, AnthropicProvider
-from providers.base import ChatMessage, ChatRequest, Provider, Usage
 from providers.http.client import UpstreamClient
-from tests.contract.harness import Vendor, collect, hello
+from providers.types import Message, Usage
+from tests.contract.harness import Vendor, chat, collect, finish, hello
 from tests.fakes.anthropic_server import FakeAnthropic, FakeUsage, Fault
 
 KEY = "sk-ant-test-0123456789abcdefSECRET"
@@ -34,7 +35,6 @@ VENDOR = Vendor(FakeAnthropic, SPEC, name="claude", keys=(KEY,))
 def test_provider_satisfies_the_protocol(provider: AnthropicProvider) -> None:
     assert isinstance(provider, Provider)
     assert (provider.name, provider.kind) == ("claude", "anthropic")
-    assert provider.capabilities.stream_usage
 
 
 def test_spec_names_the_kind_its_environment_and_current_models() -> None:
@@ -68,8 +68,8 @@ async def test_system_and_developer_turns_are_lifted_into_the_system_string(
     provider: AnthropicProvider, fake: FakeAnthropic
 ) -> None:
     turns = [("system", "Be brief."), ("user", "Hi"), ("assistant", "Hey"), ("tool", "42")]
-    messages = tuple(ChatMessage(r, c) for r, c in [*turns, ("developer", "No emoji.")])
-    await provider.complete(ChatRequest(model="m", messages=messages))
+    messages = tuple(Message.of_text(r, c) for r, c in [*turns, ("developer", "No emoji.")])
+    await provider.complete(chat("m", *messages))
     assert fake.requests[0].body["system"] == "Be brief.\n\nNo emoji."
     assert fake.requests[0].body["messages"] == [
         {"role": "user", "content": "Hi"},
@@ -82,7 +82,7 @@ async def test_set_parameters_are_sent_with_stop_as_stop_sequences(
     provider: AnthropicProvider, fake: FakeAnthropic
 ) -> None:
     await provider.complete(
-        ChatRequest("m", HELLO.messages, temperature=0.2, max_tokens=64, top_p=0.9, stop=("X",))
+        chat("m", *HELLO.messages, temperature=0.2, max_tokens=64, top_p=0.9, stop=("X",))
     )
     body = fake.requests[0].body
     assert (body["temperature"], body["max_tokens"], body["top_p"]) == (0.2, 64, 0.9)
@@ -115,7 +115,7 @@ async def test_request_headers_are_forwarded_but_never_replace_ours(
     provider: AnthropicProvider, fake: FakeAnthropic
 ) -> None:
     extra = (("x-request-id", "req-42"), ("X-Api-Key", "stolen"), ("anthropic-version", "1"))
-    await provider.complete(ChatRequest(model="m", messages=HELLO.messages, headers=extra))
+    await provider.complete(chat("m", *HELLO.messages, headers=extra))
     sent = fake.requests[0]
     assert sent.headers["x-request-id"] == "req-42"
     assert sent.headers.getall("x-api-key") == [KEY]
@@ -154,7 +154,7 @@ async def test_stop_reason_maps_to_our_finish_reason(
 ) -> None:
     fake.finish_reason = stop_reason
     assert (await provider.complete(HELLO)).finish_reason == ours
-    assert (await collect(provider, HELLO))[-1].finish_reason == ours
+    assert finish(await collect(provider, HELLO)).reason == ours
 
 
 async def test_usage_counts_cache_reads_and_writes_as_prompt_tokens(

@@ -6,15 +6,15 @@ from collections.abc import Mapping
 
 import pytest
 
-from gateway.errors import (
+from providers.anthropic import SPEC, AnthropicProvider
+from providers.errors import (
     StreamInterruptedError,
     UpstreamError,
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.anthropic import SPEC, AnthropicProvider
-from providers.base import ChatChunk, Usage
-from tests.contract.harness import Vendor, collect, hello
+from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
+from tests.contract.harness import Vendor, collect, deltas, finish, hello
 from tests.fakes.anthropic_server import FakeAnthropic, FakeUsage, Fault
 from tests.fakes.base import StreamBreak, sse
 
@@ -45,13 +45,14 @@ async def test_stream_yields_deltas_then_one_final_chunk_with_all_usage(
     provider: AnthropicProvider, fake: FakeAnthropic
 ) -> None:
     fake.usage = FakeUsage(50, 9, cached_tokens=20, cache_creation_tokens=5)
-    *deltas, final = await collect(provider, HELLO)  # the fake sends a ping before the deltas
-    assert [c.delta for c in deltas] == fake.deltas
-    assert all(c.id.startswith("msg_") and c.model == "claude-sonnet-4-5" for c in deltas)
-    assert all(c.finish_reason is None and c.usage is None for c in deltas)
-    assert (final.delta, final.finish_reason, final.id) == ("", "stop", deltas[0].id)
+    events = await collect(provider, HELLO)  # the fake sends a ping before the deltas
+    head, *content, _ = events
+    assert isinstance(head, Meta)
+    assert head.id.startswith("msg_")
+    assert head.model == "claude-sonnet-4-5"
+    assert content == [TextDelta(text) for text in fake.deltas]
     # Input and cache counts come from message_start, the output count from message_delta.
-    assert final.usage == Usage(50, 9, 59, 20, 5)
+    assert finish(events) == Finish("stop", Usage(50, 9, 59, 20, 5))
 
 
 async def test_stream_ignores_pings_unknown_events_and_non_text_deltas(
@@ -62,7 +63,7 @@ async def test_stream_ignores_pings_unknown_events_and_non_text_deltas(
     future: dict[str, object] = {"type": "some_future_event", "data": 1}
     events = [PING, START, PING, thinking, future, delta("Hi"), tool_input, delta(" there")]
     fake.fail_next(raw_stream(*events))
-    assert [c.delta for c in await collect(provider, HELLO)] == ["Hi", " there", ""]
+    assert deltas(await collect(provider, HELLO)) == ["Hi", " there"]
 
 
 async def test_stream_takes_input_counts_repeated_in_message_delta(
@@ -71,7 +72,7 @@ async def test_stream_takes_input_counts_repeated_in_message_delta(
     start = {"type": "message_start", "message": {"usage": {"input_tokens": 3}}}
     late = {"input_tokens": 10, "cache_read_input_tokens": 4, "output_tokens": 2}
     fake.fail_next(raw_stream(start, {"type": "message_delta", "delta": {}, "usage": late}))
-    assert (await collect(provider, HELLO))[-1].usage == Usage(14, 2, 16, 4, 0)
+    assert finish(await collect(provider, HELLO)).usage == Usage(14, 2, 16, 4, 0)
 
 
 # -- broken streams --------------------------------------------------------------------------
@@ -82,10 +83,10 @@ async def test_stream_ending_without_message_stop_is_interrupted(
     provider: AnthropicProvider, fake: FakeAnthropic, how: StreamBreak
 ) -> None:
     fake.fail_next(Fault(break_after=2, break_with=how))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError):
         await collect(provider, HELLO, chunks)
-    assert [c.delta for c in chunks] == fake.deltas[:2]
+    assert deltas(chunks) == fake.deltas[:2]
 
 
 @pytest.mark.parametrize(
@@ -114,7 +115,7 @@ async def test_failure_after_the_first_chunk_interrupts_the_stream(
     provider: AnthropicProvider, fake: FakeAnthropic, break_with: StreamBreak
 ) -> None:
     fake.fail_next(Fault(break_after=1, break_with=break_with))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError, match=r"overloaded_error|malformed"):
         await collect(provider, HELLO, chunks)
-    assert len(chunks) == 1
+    assert len(deltas(chunks)) == 1

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import (
+from providers.azure_openai import DEFAULT_API_VERSION, SPEC, AzureOpenAIProvider
+from providers.base import Provider
+from providers.errors import (
     ContentFilteredError,
-    InvalidArgumentError,
     StreamInterruptedError,
     UpstreamAuthError,
+    UpstreamBadRequestError,
     UpstreamNotFoundError,
     UpstreamUnavailableError,
 )
-from providers.azure_openai import DEFAULT_API_VERSION, SPEC, AzureOpenAIProvider
-from providers.base import ChatChunk, ChatRequest, Provider, Usage
 from providers.http.client import UpstreamClient
 from providers.openai import OpenAIProvider
-from tests.contract.harness import Vendor, collect, hello
+from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
+from tests.contract.harness import Vendor, chat, collect, deltas, finish, hello
 from tests.fakes.azure_openai_server import FakeAzureOpenAI, FakeUsage, Fault
 
 KEY = "0123456789abcdef0123456789SECRET"
@@ -33,7 +34,6 @@ def test_provider_satisfies_the_protocol_and_reuses_the_openai_adapter(
     assert isinstance(provider, Provider)
     assert isinstance(provider, OpenAIProvider)
     assert (provider.name, provider.kind) == ("azure-east", "azure_openai")
-    assert provider.capabilities.stream_usage
 
 
 def test_spec_requires_a_base_url_and_reads_the_api_version_option() -> None:
@@ -63,7 +63,7 @@ async def test_api_version_option_is_sent(fake: FakeAzureOpenAI, session: Upstre
 async def test_a_model_name_cannot_add_query_parameters_to_its_deployment_url(
     provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
 ) -> None:
-    request = ChatRequest(model="x?api-version=1#y", messages=HELLO.messages)
+    request = chat("x?api-version=1#y", *HELLO.messages)
     response = await provider.complete(request)
     assert response.model == "x?api-version=1#y"  # the fake echoes the deployment segment
     assert fake.requests[0].query == {"api-version": DEFAULT_API_VERSION}
@@ -74,8 +74,8 @@ async def test_a_model_name_cannot_add_query_parameters_to_its_deployment_url(
 async def test_a_model_that_is_not_one_path_segment_is_refused_before_anything_is_sent(
     provider: AzureOpenAIProvider, fake: FakeAzureOpenAI, model: str, streamed: bool
 ) -> None:
-    request = ChatRequest(model=model, messages=HELLO.messages)
-    with pytest.raises(InvalidArgumentError) as caught:
+    request = chat(model, *HELLO.messages)
+    with pytest.raises(UpstreamBadRequestError) as caught:
         await (collect(provider, request) if streamed else provider.complete(request))
     assert caught.value.message.startswith("model: ")
     assert fake.requests == []
@@ -125,22 +125,23 @@ async def test_content_filter_finish_reason_is_kept(
 async def test_stream_skips_the_prompt_filter_chunk_and_ends_with_usage(
     provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
 ) -> None:
-    chunks: list[ChatChunk] = []
-    await collect(provider, HELLO, chunks)
-    *deltas, final = chunks
-    assert [c.delta for c in deltas] == fake.deltas
-    assert all(c.id.startswith("chatcmpl-") and c.model == "gpt4o-prod" for c in deltas)
-    assert (final.finish_reason, final.usage) == ("stop", Usage(12, 5, 17, cached_tokens=4))
+    events = await collect(provider, HELLO)
+    head, *content, _ = events
+    assert isinstance(head, Meta)
+    assert head.id.startswith("chatcmpl-")
+    assert head.model == "gpt4o-prod"
+    assert content == [TextDelta(text) for text in fake.deltas]
+    assert finish(events) == Finish("stop", Usage(12, 5, 17, cached_tokens=4))
 
 
 async def test_stream_cut_raises_interrupted_after_the_earlier_deltas(
     provider: AzureOpenAIProvider, fake: FakeAzureOpenAI
 ) -> None:
     fake.fail_next(Fault(break_after=2, break_with="cut"))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError):
         await collect(provider, HELLO, chunks)
-    assert [c.delta for c in chunks] == fake.deltas[:2]
+    assert deltas(chunks) == fake.deltas[:2]
 
 
 # -- errors ----------------------------------------------------------------------------------

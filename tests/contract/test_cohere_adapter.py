@@ -9,16 +9,17 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.errors import (
+from providers.base import Provider
+from providers.cohere import SPEC, CohereProvider
+from providers.errors import (
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
     UpstreamUnavailableError,
 )
-from providers.base import ChatMessage, ChatRequest, Provider, Usage
-from providers.cohere import SPEC, CohereProvider
 from providers.http.client import UpstreamClient
-from tests.contract.harness import Vendor, collect, hello
+from providers.types import Message, Usage
+from tests.contract.harness import Vendor, chat, collect, hello
 from tests.fakes.cohere_server import FakeCohere, FakeUsage, Fault
 
 KEY = "co-test-0123456789abcdefSECRET"
@@ -38,8 +39,6 @@ def reply(**fields: object) -> bytes:
 def test_provider_satisfies_the_protocol(provider: CohereProvider) -> None:
     assert isinstance(provider, Provider)
     assert (provider.name, provider.kind) == ("cohere-main", "cohere")
-    assert provider.capabilities.streaming
-    assert provider.capabilities.stream_usage
 
 
 def test_spec_describes_the_cohere_kind() -> None:
@@ -63,10 +62,8 @@ async def test_request_body_carries_roles_and_every_set_parameter_in_cohere_name
     provider: CohereProvider, fake: FakeCohere
 ) -> None:
     roles = ("developer", "system", "user", "assistant", "tool")
-    messages = tuple(ChatMessage(role, f"{role} says") for role in roles)
-    request = ChatRequest(
-        model="m", messages=messages, temperature=0.2, max_tokens=64, top_p=0.9, stop=("END",)
-    )
+    messages = tuple(Message.of_text(role, f"{role} says") for role in roles)
+    request = chat("m", *messages, temperature=0.2, max_tokens=64, top_p=0.9, stop=("END",))
     await provider.complete(request)
     body = fake.requests[0].body
     wire_roles = ("system", "system", "user", "assistant", "tool")
@@ -88,7 +85,7 @@ async def test_requests_carry_the_bearer_key_that_request_headers_cannot_replace
     provider: CohereProvider, fake: FakeCohere
 ) -> None:
     headers = (("authorization", "Bearer stolen"), ("x-request-id", "req-42"))
-    await provider.complete(ChatRequest(model="m", messages=HELLO.messages, headers=headers))
+    await provider.complete(chat("m", *HELLO.messages, headers=headers))
     recorded = fake.requests[0].headers
     assert recorded.getall("Authorization") == [f"Bearer {KEY}"]
     assert recorded["X-Request-Id"] == "req-42"

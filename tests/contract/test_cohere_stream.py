@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import StreamInterruptedError, UpstreamUnavailableError
-from providers.base import ChatChunk, Usage
 from providers.cohere import SPEC, CohereProvider
-from tests.contract.harness import Vendor, collect, hello
+from providers.errors import StreamInterruptedError, UpstreamUnavailableError
+from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
+from tests.contract.harness import Vendor, collect, deltas, finish, hello
 from tests.fakes.base import StreamBreak
 from tests.fakes.cohere_server import FakeCohere, Fault
 
@@ -25,14 +25,11 @@ async def test_stream_yields_deltas_then_one_final_chunk_with_finish_reason_and_
     provider: CohereProvider, fake: FakeCohere
 ) -> None:
     fake.finish_reason = "MAX_TOKENS"
-    chunks: list[ChatChunk] = []
-    await collect(provider, HELLO, chunks)
-    *deltas, final = chunks
-    assert [c.delta for c in deltas] == fake.deltas
-    assert all(c.finish_reason is None and c.usage is None for c in deltas)
-    assert {(c.id, c.model) for c in chunks} == {(fake.reply_id, "command-a-03-2025")}
-    assert (final.delta, final.finish_reason) == ("", "length")
-    assert final.usage == Usage(12, 5, 17, cached_tokens=4)
+    events = await collect(provider, HELLO)
+    head, *content, _ = events
+    assert head == Meta(fake.reply_id, "command-a-03-2025")
+    assert content == [TextDelta(text) for text in fake.deltas]
+    assert finish(events) == Finish("length", Usage(12, 5, 17, cached_tokens=4))
 
 
 @pytest.mark.parametrize(
@@ -45,10 +42,10 @@ async def test_stream_is_read_whichever_way_events_are_typed(
     done_marker: bool,
 ) -> None:  # fmt: skip
     fake.event_lines, fake.type_fields, fake.done_marker = event_lines, type_fields, done_marker
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     await collect(provider, HELLO, chunks)
-    assert "".join(c.delta for c in chunks) == fake.reply
-    assert chunks[-1].finish_reason == "stop"
+    assert "".join(deltas(chunks)) == fake.reply
+    assert finish(chunks).reason == "stop"
 
 
 async def test_stream_ignores_tool_citation_debug_and_unknown_events(
@@ -61,9 +58,10 @@ async def test_stream_ignores_tool_citation_debug_and_unknown_events(
         fake.event("debug", {"prompt": "secret prompt"}),
         fake.event("something-new", {"delta": {"message": {"content": {"text": "no"}}}}),
     ]
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     await collect(provider, HELLO, chunks)
-    assert [c.delta for c in chunks[:-1]] == fake.deltas
+    assert deltas(chunks) == fake.deltas
+    assert finish(chunks).reason == "stop"
 
 
 # -- broken streams --------------------------------------------------------------------------
@@ -74,10 +72,10 @@ async def test_stream_ending_without_message_end_raises_interrupted(
     provider: CohereProvider, fake: FakeCohere, how: StreamBreak
 ) -> None:
     fake.fail_next(Fault(break_after=2, break_with=how))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError):
         await collect(provider, HELLO, chunks)
-    assert [c.delta for c in chunks] == fake.deltas[:2]
+    assert deltas(chunks) == fake.deltas[:2]
 
 
 @pytest.mark.parametrize(("how", "said"), BROKEN_STREAMS)
@@ -85,10 +83,10 @@ async def test_broken_stream_after_the_first_chunk_raises_interrupted(
     provider: CohereProvider, fake: FakeCohere, how: StreamBreak, said: str
 ) -> None:
     fake.fail_next(Fault(break_after=1, break_with=how))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError, match=said):
         await collect(provider, HELLO, chunks)
-    assert len(chunks) == 1
+    assert len(deltas(chunks)) == 1
 
 
 @pytest.mark.parametrize(("how", "said"), BROKEN_STREAMS)

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import (
+from providers.base import Provider
+from providers.errors import (
     ContentFilteredError,
-    InvalidArgumentError,
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamError,
@@ -20,10 +20,10 @@ from gateway.errors import (
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.base import ChatMessage, ChatRequest, Provider, Usage
 from providers.gemini import SPEC, GeminiProvider
 from providers.http.client import UpstreamClient
-from tests.contract.harness import Vendor, collect, hello
+from providers.types import Message, Usage
+from tests.contract.harness import Vendor, chat, collect, hello
 from tests.fakes.gemini_server import FakeGemini, FakeUsage, Fault
 
 KEY = "AIzaSy-test-0123456789SECRET"
@@ -39,8 +39,6 @@ VENDOR = Vendor(FakeGemini, SPEC, name="gemini-main", keys=(KEY,))
 def test_provider_satisfies_the_protocol_and_the_spec_names_it(provider: GeminiProvider) -> None:
     assert isinstance(provider, Provider)
     assert (provider.name, provider.kind) == ("gemini-main", "gemini")
-    assert provider.capabilities.streaming
-    assert provider.capabilities.stream_usage
     assert (SPEC.kind, SPEC.env_prefix, SPEC.factory) == ("gemini", "GEMINI", GeminiProvider)
     assert SPEC.default_base_url == "https://generativelanguage.googleapis.com"
     assert SPEC.env_options == {"api_version": "API_VERSION"}
@@ -67,7 +65,7 @@ async def test_api_version_option_picks_the_path(fake: FakeGemini, session: Upst
 async def test_model_is_quoted_as_one_path_segment_and_models_prefix_dropped(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
-    await provider.complete(ChatRequest(model="models/x?key=1#z", messages=HELLO.messages))
+    await provider.complete(chat("models/x?key=1#z", *HELLO.messages))
     assert fake.requests[0].path == "/v1beta/models/x?key=1#z:generateContent"
     assert fake.requests[0].query == {}
 
@@ -77,8 +75,8 @@ async def test_model_is_quoted_as_one_path_segment_and_models_prefix_dropped(
 async def test_a_model_that_is_not_one_path_segment_is_refused_before_anything_is_sent(
     provider: GeminiProvider, fake: FakeGemini, model: str, streamed: bool
 ) -> None:
-    request = ChatRequest(model=model, messages=HELLO.messages)
-    with pytest.raises(InvalidArgumentError) as caught:
+    request = chat(model, *HELLO.messages)
+    with pytest.raises(UpstreamBadRequestError) as caught:
         await (collect(provider, request) if streamed else provider.complete(request))
     assert caught.value.message.startswith("model: ")
     assert fake.requests == []
@@ -88,7 +86,7 @@ async def test_key_travels_only_in_the_x_goog_api_key_header_which_callers_canno
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
     headers = (("X-Goog-Api-Key", "stolen"), ("x-request-id", "req-42"))
-    request = ChatRequest(model=MODEL, messages=HELLO.messages, headers=headers)
+    request = chat(MODEL, *HELLO.messages, headers=headers)
     await provider.complete(request)
     await collect(provider, request)
     assert [r.headers.getall("x-goog-api-key") for r in fake.requests] == [[KEY], [KEY]]
@@ -101,8 +99,8 @@ async def test_body_maps_roles_to_contents_and_system_instruction(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
     roles = ("system", "user", "assistant", "tool", "user", "developer", "assistant")
-    messages = tuple(ChatMessage(role, f"m{i}") for i, role in enumerate(roles))
-    await provider.complete(ChatRequest(model=MODEL, messages=(*messages, ChatMessage("user", ""))))
+    messages = tuple(Message.of_text(role, f"m{i}") for i, role in enumerate(roles))
+    await provider.complete(chat(MODEL, *(*messages, Message.of_text("user", ""))))
     assert fake.requests[0].body == {
         "systemInstruction": {"parts": [{"text": "m0"}, {"text": "m5"}]},
         "contents": [
@@ -125,7 +123,7 @@ async def test_body_maps_roles_to_contents_and_system_instruction(
 async def test_generation_config_carries_only_the_set_parameters(
     provider: GeminiProvider, fake: FakeGemini, settings: dict[str, Any], config: object
 ) -> None:
-    await provider.complete(ChatRequest(MODEL, HELLO.messages, **settings))
+    await provider.complete(chat(MODEL, *HELLO.messages, **settings))
     await provider.complete(HELLO)
     assert fake.requests[0].body["generationConfig"] == config
     assert "generationConfig" not in fake.requests[1].body
@@ -247,7 +245,7 @@ async def test_error_wrapped_in_a_json_array_is_read_too(
 
 async def test_request_the_api_would_reject_raises_bad_request(provider: GeminiProvider) -> None:
     with pytest.raises(UpstreamBadRequestError, match="contents is not specified"):
-        await provider.complete(ChatRequest(MODEL, (ChatMessage("system", "Be brief."),)))
+        await provider.complete(chat(MODEL, ("system", "Be brief.")))
 
 
 @pytest.mark.parametrize(

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import (
+from providers.errors import (
     StreamInterruptedError,
     UpstreamError,
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.base import ChatChunk, Usage
 from providers.gemini import SPEC, GeminiProvider
-from tests.contract.harness import Vendor, collect, hello
+from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
+from tests.contract.harness import Vendor, collect, deltas, finish, folded, hello
 from tests.fakes.base import StreamBreak
 from tests.fakes.gemini_server import FakeGemini, Fault
 
@@ -37,12 +37,11 @@ async def test_stream_yields_deltas_then_one_final_chunk_with_the_last_usage(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
     fake.thought, fake.thoughts_tokens = "Thinking first.", 3
-    *deltas, final = await collect(provider, HELLO)
-    assert [c.delta for c in deltas] == fake.deltas
-    assert all(c.finish_reason is None and c.usage is None for c in deltas)
-    assert all((c.id, c.model) == ("fake-response-1", MODEL) for c in [*deltas, final])
-    assert (final.delta, final.finish_reason) == ("", "stop")
-    assert final.usage == Usage(12, 5 + 3, 12 + 5 + 3, cached_tokens=4)
+    events = await collect(provider, HELLO)
+    head, *content, _ = events
+    assert head == Meta("fake-response-1", MODEL)
+    assert content == [TextDelta(text) for text in fake.deltas]
+    assert finish(events) == Finish("stop", Usage(12, 5 + 3, 12 + 5 + 3, cached_tokens=4))
 
 
 async def test_stream_takes_text_and_finish_reason_from_the_same_chunk(
@@ -56,24 +55,21 @@ async def test_stream_takes_text_and_finish_reason_from_the_same_chunk(
         b'{"candidates": [{"content": {"parts": [{"text": "a"}]}}]}', last + usage + b"}"
     )
     fake.fail_next(Fault(raw_body=body))
-    chunks = await collect(provider, HELLO)
-    assert [(c.delta, c.finish_reason) for c in chunks] == [
-        ("a", None),
-        ("b", None),
-        ("", "length"),
-    ]
-    assert chunks[-1].usage == Usage(3, 2, 5)
-    assert chunks[0].id.startswith("gemini-")
-    assert chunks[0].id == chunks[-1].id
+    events = await collect(provider, HELLO)
+    head, *rest = events
+    assert rest == [TextDelta("a"), TextDelta("b"), Finish("length", Usage(3, 2, 5))]
+    assert isinstance(head, Meta)
+    assert head.id.startswith("gemini-")
+    assert folded(events).id == head.id
 
 
 async def test_stream_safety_stop_after_text_ends_with_content_filter(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
     fake.finish_reason = "SAFETY"
-    *deltas, final = await collect(provider, HELLO)
-    assert "".join(c.delta for c in deltas) == "Hello from fake Gemini"
-    assert final.finish_reason == "content_filter"
+    events = await collect(provider, HELLO)
+    assert "".join(deltas(events)) == "Hello from fake Gemini"
+    assert finish(events).reason == "content_filter"
 
 
 # -- broken streams --------------------------------------------------------------------------
@@ -84,10 +80,10 @@ async def test_stream_ending_without_a_finish_reason_raises_after_the_deltas(
     provider: GeminiProvider, fake: FakeGemini, after: int, how: StreamBreak
 ) -> None:
     fake.fail_next(Fault(break_after=after, break_with=how))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError):
         await collect(provider, HELLO, chunks)
-    assert [c.delta for c in chunks] == fake.deltas[:after]
+    assert deltas(chunks) == fake.deltas[:after]
 
 
 @pytest.mark.parametrize(("how", "kind"), [("malformed", "malformed"), ("error_event", "INTERNAL")])
@@ -95,10 +91,10 @@ async def test_bad_frame_after_the_first_chunk_interrupts_the_stream(
     provider: GeminiProvider, fake: FakeGemini, how: StreamBreak, kind: str
 ) -> None:
     fake.fail_next(Fault(break_after=1, break_with=how, error_message=f"oops {KEY}"))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError, match=kind) as caught:
         await collect(provider, HELLO, chunks)
-    assert len(chunks) == 1
+    assert len(deltas(chunks)) == 1
     assert KEY not in str(caught.value)
 
 

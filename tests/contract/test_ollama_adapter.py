@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import (
+from providers.base import Provider
+from providers.errors import (
     StreamInterruptedError,
     UpstreamBadRequestError,
     UpstreamNotFoundError,
     UpstreamUnavailableError,
 )
-from providers.base import ChatChunk, ChatMessage, ChatRequest, Provider, Usage
 from providers.http.client import UpstreamClient
 from providers.ollama import SPEC, OllamaProvider
-from tests.contract.harness import Vendor, collect, hello
+from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
+from tests.contract.harness import Vendor, chat, collect, deltas, finish, hello
 from tests.fakes.ollama_server import FakeOllama, Fault
 
 HELLO = hello("llama3.2")
@@ -27,8 +28,6 @@ VENDOR = Vendor(FakeOllama, SPEC, name="ollama-local")
 def test_provider_satisfies_the_protocol(provider: OllamaProvider) -> None:
     assert isinstance(provider, Provider)
     assert (provider.name, provider.kind) == ("ollama-local", "ollama")
-    assert provider.capabilities.streaming
-    assert provider.capabilities.stream_usage
 
 
 def test_spec_defaults_to_the_local_server_with_no_listed_models() -> None:
@@ -79,9 +78,10 @@ async def test_unary_body_says_stream_false_and_sends_no_unset_options(
 async def test_parameters_go_in_options_with_max_tokens_as_num_predict(
     provider: OllamaProvider, fake: FakeOllama
 ) -> None:
-    request = ChatRequest(
-        model="llama3.2",
-        messages=(ChatMessage("developer", "Be brief."), ChatMessage("user", "Hi")),
+    request = chat(
+        "llama3.2",
+        ("developer", "Be brief."),
+        ("user", "Hi"),
         temperature=0.2,
         max_tokens=64,
         top_p=0.9,
@@ -129,16 +129,16 @@ async def test_a_key_is_sent_as_a_bearer_token_for_an_auth_proxy(
 async def test_stream_yields_deltas_then_one_final_chunk_with_finish_reason_and_usage(
     provider: OllamaProvider, fake: FakeOllama
 ) -> None:
-    chunks: list[ChatChunk] = []
-    await collect(provider, HELLO, chunks)
-    *deltas, final = chunks
-    assert [c.delta for c in deltas] == fake.deltas
-    assert all(c.finish_reason is None and c.usage is None for c in deltas)
-    assert len({c.id for c in chunks}) == 1
-    assert chunks[0].id.startswith("ollama-")
-    assert all(c.model == "llama3.2" for c in chunks)
-    assert (final.delta, final.finish_reason) == ("", "stop")
-    assert final.usage == Usage(prompt_tokens=12, completion_tokens=5, total_tokens=17)
+    events = await collect(provider, HELLO)
+    head, *content, _ = events
+    assert isinstance(head, Meta)
+    assert head.id.startswith("ollama-")
+    assert head.model == "llama3.2"
+    assert [e for e in events if isinstance(e, Meta)] == [head]
+    assert content == [TextDelta(text) for text in fake.deltas]
+    assert finish(events) == Finish(
+        "stop", Usage(prompt_tokens=12, completion_tokens=5, total_tokens=17)
+    )
 
 
 async def test_stream_reassembles_lines_split_across_network_reads(
@@ -146,20 +146,20 @@ async def test_stream_reassembles_lines_split_across_network_reads(
 ) -> None:
     fake.reply = "Grüße aus Köln 👋 ナイス"
     fake.fail_next(Fault(fragment=3))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     await collect(provider, HELLO, chunks)
-    assert "".join(c.delta for c in chunks) == fake.reply
-    assert chunks[-1].usage is not None
+    assert "".join(deltas(chunks)) == fake.reply
+    assert finish(chunks).usage is not None
 
 
 async def test_stream_ending_cleanly_without_the_done_line_raises(
     provider: OllamaProvider, fake: FakeOllama
 ) -> None:
     fake.fail_next(Fault(break_after=99, break_with="eof"))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError, match="without its done line"):
         await collect(provider, HELLO, chunks)
-    assert [c.delta for c in chunks] == fake.deltas
+    assert deltas(chunks) == fake.deltas
 
 
 async def test_error_line_mid_stream_interrupts_the_stream(
@@ -168,10 +168,10 @@ async def test_error_line_mid_stream_interrupts_the_stream(
     fake.fail_next(
         Fault(break_after=2, break_with="error_event", error_message="model runner crashed")
     )
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError, match="error line") as caught:
         await collect(provider, HELLO, chunks)
-    assert len(chunks) == 2
+    assert len(deltas(chunks)) == 2
     assert "model runner crashed" not in str(caught.value)
 
 

@@ -13,7 +13,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from gateway.errors import (
+from providers.base import Provider
+from providers.errors import (
     ContentFilteredError,
     UpstreamAuthError,
     UpstreamBadRequestError,
@@ -22,10 +23,9 @@ from gateway.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from providers.base import ChatMessage, ChatRequest, Provider
 from providers.http.client import UpstreamClient
 from providers.openai import SPEC, OpenAIProvider
-from tests.contract.harness import Vendor, hello
+from tests.contract.harness import Vendor, chat, hello
 from tests.fakes.openai_server import FakeOpenAI, Fault
 
 KEY = "sk-test-0123456789abcdefSECRET"
@@ -39,8 +39,6 @@ VENDOR = Vendor(FakeOpenAI, SPEC, name="openai-main", keys=(KEY,))
 def test_provider_satisfies_the_protocol(provider: OpenAIProvider) -> None:
     assert isinstance(provider, Provider)
     assert (provider.name, provider.kind) == ("openai-main", "openai")
-    assert provider.capabilities.streaming
-    assert provider.capabilities.stream_usage
 
 
 async def test_aclose_leaves_the_shared_session_open(
@@ -88,9 +86,10 @@ async def test_request_body_sends_only_the_parameters_that_are_set(
 async def test_request_body_carries_every_set_parameter(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
-    request = ChatRequest(
-        model="gpt-4o",
-        messages=(ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")),
+    request = chat(
+        "gpt-4o",
+        ("system", "Be brief."),
+        ("user", "Hi"),
         temperature=0.2,
         max_tokens=64,
         top_p=0.9,
@@ -123,7 +122,7 @@ async def test_no_authorization_header_is_sent_without_a_key(
 
 
 async def test_request_headers_are_forwarded(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
-    request = ChatRequest(model="m", messages=HELLO.messages, headers=(("x-request-id", "req-42"),))
+    request = chat("m", *HELLO.messages, headers=(("x-request-id", "req-42"),))
     await provider.complete(request)
     assert fake.requests[0].headers["X-Request-Id"] == "req-42"
 
@@ -131,9 +130,7 @@ async def test_request_headers_are_forwarded(provider: OpenAIProvider, fake: Fak
 async def test_request_headers_cannot_replace_the_credential(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
-    request = ChatRequest(
-        model="m", messages=HELLO.messages, headers=(("authorization", "Bearer stolen"),)
-    )
+    request = chat("m", *HELLO.messages, headers=(("authorization", "Bearer stolen"),))
     await provider.complete(request)
     assert fake.requests[0].headers.getall("Authorization") == [f"Bearer {KEY}"]
 
@@ -305,7 +302,7 @@ async def test_refused_connection_raises_unavailable(session: UpstreamClient) ->
 async def test_spent_time_budget_raises_timeout_without_calling(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
-    request = ChatRequest(model="m", messages=HELLO.messages, timeout=0.0)
+    request = chat("m", *HELLO.messages, timeout=0.0)
     with pytest.raises(UpstreamTimeoutError):
         await provider.complete(request)
     assert fake.requests == []

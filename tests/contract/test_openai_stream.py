@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import (
+from providers.errors import (
     StreamInterruptedError,
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.base import ChatChunk, ChatRequest, Usage
 from providers.openai import SPEC, OpenAIProvider
-from tests.contract.harness import Vendor, collect, hello
+from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
+from tests.contract.harness import Vendor, chat, collect, deltas, finish, hello
 from tests.fakes.openai_server import FakeOpenAI, Fault
 
 KEY = "sk-test-0123456789abcdefSECRET"
@@ -31,18 +31,17 @@ async def test_stream_request_asks_for_usage_in_the_stream(
     assert body["stream_options"] == {"include_usage": True}
 
 
-async def test_stream_yields_deltas_then_one_final_chunk_with_finish_reason_and_usage(
+async def test_stream_yields_its_id_and_model_then_deltas_then_one_finish_with_usage(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
-    chunks: list[ChatChunk] = []
-    await collect(provider, HELLO, chunks)
-    *deltas, final = chunks
-    assert [c.delta for c in deltas] == fake.deltas
-    assert all(c.finish_reason is None and c.usage is None for c in deltas)
-    assert all(c.id.startswith("chatcmpl-") and c.model == "gpt-4o-mini" for c in deltas)
-    assert (final.delta, final.finish_reason) == ("", "stop")
-    assert final.usage == Usage(
-        prompt_tokens=12, completion_tokens=5, total_tokens=17, cached_tokens=4
+    events = await collect(provider, HELLO)
+    head, *content, _ = events
+    assert isinstance(head, Meta)
+    assert head.id.startswith("chatcmpl-")
+    assert head.model == "gpt-4o-mini"
+    assert content == [TextDelta(text) for text in fake.deltas]
+    assert finish(events) == Finish(
+        "stop", Usage(prompt_tokens=12, completion_tokens=5, total_tokens=17, cached_tokens=4)
     )
 
 
@@ -50,9 +49,8 @@ async def test_stream_from_a_server_without_stream_usage_ends_with_usage_none(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
     fake.stream_usage = False
-    chunks: list[ChatChunk] = []
-    await collect(provider, HELLO, chunks)
-    assert (chunks[-1].finish_reason, chunks[-1].usage) == ("stop", None)
+    events = await collect(provider, HELLO)
+    assert finish(events) == Finish("stop", None)
 
 
 # -- broken streams --------------------------------------------------------------------------
@@ -62,30 +60,30 @@ async def test_stream_cut_without_done_raises_after_the_earlier_deltas(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
     fake.fail_next(Fault(break_after=2, break_with="cut"))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError):
         await collect(provider, HELLO, chunks)
-    assert [c.delta for c in chunks] == fake.deltas[:2]
+    assert deltas(chunks) == fake.deltas[:2]
 
 
 async def test_stream_ending_cleanly_without_done_raises(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
     fake.fail_next(Fault(break_after=99, break_with="eof"))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError, match=r"without \[DONE\]"):
         await collect(provider, HELLO, chunks)
-    assert [c.delta for c in chunks] == fake.deltas
+    assert deltas(chunks) == fake.deltas
 
 
 async def test_error_event_mid_stream_interrupts_the_stream(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
     fake.fail_next(Fault(break_after=2, break_with="error_event", error_type="server_error"))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError, match="type=server_error"):
         await collect(provider, HELLO, chunks)
-    assert len(chunks) == 2
+    assert len(deltas(chunks)) == 2
 
 
 async def test_error_event_before_any_chunk_raises_the_mapped_error(
@@ -100,7 +98,7 @@ async def test_stream_answered_with_an_http_error_raises_before_any_chunk(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
     fake.fail_next(Fault(status=503))
-    chunks: list[ChatChunk] = []
+    chunks: list[StreamEvent] = []
     with pytest.raises(UpstreamUnavailableError) as caught:
         await collect(provider, HELLO, chunks)
     assert chunks == []
@@ -111,8 +109,8 @@ async def test_stalled_stream_after_first_chunk_raises_interrupted(
     provider: OpenAIProvider, fake: FakeOpenAI
 ) -> None:
     fake.fail_next(Fault(chunk_delay=0.3))
-    request = ChatRequest(model="m", messages=HELLO.messages, timeout=0.5)
-    chunks: list[ChatChunk] = []
+    request = chat("m", *HELLO.messages, timeout=0.5)
+    chunks: list[StreamEvent] = []
     with pytest.raises(StreamInterruptedError, match="timed out"):
         await collect(provider, request, chunks)
-    assert 1 <= len(chunks) < len(fake.deltas)
+    assert 1 <= len(deltas(chunks)) < len(fake.deltas)

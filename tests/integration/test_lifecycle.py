@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
 from gateway.pipeline.drain import SHUTTING_DOWN
-from gateway.runtime.server import Gateway
+from gateway.runtime.server import Server
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from providers.base import ProviderSettings
@@ -127,7 +127,7 @@ async def test_sigint_also_shuts_down_cleanly() -> None:
 
 
 async def test_health_is_not_serving_until_ready_and_again_once_draining() -> None:
-    gateway = Gateway(test_settings())
+    gateway = Server(test_settings())
     await gateway.open()
     try:
         async with (

@@ -324,6 +324,24 @@ async def test_a_stream_failing_before_its_first_chunk_is_retried(
     ]
 
 
+async def test_a_stream_that_said_its_id_then_broke_before_any_text_is_retried(
+    start_gateway: StartGateway, fake: FakeOpenAI
+) -> None:
+    gw = await start_gateway(providers=(openai(fake),), retry_backoff_base_seconds=0.01)
+    # The role chunk (id and model, no text) arrives; then a malformed frame.
+    fake.fail_next(Fault(break_after=0, break_with="malformed"))
+    call = gw.stub.StreamComplete(
+        pb.StreamCompleteRequest(model=MODEL, messages=[pb.Message(role="user", content="hi")])
+    )
+    messages = [m async for m in call]
+    assert "".join(m.delta for m in messages) == fake.reply
+    assert {m.id for m in messages} == {"chatcmpl-fake2"}  # the answering try's id only
+    assert [a.outcome for a in messages[-1].attempts] == [
+        pb.ATTEMPT_OUTCOME_ERROR,
+        pb.ATTEMPT_OUTCOME_SUCCESS,
+    ]
+
+
 async def test_an_idle_stream_ends_with_an_error_and_closes_the_upstream(
     start_gateway: StartGateway, fake: FakeOpenAI
 ) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.errors import UpstreamUnavailableError
+from providers.errors import UpstreamUnavailableError
 from resilience.breaker import (
     CLOSED,
     HALF_OPEN,

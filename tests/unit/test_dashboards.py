@@ -31,8 +31,8 @@ import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
-from gateway.errors import GatewayError
 from gateway.store.writer import UsageWriter
+from gateway.transports.http_app import HTTP_ONLY_STATUS, HTTP_STATUS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
@@ -399,13 +399,13 @@ def test_every_alert_has_a_unit_test_that_fires_it() -> None:
 
 def _codes_by_outcome() -> tuple[set[str], set[str]]:
     """gRPC codes the gateway answers with, split into server failures (HTTP 5xx) and the
-    caller's own outcomes (4xx, 499), from its exception tree. A code some 5xx error answers
-    with is a server failure (DEADLINE_EXCEEDED: 504, though a body sent too slowly is 408)."""
-    classes: list[type[GatewayError]] = [GatewayError]
-    for cls in classes:
-        classes.extend(cls.__subclasses__())
-    server = {c.grpc_code.name for c in classes if c.http_status >= 500}
-    caller = {c.grpc_code.name for c in classes if c.http_status < 500} - server
+    caller's own outcomes (4xx, 499), from the JSON transport's mapping of its error codes. A
+    code some 5xx error answers with is a server failure (DEADLINE_EXCEEDED: 504, though a body
+    sent too slowly is 408)."""
+    statuses = {(code.name, status) for code, status in HTTP_STATUS.items()}
+    statuses |= {(kind.code.name, status) for kind, status in HTTP_ONLY_STATUS.items()}
+    server = {code for code, status in statuses if status >= 500}
+    caller = {code for code, status in statuses if status < 500} - server
     return server, caller
 
 

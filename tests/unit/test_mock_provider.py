@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import time
 
-from providers.base import ChatChunk, ChatMessage, ChatRequest, ProviderSettings
+import pytest
+
+from providers.base import ProviderSettings
+from providers.errors import UpstreamBadRequestError
 from providers.mock import REPLY_PREFIX, MockProvider
+from providers.types import (
+    CallIO,
+    ChatRequest,
+    Finish,
+    ImagePart,
+    Message,
+    Meta,
+    Sampling,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+)
 
 
 def mock(**options: float) -> MockProvider:
@@ -15,17 +30,17 @@ def mock(**options: float) -> MockProvider:
 
 def chat(*user_turns: str, max_tokens: int | None = None) -> ChatRequest:
     """A request whose user says each of `user_turns`, with an assistant reply in between."""
-    messages: list[ChatMessage] = []
+    messages: list[Message] = []
     for turn in user_turns:
         if messages:
-            messages.append(ChatMessage("assistant", "noted"))
-        messages.append(ChatMessage("user", turn))
-    return ChatRequest(model="mock", messages=tuple(messages), max_tokens=max_tokens)
+            messages.append(Message.of_text("assistant", "noted"))
+        messages.append(Message.of_text("user", turn))
+    return ChatRequest("mock", tuple(messages), Sampling(max_tokens=max_tokens), CallIO())
 
 
-async def collect(provider: MockProvider, request: ChatRequest) -> list[ChatChunk]:
-    """Every chunk of `provider.stream(request)`."""
-    return [chunk async for chunk in provider.stream(request)]
+async def collect(provider: MockProvider, request: ChatRequest) -> list[StreamEvent]:
+    """Every event of `provider.stream(request)`."""
+    return [event async for event in provider.stream(request)]
 
 
 async def test_same_request_gets_the_same_answer() -> None:
@@ -70,9 +85,10 @@ async def test_untruncated_answer_finishes_with_stop() -> None:
 async def test_stream_deltas_join_to_the_complete_content() -> None:
     provider, request = mock(), chat("stream this please")
 
-    chunks = await collect(provider, request)
+    events = await collect(provider, request)
 
-    assert "".join(c.delta for c in chunks) == (await provider.complete(request)).content
+    texts = [e.text for e in events if isinstance(e, TextDelta)]
+    assert "".join(texts) == (await provider.complete(request)).content
 
 
 async def test_stream_ends_with_the_finish_reason_and_usage_of_complete() -> None:
@@ -81,14 +97,34 @@ async def test_stream_ends_with_the_finish_reason_and_usage_of_complete() -> Non
     last = (await collect(provider, request))[-1]
     response = await provider.complete(request)
 
-    assert (last.finish_reason, last.usage) == (response.finish_reason, response.usage)
+    assert last == Finish(response.finish_reason, response.usage)
+
+
+async def test_stream_starts_with_the_id_and_model_of_complete() -> None:
+    provider, request = mock(), chat("who are you?")
+
+    first = (await collect(provider, request))[0]
+    response = await provider.complete(request)
+
+    assert first == Meta(response.id, response.model)
+
+
+async def test_a_non_text_part_is_refused() -> None:
+    image = Message("user", (TextPart("look"), ImagePart(url="https://x.test/a.png")))
+    request = ChatRequest("mock", (image,))
+
+    with pytest.raises(UpstreamBadRequestError, match="ImagePart"):
+        await mock().complete(request)
+    with pytest.raises(UpstreamBadRequestError, match="ImagePart"):
+        await collect(mock(), request)
 
 
 async def test_latency_delays_the_first_chunk() -> None:
     stream = mock(latency_ms=200).stream(chat("hello"))
     started = time.perf_counter()
 
-    await anext(stream)
+    assert isinstance(await anext(stream), Meta)  # said at once
+    assert isinstance(await anext(stream), TextDelta)
 
     assert time.perf_counter() - started >= 0.18
     await stream.aclose()
@@ -99,8 +135,8 @@ async def test_token_rate_paces_the_stream() -> None:
     request = chat("hello", max_tokens=10)
     started = time.perf_counter()
 
-    chunks = await collect(mock(tokens_per_second=100), request)
+    events = await collect(mock(tokens_per_second=100), request)
 
     elapsed = time.perf_counter() - started
-    assert len(chunks) == 11  # ten words, then the finish chunk
+    assert len(events) == 12  # its id and model, ten words, then the finish
     assert elapsed >= 0.08

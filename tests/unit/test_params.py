@@ -1,4 +1,4 @@
-"""`parse_params`: what a valid request becomes, and how each invalid field is reported."""
+"""Validation: what a valid request message becomes, and how each invalid field is reported."""
 
 from __future__ import annotations
 
@@ -6,9 +6,16 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from gateway.errors import InvalidArgumentError
-from gateway.pipeline.validation import MAX_METADATA_VALUE_CHARS, MAX_STOP_SEQUENCES, parse_params
+from gateway.pipeline.types import CompletionRequest
+from gateway.pipeline.validation import MAX_METADATA_VALUE_CHARS, MAX_STOP_SEQUENCES, validate
+from gateway.transports.proto_convert import completion_request
 from gateway.v1 import gateway_pb2 as pb
-from providers.base import ChatMessage
+from providers.types import Message
+
+
+def parse_params(request: pb.CompleteRequest | pb.StreamCompleteRequest) -> CompletionRequest:
+    """What the core makes of a request message (as either transport hands it over)."""
+    return validate(completion_request(request))
 
 
 def valid_request() -> pb.CompleteRequest:
@@ -46,20 +53,21 @@ def test_every_field_of_a_valid_request_is_carried_over() -> None:
 
     params = parse_params(request)
 
+    sampling = params.chat.sampling
     assert (
         params.model,
-        params.messages,
-        params.temperature,
-        params.max_tokens,
-        params.top_p,
-        params.stop,
-        params.provider,
-        params.fallback_models,
+        params.chat.messages,
+        sampling.temperature,
+        sampling.max_tokens,
+        sampling.top_p,
+        sampling.stop,
+        params.routing.provider,
+        params.routing.fallback_models,
         params.metadata,
         params.timeout,
     ) == (
         "mock",
-        (ChatMessage("system", "be brief"), ChatMessage("user", "hello")),
+        (Message.of_text("system", "be brief"), Message.of_text("user", "hello")),
         0.5,
         64,
         0.25,
@@ -74,7 +82,8 @@ def test_every_field_of_a_valid_request_is_carried_over() -> None:
 def test_unset_optional_fields_are_none() -> None:
     params = parse_params(valid_request())
 
-    assert (params.temperature, params.max_tokens, params.top_p, params.timeout) == (
+    sampling = params.chat.sampling
+    assert (sampling.temperature, sampling.max_tokens, sampling.top_p, params.timeout) == (
         None,
         None,
         None,
@@ -86,14 +95,16 @@ def test_temperature_set_to_zero_stays_zero() -> None:
     request = valid_request()
     request.temperature = 0.0
 
-    assert parse_params(request).temperature == 0.0  # so not None: zero was set on purpose
+    assert (
+        parse_params(request).chat.sampling.temperature == 0.0
+    )  # so not None: zero was set on purpose
 
 
 def test_assistant_turn_may_be_empty() -> None:
     request = valid_request()
     request.messages.add(role="assistant", content="")
 
-    assert parse_params(request).messages[-1] == ChatMessage("assistant", "")
+    assert parse_params(request).chat.messages[-1] == Message.of_text("assistant", "")
 
 
 def test_stream_request_parses_like_the_unary_request_with_the_same_fields() -> None:
@@ -228,4 +239,4 @@ def test_model_names_with_slashes_and_dots_inside_a_segment_are_accepted(model: 
     request.model = model
     request.fallback_models[:] = [model]
     params = parse_params(request)
-    assert (params.model, params.fallback_models) == (model, (model,))
+    assert (params.model, params.routing.fallback_models) == (model, (model,))

@@ -7,8 +7,9 @@ import logging
 import pytest
 
 from gateway.pipeline.pricing import DEFAULT_PRICES, Price, PriceTable
-from providers.base import ProviderSettings, Usage
+from providers.base import ProviderSettings
 from providers.openai import SPEC as OPENAI_SPEC
+from providers.types import Usage
 
 TABLE = PriceTable(
     {

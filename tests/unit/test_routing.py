@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import ModelNotFoundError
 from providers.base import ProviderSettings
+from providers.errors import UnknownModelError
 from providers.keys import KeyPool
 from providers.mock import MockProvider
 from providers.registry import Deployment, ProviderRegistry, Route, log_enabled
@@ -45,7 +45,7 @@ def test_deployment_prefix_keeps_further_slashes_in_the_model() -> None:
 
 
 def test_unknown_prefix_is_looked_up_as_a_whole_model_name() -> None:
-    with pytest.raises(ModelNotFoundError, match="unknown model 'foo/bar'"):
+    with pytest.raises(UnknownModelError, match="unknown model 'foo/bar'"):
         registry().resolve("foo/bar")
 
 
@@ -72,14 +72,14 @@ def test_pin_strips_its_own_prefix_from_the_model() -> None:
 
 
 def test_unknown_pin_is_not_found_listing_known_providers() -> None:
-    with pytest.raises(ModelNotFoundError) as exc_info:
+    with pytest.raises(UnknownModelError) as exc_info:
         registry().resolve("mock", "azure")
 
     assert exc_info.value.message == "unknown provider 'azure'; known providers: local, mock"
 
 
 def test_unknown_model_is_not_found_listing_known_models() -> None:
-    with pytest.raises(ModelNotFoundError) as exc_info:
+    with pytest.raises(UnknownModelError) as exc_info:
         registry({"fast": "mock"}).resolve("gpt-9")
 
     assert "known models: fast, llama-3, mock, shared;" in exc_info.value.message

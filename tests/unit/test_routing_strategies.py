@@ -7,12 +7,12 @@ from collections import Counter
 
 import pytest
 
-from gateway.errors import UpstreamUnavailableError
 from gateway.pipeline.pricing import Price
 from gateway.pipeline.routing.features import RequestFeatures
 from gateway.pipeline.routing.groups import Capacity, Member
 from gateway.pipeline.routing.router import Router, open_circuits
 from gateway.pipeline.routing.state import DeploymentStates
+from providers.errors import UpstreamUnavailableError
 from resilience.breaker import Breakers
 from tests.routing_support import Clock, deployments, group, make_router, plain
 

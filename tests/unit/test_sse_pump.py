@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from gateway.errors import ServiceUnavailableError, UpstreamUnavailableError
+from gateway.errors import Code, ProviderError, ServiceUnavailableError
+from gateway.pipeline.types import StreamHead, StreamItem
 from gateway.transports.sse import Pump
-from gateway.v1 import gateway_pb2 as pb
+from providers.types import TextDelta
 
 
-async def burst(
-    count: int, read: list[int], fail: bool = False
-) -> AsyncIterator[pb.StreamCompleteResponse]:
+async def burst(count: int, read: list[int], fail: bool = False) -> AsyncIterator[StreamItem]:
+    yield StreamHead("c", "m", "openai")
     for i in range(count):
         read.append(i)
-        yield pb.StreamCompleteResponse(id="c", delta=f"d{i} ")
+        yield TextDelta(f"d{i} ")
     if fail:
-        raise UpstreamUnavailableError("cut", provider="openai")
+        raise ProviderError("cut", code=Code.UNAVAILABLE, provider="openai")
 
 
 async def test_events_that_arrive_together_leave_in_one_batch() -> None:
@@ -38,7 +38,7 @@ async def test_an_error_comes_after_the_events_before_it() -> None:
     while not pump.finished:
         data += await pump.take()
     await pump.aclose()
-    assert isinstance(pump.error, UpstreamUnavailableError)
+    assert isinstance(pump.error, ProviderError)
     assert data.count(b"data: ") == 3
 
 
