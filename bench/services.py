@@ -33,7 +33,7 @@ RESUME_SETTLE = 0.05
 GATEWAY_TOKEN = "bench-token"  # noqa: S105 - a loopback-only benchmark credential
 UPSTREAM_KEY = "sk-bench"
 #: The gateway's default upstream HTTP client (`UPSTREAM_HTTP_CLIENT`).
-DEFAULT_CLIENT = "aiohttp"
+DEFAULT_CLIENT = "httptools"
 
 
 class StartError(RuntimeError):

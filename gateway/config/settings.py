@@ -79,8 +79,9 @@ class GrpcSettings:
 class UpstreamSettings:
     """How the gateway reaches providers over HTTP."""
 
-    #: The HTTP client implementation: "aiohttp" or the hand-written "httptools".
-    client: str = "aiohttp"
+    #: The HTTP client implementation: the hand-written "httptools" (less CPU per call) or
+    #: aiohttp's client ("aiohttp").
+    client: str = "httptools"
     #: PEM file of CA certificates trusted for provider HTTPS, on top of the system's ("": none).
     ca_bundle: str = ""
     #: HTTP_PROXY / HTTPS_PROXY / NO_PROXY (lowercase names win, as with curl and urllib).
@@ -459,7 +460,7 @@ def _upstream_settings(env: _Env) -> UpstreamSettings:
             raise ConfigError(
                 "UPSTREAM_CA_BUNDLE", f"cannot be read as PEM certificates ({type(exc).__name__})"
             ) from None
-    client = (env.raw("UPSTREAM_HTTP_CLIENT") or "aiohttp").lower()
+    client = (env.raw("UPSTREAM_HTTP_CLIENT") or "httptools").lower()
     if client not in UPSTREAM_HTTP_CLIENTS:
         raise ConfigError(
             "UPSTREAM_HTTP_CLIENT", f"must be one of {', '.join(UPSTREAM_HTTP_CLIENTS)}"
