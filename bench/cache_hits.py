@@ -29,7 +29,9 @@ from tests.processes import GatewayProcess, spawn
 MESSAGES = [{"role": "user", "content": "What does the cache save?"}]
 BODY = orjson.dumps({"model": "mock", "messages": MESSAGES, "temperature": 0})
 REQUEST = pb.CompleteRequest(
-    model="mock", messages=[pb.Message(**m) for m in MESSAGES], temperature=0
+    model="mock",
+    messages=[pb.Message(role=m["role"], content=m["content"]) for m in MESSAGES],
+    temperature=0,
 )
 
 Call = Callable[[], Awaitable[None]]

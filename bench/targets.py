@@ -121,13 +121,16 @@ def messages(pace_ms: float = 0.0) -> list[dict[str, str]]:
 
 def complete_request() -> pb.CompleteRequest:
     """The unary gRPC request."""
-    return pb.CompleteRequest(model=MODEL, messages=[pb.Message(**m) for m in messages()])
+    return pb.CompleteRequest(
+        model=MODEL, messages=[pb.Message(role=m["role"], content=m["content"]) for m in messages()]
+    )
 
 
 def stream_request(pace_ms: float = 0.0) -> pb.StreamCompleteRequest:
     """The streaming gRPC request."""
     return pb.StreamCompleteRequest(
-        model=MODEL, messages=[pb.Message(**m) for m in messages(pace_ms)]
+        model=MODEL,
+        messages=[pb.Message(role=m["role"], content=m["content"]) for m in messages(pace_ms)],
     )
 
 

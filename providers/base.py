@@ -4,19 +4,117 @@ Adapters turn a `providers.types.ChatRequest` into their vendor's wire format an
 answer back into a `Completion` (or a stream of `StreamEvent`s). They raise only
 `UpstreamError` subclasses for provider failures. They never read the environment and never
 retry: the gateway owns the one retry policy.
+
+Each adapter says what it can do with a model beyond text in and text out (`Capabilities`:
+tools, images, structured output, reasoning...); `check_capabilities` names the first thing a
+request uses that a deployment cannot honour, so the gateway refuses it (or skips that
+deployment) before anything is sent, instead of the adapter dropping it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from providers.keys import KeyPool
-from providers.types import ChatRequest, Completion, StreamEvent
+from providers.types import (
+    ChatRequest,
+    Completion,
+    ImagePart,
+    ResponseFormatType,
+    StreamEvent,
+    ToolChoiceMode,
+)
 
 if TYPE_CHECKING:
     from providers.http.client import UpstreamClient
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a deployment can do with one model beyond text in and text out.
+
+    The default is text only: an adapter declares each thing it sends to its vendor faithfully,
+    and nothing else, so a request that uses more is refused rather than sent without it.
+    """
+
+    #: Tool definitions, tool calls in the answer, and tool calls and results in the history.
+    tools: bool = False
+    #: The tool choice modes it honours (with `tools`).
+    tool_choices: frozenset[ToolChoiceMode] = frozenset({ToolChoiceMode.AUTO})
+    #: Whether it can turn parallel tool calls off (`parallel_tool_calls` false).
+    parallel_tool_calls_off: bool = False
+    #: Images given as data (data: URLs, or bytes and a media type).
+    images: bool = False
+    #: https image URLs the vendor fetches itself (without, the gateway fetches and inlines them).
+    image_urls: bool = False
+    #: Images in a tool result.
+    tool_result_images: bool = False
+    #: `response_format` JSON_OBJECT and JSON_SCHEMA, natively.
+    json_object: bool = False
+    json_schema: bool = False
+    #: The `reasoning_effort` values it honours ("none" needs no entry on a model that does not
+    #: reason).
+    reasoning_efforts: frozenset[str] = frozenset()
+    #: Whether it takes a sampling seed.
+    seed: bool = False
+
+
+#: What an adapter that declares nothing can do: text in, text out.
+TEXT_ONLY: Final = Capabilities()
+
+
+def check_capabilities(
+    request: ChatRequest, capabilities: Capabilities, provider: str
+) -> str | None:
+    """The first thing `request` uses that `capabilities` cannot honour, as a message starting
+    with the field (the API's name for it) and naming `provider`; None when it can serve it."""
+    can = capabilities
+    cannot = f"provider {provider!r} cannot"
+    if request.tools and not can.tools:
+        return f"tools: {cannot} call tools"
+    choice = request.tool_choice
+    if choice is not None and choice.mode not in can.tool_choices:
+        return f"tool_choice: {cannot} honour mode {choice.mode.name}"
+    if request.parallel_tool_calls is False and not can.parallel_tool_calls_off:
+        return f"parallel_tool_calls: {cannot} turn parallel tool calls off"
+    for index, message in enumerate(request.messages):
+        if not can.tools and (message.tool_calls or message.role == "tool"):
+            what = "tool_calls" if message.tool_calls else "role"
+            return f"messages[{index}].{what}: {cannot} take tool calls or tool results"
+        for number, part in enumerate(message.parts):
+            if type(part) is not ImagePart:
+                continue
+            field = f"messages[{index}].parts[{number}].image"
+            if not can.images:
+                return f"{field}: {cannot} take images"
+            if message.role == "tool" and not can.tool_result_images:
+                return f"{field}: {cannot} take images in a tool result"
+            if part.url.startswith("https:") and not can.image_urls:
+                return f"{field}.url: {cannot} fetch image URLs; send the image as data"
+    problem = _format_problem(request, can, cannot)
+    if problem is not None:
+        return problem
+    effort = request.reasoning_effort
+    # "none" asks nothing of a model that does not reason (one that lists no effort).
+    trivially_none = effort == "none" and not can.reasoning_efforts
+    if effort is not None and effort not in can.reasoning_efforts and not trivially_none:
+        return f"reasoning_effort: {cannot} honour {effort!r}"
+    if request.sampling.seed is not None and not can.seed:
+        return f"seed: {cannot} take a seed"
+    return None
+
+
+def _format_problem(request: ChatRequest, can: Capabilities, cannot: str) -> str | None:
+    form = request.response_format
+    if form is None or form.type is ResponseFormatType.TEXT:
+        return None
+    if form.type is ResponseFormatType.JSON_OBJECT and not can.json_object:
+        return f"response_format.type: {cannot} answer with a JSON object"
+    if form.type is ResponseFormatType.JSON_SCHEMA and not can.json_schema:
+        return f"response_format.type: {cannot} answer with JSON following a schema"
+    return None
 
 
 @runtime_checkable
@@ -35,6 +133,10 @@ class Provider(Protocol):
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Return one whole completion or raise an `UpstreamError`."""
+        ...
+
+    def capabilities(self, model: str) -> Capabilities:
+        """What the deployment can do with `model` (the provider's own model name)."""
         ...
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:

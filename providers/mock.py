@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import AsyncGenerator
 from typing import Final
 
-from providers.base import AdapterSpec, ProviderSettings
+from providers.base import TEXT_ONLY, AdapterSpec, Capabilities, ProviderSettings
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.types import (
@@ -56,6 +56,10 @@ class MockProvider:
     def kind(self) -> str:
         """Always "mock"."""
         return "mock"
+
+    def capabilities(self, model: str) -> Capabilities:
+        """Text only (for now)."""
+        return TEXT_ONLY
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Return the whole mock answer after the time its tokens would take."""

@@ -1,10 +1,11 @@
 """The values a call is made of, shared by the pipeline and every provider adapter.
 
-A conversation is a tuple of `Message`s: a role and ordered parts (text now; images next), plus,
-for an assistant turn, the tools it called and its reasoning state, and for a tool turn, the call
-it answers. A `ChatRequest` is what an adapter is asked: the provider's model name, the messages,
-the sampling settings, and apart from those the per-call I/O (time limit, headers), which never
-changes the answer (the cache key leaves it out).
+A conversation is a tuple of `Message`s: a role and ordered parts (text and images), plus, for an
+assistant turn, the tools it called and its reasoning state, and for a tool turn, the call it
+answers. A `ChatRequest` is what an adapter is asked: the provider's model name, the messages,
+the sampling settings, the tools the model may call (`Tool`, `ToolChoice`), the form of the
+answer (`ResponseFormat`) and how hard a reasoning model thinks, and apart from those the per-call
+I/O (time limit, headers), which never changes the answer (the cache key leaves it out).
 
 A streamed answer is a sequence of `StreamEvent`s: `Meta` (the vendor's id and model, when
 learned), `TextDelta`, `ToolCallDelta`, `ReasoningDelta`, and one closing `Finish` with the finish
@@ -14,7 +15,12 @@ the cache replay and the tests all use it, so a stream and a unary answer can ne
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+#: A JSON object as parsed (a JSON Schema, say): integral numbers are `int`s, never `1.0`.
+JsonObject = Mapping[str, object]
 
 # -- messages ------------------------------------------------------------------------------------
 
@@ -98,6 +104,66 @@ class Sampling:
     max_tokens: int | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
+    #: Seed for best-effort deterministic sampling, where the vendor takes one.
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call: its name, what it does, and its arguments' JSON Schema."""
+
+    name: str
+    description: str = ""
+    #: The JSON Schema of the arguments (an object schema); empty for a tool without arguments.
+    parameters: JsonObject = field(default_factory=dict)
+    #: Hold the arguments to the schema exactly, where the vendor can.
+    strict: bool = False
+
+
+class ToolChoiceMode(enum.Enum):
+    """Whether and which tools the model must call."""
+
+    #: The model decides.
+    AUTO = "auto"
+    #: The model calls no tool.
+    NONE = "none"
+    #: The model calls at least one tool.
+    REQUIRED = "required"
+    #: The model calls the tool `ToolChoice.name`.
+    TOOL = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """Whether and which tools the model must call (`name` with mode TOOL only)."""
+
+    mode: ToolChoiceMode
+    name: str = ""
+
+
+class ResponseFormatType(enum.Enum):
+    """The form the answer's content takes."""
+
+    TEXT = "text"
+    JSON_OBJECT = "json_object"
+    JSON_SCHEMA = "json_schema"
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """The form the answer's content must take: a JSON object, or JSON following `schema`."""
+
+    type: ResponseFormatType
+    #: JSON_SCHEMA: the schema's name ("" when the caller gave none).
+    name: str = ""
+    #: JSON_SCHEMA: the JSON Schema the answer follows.
+    schema: JsonObject | None = None
+    #: Hold the answer to the schema exactly, where the vendor can.
+    strict: bool = False
+
+
+#: The `ChatRequest.reasoning_effort` values, least effort first.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +187,16 @@ class ChatRequest:
     messages: tuple[Message, ...]
     sampling: Sampling = field(default_factory=Sampling)
     io: CallIO = field(default_factory=CallIO)
+    #: Functions the model may call.
+    tools: tuple[Tool, ...] = ()
+    #: Whether and which tools it must call; None: the vendor's default (auto with tools).
+    tool_choice: ToolChoice | None = None
+    #: Whether it may call several tools in one turn; None: the vendor's default.
+    parallel_tool_calls: bool | None = None
+    #: The form of the answer's content; None: text.
+    response_format: ResponseFormat | None = None
+    #: One of `REASONING_EFFORTS`; None: the vendor's default.
+    reasoning_effort: str | None = None
 
 
 # -- answers -------------------------------------------------------------------------------------
@@ -138,6 +214,8 @@ class Usage:
     cached_tokens: int = 0
     #: Prompt tokens written to the vendor's prompt cache (billed at the cache-write price).
     cache_creation_tokens: int = 0
+    #: Completion tokens spent on reasoning: a part of `completion_tokens`, not added to it.
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)

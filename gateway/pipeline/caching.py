@@ -11,6 +11,7 @@ normal, complete answer of the requested route is stored and shared.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from opentelemetry.trace import get_current_span
 
@@ -23,7 +24,7 @@ from gateway.pipeline.dispatch import Step
 from gateway.pipeline.types import Answer, CompletionRequest
 from metrics import CACHE_LOOKUPS, CACHE_SAVED_USD, labeled
 from providers.registry import Route
-from providers.types import ChatRequest, StreamEvent
+from providers.types import StreamEvent
 
 
 class CallCache:
@@ -39,9 +40,7 @@ class CallCache:
         if self._cache is None or not request.deterministic:
             return None
         primary = plan[0].route
-        asked = request.chat
-        chat = ChatRequest(primary.model, asked.messages, asked.sampling)
-        return cache_key(tenant, primary.provider.name, chat)
+        return cache_key(tenant, primary.provider.name, replace(request.chat, model=primary.model))
 
     async def lookup(self, call: Call, prepared: PreparedCall) -> CachedAnswer | None:
         """A stored or in-flight answer for this call; else lead the flight for its key."""

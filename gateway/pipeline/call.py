@@ -11,7 +11,7 @@ ended the accounting finds what it got to.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cache.layer import Flight
@@ -78,9 +78,7 @@ class PreparedCall:
         asked = self.request.chat
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
         headers = (("x-request-id", self.start.context.request_id), *attempt.trace_headers())
-        return ChatRequest(
-            attempt.route.model, asked.messages, asked.sampling, CallIO(remaining, headers)
-        )
+        return replace(asked, model=attempt.route.model, io=CallIO(remaining, headers))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ even when its timer goes off a hair early. What a failed try leads to (its break
 another try here or on the next route, the caller's error) is the outcome table's to say
 (`gateway.pipeline.outcomes`).
 
-Every try, skipped ones included, is recorded as an `Attempt` for the response.
+Every try, skipped ones included, is recorded as an `Attempt` for the response: a route whose
+circuit is open, and a fallback route that cannot serve what the request uses (its `Step` says
+why), are not called.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class Step:
 
     route: Route
     retries: int
+    #: Why the route cannot serve the request (it is skipped); None when it can.
+    unsupported: str | None = None
 
 
 @dataclass(slots=True)
@@ -109,12 +113,16 @@ class Trace:
             _describe_try(span, label, cause, code, model, usage, finish_reason)
         span.end()
         labeled(UPSTREAM_ATTEMPTS, route.provider.name, label).inc()
-        if outcome is not AttemptOutcome.CIRCUIT_OPEN:  # a skipped try took no time upstream
+        if outcome not in _NOT_CALLED:  # a skipped try took no time upstream
             labeled(UPSTREAM_LATENCY, route.provider.name).observe(elapsed)
 
-    def skip(self, route: Route) -> None:
-        """A try not made (its circuit was open)."""
-        self.end(self.begin(route), AttemptOutcome.CIRCUIT_OPEN)
+    def skip(self, route: Route, outcome: AttemptOutcome = AttemptOutcome.CIRCUIT_OPEN) -> None:
+        """A try not made: its circuit was open, or the route cannot serve the request."""
+        self.end(self.begin(route), outcome)
+
+
+#: Outcomes of tries that were never sent.
+_NOT_CALLED: Final = frozenset({AttemptOutcome.CIRCUIT_OPEN, AttemptOutcome.UNSUPPORTED})
 
 
 def _describe_try(
@@ -232,6 +240,9 @@ class Dispatcher:
         self._budget.record_request()
         last: Judged | None = None
         for index, step in enumerate(plan):
+            if step.unsupported is not None:
+                trace.skip(step.route, AttemptOutcome.UNSUPPORTED)
+                continue
             if index:
                 labeled(FALLBACKS, step.route.provider.name).inc()
                 get_current_span().add_event(

@@ -59,8 +59,10 @@ from gateway.pipeline.validation import parse_timeout_header, validate
 from gateway.tenancy.auth import Authenticator, Identity
 from gateway.tenancy.quotas import Quotas
 from metrics import ADMISSION_REJECTED
+from providers.base import check_capabilities
 from providers.errors import UnknownModelError
-from providers.registry import ProviderRegistry
+from providers.registry import ProviderRegistry, Route
+from providers.types import ChatRequest
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
 from resilience.breaker import Breakers
 from resilience.deadlines import spent
@@ -244,7 +246,11 @@ class CompletionService:
         return Answer(hit.completion, hit.provider, 0.0, cached=True)
 
     def _plan(self, request: CompletionRequest, ctx: CallContext) -> tuple[Step, ...]:
-        """The model's route with the primary retries, then each fallback with its own."""
+        """The model's route with the primary retries, then each fallback with its own.
+
+        The primary route must be able to serve what the request uses (else INVALID_ARGUMENT,
+        before any provider is called); a fallback that cannot is skipped when its turn comes.
+        """
         policy = self._policy
         try:
             primary = self._registry.resolve(
@@ -252,6 +258,9 @@ class CompletionService:
             )
         except UnknownModelError as exc:
             raise ModelNotFoundError(exc.message) from None
+        problem = _unsupported(request.chat, primary)
+        if problem is not None:
+            raise InvalidArgumentError(problem)
         plan = [Step(primary, policy.primary_retries)]
         fallbacks = request.routing.fallback_models or policy.fallbacks.get(request.model, ())
         for index, model in enumerate(fallbacks):
@@ -259,7 +268,7 @@ class CompletionService:
                 route = self._registry.resolve(model)
             except UnknownModelError as exc:
                 raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
-            plan.append(Step(route, policy.fallback_retries))
+            plan.append(Step(route, policy.fallback_retries, _unsupported(request.chat, route)))
         return tuple(plan)
 
     def _deadline(self, ctx: CallContext, timeout: float | None) -> float:
@@ -325,6 +334,12 @@ def _record_content(prepared: PreparedCall, completion: str) -> None:
     span = get_current_span()
     span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
     span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})
+
+
+def _unsupported(chat: ChatRequest, route: Route) -> str | None:
+    """Why `route` cannot serve `chat` (naming the field and the deployment), or None."""
+    provider = route.provider
+    return check_capabilities(chat, provider.capabilities(route.model), provider.name)
 
 
 def _code_of(exc: BaseException, call: Call) -> str:

@@ -97,6 +97,8 @@ class AttemptOutcome(enum.Enum):
     CIRCUIT_OPEN = enum.auto()
     #: The caller went away during the try.
     CANCELLED = enum.auto()
+    #: The deployment cannot serve what the request uses (images, tools...): it was not called.
+    UNSUPPORTED = enum.auto()
 
 
 @dataclass(frozen=True, slots=True)

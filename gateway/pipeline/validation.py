@@ -1,8 +1,9 @@
 """Validation of completion requests, whichever transport they came by.
 
-`validate` checks a `CompletionRequest` and returns it normalised (model names stripped). Every
-problem is an `InvalidArgumentError` whose message starts with the field it is about, named as
-the API names it.
+`validate` checks a `CompletionRequest` and returns it normalised (model names stripped, a
+text response format dropped). Every problem is an `InvalidArgumentError` whose message starts
+with the field it is about, named as the API names it. What agents send (parts, images, tool
+calls and results, tools, response formats) is checked by `validation_agents`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,17 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from gateway.errors import InvalidArgumentError
 from gateway.pipeline.types import CachePolicy, CompletionRequest, Priority, Routing
-from providers.types import ChatRequest, Message, Sampling
+from gateway.pipeline.validation_agents import (
+    check_messages,
+    check_reasoning_effort,
+    check_response_format,
+    check_tools,
+)
+from providers.types import Message, Sampling
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MODEL_CHARS = 256
@@ -36,13 +44,16 @@ def validate(request: CompletionRequest) -> CompletionRequest:
     model = _model(chat.model)
     _check_messages(chat.messages)
     _check_sampling(chat.sampling)
+    check_tools(chat)
+    response_format = check_response_format(chat.response_format)
+    check_reasoning_effort(chat.reasoning_effort)
     routing = request.routing
     provider, fallbacks = routing.provider.strip(), _fallback_models(routing.fallback_models)
     _check_metadata(request.metadata)
     _check_timeout(request.timeout)
     _check_cache(request.cache)
-    if model != chat.model:
-        chat = ChatRequest(model, chat.messages, chat.sampling, chat.io)
+    if model != chat.model or response_format is not chat.response_format:
+        chat = replace(chat, model=model, response_format=response_format)
     if provider != routing.provider or fallbacks != routing.fallback_models:
         routing = Routing(provider, fallbacks)
     if chat is request.chat and routing is request.routing:
@@ -92,6 +103,7 @@ def _check_messages(messages: Sequence[Message]) -> None:
             )
         if not message.parts and not message.tool_calls and message.role != "assistant":
             raise InvalidArgumentError(f"messages[{index}].content: must not be empty")
+    check_messages(messages)
 
 
 def _check_sampling(sampling: Sampling) -> None:

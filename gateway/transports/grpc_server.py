@@ -69,8 +69,10 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.CompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.CompleteResponse:
         """Serve one unary completion."""
-        asked = completion_request(request)
-        return complete_response(await _unary(context, lambda c: self._core.complete(asked, c)))
+        answer = await _unary(
+            context, lambda c: self._core.complete(completion_request(request), c)
+        )
+        return complete_response(answer)
 
     async def StreamComplete(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.StreamCompleteRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -237,7 +237,16 @@ def _completion(
     )
     id_, model, provider = message.id, message.model, message.provider
     finish_reason, cost_usd, cached = message.finish_reason, message.cost_usd, message.cached
-    attempts = message.attempts
+    attempts, parts = message.attempts, message.reasoning_parts
+    if isinstance(message, pb.CompleteResponse):
+        calls_key, calls = "tool_calls", [_tool_call(call, defaults) for call in message.tool_calls]
+        reasoning_key, reasoning = "reasoning", message.reasoning
+    else:
+        calls_key, calls = (
+            "tool_call_deltas",
+            [_delta(d, defaults) for d in message.tool_call_deltas],
+        )
+        reasoning_key, reasoning = "reasoning_delta", message.reasoning_delta
     js: dict[str, Any] = {}
     if id_:
         js["id"] = id_
@@ -258,6 +267,12 @@ def _completion(
         js["cached"] = True
     if attempts:
         js["attempts"] = [_attempt(attempt, defaults) for attempt in attempts]
+    if calls:
+        js[calls_key] = calls
+    if reasoning:
+        js[reasoning_key] = reasoning
+    if parts:
+        js["reasoning_parts"] = [_reasoning_part(part, defaults) for part in parts]
     if defaults:
         if not id_:
             js["id"] = ""
@@ -275,12 +290,55 @@ def _completion(
             js["cached"] = False
         if not attempts:
             js["attempts"] = []
+        if not calls:
+            js[calls_key] = []
+        if not reasoning:
+            js[reasoning_key] = ""
+        if not parts:
+            js["reasoning_parts"] = []
+    return js
+
+
+def _tool_call(call: pb.ToolCall, defaults: bool) -> dict[str, Any]:
+    return _fields((("id", call.id), ("name", call.name), ("arguments", call.arguments)), defaults)
+
+
+def _delta(delta: pb.ToolCallDelta, defaults: bool) -> dict[str, Any]:
+    return _fields(
+        (
+            ("index", delta.index),
+            ("id", delta.id),
+            ("name", delta.name),
+            ("arguments", delta.arguments),
+        ),
+        defaults,
+    )
+
+
+def _reasoning_part(part: pb.ReasoningPart, defaults: bool) -> dict[str, Any]:
+    return _fields(
+        (
+            ("text", part.text),
+            ("signature", part.signature),
+            ("redacted", part.redacted),
+            ("tool_call_id", part.tool_call_id),
+        ),
+        defaults,
+    )
+
+
+def _fields(values: tuple[tuple[str, str | int], ...], defaults: bool) -> dict[str, Any]:
+    """A message of scalar fields: the set ones in order, then (with defaults) the others."""
+    js = {key: value for key, value in values if value}
+    if defaults and len(js) < len(values):
+        js.update((key, value) for key, value in values if not value)
     return js
 
 
 def _usage(usage: pb.Usage, defaults: bool) -> dict[str, int]:
     prompt, completion, total = usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
     cached, created = usage.cached_tokens, usage.cache_creation_tokens
+    reasoning = usage.reasoning_tokens
     js: dict[str, int] = {}
     if prompt:
         js["prompt_tokens"] = prompt
@@ -292,6 +350,8 @@ def _usage(usage: pb.Usage, defaults: bool) -> dict[str, int]:
         js["cached_tokens"] = cached
     if created:
         js["cache_creation_tokens"] = created
+    if reasoning:
+        js["reasoning_tokens"] = reasoning
     if defaults:
         if not prompt:
             js["prompt_tokens"] = 0
@@ -303,6 +363,8 @@ def _usage(usage: pb.Usage, defaults: bool) -> dict[str, int]:
             js["cached_tokens"] = 0
         if not created:
             js["cache_creation_tokens"] = 0
+        if not reasoning:
+            js["reasoning_tokens"] = 0
     return js
 
 

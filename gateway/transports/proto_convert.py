@@ -3,6 +3,11 @@
 Pure converters, used by the gRPC servicer and the JSON app alike: a request message becomes a
 `CompletionRequest` (unset optional fields stay None: validation is the core's), an `Answer`
 a response, a stream's items its messages, deployments' states a `ProviderStatusResponse`.
+
+Only what the pipeline's values cannot say is refused here (`InvalidArgumentError`): a message
+with both `content` and `parts`, an empty content part, an enum number the API does not define.
+JSON Schemas (`google.protobuf.Struct`, which holds every number as a double) become plain
+mappings whose integral numbers are `int`s again, so `minItems: 1` reaches a vendor as `1`.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from types import MappingProxyType
 from typing import Final
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.struct_pb2 import Struct, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from gateway.errors import InvalidArgumentError
 from gateway.pipeline.types import (
     Answer,
     Attempt,
@@ -29,7 +36,28 @@ from gateway.pipeline.types import (
     StreamItem,
 )
 from gateway.v1 import gateway_pb2 as pb
-from providers.types import CallIO, ChatRequest, Message, Sampling, TextDelta, TextPart, Usage
+from providers.types import (
+    CallIO,
+    ChatRequest,
+    Completion,
+    ImagePart,
+    JsonObject,
+    Message,
+    Part,
+    ReasoningDelta,
+    ReasoningPart,
+    ResponseFormat,
+    ResponseFormatType,
+    Sampling,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    ToolChoiceMode,
+    Usage,
+)
 
 #: Our attempt outcomes and circuit states as the API's enums.
 ATTEMPT_OUTCOMES: Final = {
@@ -43,6 +71,18 @@ _NO_IO: Final = CallIO()
 _NO_ROUTING: Final = Routing()
 _NO_CACHE_POLICY: Final = CachePolicy()
 _NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
+_TOOL_CHOICE_MODES: Final = {
+    pb.ToolChoiceMode.Value(f"TOOL_CHOICE_MODE_{mode.name}"): mode for mode in ToolChoiceMode
+}
+_RESPONSE_FORMAT_TYPES: Final = {
+    pb.RESPONSE_FORMAT_TYPE_UNSPECIFIED: ResponseFormatType.TEXT,
+    **{
+        pb.ResponseFormatType.Value(f"RESPONSE_FORMAT_TYPE_{kind.name}"): kind
+        for kind in ResponseFormatType
+    },
+}
+#: Doubles up to this size hold every integer exactly: an integral one is an `int` again.
+_EXACT_INTEGERS: Final = 2.0**53
 
 # -- requests ------------------------------------------------------------------------------------
 
@@ -54,10 +94,9 @@ def completion_request(message: pb.CompleteRequest | pb.StreamCompleteRequest) -
         message.max_tokens if message.HasField("max_tokens") else None,
         message.top_p if message.HasField("top_p") else None,
         tuple(message.stop) if message.stop else (),
+        message.seed if message.HasField("seed") else None,
     )
-    messages = tuple(
-        Message(m.role, (TextPart(m.content),) if m.content else ()) for m in message.messages
-    )
+    messages = tuple(_message(index, m) for index, m in enumerate(message.messages))
     # Most requests set no routing, metadata or cache policy: those share one value each.
     routing = _NO_ROUTING
     if message.provider or message.fallback_models:
@@ -70,8 +109,19 @@ def completion_request(message: pb.CompleteRequest | pb.StreamCompleteRequest) -
             store=not policy.no_store,
             ttl=_seconds(policy.ttl) if policy.HasField("ttl") else None,
         )
+    chat = ChatRequest(
+        message.model,
+        messages,
+        sampling,
+        _NO_IO,
+        tuple(_tool(tool) for tool in message.tools) if message.tools else (),
+        _tool_choice(message.tool_choice) if message.HasField("tool_choice") else None,
+        message.parallel_tool_calls if message.HasField("parallel_tool_calls") else None,
+        _response_format(message.response_format) if message.HasField("response_format") else None,
+        message.reasoning_effort if message.HasField("reasoning_effort") else None,
+    )
     return CompletionRequest(
-        ChatRequest(message.model, messages, sampling, _NO_IO),
+        chat,
         routing,
         dict(message.metadata) if message.metadata else _NO_METADATA,
         _seconds(message.timeout) if message.HasField("timeout") else None,
@@ -84,13 +134,89 @@ def _seconds(duration: Duration) -> float:
     return duration.seconds + duration.nanos / 1e9
 
 
+def _message(index: int, message: pb.Message) -> Message:
+    content = message.content
+    if not (message.parts or message.tool_calls or message.tool_call_id or message.reasoning):
+        return Message(message.role, (TextPart(content),) if content else ())  # nearly all
+    if content and message.parts:
+        raise InvalidArgumentError(f"messages[{index}]: set content or parts, not both")
+    parts: tuple[Part, ...] = (TextPart(content),) if content else ()
+    if message.parts:
+        parts = tuple(_part(index, number, part) for number, part in enumerate(message.parts))
+    return Message(
+        message.role,
+        parts,
+        tuple(ToolCall(c.id, c.name, c.arguments or "{}") for c in message.tool_calls),
+        message.tool_call_id,
+        tuple(
+            ReasoningPart(r.text, r.signature, r.redacted, r.tool_call_id)
+            for r in message.reasoning
+        ),
+    )
+
+
+def _part(index: int, number: int, part: pb.ContentPart) -> Part:
+    kind = part.WhichOneof("part")
+    if kind == "text":
+        return TextPart(part.text)
+    if kind == "image":
+        image = part.image
+        return ImagePart(image.url, image.data, image.media_type, image.detail)
+    raise InvalidArgumentError(f"messages[{index}].parts[{number}]: must hold text or an image")
+
+
+def _tool(tool: pb.Tool) -> Tool:
+    parameters = json_object(tool.parameters) if tool.HasField("parameters") else {}
+    return Tool(tool.name, tool.description, parameters, tool.strict)
+
+
+def _tool_choice(choice: pb.ToolChoice) -> ToolChoice | None:
+    if choice.mode == pb.TOOL_CHOICE_MODE_UNSPECIFIED and not choice.name:
+        return None  # set but empty: the vendor's default, as when unset
+    mode = _TOOL_CHOICE_MODES.get(choice.mode)
+    if mode is None:
+        if choice.mode == pb.TOOL_CHOICE_MODE_UNSPECIFIED:
+            raise InvalidArgumentError("tool_choice.mode: required with a name (TOOL)")
+        raise InvalidArgumentError(f"tool_choice.mode: unknown value {choice.mode}")
+    return ToolChoice(mode, choice.name)
+
+
+def _response_format(form: pb.ResponseFormat) -> ResponseFormat:
+    kind = _RESPONSE_FORMAT_TYPES.get(form.type)
+    if kind is None:
+        raise InvalidArgumentError(f"response_format.type: unknown value {form.type}")
+    schema = json_object(form.schema) if form.HasField("schema") else None
+    return ResponseFormat(kind, form.name, schema, form.strict)
+
+
+def json_object(struct: Struct) -> JsonObject:
+    """A `Struct` as a plain JSON object, integral numbers as `int`s (`1`, not `1.0`)."""
+    return {key: _json_value(value) for key, value in struct.fields.items()}
+
+
+def _json_value(value: Value) -> object:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() and abs(number) <= _EXACT_INTEGERS else number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return json_object(value.struct_value)
+    if kind == "list_value":
+        return [_json_value(item) for item in value.list_value.values]
+    return None  # null_value, or a Value with nothing set
+
+
 # -- answers -------------------------------------------------------------------------------------
 
 
 def complete_response(answer: Answer) -> pb.CompleteResponse:
     """A whole answer as the `CompleteResponse` message."""
     completion = answer.completion
-    return pb.CompleteResponse(
+    response = pb.CompleteResponse(
         id=completion.id,
         model=completion.model,
         provider=answer.provider,
@@ -101,13 +227,31 @@ def complete_response(answer: Answer) -> pb.CompleteResponse:
         cached=answer.cached,
         attempts=attempt_messages(answer.attempts),
     )
+    if completion.tool_calls or completion.reasoning or completion.reasoning_parts:
+        response.tool_calls.extend(
+            pb.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in completion.tool_calls
+        )
+        response.reasoning = completion.reasoning
+        response.reasoning_parts.extend(_reasoning_parts(completion))
+    return response
+
+
+def _reasoning_parts(completion: Completion) -> list[pb.ReasoningPart]:
+    return [
+        pb.ReasoningPart(
+            text=p.text, signature=p.signature, redacted=p.redacted, tool_call_id=p.tool_call_id
+        )
+        for p in completion.reasoning_parts
+    ]
 
 
 class StreamMessages:
     """A stream's items as `StreamCompleteResponse` messages, one stream at a time.
 
-    A head is remembered (each later message carries its id, model and provider), text is a
-    message, `Done` the last message; events the API has no field for yet send nothing.
+    A head is remembered (each later message carries its id, model and provider); text, a tool
+    call's fragment and reasoning text are a message each; `Done` is the last message. Reasoning
+    state without text (a signature, redacted data) sends nothing: the last message carries it
+    whole in `reasoning_parts`.
     """
 
     __slots__ = ("_head",)
@@ -130,6 +274,28 @@ class StreamMessages:
             self._head = item
         elif isinstance(item, Done):
             return last_message(item.answer)
+        elif isinstance(item, ToolCallDelta):
+            head = self._head
+            return pb.StreamCompleteResponse(
+                id=head.id,
+                model=head.model,
+                provider=head.provider,
+                cached=head.cached,
+                tool_call_deltas=[
+                    pb.ToolCallDelta(
+                        index=item.index, id=item.id, name=item.name, arguments=item.arguments
+                    )
+                ],
+            )
+        elif isinstance(item, ReasoningDelta) and item.text:
+            head = self._head
+            return pb.StreamCompleteResponse(
+                id=head.id,
+                model=head.model,
+                provider=head.provider,
+                cached=head.cached,
+                reasoning_delta=item.text,
+            )
         return None
 
 
@@ -145,6 +311,7 @@ def last_message(answer: Answer) -> pb.StreamCompleteResponse:
         cost_usd=answer.cost_usd,
         cached=answer.cached,
         attempts=attempt_messages(answer.attempts),
+        reasoning_parts=_reasoning_parts(completion) if completion.reasoning_parts else None,
     )
 
 
@@ -156,6 +323,7 @@ def usage_message(usage: Usage) -> pb.Usage:
         total_tokens=usage.total_tokens,
         cached_tokens=usage.cached_tokens,
         cache_creation_tokens=usage.cache_creation_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
     )
 
 

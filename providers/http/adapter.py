@@ -16,7 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import ClassVar, Final, Generic, Protocol, TypeVar
 from urllib.parse import quote
 
-from providers.base import ProviderSettings
+from providers.base import TEXT_ONLY, Capabilities, ProviderSettings
 from providers.errors import (
     ContentFilteredError,
     StreamInterruptedError,
@@ -127,6 +127,10 @@ class HttpAdapter(ABC, Generic[FrameT]):
     def kind(self) -> str:
         """The adapter kind, such as "openai"."""
         return self._kind
+
+    def capabilities(self, model: str) -> Capabilities:
+        """What the deployment can do with `model`: text only, unless the adapter says more."""
+        return TEXT_ONLY
 
     async def complete(self, request: ChatRequest) -> Completion:
         """Return one whole completion or raise an `UpstreamError`."""

@@ -94,3 +94,22 @@ def test_reasoning_text_joins_and_a_signature_closes_its_part() -> None:
         ReasoningPart("More."),
     )
     assert answer.content == "Answer"
+
+
+def test_a_tool_call_id_closes_the_reasoning_part_that_carried_its_signature() -> None:
+    built = fold(
+        ReasoningDelta("Check the weather."),
+        ReasoningDelta(signature="thought-sig", tool_call_id="call-a"),
+        ToolCallDelta(0, "call-a", "get_weather", '{"city":"Paris"}'),
+        Finish("tool_calls", USAGE),
+    )
+
+    assert built.build().reasoning_parts == (
+        ReasoningPart("Check the weather.", "thought-sig", "", "call-a"),
+    )
+
+
+def test_reasoning_tokens_come_with_the_usage() -> None:
+    usage = Usage(prompt_tokens=5, completion_tokens=40, total_tokens=45, reasoning_tokens=32)
+
+    assert fold(TextDelta("x"), Finish("stop", usage)).build().usage.reasoning_tokens == 32

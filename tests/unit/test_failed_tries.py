@@ -15,7 +15,7 @@ from gateway.pipeline.call import CallContext
 from gateway.pipeline.types import CompletionRequest, StreamItem
 from gateway.runtime.assembly import build_core
 from gateway.store.records import RequestRecord
-from providers.base import ProviderSettings
+from providers.base import TEXT_ONLY, Capabilities, ProviderSettings
 from providers.errors import UpstreamRateLimitedError
 from providers.keys import KeyPool
 from providers.registry import Deployment, ProviderRegistry
@@ -35,6 +35,9 @@ class Scripted:
         self._events = events
         self._error = error
         self.calls = 0
+
+    def capabilities(self, model: str) -> Capabilities:
+        return TEXT_ONLY
 
     async def complete(self, request: ChatRequest) -> Completion:
         self.calls += 1

@@ -442,6 +442,34 @@ RESPONSES: dict[str, pb.CompleteResponse | pb.StreamCompleteResponse] = {
     "an invalid latency": pb.CompleteResponse(
         attempts=[pb.Attempt(latency=Duration(seconds=1, nanos=-5))]
     ),
+    "tool calls and reasoning": pb.CompleteResponse(
+        id="c-1",
+        finish_reason="tool_calls",
+        tool_calls=[
+            pb.ToolCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}'),
+            pb.ToolCall(name="no_id", arguments=""),
+        ],
+        reasoning="Paris, then Rome.",
+        reasoning_parts=[
+            pb.ReasoningPart(text="Paris, then Rome.", signature="sig=="),
+            pb.ReasoningPart(redacted="opaque"),
+            pb.ReasoningPart(signature="s2", tool_call_id="call_1"),
+        ],
+        usage=pb.Usage(completion_tokens=40, reasoning_tokens=32),
+    ),
+    "a tool call's first fragment": pb.StreamCompleteResponse(
+        id="c-1",
+        tool_call_deltas=[pb.ToolCallDelta(index=0, id="call_1", name="get_weather")],
+    ),
+    "a later fragment": pb.StreamCompleteResponse(
+        tool_call_deltas=[pb.ToolCallDelta(index=2, arguments='{"ci')]
+    ),
+    "reasoning text": pb.StreamCompleteResponse(reasoning_delta="Let me think"),
+    "a last chunk with reasoning parts": pb.StreamCompleteResponse(
+        finish_reason="tool_calls",
+        reasoning_parts=[pb.ReasoningPart(text="t", signature="s")],
+        usage=pb.Usage(reasoning_tokens=7),
+    ),
 }
 
 
@@ -473,14 +501,19 @@ def test_generated_responses_render_as_json_format_renders_them(defaults: bool) 
 def test_the_codec_knows_every_field_of_the_completion_responses() -> None:
     # A field added to these messages must be added to json_codec's renderer too.
     completion = ["id", "model", "provider", "{text}", "finish_reason", "usage", "cost_usd",
-                  "cached", "attempts"]  # fmt: skip
+                  "cached", "attempts", "{calls}", "{reasoning}", "reasoning_parts"]  # fmt: skip
     usage = ["prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
-             "cache_creation_tokens"]  # fmt: skip
+             "cache_creation_tokens", "reasoning_tokens"]  # fmt: skip
+    unary = {"text": "content", "calls": "tool_calls", "reasoning": "reasoning"}
+    stream = {"text": "delta", "calls": "tool_call_deltas", "reasoning": "reasoning_delta"}
 
-    assert names(pb.CompleteResponse) == [n.format(text="content") for n in completion]
-    assert names(pb.StreamCompleteResponse) == [n.format(text="delta") for n in completion]
+    assert names(pb.CompleteResponse) == [n.format(**unary) for n in completion]
+    assert names(pb.StreamCompleteResponse) == [n.format(**stream) for n in completion]
     assert names(pb.Usage) == usage
     assert names(pb.Attempt) == ["provider", "model", "outcome", "latency", "error_code"]
+    assert names(pb.ToolCall) == ["id", "name", "arguments"]
+    assert names(pb.ToolCallDelta) == ["index", "id", "name", "arguments"]
+    assert names(pb.ReasoningPart) == ["text", "signature", "redacted", "tool_call_id"]
 
 
 def names(message_type: Any) -> list[str]:
@@ -512,9 +545,35 @@ def random_response(rng: random.Random) -> pb.CompleteResponse | pb.StreamComple
     if rng.random() < 0.7:
         names_ = names(pb.Usage)
         common["usage"] = pb.Usage(**{n: rng.choice(COUNTS) for n in names_ if rng.random() < 0.7})
+    if rng.random() < 0.3:
+        common["reasoning_parts"] = [random_reasoning_part(rng) for _ in range(rng.randrange(3))]
     if rng.random() < 0.5:
-        return pb.CompleteResponse(content=text(), **common)
-    return pb.StreamCompleteResponse(delta=text(), **common)
+        calls = [
+            pb.ToolCall(id=text(), name=text(), arguments=rng.choice(["", "{}", '{"a": 1}']))
+            for _ in range(rng.choice([0, 0, 1, 2]))
+        ]
+        return pb.CompleteResponse(
+            content=text(), tool_calls=calls, reasoning=rng.choice(["", "", "hm"]), **common
+        )
+    deltas = [
+        pb.ToolCallDelta(
+            index=rng.choice([0, 0, 1, 3]), id=text(), name=text(), arguments=rng.choice(["", "{"])
+        )
+        for _ in range(rng.choice([0, 0, 0, 1, 2]))
+    ]
+    return pb.StreamCompleteResponse(
+        delta=text(), tool_call_deltas=deltas, reasoning_delta=rng.choice(["", "", "hm"]), **common
+    )
+
+
+def random_reasoning_part(rng: random.Random) -> pb.ReasoningPart:
+    return pb.ReasoningPart(
+        **{
+            name: rng.choice(STRINGS)
+            for name in ("text", "signature", "redacted", "tool_call_id")
+            if rng.random() < 0.5
+        }
+    )
 
 
 def random_attempt(rng: random.Random) -> pb.Attempt:
