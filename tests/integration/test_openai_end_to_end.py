@@ -121,6 +121,7 @@ async def test_json_complete_returns_what_the_fake_produced(
         "total_tokens": 17,
         "cached_tokens": 4,
         "cache_creation_tokens": 0,
+        "reasoning_tokens": 0,
     }
     # gpt-4o-mini: 8 uncached x $0.15 + 4 cached x $0.075 + 5 out x $0.60, per million tokens
     assert body["cost_usd"] == pytest.approx(4.5e-6)
