@@ -12,6 +12,8 @@ small pool with pre-ping and a short connect timeout, so an outage is noticed in
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -20,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+_WAL_RETRY_SECONDS = 0.02
 POSTGRES_POOL_SIZE = 5
 POSTGRES_MAX_OVERFLOW = 5
 POSTGRES_POOL_TIMEOUT_SECONDS = 10.0
@@ -96,10 +99,30 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         # The busy timeout first: switching to WAL takes a lock, and without a timeout a
         # connection opened while another process holds it fails at once ("database is locked").
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    # SQLite does not always call the busy handler while changing the journal mode: a replica
+    # connecting while another converts a new file (or holds its write lock) can get "database
+    # is locked" at once. The mode is persistent, so a file already in WAL needs no change, and
+    # a conversion that meets a lock is tried again until the busy timeout has passed.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode")
+            mode = cursor.fetchone()
+            if mode is not None and str(mode[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(_WAL_RETRY_SECONDS)
 
 
 def _postgres_engine(url: str, schema: str | None) -> AsyncEngine:

@@ -35,9 +35,9 @@ async def test_upgrading_twice_changes_nothing(database: Database) -> None:
 
 async def test_replicas_upgrading_at_once_both_succeed(database: Database) -> None:
     revisions = await asyncio.gather(
-        *(upgrade(database.url, schema=database.schema) for _ in range(3))
+        *(upgrade(database.url, schema=database.schema) for _ in range(6))
     )
-    assert revisions == [HEAD, HEAD, HEAD]
+    assert revisions == [HEAD] * 6
 
 
 async def test_migrated_schema_matches_the_models(database: Database) -> None:
