@@ -18,7 +18,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -40,10 +40,18 @@ from gateway.pipeline.accounting import (
     UsageSink as UsageSink,  # re-exported: the assembly names it here
 )
 from gateway.pipeline.caching import CallCache
-from gateway.pipeline.call import Call, CallContext, CallStart, PreparedCall, Served
+from gateway.pipeline.call import (
+    Call,
+    CallContext,
+    CallStart,
+    PreparedCall,
+    Served,
+    fetches_image_urls,
+)
 from gateway.pipeline.dispatch import Dispatcher, Step, Trace
 from gateway.pipeline.drain import CallsInFlight
 from gateway.pipeline.ids import new_id
+from gateway.pipeline.image_fetch import ImageFetcher, has_https_images
 from gateway.pipeline.pricing import PriceTable, cost_of
 from gateway.pipeline.relay import StreamRelay
 from gateway.pipeline.status import status_entries
@@ -100,8 +108,10 @@ class CompletionService:
         cache: ResponseCache | None = None,
         quotas: Quotas | None = None,
         usage: UsageSink | None = None,
+        images: ImageFetcher | None = None,
     ) -> None:
         self._registry = registry
+        self._images = images
         self._auth = authenticator
         self._prices = prices
         self._dispatch = dispatcher
@@ -129,8 +139,11 @@ class CompletionService:
         await self._in_flight.drain(grace)
 
     async def aclose(self, *, wait: float) -> None:
-        """Wait (at most `wait` seconds) for the usage settlements still under way."""
+        """Wait (at most `wait` seconds) for the usage settlements still under way; close the
+        image fetcher's connections."""
         await self._accounting.aclose(wait=wait)
+        if self._images is not None:
+            await self._images.aclose()
 
     async def authenticate(self, authorization: str | None) -> Identity:
         """The caller behind `authorization` (`UnauthenticatedError` when it does not hold)."""
@@ -145,6 +158,7 @@ class CompletionService:
             hit = await self._cache.lookup(call, prepared)
             if hit is not None:
                 return self._served_from_cache(call, prepared, hit)
+            prepared = call.prepared = await self._with_images(prepared)
             async with self._admitted(prepared):
                 route, completion = await self._dispatch.complete(
                     prepared.plan, prepared.chat_for, prepared.deadline, prepared.trace
@@ -187,6 +201,7 @@ class CompletionService:
                     yield event
                 yield Done(answer)
                 return
+            prepared = call.prepared = await self._with_images(prepared)
             async with self._admitted(prepared):
                 opened = await self._dispatch.open_stream(
                     prepared.plan, prepared.chat_for, prepared.deadline, prepared.trace
@@ -238,6 +253,31 @@ class CompletionService:
         deadline = self._deadline(ctx, request.timeout)
         cache_key = self._cache.key_for(tenant, plan, request)
         return PreparedCall(start, identity, tenant, request, plan, deadline, cache_key, Trace())
+
+    async def _with_images(self, prepared: PreparedCall) -> PreparedCall:
+        """The call with its https images fetched, when a deployment of its plan needs them
+        as bytes. A fetch that fails refuses the call when the primary needs the images, and
+        skips (as unsupported) the fallbacks that do when only they need them."""
+        plan, chat = prepared.plan, prepared.request.chat
+        needing = {
+            index
+            for index, step in enumerate(plan)
+            if step.unsupported is None and not fetches_image_urls(step.route)
+        }
+        if self._images is None or not needing or not has_https_images(chat):
+            return prepared
+        try:
+            inlined = await self._images.inline(chat, prepared.deadline)
+        except InvalidArgumentError as exc:
+            if 0 in needing:
+                raise
+            plan = tuple(
+                replace(step, unsupported=exc.message) if index in needing else step
+                for index, step in enumerate(plan)
+            )
+            return replace(prepared, plan=plan)
+        get_current_span().add_event("images.fetched")
+        return replace(prepared, inlined=inlined)
 
     def _served_from_cache(self, call: Call, prepared: PreparedCall, hit: CachedAnswer) -> Answer:
         """A cache hit: the original answer and usage, no tries, nothing to pay."""
