@@ -113,6 +113,7 @@ class StreamRelay:
             model=completion.model,
             usage=usage,
             finish_reason=completion.finish_reason,
+            tool_calls=completion.tool_calls,
         )
         cost = cost_of(self._prices, opened.route, completion.model, usage)
         call.served = Served(usage, cost)

@@ -70,7 +70,7 @@ from metrics import ADMISSION_REJECTED
 from providers.base import check_capabilities
 from providers.errors import UnknownModelError
 from providers.registry import ProviderRegistry, Route
-from providers.types import ChatRequest
+from providers.types import ChatRequest, Completion
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
 from resilience.breaker import Breakers
 from resilience.deadlines import spent
@@ -167,7 +167,7 @@ class CompletionService:
             cost = cost_of(self._prices, route, completion.model, completion.usage)
             call.served = Served(completion.usage, cost)
             if self._policy.trace_content:
-                _record_content(prepared, completion.content)
+                _record_content(prepared, completion)
             attempts = tuple(prepared.trace.attempts)
             answer = Answer(completion, route.provider.name, cost, attempts=attempts)
             self._cache.remember(call, prepared, route, answer)
@@ -368,12 +368,17 @@ class _Admitted:
         await self._slot.__aexit__(None, None, None)
 
 
-def _record_content(prepared: PreparedCall, completion: str) -> None:
-    """Prompt and completion as span events (only with GATEWAY_TRACE_CONTENT on)."""
+def _record_content(prepared: PreparedCall, completion: Completion) -> None:
+    """Prompt and completion as span events, tool calls with their arguments (only with
+    GATEWAY_TRACE_CONTENT on)."""
     prompt = orjson.dumps([[m.role, m.text] for m in prepared.request.chat.messages]).decode()
     span = get_current_span()
     span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
-    span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})
+    said: dict[str, str] = {"gen_ai.completion": completion.content}
+    if completion.tool_calls:
+        calls = [[c.id, c.name, c.arguments] for c in completion.tool_calls]
+        said["gateway.tool_calls"] = orjson.dumps(calls).decode()
+    span.add_event("gen_ai.content.completion", said)
 
 
 def _unsupported(chat: ChatRequest, route: Route) -> str | None:
