@@ -24,6 +24,7 @@ tokens), closed by a signature like a vendor's. Deployments with `capabilities: 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 from collections.abc import AsyncGenerator, Iterator
@@ -276,9 +277,16 @@ def _last_user_text(request: ChatRequest) -> str:
 
 
 def _describe(image: ImagePart) -> str:
-    if image.data:
-        return f"[image {image.media_type or 'unknown'} {len(image.data)} bytes]"
-    return f"[image {image.url.split(';', 1)[0][:40]}]"
+    """An image as the mock saw it: its media type and size (a URL it would have to fetch, as
+    the URL's scheme and host)."""
+    data, media_type = image.data, image.media_type
+    if image.url.startswith("data:"):
+        header, _, encoded = image.url.partition(",")
+        media_type = header[5:].split(";", 1)[0]
+        data = base64.b64decode(encoded)
+    if data:
+        return f"[image {media_type or 'unknown'} {len(data)} bytes]"
+    return f"[image at {image.url.split('/', 3)[2] if '//' in image.url else 'a URL'}]"
 
 
 def _text_of(message: Message) -> str:
