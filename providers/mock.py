@@ -249,6 +249,8 @@ def _answer_words(request: ChatRequest, texts: list[str]) -> list[str]:
 
 def _tool_results(request: ChatRequest, texts: list[str]) -> list[str]:
     """What the tool results closing the conversation say, naming each tool."""
+    if not request.messages or request.messages[-1].role != "tool":
+        return []
     names = {c.id: c.name for m in request.messages for c in m.tool_calls}
     words: list[str] = []
     for message, text in reversed([*zip(request.messages, texts, strict=True)]):

@@ -259,12 +259,14 @@ class CompletionService:
         as bytes. A fetch that fails refuses the call when the primary needs the images, and
         skips (as unsupported) the fallbacks that do when only they need them."""
         plan, chat = prepared.plan, prepared.request.chat
+        if self._images is None or not has_https_images(chat):
+            return prepared
         needing = {
             index
             for index, step in enumerate(plan)
             if step.unsupported is None and not fetches_image_urls(step.route)
         }
-        if self._images is None or not needing or not has_https_images(chat):
+        if not needing:
             return prepared
         try:
             inlined = await self._images.inline(chat, prepared.deadline)
