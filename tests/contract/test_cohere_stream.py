@@ -48,11 +48,10 @@ async def test_stream_is_read_whichever_way_events_are_typed(
     assert finish(chunks).reason == "stop"
 
 
-async def test_stream_ignores_tool_citation_debug_and_unknown_events(
+async def test_stream_ignores_citation_debug_and_unknown_events(
     provider: CohereProvider, fake: FakeCohere
 ) -> None:
     fake.extra_events = [
-        fake.event("tool-plan-delta", {"delta": {"message": {"tool_plan": "I will"}}}),
         fake.event("citation-start", {"index": 0, "delta": {"message": {"citations": {}}}}),
         fake.event("citation-end", {"index": 0}),
         fake.event("debug", {"prompt": "secret prompt"}),
