@@ -17,7 +17,7 @@ from typing import Final
 import orjson
 
 from providers.base import AdapterSpec, Capabilities, ProviderSettings
-from providers.cohere_request import RequestRefused, capabilities, to_wire
+from providers.cohere_request import RefusedRequestError, capabilities, to_wire
 from providers.errors import (
     StreamInterruptedError,
     UpstreamBadRequestError,
@@ -337,7 +337,7 @@ class CohereProvider(SseAdapter):
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         try:
             return to_wire(request, stream=stream)
-        except RequestRefused as refused:
+        except RefusedRequestError as refused:
             raise UpstreamBadRequestError(
                 f"{refused.field}: provider {self._name!r} {refused.reason}", provider=self._name
             ) from None

@@ -18,7 +18,7 @@
 
 `to_wire` maps a request onto the body. Cohere cannot give a JSON answer when tools are sent
 ("not supported when used in combinations with the `documents` or `tools` parameters"), so that
-pair is refused (`RequestRefused`) rather than one of them dropped; the adapter turns a refusal
+pair is refused (`RefusedRequestError`) rather than one of them dropped; the adapter turns a refusal
 into a bad request naming the field and itself, before anything is sent.
 """
 
@@ -60,7 +60,7 @@ _THINKING_BUDGETS: Final[Mapping[str, int | None]] = {
 _NO_ARGUMENTS: Final[Mapping[str, object]] = {"type": "object", "properties": {}}
 
 
-class RequestRefused(ValueError):
+class RefusedRequestError(ValueError):
     """A request Cohere cannot be sent faithfully: `field` (the API's name) and why."""
 
     def __init__(self, field: str, reason: str) -> None:
@@ -96,7 +96,7 @@ def capabilities(model: str) -> Capabilities:
 
 
 def to_wire(request: ChatRequest, *, stream: bool) -> dict[str, object]:
-    """Build the v2 Chat request body, sending only what is set; `RequestRefused` for what
+    """Build the v2 Chat request body, sending only what is set; `RefusedRequestError` for what
     Cohere cannot be sent."""
     body: dict[str, object] = {
         "model": request.model,
@@ -118,7 +118,7 @@ def to_wire(request: ChatRequest, *, stream: bool) -> dict[str, object]:
     form = request.response_format
     if form is not None and form.type is not ResponseFormatType.TEXT:
         if request.tools:
-            raise RequestRefused(
+            raise RefusedRequestError(
                 "response_format",
                 "cannot answer in JSON when tools are given (Cohere refuses both)",
             )
@@ -141,10 +141,10 @@ def _add_tools(body: dict[str, object], request: ChatRequest) -> None:
     if choice is not None and choice.mode is not ToolChoiceMode.AUTO:
         wire = _CHOICES.get(choice.mode)
         if wire is None:
-            raise RequestRefused("tool_choice", f"cannot honour mode {choice.mode.name}")
+            raise RefusedRequestError("tool_choice", f"cannot honour mode {choice.mode.name}")
         body["tool_choice"] = wire
     if request.parallel_tool_calls is False:
-        raise RequestRefused("parallel_tool_calls", "cannot turn parallel tool calls off")
+        raise RefusedRequestError("parallel_tool_calls", "cannot turn parallel tool calls off")
 
 
 def _tool(tool: Tool) -> dict[str, object]:
@@ -232,10 +232,10 @@ def _assistant(message: Message) -> dict[str, object]:
 
 
 def _text(index: int, message: Message, what: str) -> str:
-    """The turn's text; `RequestRefused` for anything Cohere does not take there."""
+    """The turn's text; `RefusedRequestError` for anything Cohere does not take there."""
     if not message.tool_calls and all(type(p) is TextPart for p in message.parts):
         return message.text
-    raise RequestRefused(f"messages[{index}]", f"cannot take images or tool calls in {what}")
+    raise RefusedRequestError(f"messages[{index}]", f"cannot take images or tool calls in {what}")
 
 
 def _part(part: TextPart | ImagePart) -> dict[str, object]:
