@@ -1,11 +1,19 @@
 """The Cohere v2 Chat adapter: `POST {base_url}/v2/chat` with a bearer key, unary or SSE.
 
-This module holds only Cohere's wire format: the pure converters (`to_wire`, `from_wire`,
-`usage_from_wire`, `vendor_error`), the stream decoder and `CohereProvider`, an `SseAdapter`
-(`providers.http.adapter`). Cohere's replies name no model, so the requested one is
-reported. Usage is what Cohere bills (`billed_units`), falling back to its raw `tokens` counts.
-A stream is typed events (`message-start`, `content-delta`, ..., `message-end`), typed by the
-data's `type` field or else the SSE `event:` line; only `message-end` ends it normally.
+This module holds Cohere's replies: the pure converters (`from_wire`, `usage_from_wire`,
+`vendor_error`), the stream decoder and `CohereProvider`, an `SseAdapter`
+(`providers.http.adapter`); the request body and what each model can do are in
+`providers.cohere_request`. Cohere's replies name no model, so the requested one is reported.
+Usage is what Cohere bills (`billed_units`), falling back to its raw `tokens` counts; Cohere
+reports no reasoning-token count.
+
+A reply's text is its tool plan (what the model writes before calling tools) and its text items;
+its thinking items are the reasoning (one reasoning part, sent back as thinking items); its
+calls keep Cohere's ids (a unique one is minted where none came) with arguments as JSON text,
+"{}" for none, and it finishes "tool_calls" whenever a call was made, unless the token limit cut
+it ("length"). A stream is typed events (`message-start`, `content-delta`, `tool-plan-delta`,
+`tool-call-start`/`-delta`/`-end`, ..., `message-end`), typed by the data's `type` field or else
+the SSE `event:` line; only `message-end` ends it normally.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ model", "invalid request: response_format is not supported with RAG."); the othe
   (`types/response_format_v2.py`), "not supported when used in combinations with the
   `documents` or `tools` parameters" (its docstring).
 - `thinking` is `{"type": "enabled"|"disabled", "token_budget"?: positive int}`
-  (`types/thinking.py`).
+  (`types/thinking.py`); `seed` is an integer and `strict_tools` a boolean (`v2/raw_client.py`).
 - Embed: `input_type` is required (search_document, search_query, classification, clustering,
   image; `types/embed_input_type.py`), so is `embedding_types` for v3+ models (docs.cohere.com
   migrating-v1-to-v2: "v2: embedding_types is a required field for Embed"), at most 96 texts
@@ -70,6 +70,7 @@ def check_chat(body: object, *, vision: bool = True) -> None:
             raise invalid("invalid request: tool_choice can only be specified together with tools")
     _check_response_format(body)
     _check_thinking(body.get("thinking"))
+    _check_scalars(body)
     for index, message in enumerate(messages):
         _check_message(messages, index, message, vision=vision)
 
@@ -116,6 +117,15 @@ def _check_response_format(body: Mapping[str, object]) -> None:
         raise invalid("invalid request: response_format is not supported with RAG.")
     if body.get("tools"):
         raise invalid("invalid request: response_format is not supported with tools.")
+
+
+def _check_scalars(body: Mapping[str, object]) -> None:
+    seed = body.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise invalid("invalid request: seed must be an integer")
+    strict = body.get("strict_tools")
+    if strict is not None and not isinstance(strict, bool):
+        raise invalid("invalid request: strict_tools must be a boolean")
 
 
 def _check_thinking(raw: object) -> None:

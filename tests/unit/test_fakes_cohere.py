@@ -167,6 +167,14 @@ REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
         "invalid request: messages[0].content[0].image_url.url must be a web URL or a base64 data "
         "URI of an image/jpeg, image/png, image/webp or image/gif image",
     ),
+    "a seed that is not an integer": (
+        {"seed": 1.5},
+        "invalid request: seed must be an integer",
+    ),
+    "strict tools as text": (
+        {"strict_tools": "true"},
+        "invalid request: strict_tools must be a boolean",
+    ),
     "thinking switched on the OpenAI way": (
         {"thinking": {"type": "high"}},
         "invalid request: thinking.type must be one of enabled, disabled - received high",
