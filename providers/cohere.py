@@ -232,7 +232,7 @@ class StreamDecoder:
         """The events one SSE event makes."""
         body = decode_object(event.data)
         kind = str_field(body, "type") or event.event  # "message" (unnamed) matches no kind
-        if kind == "content-delta":
+        if kind in ("content-delta", "content-start"):  # a start's text is "", but need not be
             return self._content(_nested(body, "delta", "message", "content"))
         if kind == "tool-plan-delta":
             plan = str_field(_nested(body, "delta", "message"), "tool_plan")
@@ -248,7 +248,7 @@ class StreamDecoder:
             return (Meta(str_field(body, "id") or "", self._model),)
         if kind == "message-end":
             return self._end(_nested(body, "delta"))
-        # Content starts and ends, citations, debug and event types Cohere adds later carry
+        # Content ends, citations, debug and event types Cohere adds later carry
         # nothing of ours.
         return ()
 
