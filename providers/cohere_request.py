@@ -57,6 +57,8 @@ _THINKING_BUDGETS: Final[Mapping[str, int | None]] = {
     "medium": 8192,
     "high": None,
 }
+#: Roles whose one text part is the whole message.
+_TEXT_ROLES: Final = frozenset({"system", "user"})
 _NO_ARGUMENTS: Final[Mapping[str, object]] = {"type": "object", "properties": {}}
 
 
@@ -190,6 +192,9 @@ def integral(value: object) -> object:
 
 def _message(index: int, message: Message) -> dict[str, object]:
     role = _ROLES.get(message.role, message.role)
+    parts = message.parts
+    if len(parts) == 1 and type(parts[0]) is TextPart and role in _TEXT_ROLES:
+        return {"role": role, "content": parts[0].text}  # nearly every message
     if role == "assistant":
         return _assistant(message)
     if role == "tool":

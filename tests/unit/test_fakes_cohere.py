@@ -191,6 +191,15 @@ async def test_a_body_cohere_refuses_gets_its_400(fake: FakeCohere, case: str) -
     assert set(reply.json) == {"id", "message"}
 
 
+async def test_a_field_v2_chat_does_not_define_gets_cohere_422(fake: FakeCohere) -> None:
+    reply = await call(fake, CHAT, {**BASE, "parallel_tool_calls": False})
+    assert (reply.status, at(reply.json, "message")) == (
+        422,
+        "unknown field: parameter 'parallel_tool_calls' is not a valid field. For proper usage, "
+        "please refer to https://docs.cohere.com/reference/chat",
+    )
+
+
 # -- embed --------------------------------------------------------------------------------------
 
 EMBED_BASE: dict[str, Any] = {
