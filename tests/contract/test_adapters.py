@@ -114,6 +114,7 @@ async def test_stream_folds_into_the_same_answer_as_complete(
     assert streamed.model == whole.model
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if not c.sends_images], ids=str)
 async def test_a_non_text_part_is_refused_before_anything_is_sent(
     case: AdapterCase, fake: VendorFake, session: UpstreamClient
 ) -> None:
