@@ -11,8 +11,9 @@ Pure converters, no I/O (`providers.ollama` does that). How our values map:
   role "tool" with `tool_name`, the name looked up by `tool_call_id` from the earlier call
   (Ollama needs no answer to every call, so none is demanded).
 - Tools: OpenAI-like `{"type": "function", "function": {...}}`. Ollama has no tool-choice
-  switch: AUTO is its behaviour and NONE is honoured by sending no tools (its tool parser only
-  runs with tools); REQUIRED, a named tool and turning parallel calls off cannot be honoured.
+  switch: AUTO is its behaviour and NONE is honoured by sending no tools (the model is shown
+  none, and Ollama's template tool parser only runs with tools: `server/routes.go`);
+  REQUIRED, a named tool and turning parallel calls off cannot be honoured.
 - `format`: "json" for a JSON object, the JSON Schema itself for a schema.
 - `think`: models that take levels (gpt-oss) get "low"/"medium"/"high"; others take only a
   switch, `false` for "none" and `true` for "medium" (Ollama's own reading of `true`).
@@ -23,8 +24,7 @@ Pure converters, no I/O (`providers.ollama` does that). How our values map:
 
 Sources: ollama/ollama `api/types.go` (`ChatRequest`, `Message`, `ToolCall`, `ThinkValue`),
 `docs/api.md` ("Generate a chat completion", tools, thinking, structured outputs), the
-`ollama` Python SDK's `_types.py` (`Message.tool_name`, `thinking`), and
-/work/shared/reference/vendor-wire-facts.md §1.
+`ollama` Python SDK's `_types.py` (`Message.tool_name`, `thinking`).
 """
 
 from __future__ import annotations

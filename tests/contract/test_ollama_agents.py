@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 
+import orjson
 import pytest
 
 from providers.base import check_capabilities
@@ -26,7 +27,7 @@ from providers.types import (
     ToolChoiceMode,
 )
 from tests.contract.harness import Vendor, chat
-from tests.fakes.ollama_server import Answer, FakeOllama
+from tests.fakes.ollama_server import Answer, FakeOllama, Fault
 from tests.fakes.ollama_server import ToolCall as Call
 
 MODEL = "llama3.2"
@@ -172,6 +173,24 @@ async def test_a_call_cut_by_the_token_limit_ends_with_length_not_tool_calls(
     fake.script(Answer(tool_calls=[Call("get_weather", '{"city": "Par')], finish="length"))
     answer = await provider.complete(WEATHER_IN_PARIS)
     assert (answer.tool_calls, answer.finish_reason) == ((), "length")
+
+
+async def test_whole_calls_on_a_reply_cut_by_the_token_limit_still_end_with_length(
+    provider: OllamaProvider, fake: FakeOllama
+) -> None:
+    call = {"function": {"index": 0, "name": "get_weather", "arguments": {"city": "Paris"}}}
+    reply = {
+        "model": MODEL,
+        "message": {"role": "assistant", "content": "", "tool_calls": [call]},
+        "done": True,
+        "done_reason": "length",
+    }
+    fake.fail_next(Fault(raw_body=orjson.dumps(reply)))
+    answer = await provider.complete(WEATHER_IN_PARIS)
+    assert [(c.name, c.arguments) for c in answer.tool_calls] == [
+        ("get_weather", '{"city":"Paris"}')
+    ]
+    assert answer.finish_reason == "length"
 
 
 # -- history ---------------------------------------------------------------------------------
