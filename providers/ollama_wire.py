@@ -43,6 +43,7 @@ from providers.types import (
     Completion,
     ImagePart,
     Message,
+    ReasoningPart,
     ResponseFormat,
     ResponseFormatType,
     Sampling,
@@ -255,6 +256,7 @@ def from_wire(body: object, *, completion_id: str) -> Completion:
     reply = as_object(body, "reply")
     message = as_object(reply.get("message"), "message")
     calls = tuple(calls_from_wire(message))
+    thinking = str_field(message, "thinking") or ""
     return Completion(
         id=completion_id,
         model=str_field(reply, "model") or "",
@@ -262,7 +264,9 @@ def from_wire(body: object, *, completion_id: str) -> Completion:
         finish_reason=finish_reason_from_wire(reply, called=bool(calls)),
         usage=usage_from_wire(reply),
         tool_calls=calls,
-        reasoning=str_field(message, "thinking") or "",
+        reasoning=thinking,
+        # As a stream's reasoning deltas fold: one part of text, sent back as `thinking`.
+        reasoning_parts=(ReasoningPart(thinking),) if thinking else (),
     )
 
 

@@ -396,3 +396,36 @@ async def test_an_assistant_turns_reasoning_goes_back_as_thinking(
 async def test_the_seed_goes_in_options(provider: OllamaProvider, fake: FakeOllama) -> None:
     await provider.complete(ask(("user", "Hi"), sampling=Sampling(seed=42)))
     assert fake.requests[0].body["options"] == {"seed": 42}
+
+
+async def test_a_two_turn_tool_loop_with_thinking_sends_the_first_answer_back(
+    provider: OllamaProvider, fake: FakeOllama
+) -> None:
+    fake.script(
+        Answer(reasoning="Need the weather.", tool_calls=[Call("get_weather", {"city": "Paris"})]),
+        Answer(text="Sunny in Paris."),
+    )
+    question = ask(("user", "Weather?"), model="qwen3", tools=(WEATHER,), reasoning_effort="medium")
+    first = await provider.complete(question)
+    (call,) = first.tool_calls
+    turn = Message("assistant", tool_calls=first.tool_calls, reasoning=first.reasoning_parts)
+    result = Message("tool", (TextPart("sunny"),), tool_call_id=call.id)
+    second = await provider.complete(replace(question, messages=(*question.messages, turn, result)))
+    assert (second.content, second.finish_reason) == ("Sunny in Paris.", "stop")
+    messages = fake.requests[1].body["messages"]
+    assert isinstance(messages, list)
+    assistant, tool = messages[1:]
+    assert assistant == {
+        "role": "assistant",
+        "content": "",
+        "thinking": "Need the weather.",
+        "tool_calls": [
+            {"id": call.id, "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+        ],
+    }
+    assert tool == {
+        "role": "tool",
+        "content": "sunny",
+        "tool_name": "get_weather",
+        "tool_call_id": call.id,
+    }

@@ -78,10 +78,10 @@ async def test_a_stream_folds_into_the_same_answer_as_complete(
     fake.script(PARALLEL, PARALLEL)
     whole = await provider.complete(ASK)
     streamed = folded(await collect(provider, ASK))
-    assert (streamed.content, streamed.reasoning, streamed.finish_reason) == (
-        whole.content,
+    assert (streamed.content, streamed.finish_reason) == (whole.content, whole.finish_reason)
+    assert (streamed.reasoning, streamed.reasoning_parts) == (
         whole.reasoning,
-        whole.finish_reason,
+        whole.reasoning_parts,
     )
     assert [(c.name, c.arguments) for c in streamed.tool_calls] == [
         (c.name, c.arguments) for c in whole.tool_calls
