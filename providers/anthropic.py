@@ -11,13 +11,12 @@ stream ends with one `Finish` carrying the finish reason and usage (from `messag
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
 import orjson
 
-from providers.anthropic_request import RequestRefusedError, to_wire
+from providers.anthropic_request import RequestRefusedError, claude_version, to_wire
 from providers.base import AdapterSpec, Capabilities, ProviderSettings, check_capabilities
 from providers.errors import UpstreamBadRequestError
 from providers.http.adapter import SseAdapter
@@ -57,12 +56,6 @@ __all__ = ["KIND", "SPEC", "AnthropicProvider", "StreamDecoder", "from_wire", "t
 KIND: Final = "anthropic"
 DEFAULT_VERSION: Final = "2023-06-01"
 DEFAULT_MAX_TOKENS: Final = 4096
-#: A Claude model's version in its name: `claude-<family>-<major>[-<minor>]` (a date is no
-#: minor) or, before Claude 4, `claude-<major>-<minor>-<family>`.
-_CLAUDE_VERSION: Final = re.compile(
-    r"claude-(?:(?:opus|sonnet|haiku)-(?P<major>\d+)(?:-(?P<minor>\d{1,2})(?!\d))?"
-    r"|(?P<old_major>\d+)-(?P<old_minor>\d{1,2})-(?:opus|sonnet|haiku))"
-)
 #: Our key for `usage.output_tokens_details.thinking_tokens` among the usage counts.
 _THINKING_TOKENS: Final = "thinking_tokens"
 #: Anthropic's `stop_reason` in our finish-reason vocabulary; anything else reads as "stop".
@@ -122,17 +115,6 @@ def capabilities_of(model: str) -> Capabilities:
         json_schema=version is not None and version >= (4, 5),
         reasoning_efforts=frozenset(REASONING_EFFORTS) if thinks else frozenset(),
     )
-
-
-def claude_version(model: str) -> tuple[int, int] | None:
-    """(major, minor) of a Claude model name: `claude-sonnet-4-5-20250929` is (4, 5),
-    `claude-sonnet-4-20250514` (4, 0), `claude-3-7-sonnet-latest` (3, 7); None for others."""
-    match = _CLAUDE_VERSION.search(model)
-    if match is None:
-        return None
-    major = match.group("major") or match.group("old_major")
-    minor = match.group("minor") or match.group("old_minor") or "0"
-    return int(major), int(minor)
 
 
 # -- replies ---------------------------------------------------------------------------------

@@ -15,10 +15,13 @@ Pure functions, no I/O (`providers.anthropic` sends what `to_wire` builds). The 
   with `disable_parallel_tool_use` for `parallel_tool_calls` false.
 - JSON_SCHEMA answers use `output_config.format` (`anthropic_schema`); Anthropic has no
   schema-less JSON mode, so JSON_OBJECT is refused.
-- `reasoning_effort` is extended thinking, `{"type": "enabled", "budget_tokens"}` (at least
-  1024, and below `max_tokens`): the budget is added to the answer's `max_tokens`, since
-  Anthropic counts thinking in it. "none" is `{"type": "disabled"}`. Thinking refuses a forced
-  tool choice, a temperature other than 1 and a `top_p` below 0.95, so those are refused here.
+- `reasoning_effort` is thinking: before Claude 4.6 extended thinking, `{"type": "enabled",
+  "budget_tokens"}` (at least 1024, below `max_tokens`); from 4.6 adaptive thinking with
+  `output_config.effort` (4.7 and later refuse the budget form, and `disabled`). The effort's
+  budget is added to the answer's `max_tokens` either way, since Anthropic counts thinking in
+  it. "none" is `{"type": "disabled"}` (left out from 4.7: thinking is off unless asked for).
+  Thinking refuses a forced tool choice, a temperature other than 1 and a `top_p` below 0.95,
+  so those are refused here.
 
 What Anthropic would refuse is `RequestRefusedError` (the field and why), raised before sending.
 """
@@ -26,6 +29,7 @@ What Anthropic would refuse is `RequestRefusedError` (the field and why), raised
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -45,6 +49,12 @@ from providers.types import (
 )
 
 _SYSTEM_ROLES: Final = frozenset({"system", "developer"})
+#: A Claude model's version in its name: `claude-<family>-<major>[-<minor>]` (a date is no
+#: minor) or, before Claude 4, `claude-<major>-<minor>-<family>`.
+_CLAUDE_VERSION: Final = re.compile(
+    r"claude-(?:(?:opus|sonnet|haiku)-(?P<major>\d+)(?:-(?P<minor>\d{1,2})(?!\d))?"
+    r"|(?P<old_major>\d+)-(?P<old_minor>\d{1,2})-(?:opus|sonnet|haiku))"
+)
 #: Thinking tokens per `reasoning_effort` (Anthropic's floor is 1024).
 THINKING_BUDGETS: Final[Mapping[str, int]] = {
     "minimal": 1024,
@@ -52,6 +62,16 @@ THINKING_BUDGETS: Final[Mapping[str, int]] = {
     "medium": 8192,
     "high": 16384,
 }
+#: `output_config.effort` per `reasoning_effort`, for adaptive thinking.
+ADAPTIVE_EFFORTS: Final[Mapping[str, str]] = {
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+}
+#: The first Claude version that thinks adaptively, and the first that thinks only so.
+ADAPTIVE_FROM: Final = (4, 6)
+ADAPTIVE_ONLY_FROM: Final = (4, 7)
 #: The lowest `top_p` Anthropic takes with thinking on.
 _THINKING_MIN_TOP_P: Final = 0.95
 _CHOICES: Final[Mapping[ToolChoiceMode, str]] = {
@@ -102,6 +122,17 @@ def to_wire(request: ChatRequest, *, max_tokens: int, stream: bool) -> dict[str,
     if stream:
         body["stream"] = True
     return body
+
+
+def claude_version(model: str) -> tuple[int, int] | None:
+    """(major, minor) of a Claude model name: `claude-sonnet-4-5-20250929` is (4, 5),
+    `claude-sonnet-4-20250514` (4, 0), `claude-3-7-sonnet-latest` (3, 7); None for others."""
+    match = _CLAUDE_VERSION.search(model)
+    if match is None:
+        return None
+    major = match.group("major") or match.group("old_major")
+    minor = match.group("minor") or match.group("old_minor") or "0"
+    return int(major), int(minor)
 
 
 # -- the conversation ---------------------------------------------------------------------------
@@ -281,14 +312,28 @@ def _add_output_format(body: dict[str, object], request: ChatRequest) -> None:
 
 
 def _add_thinking(body: dict[str, object], request: ChatRequest, answer_tokens: int) -> None:
+    """Thinking in the form the model takes: a budget before Claude 4.6, adaptive (with an
+    effort) from 4.6, and from 4.7 on only adaptive (no `disabled` either: left out, thinking
+    is off)."""
     effort = request.reasoning_effort
     if effort is None:
         return
+    version = claude_version(request.model) or (0, 0)
     if effort == "none":
-        body["thinking"] = {"type": "disabled"}
+        if version < ADAPTIVE_ONLY_FROM:
+            body["thinking"] = {"type": "disabled"}
         return
     budget = THINKING_BUDGETS[effort]
-    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if version >= ADAPTIVE_FROM:
+        # Summarized: Claude 4.7 and later omit the thinking text unless asked for it.
+        body["thinking"] = {"type": "adaptive", "display": "summarized"}
+        config = body.get("output_config")
+        body["output_config"] = {
+            **(config if isinstance(config, dict) else {}),
+            "effort": ADAPTIVE_EFFORTS[effort],
+        }
+    else:
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
     body["max_tokens"] = answer_tokens + budget
     _check_thinking(request)
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from providers.anthropic import SPEC, AnthropicProvider
+from providers.anthropic_request import THINKING_BUDGETS
 from providers.errors import UpstreamBadRequestError
 from providers.types import (
     ChatRequest,
@@ -16,6 +17,8 @@ from providers.types import (
     Message,
     ReasoningDelta,
     ReasoningPart,
+    ResponseFormat,
+    ResponseFormatType,
     Sampling,
     TextPart,
     Tool,
@@ -43,13 +46,11 @@ WEATHER = Tool(
 )
 
 
-def think(*messages: Message, effort: str = "medium", **fields: object) -> ChatRequest:
+def think(
+    *messages: Message, effort: str = "medium", model: str = MODEL, **fields: Any
+) -> ChatRequest:
     return ChatRequest(
-        MODEL,
-        messages or (ASK,),
-        tools=(WEATHER,),
-        reasoning_effort=effort,
-        **fields,  # type: ignore[arg-type]
+        model, messages or (ASK,), tools=(WEATHER,), reasoning_effort=effort, **fields
     )
 
 
@@ -82,6 +83,43 @@ async def test_effort_none_turns_thinking_off(
     await provider.complete(think(effort="none"))
     body = sent(fake)
     assert (body["thinking"], body["max_tokens"]) == ({"type": "disabled"}, 4096)
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "wire_effort"),
+    [
+        ("claude-sonnet-4-6", "high", "high"),
+        ("claude-opus-4-6", "medium", "medium"),
+        ("claude-opus-4-7", "minimal", "low"),
+    ],
+)
+async def test_from_claude_4_6_effort_is_adaptive_thinking_with_an_effort(
+    provider: AnthropicProvider, fake: FakeAnthropic, model: str, effort: str, wire_effort: str
+) -> None:
+    await provider.complete(think(effort=effort, model=model))
+    body = sent(fake)
+    assert body["thinking"] == {"type": "adaptive", "display": "summarized"}
+    assert body["output_config"] == {"effort": wire_effort}
+    assert body["max_tokens"] == 4096 + THINKING_BUDGETS[effort]
+
+
+async def test_from_claude_4_7_effort_none_leaves_thinking_out(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    await provider.complete(think(effort="none", model="claude-opus-4-7"))
+    assert "thinking" not in sent(fake)  # 4.7 refuses "disabled"; thinking is off unasked
+
+
+async def test_adaptive_thinking_and_a_json_schema_share_output_config(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    schema = {"type": "object", "properties": {"c": {"type": "number"}}}
+    form = ResponseFormat(ResponseFormatType.JSON_SCHEMA, "t", schema)
+    await provider.complete(think(model="claude-opus-4-7", response_format=form))
+    assert sent(fake)["output_config"] == {
+        "format": {"type": "json_schema", "schema": {**schema, "additionalProperties": False}},
+        "effort": "medium",
+    }
 
 
 @pytest.mark.parametrize(
@@ -138,9 +176,10 @@ async def test_streamed_thinking_comes_as_reasoning_deltas_then_its_signature(
 # -- the tool loop ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("model", [MODEL, "claude-opus-4-7"])
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_a_tool_loop_with_thinking_on_works_on_its_second_turn(
-    provider: AnthropicProvider, fake: FakeAnthropic, streamed: bool
+    provider: AnthropicProvider, fake: FakeAnthropic, streamed: bool, model: str
 ) -> None:
     # A peer gateway dropped the thinking blocks, and Anthropic refused the second turn.
     fake.script(
@@ -149,7 +188,7 @@ async def test_a_tool_loop_with_thinking_on_works_on_its_second_turn(
         ),
         Answer(reasoning="It said 18C.", text="18C in Paris."),
     )
-    first = await answer(provider, think(), streamed)
+    first = await answer(provider, think(model=model), streamed)
     assert first.finish_reason == "tool_calls"
     call = first.tool_calls[0]
     history = (
@@ -157,7 +196,7 @@ async def test_a_tool_loop_with_thinking_on_works_on_its_second_turn(
         Message("assistant", tool_calls=first.tool_calls, reasoning=first.reasoning_parts),
         Message("tool", (TextPart("18C"),), tool_call_id=call.id),
     )
-    second = await answer(provider, think(*history), streamed)
+    second = await answer(provider, think(*history, model=model), streamed)
     assert (second.content, fake.rejections) == ("18C in Paris.", [])
     wire = sent(fake, 1)["messages"][1]["content"]
     assert wire[0] == {
