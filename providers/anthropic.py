@@ -16,7 +16,12 @@ from typing import Final
 
 import orjson
 
-from providers.anthropic_request import RequestRefusedError, claude_version, to_wire
+from providers.anthropic_request import (
+    STRUCTURED_FROM,
+    RequestRefusedError,
+    claude_version,
+    to_wire,
+)
 from providers.base import AdapterSpec, Capabilities, ProviderSettings, check_capabilities
 from providers.errors import UpstreamBadRequestError
 from providers.http.adapter import SseAdapter
@@ -112,7 +117,7 @@ def capabilities_of(model: str) -> Capabilities:
         images=True,
         image_urls=True,
         tool_result_images=True,
-        json_schema=version is not None and version >= (4, 5),
+        json_schema=version is not None and version >= STRUCTURED_FROM,
         reasoning_efforts=frozenset(REASONING_EFFORTS) if thinks else frozenset(),
     )
 

@@ -11,7 +11,8 @@ Pure functions, no I/O (`providers.anthropic` sends what `to_wire` builds). The 
   blocks must begin with a matching number of `tool_result` blocks"). Every call must be
   answered in the turn right after it; a request that leaves one unanswered is refused here.
 - Images: `base64` sources for data: URLs and bytes, `url` sources for https URLs.
-- Tools become `{name, description, input_schema}`; the tool choice `auto`/`none`/`any`/`tool`,
+- Tools become `{name, description, input_schema}` (`strict`, with the schema in structured
+  outputs' subset, from Claude 4.5); the tool choice `auto`/`none`/`any`/`tool`,
   with `disable_parallel_tool_use` for `parallel_tool_calls` false.
 - JSON_SCHEMA answers use `output_config.format` (`anthropic_schema`); Anthropic has no
   schema-less JSON mode, so JSON_OBJECT is refused.
@@ -72,6 +73,8 @@ ADAPTIVE_EFFORTS: Final[Mapping[str, str]] = {
 #: The first Claude version that thinks adaptively, and the first that thinks only so.
 ADAPTIVE_FROM: Final = (4, 6)
 ADAPTIVE_ONLY_FROM: Final = (4, 7)
+#: The first Claude version with structured outputs (JSON-schema answers, strict tools).
+STRUCTURED_FROM: Final = (4, 5)
 #: The lowest `top_p` Anthropic takes with thinking on.
 _THINKING_MIN_TOP_P: Final = 0.95
 _CHOICES: Final[Mapping[ToolChoiceMode, str]] = {
@@ -113,7 +116,8 @@ def to_wire(request: ChatRequest, *, max_tokens: int, stream: bool) -> dict[str,
     if sampling.seed is not None:
         raise RequestRefusedError("seed", "cannot take a seed: Anthropic's API has none")
     if request.tools:
-        body["tools"] = [_tool(tool) for tool in request.tools]
+        strict = (claude_version(request.model) or (0, 0)) >= STRUCTURED_FROM
+        body["tools"] = [_tool(tool, strict_ok=strict) for tool in request.tools]
     choice = _tool_choice(request.tool_choice, request.parallel_tool_calls)
     if choice is not None:
         body["tool_choice"] = choice
@@ -269,14 +273,16 @@ def _image(image: ImagePart) -> Block:
 # -- tools, answer format, thinking -----------------------------------------------------------
 
 
-def _tool(tool: Tool) -> Block:
+def _tool(tool: Tool, *, strict_ok: bool) -> Block:
+    """A tool definition; `strict` only where the model has structured outputs (the field
+    asks for it "where the vendor can")."""
     schema: Mapping[str, object] = tool.parameters or _EMPTY_SCHEMA
     if "type" not in schema:
         schema = {"type": "object", **schema}
     wire: Block = {"name": tool.name}
     if tool.description:
         wire["description"] = tool.description
-    if tool.strict:
+    if tool.strict and strict_ok:
         # Strict tools hold arguments to the schema, which must be in structured outputs' subset.
         wire["input_schema"] = output_schema(schema)
         wire["strict"] = True

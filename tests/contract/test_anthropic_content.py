@@ -186,6 +186,15 @@ async def test_a_strict_tool_gets_a_schema_in_the_structured_outputs_subset(
     }
 
 
+async def test_a_strict_tool_goes_unstrict_to_a_model_without_structured_outputs(
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
+    tool = Tool("save_city", parameters=CITY, strict=True)
+    request = ChatRequest("claude-sonnet-4-0", (user(TextPart("Paris?")),), tools=(tool,))
+    await provider.complete(request)
+    assert sent(fake)["tools"] == [{"name": "save_city", "input_schema": CITY}]
+
+
 @pytest.mark.parametrize(
     ("model", "form", "field"),
     [
