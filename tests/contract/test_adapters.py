@@ -120,9 +120,9 @@ async def test_a_non_text_part_is_refused_before_anything_is_sent(
     image = Message("user", (TextPart("What is this?"), ImagePart(url="https://x.test/cat.png")))
     asked = chat(case.model, image)
     provider = make(case, fake, session)
-    with pytest.raises(UpstreamBadRequestError, match="(?i)image") as unary:
+    with pytest.raises(UpstreamBadRequestError, match=r"(?i)image") as unary:
         await provider.complete(asked)
-    with pytest.raises(UpstreamBadRequestError, match="(?i)image"):
+    with pytest.raises(UpstreamBadRequestError, match=r"(?i)image"):
         await collect(provider, asked)
     assert unary.value.provider == case.kind
     assert fake.requests == []
