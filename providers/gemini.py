@@ -396,7 +396,7 @@ class GeminiProvider(SseAdapter):
     def _body(self, request: ChatRequest, *, stream: bool) -> object:
         """The request body, or `UpstreamBadRequestError` naming what Gemini cannot take."""
         try:
-            return to_wire(request)
+            return self._to_wire(request, stream=stream)
         except UnsupportedContentError as exc:
             raise UpstreamBadRequestError(
                 f"{exc} (provider {self._name!r})", provider=self._name
