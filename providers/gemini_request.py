@@ -23,7 +23,9 @@ of the Gemini API (python-genai `types.py`, ai.google.dev/api/generate-content):
   subset of `parameters`); tool choice as `toolConfig.functionCallingConfig` (auto AUTO, none
   NONE, required ANY, a named tool ANY + `allowedFunctionNames`). Gemini has no switch for
   parallel calls. JSON answers: `responseMimeType` "application/json", plus
-  `responseJsonSchema` for a schema. Reasoning: `thinkingConfig` (`thinkingBudget` on 2.5,
+  `responseJsonSchema` for a schema; with tools only on Gemini 3 (earlier models answer "Tool
+  use with a response mime type: 'application/json' is unsupported"), so the adapter refuses
+  the pair before then. Reasoning: `thinkingConfig` (`thinkingBudget` on 2.5,
   `thinkingLevel` on 3) with `includeThoughts` so the thoughts come back. `seed` as is.
 """
 
@@ -307,7 +309,12 @@ def _generation_config(request: ChatRequest) -> dict[str, object]:
         ("seed", sampling.seed),
     )
     config: dict[str, object] = {name: value for name, value in settings if value is not None}
-    config.update(_format_config(request.response_format))
+    form = _format_config(request.response_format)
+    if form and request.tools and not is_gemini_3(request.model):
+        raise UnsupportedContentError(
+            "response_format: Gemini models before Gemini 3 cannot answer in JSON with tools"
+        )
+    config.update(form)
     effort = request.reasoning_effort
     if effort is not None and effort in reasoning_efforts(request.model):
         # "none" to a model that does not think asks nothing of it: no thinkingConfig at all.

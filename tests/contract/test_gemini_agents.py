@@ -359,7 +359,7 @@ async def test_json_schema_answer_is_content_with_finish_stop(
 ) -> None:
     fake.script(Answer.json({"cities": ["Paris"]}))
     form = ResponseFormat(ResponseFormatType.JSON_SCHEMA, "cities", SCHEMA, strict=True)
-    reply = await answer(provider, ask(response_format=form), streamed)
+    reply = await answer(provider, ask(tools=(), response_format=form), streamed)
     assert (reply.content, reply.finish_reason) == ('{"cities":["Paris"]}', "stop")
     config = fake.requests[0].body["generationConfig"]
     assert isinstance(config, dict)
@@ -373,8 +373,26 @@ async def test_json_schema_answer_is_content_with_finish_stop(
 async def test_json_object_asks_for_the_json_mime_type_only(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
-    await provider.complete(ask(response_format=ResponseFormat(ResponseFormatType.JSON_OBJECT)))
+    form = ResponseFormat(ResponseFormatType.JSON_OBJECT)
+    await provider.complete(ask(tools=(), response_format=form))
     assert fake.requests[0].body["generationConfig"] == {"responseMimeType": "application/json"}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_tools_with_a_json_answer_are_refused_before_gemini_3_and_kept_on_it(
+    provider: GeminiProvider, fake: FakeGemini, streamed: bool
+) -> None:
+    form = ResponseFormat(ResponseFormatType.JSON_SCHEMA, "cities", SCHEMA)
+    with pytest.raises(UpstreamBadRequestError, match=r"^response_format: .*'gemini-main'"):
+        await answer(provider, ask(response_format=form), streamed)
+    assert fake.requests == []
+    fake.script(Answer.json({"cities": ["Oslo"]}))
+    reply = await answer(provider, ask(model=GEMINI_3, response_format=form), streamed)
+    assert (reply.content, reply.finish_reason) == ('{"cities":["Oslo"]}', "stop")
+    body = fake.requests[0].body
+    assert "tools" in body
+    assert "responseJsonSchema" in body["generationConfig"]  # type: ignore[operator]
+    assert fake.rejections == []
 
 
 # -- reasoning -------------------------------------------------------------------------------

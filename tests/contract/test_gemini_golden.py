@@ -2,7 +2,8 @@
 
 System text, a user turn with text and an image, an assistant turn with a thought, text and two
 calls (the first signed), their results, tools, a named tool choice, a JSON schema answer,
-reasoning effort and a seed: any change in the translation shows here as a diff.
+reasoning effort and a seed, to Gemini 3 (the models that take tools and a JSON answer together):
+any change in the translation shows here as a diff.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ ANSWER = {
     "additionalProperties": False,
 }
 REQUEST = ChatRequest(
-    model="gemini-2.5-flash",
+    model="gemini-3-flash-preview",
     messages=(
         Message.of_text("system", "You are a weather bot."),
         Message(
@@ -148,7 +149,7 @@ GOLDEN = {
         "seed": 1234,
         "responseMimeType": "application/json",
         "responseJsonSchema": ANSWER,
-        "thinkingConfig": {"thinkingBudget": 8192, "includeThoughts": True},
+        "thinkingConfig": {"thinkingLevel": "MEDIUM", "includeThoughts": True},
     },
 }
 
@@ -156,6 +157,7 @@ GOLDEN = {
 async def test_the_rich_request_reaches_gemini_exactly_as_pinned(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
+    fake.minter.remember(SIGNATURE, "")  # as if this fake had issued it on the earlier turn
     await provider.complete(REQUEST)
     assert fake.rejections == []
     assert fake.requests[0].body == GOLDEN
@@ -163,6 +165,7 @@ async def test_the_rich_request_reaches_gemini_exactly_as_pinned(
 
 
 async def test_a_stream_sends_the_same_body(provider: GeminiProvider, fake: FakeGemini) -> None:
+    fake.minter.remember(SIGNATURE, "")
     async for _event in provider.stream(REQUEST):
         pass
     assert fake.rejections == []
