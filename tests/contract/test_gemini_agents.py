@@ -24,6 +24,7 @@ from providers.types import (
     ImagePart,
     Message,
     ReasoningDelta,
+    ReasoningPart,
     ResponseFormat,
     ResponseFormatType,
     Sampling,
@@ -496,3 +497,34 @@ async def test_streamed_signature_on_a_call_names_that_call(
     assert reasoning[0] == ReasoningDelta("Hmm.")
     assert reasoning[1].tool_call_id == call.id
     assert fake.minter.signed(reasoning[1].signature)
+
+
+async def test_a_stream_folds_into_the_same_calls_and_reasoning_as_complete(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    def scripted() -> Answer:
+        calls = [Call("get_weather", {"city": c}, id=f"call_{c}") for c in ("Paris", "Rome")]
+        return Answer(text="Both.", reasoning="Two.", signature="c2ln", tool_calls=calls)
+
+    fake.script(scripted(), scripted())
+    whole = await provider.complete(ask(reasoning_effort="low"))
+    streamed = folded(await collect(provider, ask(reasoning_effort="low")))
+    assert streamed.tool_calls == whole.tool_calls
+    assert (streamed.content, streamed.reasoning) == (whole.content, whole.reasoning)
+    assert streamed.reasoning_parts == whole.reasoning_parts
+    assert whole.reasoning_parts == (ReasoningPart("Two.", "c2ln", tool_call_id="call_Paris"),)
+
+
+async def test_a_signature_that_came_with_the_answer_text_goes_back_on_that_text(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    fake.script(Answer(text="Paris is sunny.", reasoning="Easy.", signature="dGV4dA=="))
+    first = await provider.complete(ask(reasoning_effort="low"))
+    await provider.complete(ask(ASK, turn_of(first), Message.of_text("user", "And Rome?")))
+    assert contents_of(fake.requests[1])[1] == {
+        "role": "model",
+        "parts": [
+            {"text": "Easy.", "thought": True},
+            {"text": "Paris is sunny.", "thoughtSignature": "dGV4dA=="},
+        ],
+    }
