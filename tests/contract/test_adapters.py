@@ -125,9 +125,9 @@ async def test_a_non_text_part_is_refused_before_anything_is_sent(
         await provider.complete(asked)
         assert len(fake.requests) == 1
         return
-    with pytest.raises(UpstreamBadRequestError, match="ImagePart") as unary:
+    with pytest.raises(UpstreamBadRequestError, match=r"(?i)image") as unary:
         await provider.complete(asked)
-    with pytest.raises(UpstreamBadRequestError, match="ImagePart"):
+    with pytest.raises(UpstreamBadRequestError, match=r"(?i)image"):
         await collect(provider, asked)
     assert unary.value.provider == case.kind
     assert fake.requests == []
