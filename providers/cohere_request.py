@@ -89,6 +89,7 @@ def capabilities(model: str) -> Capabilities:
         image_urls=vision,
         json_object=True,
         json_schema=True,
+        json_with_tools=False,  # Cohere refuses response_format with tools
         reasoning_efforts=frozenset(REASONING_EFFORTS) if reasoning else frozenset(),
         seed=True,
     )

@@ -83,7 +83,8 @@ _ALL_CHOICES: Final = frozenset(ToolChoiceMode)
 
 def capabilities_for(model: str) -> Capabilities:
     """What the adapter honours with `model`: everything but https image URLs, parallel calls
-    off and images in tool results; reasoning efforts by model family (none on 2.0 and older).
+    off and images in tool results (and, before Gemini 3, a JSON answer with tools); reasoning
+    efforts by model family (none on 2.0 and older).
     """
     return Capabilities(
         tools=True,
@@ -91,6 +92,8 @@ def capabilities_for(model: str) -> Capabilities:
         images=True,
         json_object=True,
         json_schema=True,
+        # Before Gemini 3: "Tool use with a response mime type: 'application/json' is unsupported".
+        json_with_tools=is_gemini_3(model),
         reasoning_efforts=reasoning_efforts(model),
         seed=True,
     )
