@@ -1,4 +1,5 @@
-"""The gateway's one core: the transports hand it `CompletionRequest`s and render what it returns.
+"""The gateway's one core: the transports hand it `CompletionRequest`s (and `EmbeddingRequest`s)
+and render what it returns.
 
 A call goes: drain check → authentication → validation → routing (the plan: the model's route
 and its fallbacks) → admission (bounded, prioritised) → the retry/fallback loop through each
@@ -52,14 +53,17 @@ from gateway.pipeline.types import (
     CompletionRequest,
     DeploymentStatus,
     Done,
+    EmbeddingAnswer,
+    EmbeddingRequest,
     StreamHead,
     StreamItem,
 )
-from gateway.pipeline.validation import parse_timeout_header, validate
+from gateway.pipeline.validation import parse_timeout_header, validate, validate_embedding
 from gateway.tenancy.auth import Authenticator, Identity
 from gateway.tenancy.quotas import Quotas
 from metrics import ADMISSION_REJECTED
 from providers.base import check_capabilities
+from providers.embed_types import Embedder
 from providers.errors import UnknownModelError
 from providers.registry import ProviderRegistry, Route
 from providers.types import ChatRequest
@@ -85,7 +89,7 @@ class CallPolicy:
 
 
 class CompletionService:
-    """Serves Complete, StreamComplete and ProviderStatus for every transport."""
+    """Serves Complete, StreamComplete, Embed and ProviderStatus for every transport."""
 
     def __init__(
         self,
@@ -153,7 +157,7 @@ class CompletionService:
             cost = cost_of(self._prices, route, completion.model, completion.usage)
             call.served = Served(completion.usage, cost)
             if self._policy.trace_content:
-                _record_content(prepared, completion.content)
+                _record_content(request.chat, completion.content)
             attempts = tuple(prepared.trace.attempts)
             answer = Answer(completion, route.provider.name, cost, attempts=attempts)
             self._cache.remember(call, prepared, route, answer)
@@ -203,6 +207,42 @@ class CompletionService:
         finally:
             self._finish(call)
 
+    async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> EmbeddingAnswer:
+        """Answer one embedding call: the same stages as `complete`, with an embedder per try."""
+        call = self._start("Embed", ctx)
+        try:
+            prepared = call.prepared = await self._prepare(call.start, request)
+            await self._accounting.charge(call, prepared)
+            hit = await self._cache.lookup_embeddings(prepared)
+            if hit is not None:
+                call.route = prepared.plan[0].route
+                stored = hit.embeddings
+                call.served = Served(stored.usage, 0.0, True, stored.usage_estimated)
+                return EmbeddingAnswer(stored, hit.provider, 0.0, cached=True)
+            async with self._admitted(prepared):
+                route, embeddings = await self._dispatch.embed(
+                    prepared.plan,
+                    self._embedder_of,
+                    prepared.embed_for,
+                    prepared.deadline,
+                    prepared.trace,
+                )
+            call.route = route
+            cost = cost_of(self._prices, route, embeddings.model, embeddings.usage)
+            call.served = Served(embeddings.usage, cost, False, embeddings.usage_estimated)
+            attempts = tuple(prepared.trace.attempts)
+            answer = EmbeddingAnswer(embeddings, route.provider.name, cost, attempts=attempts)
+            self._cache.remember_embeddings(prepared, route, answer)
+            return answer
+        except BaseException as exc:
+            cut = self._in_flight.cut_error(exc)
+            call.code = _code_of(cut or exc, call)
+            if cut is not None:
+                raise cut from None
+            raise
+        finally:
+            self._finish(call)
+
     async def provider_status(self, provider: str, ctx: CallContext) -> list[DeploymentStatus]:
         """Report every deployment (or only `provider`, when it is not "")."""
         call = self._start("ProviderStatus", ctx)
@@ -223,7 +263,9 @@ class CompletionService:
         finally:
             self._finish(call)
 
-    async def _prepare(self, start: CallStart, request: CompletionRequest) -> PreparedCall:
+    async def _prepare(
+        self, start: CallStart, request: CompletionRequest | EmbeddingRequest
+    ) -> PreparedCall:
         """Check the gateway takes calls, authenticate, validate and plan; no provider is called."""
         if self._state != "serving":
             raise ServiceUnavailableError(
@@ -232,12 +274,16 @@ class CompletionService:
             )
         ctx = start.context
         identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
-        request = validate(request)
+        if isinstance(request, CompletionRequest):
+            request = validate(request)
+            plan, trace = self._plan(request, ctx), Trace()
+        else:
+            request = validate_embedding(request)
+            plan, trace = self._plan_embedding(request, ctx), Trace(operation="embeddings")
         tenant = identity.tenant_for(request.metadata.get("tenant", ""))
-        plan = self._plan(request, ctx)
         deadline = self._deadline(ctx, request.timeout)
         cache_key = self._cache.key_for(tenant, plan, request)
-        return PreparedCall(start, identity, tenant, request, plan, deadline, cache_key, Trace())
+        return PreparedCall(start, identity, tenant, request, plan, deadline, cache_key, trace)
 
     def _served_from_cache(self, call: Call, prepared: PreparedCall, hit: CachedAnswer) -> Answer:
         """A cache hit: the original answer and usage, no tries, nothing to pay."""
@@ -270,6 +316,43 @@ class CompletionService:
                 raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
             plan.append(Step(route, policy.fallback_retries, _unsupported(request.chat, route)))
         return tuple(plan)
+
+    def _plan_embedding(self, request: EmbeddingRequest, ctx: CallContext) -> tuple[Step, ...]:
+        """The embedding model's route, then each fallback, as `_plan` makes a completion's.
+
+        A route whose deployment cannot embed is refused as the primary and skipped as a
+        fallback.
+        """
+        policy = self._policy
+        try:
+            primary = self._registry.resolve_embedding(
+                request.model, request.routing.provider or ctx.provider_pin
+            )
+        except UnknownModelError as exc:
+            raise ModelNotFoundError(exc.message) from None
+        problem = self._cannot_embed(primary)
+        if problem is not None:
+            raise InvalidArgumentError(problem)
+        plan = [Step(primary, policy.primary_retries)]
+        fallbacks = request.routing.fallback_models or policy.fallbacks.get(request.model, ())
+        for index, model in enumerate(fallbacks):
+            try:
+                route = self._registry.resolve_embedding(model)
+            except UnknownModelError as exc:
+                raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
+            plan.append(Step(route, policy.fallback_retries, self._cannot_embed(route)))
+        return tuple(plan)
+
+    def _cannot_embed(self, route: Route) -> str | None:
+        provider = route.provider
+        if self._registry.embedder(provider.name) is not None:
+            return None
+        return f"model: provider {provider.name!r} ({provider.kind}) cannot embed"
+
+    def _embedder_of(self, route: Route) -> Embedder:
+        embedder = self._registry.embedder(route.provider.name)
+        assert embedder is not None, "the plan holds only routes that can embed"
+        return embedder
 
     def _deadline(self, ctx: CallContext, timeout: float | None) -> float:
         """The earliest of the gRPC deadline, the `timeout` field and `x-request-timeout`."""
@@ -328,9 +411,9 @@ class _Admitted:
         await self._slot.__aexit__(None, None, None)
 
 
-def _record_content(prepared: PreparedCall, completion: str) -> None:
+def _record_content(chat: ChatRequest, completion: str) -> None:
     """Prompt and completion as span events (only with GATEWAY_TRACE_CONTENT on)."""
-    prompt = orjson.dumps([[m.role, m.text] for m in prepared.request.chat.messages]).decode()
+    prompt = orjson.dumps([[m.role, m.text] for m in chat.messages]).decode()
     span = get_current_span()
     span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
     span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})
