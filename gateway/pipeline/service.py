@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from types import TracebackType
 
 import orjson
@@ -275,11 +276,10 @@ class CompletionService:
         ctx = start.context
         identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
         if isinstance(request, CompletionRequest):
-            request = validate(request)
-            plan, trace = self._plan(request, ctx), Trace()
+            request, trace = validate(request), Trace()
         else:
-            request = validate_embedding(request)
-            plan, trace = self._plan_embedding(request, ctx), Trace(operation="embeddings")
+            request, trace = validate_embedding(request), Trace(operation="embeddings")
+        plan = self._plan(request, ctx)
         tenant = identity.tenant_for(request.metadata.get("tenant", ""))
         deadline = self._deadline(ctx, request.timeout)
         cache_key = self._cache.key_for(tenant, plan, request)
@@ -291,56 +291,38 @@ class CompletionService:
         call.served = Served(hit.completion.usage, 0.0, cached=True)
         return Answer(hit.completion, hit.provider, 0.0, cached=True)
 
-    def _plan(self, request: CompletionRequest, ctx: CallContext) -> tuple[Step, ...]:
+    def _plan(
+        self, request: CompletionRequest | EmbeddingRequest, ctx: CallContext
+    ) -> tuple[Step, ...]:
         """The model's route with the primary retries, then each fallback with its own.
 
         The primary route must be able to serve what the request uses (else INVALID_ARGUMENT,
         before any provider is called); a fallback that cannot is skipped when its turn comes.
+        An embedding call routes embedding models too, and needs a deployment that can embed.
         """
         policy = self._policy
+        resolve: Callable[..., Route]
+        problem_of: Callable[[Route], str | None]
+        if isinstance(request, CompletionRequest):
+            chat = request.chat
+            resolve, problem_of = self._registry.resolve, partial(_unsupported, chat)
+        else:
+            resolve, problem_of = self._registry.resolve_embedding, self._cannot_embed
         try:
-            primary = self._registry.resolve(
-                request.model, request.routing.provider or ctx.provider_pin
-            )
+            primary = resolve(request.model, request.routing.provider or ctx.provider_pin)
         except UnknownModelError as exc:
             raise ModelNotFoundError(exc.message) from None
-        problem = _unsupported(request.chat, primary)
+        problem = problem_of(primary)
         if problem is not None:
             raise InvalidArgumentError(problem)
         plan = [Step(primary, policy.primary_retries)]
         fallbacks = request.routing.fallback_models or policy.fallbacks.get(request.model, ())
         for index, model in enumerate(fallbacks):
             try:
-                route = self._registry.resolve(model)
+                route = resolve(model)
             except UnknownModelError as exc:
                 raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
-            plan.append(Step(route, policy.fallback_retries, _unsupported(request.chat, route)))
-        return tuple(plan)
-
-    def _plan_embedding(self, request: EmbeddingRequest, ctx: CallContext) -> tuple[Step, ...]:
-        """The embedding model's route, then each fallback, as `_plan` makes a completion's.
-
-        A route whose deployment cannot embed is refused as the primary and skipped as a
-        fallback.
-        """
-        policy = self._policy
-        try:
-            primary = self._registry.resolve_embedding(
-                request.model, request.routing.provider or ctx.provider_pin
-            )
-        except UnknownModelError as exc:
-            raise ModelNotFoundError(exc.message) from None
-        problem = self._cannot_embed(primary)
-        if problem is not None:
-            raise InvalidArgumentError(problem)
-        plan = [Step(primary, policy.primary_retries)]
-        fallbacks = request.routing.fallback_models or policy.fallbacks.get(request.model, ())
-        for index, model in enumerate(fallbacks):
-            try:
-                route = self._registry.resolve_embedding(model)
-            except UnknownModelError as exc:
-                raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
-            plan.append(Step(route, policy.fallback_retries, self._cannot_embed(route)))
+            plan.append(Step(route, policy.fallback_retries, problem_of(route)))
         return tuple(plan)
 
     def _cannot_embed(self, route: Route) -> str | None:

@@ -296,3 +296,100 @@ async def test_each_call_is_one_ledger_row_with_usage_cost_and_attempts(
     assert float(rows[0].cost_usd) == pytest.approx(TOKENS * 0.02 / 1e6)
     assert [float(rows[1].cost_usd), bool(rows[1].cached)] == [0.0, True]
     assert len(attempts) == 2  # the cache hit made no try
+
+
+# -- retries, breakers, deadlines, auth ------------------------------------------------------------
+
+
+async def test_a_failed_try_is_retried_on_the_same_deployment(
+    start_gateway: StartGateway,
+    openai_fake: FakeOpenAI,
+    cohere_fake: FakeCohere,
+    gemini_fake: FakeGemini,
+) -> None:
+    gw = await start_gateway(
+        providers=deployments(openai_fake, cohere_fake, gemini_fake),
+        primary_retries=1,
+        retry_backoff_base_seconds=0.01,
+    )
+    openai_fake.fail_next(Fault(status=503))
+    response = await gw.stub.Embed(ask())
+    assert [(a.provider, a.outcome) for a in response.attempts] == [
+        ("openai", pb.ATTEMPT_OUTCOME_ERROR),
+        ("openai", pb.ATTEMPT_OUTCOME_SUCCESS),
+    ]
+    assert len(openai_fake.requests) == 2
+
+
+async def test_failing_embeds_open_the_deployments_breaker(
+    start_gateway: StartGateway,
+    openai_fake: FakeOpenAI,
+    cohere_fake: FakeCohere,
+    gemini_fake: FakeGemini,
+) -> None:
+    gw = await start_gateway(
+        providers=deployments(openai_fake, cohere_fake, gemini_fake),
+        primary_retries=0,
+        circuit_breaker_fail_max=2,
+        circuit_breaker_reset_timeout=30.0,
+    )
+    openai_fake.persistent_fault = Fault(status=503)
+    for _ in range(2):
+        assert await grpc_code(gw, ask()) == grpc.StatusCode.UNAVAILABLE
+    response = await gw.stub.Embed(ask(fallback_models=["mock"]))
+    assert [a.outcome for a in response.attempts] == [
+        pb.ATTEMPT_OUTCOME_CIRCUIT_OPEN,
+        pb.ATTEMPT_OUTCOME_SUCCESS,
+    ]
+    assert len(openai_fake.requests) == 2  # the open circuit kept the third call away
+
+
+async def test_the_callers_timeout_bounds_the_call(
+    gw: RunningGateway, openai_fake: FakeOpenAI
+) -> None:
+    openai_fake.fail_next(Fault(delay=2.0))
+    request = ask()
+    request.timeout.FromMilliseconds(300)
+    assert await grpc_code(gw, request) == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_embed_needs_a_credential_when_auth_is_on(start_gateway: StartGateway) -> None:
+    gw = await start_gateway(auth_tokens=("token-one",))
+    assert await grpc_code(gw, ask("mock")) == grpc.StatusCode.UNAUTHENTICATED
+    status, _ = await post(gw, {"model": "mock", "inputs": ["x"]})
+    assert status == 401
+    response = await gw.stub.Embed(ask("mock"), metadata=(("authorization", "Bearer token-one"),))
+    assert len(response.embeddings) == len(TEXTS)
+
+
+async def test_the_token_limit_is_charged_with_the_inputs_estimate(
+    start_gateway: StartGateway,
+) -> None:
+    gw = await start_gateway(tokens_per_minute=50)
+    short = await gw.stub.Embed(ask("mock", ["a few words"]))
+    assert len(short.embeddings) == 1
+    long_text = "x" * 400  # about a hundred tokens: over the minute's fifty
+    assert await grpc_code(gw, ask("mock", [long_text])) == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+# -- cache namespaces and batches through the gateway --------------------------------------------
+
+
+async def test_the_cache_is_per_tenant(gw: RunningGateway, openai_fake: FakeOpenAI) -> None:
+    await gw.stub.Embed(ask(metadata={"tenant": "a"}))
+    again = await gw.stub.Embed(ask(metadata={"tenant": "a"}))
+    other = await gw.stub.Embed(ask(metadata={"tenant": "b"}))
+    assert again.cached
+    assert not other.cached
+    assert len(openai_fake.requests) == 2
+
+
+async def test_a_large_batch_is_split_for_the_vendor_and_comes_back_in_order(
+    gw: RunningGateway, gemini_fake: FakeGemini
+) -> None:
+    texts = [f"input number {i}" for i in range(250)]
+    response = await gw.stub.Embed(ask("gemini/gemini-embedding-001", texts))
+    batches = [r.body["requests"] for r in gemini_fake.requests]
+    assert [len(b) for b in batches if isinstance(b, list)] == [100, 100, 50]
+    assert [list(e.values) for e in response.embeddings] == [floats(vector(t, 16)) for t in texts]
+    assert [a.outcome for a in response.attempts] == [pb.ATTEMPT_OUTCOME_SUCCESS]
