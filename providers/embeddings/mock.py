@@ -1,8 +1,8 @@
 """The built-in mock's embeddings: deterministic unit vectors, no network.
 
 The same text always gets the same vector: SHA-256 of the text (with a block counter) gives the
-values, normalised to unit length. `dimensions` (default the `embedding_dimensions` option, 8)
-sets the length. Usage is one token per word, as the mock counts for chat.
+values, normalised to unit length. `dimensions` sets the length (`DEFAULT_DIMENSIONS` without).
+Usage is one token per word, as the mock counts for chat.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ class MockEmbedder:
         keys: KeyPool | None = None,
     ) -> None:
         self._name = settings.name
-        self._dimensions = int(settings.number_option("embedding_dimensions", DEFAULT_DIMENSIONS))
 
     @property
     def name(self) -> str:
@@ -43,7 +42,7 @@ class MockEmbedder:
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One vector per input, in order."""
-        size = request.dimensions or self._dimensions
+        size = request.dimensions or DEFAULT_DIMENSIONS
         vectors = tuple(mock_vector(text, size) for text in request.inputs)
         tokens = sum(max(1, len(text.split())) for text in request.inputs)
         return Embeddings(request.model, vectors, Usage(prompt_tokens=tokens, total_tokens=tokens))
