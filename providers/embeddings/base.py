@@ -1,18 +1,19 @@
 """`HttpEmbedder`: the base of the HTTP embedding adapters, and the batching every vendor needs.
 
 Vendors cap how many inputs one request may carry (OpenAI 2048, Gemini 100, Cohere 96): a
-larger request is split into batches of the vendor's limit, sent one after the other within the
-call's time limit, and joined in order, usage summed. A subclass supplies the wire format only:
-its URL (`_url_for`), its body (`_to_wire`) and its reply (`_from_wire`).
+larger request is split into batches of the vendor's limit, sent a few at once within the call's
+time limit, and joined in order, usage summed; a batch that fails fails the call (the others are
+cancelled). A subclass supplies the wire format only: its URL (`_url_for`), its body
+(`_to_wire`) and its reply (`_from_wire`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from providers.base import ProviderSettings
 from providers.embed_types import Embedder, Embeddings, EmbedRequest, estimated_tokens
@@ -23,6 +24,9 @@ from providers.types import Usage
 from providers.wire import MalformedReplyError, VendorError, decode_object
 
 EmbedderFactory = Callable[[ProviderSettings, UpstreamClient, KeyPool], Embedder]
+T = TypeVar("T")
+#: Batches of one call in flight at once: faster than one by one, gentle on vendor rate limits.
+MAX_CONCURRENT_BATCHES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,26 +75,33 @@ class HttpEmbedder(ABC):
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One vector per input, in order: batches of `batch_limit`, joined; or raise."""
-        loop = asyncio.get_running_loop()
         limit = request.io.timeout
-        deadline = None if limit is None else loop.time() + limit
-        answers = []
+        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
+        parts = batches(request, self.batch_limit)
         with UpstreamErrorBoundary(self._name):
-            for batch in batches(request, self.batch_limit):
-                left = None if deadline is None else deadline - loop.time()
-                raw = await self._endpoint.fetch(
-                    self._url_for(batch),
-                    self._to_wire(batch),
-                    time_limit=left,
-                    headers=request.io.headers,
-                )
-                answer = self._from_wire(decode_object(raw), batch)
-                if len(answer.vectors) != len(batch.inputs):
-                    raise MalformedReplyError(
-                        f"reply has {len(answer.vectors)} embeddings for {len(batch.inputs)} inputs"
-                    )
-                answers.append(answer)
+            if len(parts) == 1:
+                return await self._embed_batch(request, deadline)
+            gate = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
+
+            async def gated(batch: EmbedRequest) -> Embeddings:
+                async with gate:
+                    return await self._embed_batch(batch, deadline)
+
+            answers = await all_or_none([gated(batch) for batch in parts])
         return joined(answers, request.model)
+
+    async def _embed_batch(self, batch: EmbedRequest, deadline: float | None) -> Embeddings:
+        """One vendor request for one batch, within what is left of the call's time."""
+        left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        raw = await self._endpoint.fetch(
+            self._url_for(batch), self._to_wire(batch), time_limit=left, headers=batch.io.headers
+        )
+        answer = self._from_wire(decode_object(raw), batch)
+        if len(answer.vectors) != len(batch.inputs):
+            raise MalformedReplyError(
+                f"reply has {len(answer.vectors)} embeddings for {len(batch.inputs)} inputs"
+            )
+        return answer
 
     def _url_for(self, request: EmbedRequest) -> str:
         """Where `request` goes: the deployment's one URL (a vendor may name the model in it)."""
@@ -103,6 +114,24 @@ class HttpEmbedder(ABC):
     @abstractmethod
     def _from_wire(self, body: Mapping[str, object], request: EmbedRequest) -> Embeddings:
         """The batch's vectors in the vendor's `body`; `MalformedReplyError` if there are none."""
+
+
+async def all_or_none(calls: list[Coroutine[object, object, T]]) -> list[T]:
+    """Every call's result, in order, or the first failure (the others are then cancelled)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+            task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a task's outcome as seen: a second failure is not this call's to report."""
+    if not task.cancelled():
+        task.exception()
 
 
 def batches(request: EmbedRequest, limit: int) -> list[EmbedRequest]:

@@ -247,6 +247,16 @@ async def test_a_batch_over_the_vendors_limit_is_split_at_it_and_joined_in_order
         assert answer.usage == Usage(prompt_tokens=counted, total_tokens=counted)
 
 
+async def test_a_failing_batch_fails_the_whole_call(
+    case: Case, embedder: Embedder, fake: VendorFake
+) -> None:
+    assert isinstance(embedder, HttpEmbedder)
+    texts = tuple(f"text number {i}" for i in range(2 * embedder.batch_limit + 1))
+    fake.fail_next(Fault(status=503))
+    with pytest.raises(UpstreamUnavailableError):
+        await embedder.embed(ask(case.model, *texts))
+
+
 def test_batch_limits_are_the_vendors() -> None:
     assert openai.OpenAIEmbedder.batch_limit == 2048
     assert openai.AzureOpenAIEmbedder.batch_limit == 2048

@@ -390,6 +390,7 @@ async def test_a_large_batch_is_split_for_the_vendor_and_comes_back_in_order(
     texts = [f"input number {i}" for i in range(250)]
     response = await gw.stub.Embed(ask("gemini/gemini-embedding-001", texts))
     batches = [r.body["requests"] for r in gemini_fake.requests]
-    assert [len(b) for b in batches if isinstance(b, list)] == [100, 100, 50]
+    # Batches go out a few at once: their order of arrival is not fixed, their answers' is.
+    assert sorted(len(b) for b in batches if isinstance(b, list)) == [50, 100, 100]
     assert [list(e.values) for e in response.embeddings] == [floats(vector(t, 16)) for t in texts]
     assert [a.outcome for a in response.attempts] == [pb.ATTEMPT_OUTCOME_SUCCESS]
