@@ -35,6 +35,7 @@ nothing. Azure deployments follow the same rule by deployment name (`providers.a
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -129,6 +130,7 @@ COMPATIBLE: Final = _profile(image_urls=False)
 CHAT_MODEL: Final = _FAMILIES[-1][1]
 
 
+@functools.lru_cache(maxsize=512)  # every request asks; a deployment serves a few models
 def profile_of(model: str, unknown: ModelProfile = COMPATIBLE) -> ModelProfile:
     """The profile of `model` (the provider's own model name); `unknown` when no family's."""
     name = model.rsplit("/", 1)[-1].lower()
