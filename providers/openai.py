@@ -1,12 +1,14 @@
 """The OpenAI Chat Completions adapter (also any OpenAI-compatible server, such as vLLM).
 
 It speaks `POST {base_url}/chat/completions`, unary or streamed as Server-Sent Events. This
-module holds only the OpenAI wire format: the pure converters (`to_wire`, `from_wire`,
-`vendor_error`), the stream decoder (one `chat.completion.chunk` in, events out) and
-`OpenAIProvider`, an `SseAdapter` (`providers.http.adapter`). A stream asks for usage
-(`stream_options.include_usage`) and ends with one `Finish` carrying the finish reason and usage
-once `data: [DONE]` arrives; any other ending raises. Variants at other URLs with other
-credential headers (`providers.azure_openai`) subclass `OpenAIProvider` rather than copy it.
+module holds the OpenAI wire format: the pure converters (`to_wire`, built in
+`providers.openai_request`, `from_wire`, `vendor_error`), the stream decoder (one
+`chat.completion.chunk` in, events out) and `OpenAIProvider`, an `SseAdapter`
+(`providers.http.adapter`). A stream asks for usage (`stream_options.include_usage`) and ends
+with one `Finish` carrying the finish reason and usage once `data: [DONE]` arrives; any other
+ending raises. Variants at other URLs with other credential headers (`providers.azure_openai`)
+subclass `OpenAIProvider` rather than copy it. What a model can do (`capabilities`) follows its
+name (`providers.openai_models`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import orjson
 import pytest
+from aiohttp import web
 
 from providers.azure_openai import SPEC as AZURE_SPEC
 from providers.base import check_capabilities
@@ -28,7 +29,7 @@ from providers.types import (
     Usage,
 )
 from tests.contract.harness import Vendor, chat, collect, folded
-from tests.fakes.base import Answer, FakeUsage, Fault
+from tests.fakes.base import Answer, FakeUsage, Fault, StreamPlan, sse
 from tests.fakes.openai_server import FakeOpenAI
 
 KEY = "sk-test-0123456789abcdefSECRET"
@@ -154,6 +155,37 @@ async def test_a_refusal_is_the_content_with_finish_content_filter(
     fake.fail_next(Fault(raw_body=orjson.dumps(body)))
     answer = await provider.complete(ASK)
     assert (answer.content, answer.finish_reason) == ("I can't.", "content_filter")
+
+
+class FakeRefusingServer(FakeOpenAI):
+    """OpenAI refusing a structured-output request in a stream: `delta.refusal` fragments."""
+
+    def render_stream(
+        self, request: web.Request, body: dict[str, object], answer: Answer
+    ) -> StreamPlan:
+        head = {"id": "chatcmpl-r", "object": "chat.completion.chunk", "model": "gpt-4o-mini"}
+
+        def frame(delta: dict[str, object], finish: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            return sse({**head, "choices": [choice]})
+
+        frames = [
+            frame({"role": "assistant", "content": None, "refusal": ""}),
+            frame({"refusal": "I can't "}),
+            frame({"refusal": "help."}),
+            frame({}, "stop"),
+            b"data: [DONE]\n\n",
+        ]
+        return StreamPlan(frames, first_content=1, content=2)
+
+
+async def test_a_streamed_refusal_is_the_content_with_finish_content_filter(
+    session: UpstreamClient,
+) -> None:
+    async with FakeRefusingServer() as fake:
+        events = await collect(VENDOR.adapter(session, fake.base_url), ASK)
+    answer = folded(events)
+    assert (answer.content, answer.finish_reason) == ("I can't help.", "content_filter")
 
 
 # -- reasoning and seed ------------------------------------------------------------------------
