@@ -13,11 +13,8 @@ name (`providers.openai_models`).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
-
-import orjson
 
 from providers.base import AdapterSpec, Capabilities, ProviderSettings
 from providers.errors import UpstreamBadRequestError
@@ -25,6 +22,14 @@ from providers.http.adapter import SseAdapter
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.openai_models import profile_of
+from providers.openai_reply import (
+    arguments_text,
+    finish_reason,
+    from_wire,
+    mint_call_id,
+    reasoning_text,
+    usage_from_wire,
+)
 from providers.openai_request import UnsendableRequestError, to_wire
 from providers.sse import SSEEvent
 from providers.types import (
@@ -35,7 +40,6 @@ from providers.types import (
     ReasoningDelta,
     StreamEvent,
     TextDelta,
-    ToolCall,
     ToolCallDelta,
     Usage,
 )
@@ -47,7 +51,6 @@ from providers.wire import (
     bearer_auth,
     decode_object,
     error_field,
-    int_field,
     str_field,
 )
 
@@ -64,9 +67,6 @@ __all__ = [
 
 KIND: Final = "openai"
 _DONE: Final = b"[DONE]"
-#: Finish reasons of an answer that ended on its own (not cut, not filtered).
-_ENDED: Final = frozenset({"stop", "tool_calls", "function_call"})
-_REASONING_KEYS: Final = ("reasoning_content", "reasoning")
 _CONTENT_FILTER_CODES: Final = frozenset({"content_filter", "content_policy_violation"})
 #: The HTTP status an `error` object inside a stream stands for, by its vendor `type`.
 _STREAM_ERROR_STATUS: Final[Mapping[str, int]] = {
@@ -81,107 +81,6 @@ _STREAM_ERROR_STATUS: Final[Mapping[str, int]] = {
 
 
 # -- pure converters ---------------------------------------------------------------------------
-
-
-def from_wire(body: object) -> Completion:
-    """Convert a `chat.completion` object; raise `MalformedReplyError` if it is not one.
-
-    Tool calls keep OpenAI's ids (a unique one is minted where a compatible server sent none),
-    arguments are JSON text ("{}" for none), and the finish is "tool_calls" whenever a call was
-    made (OpenAI says "stop" after a named tool choice). A refusal is the content, with finish
-    "content_filter". Reasoning text comes only from compatible servers (`reasoning_content`).
-    """
-    reply = as_object(body, "reply")
-    choices = reply.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise MalformedReplyError("reply has no choices")
-    choice = as_object(choices[0], "choices[0]")
-    message = as_object(choice.get("message"), "choices[0].message")
-    content = str_field(message, "content") or ""
-    refusal = str_field(message, "refusal") or ""
-    calls = _calls_from_wire(message.get("tool_calls"))
-    reason = str_field(choice, "finish_reason") or "stop"
-    return Completion(
-        id=str_field(reply, "id") or "",
-        model=str_field(reply, "model") or "",
-        content=content or refusal,
-        finish_reason=finish_reason(reason, called=bool(calls), refused=bool(refusal)),
-        usage=usage_from_wire(reply.get("usage")) or Usage(),
-        tool_calls=calls,
-        reasoning=_reasoning_text(message),
-    )
-
-
-def finish_reason(reason: str, *, called: bool, refused: bool) -> str:
-    """OpenAI's finish reason, made "tool_calls" after calls and "content_filter" after a
-    refusal, unless the answer was cut ("length") or filtered."""
-    if reason in _ENDED and called:
-        return "tool_calls"
-    if reason in _ENDED and refused:
-        return "content_filter"
-    return reason
-
-
-def _calls_from_wire(raw: object) -> tuple[ToolCall, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise MalformedReplyError("tool_calls is not a list")
-    calls: list[ToolCall] = []
-    seen: set[str] = set()
-    for position, item in enumerate(raw):
-        entry = as_object(item, f"tool_calls[{position}]")
-        function = as_object(entry.get("function"), f"tool_calls[{position}].function")
-        call_id = str_field(entry, "id") or ""
-        if not call_id or call_id in seen:
-            call_id = mint_call_id()
-        seen.add(call_id)
-        name = str_field(function, "name") or ""
-        calls.append(ToolCall(call_id, name, _arguments(function) or "{}"))
-    return tuple(calls)
-
-
-def _arguments(function: Mapping[str, object]) -> str:
-    """The arguments as JSON text (some compatible servers send an object)."""
-    value = function.get("arguments")
-    if value is None or isinstance(value, str):
-        return value or ""
-    if isinstance(value, dict):
-        return orjson.dumps(value).decode()
-    raise MalformedReplyError("arguments is not a string")
-
-
-def _reasoning_text(obj: Mapping[str, object]) -> str:
-    """Reasoning text where a compatible server puts it (vLLM, DeepSeek, llama.cpp:
-    `reasoning_content`; newer vLLM and routers: `reasoning`); OpenAI sends none."""
-    for key in _REASONING_KEYS:
-        value = obj.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return ""
-
-
-def mint_call_id() -> str:
-    """A new tool-call id in OpenAI's style, for a call that came without one."""
-    return "call_" + uuid.uuid4().hex[:24]
-
-
-def usage_from_wire(raw: object) -> Usage | None:
-    """Convert a `usage` object (None when absent); cached prompt tokens come from its details."""
-    if raw is None:
-        return None
-    usage = as_object(raw, "usage")
-    prompt, completion = int_field(usage, "prompt_tokens"), int_field(usage, "completion_tokens")
-    details = usage.get("prompt_tokens_details")
-    cached = 0
-    if details is not None:
-        cached = int_field(as_object(details, "usage details"), "cached_tokens")
-    total = int_field(usage, "total_tokens") if "total_tokens" in usage else prompt + completion
-    reasoning = 0
-    completion_details = usage.get("completion_tokens_details")
-    if completion_details is not None:
-        reasoning = int_field(as_object(completion_details, "usage details"), "reasoning_tokens")
-    return Usage(prompt, completion, total, cached, reasoning_tokens=reasoning)
 
 
 def vendor_error(raw: bytes) -> VendorError:
@@ -273,7 +172,7 @@ class StreamDecoder:
         return events
 
     def _read_delta(self, delta: Mapping[str, object], events: list[StreamEvent]) -> None:
-        reasoning = _reasoning_text(delta)
+        reasoning = reasoning_text(delta)
         if reasoning:
             events.append(ReasoningDelta(reasoning))
         text = str_field(delta, "content")
@@ -296,7 +195,7 @@ class StreamDecoder:
     def _call_fragment(self, entry: Mapping[str, object]) -> ToolCallDelta | None:
         function = as_object(entry.get("function") or {}, "delta.tool_calls[].function")
         call_id = str_field(entry, "id") or ""
-        arguments = _arguments(function)
+        arguments = arguments_text(function)
         key = entry.get("index")
         ours = self._by_index.get(key)
         if ours is not None and call_id and call_id != self._call_ids[ours]:
