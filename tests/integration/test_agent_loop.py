@@ -21,6 +21,7 @@ from gateway.pipeline.image_guard import AddressPolicy
 from gateway.v1 import gateway_pb2 as pb
 from providers.base import ProviderSettings
 from tests.conftest import RunningGateway, StartGateway
+from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.image_server import PNG, ImageServer
 from tests.fakes.tls import LoopbackAuthority
 from tests.sse import read_sse
@@ -354,3 +355,46 @@ async def test_the_cache_replays_a_tool_call_stream_exactly(start_gateway: Start
     assert [m.cached for m in first if m.finish_reason] == [False]
     assert any(m.tool_call_deltas for m in again)
     assert any(m.reasoning_delta for m in again)
+
+
+async def test_an_https_image_for_gemini_is_fetched_and_sent_inline_never_dropped(
+    start_gateway: StartGateway, authority: LoopbackAuthority, images: ImageServer
+) -> None:
+    async with FakeGemini() as gemini:
+        gw = await start_gateway(
+            providers=(
+                ProviderSettings(
+                    name="gemini",
+                    kind="gemini",
+                    base_url=gemini.base_url,
+                    api_keys=("k",),
+                    models=("gemini-2.5-flash",),
+                ),
+            ),
+            image_fetch=ImageFetchPolicy(addresses=AddressPolicy.from_entries(("127.0.0.1",))),
+            upstream=UpstreamSettings(ca_bundle=str(authority.ca_file)),
+        )
+        url = images.url("/cat.png")
+        message = pb.Message(
+            role="user",
+            parts=[pb.ContentPart(text="look"), pb.ContentPart(image=pb.Image(url=url))],
+        )
+
+        await gw.stub.Complete(pb.CompleteRequest(model="gemini-2.5-flash", messages=[message]))
+
+        [sent] = gemini.requests
+        assert sent.body["contents"] == [
+            {
+                "role": "user",
+                "parts": [
+                    {"text": "look"},
+                    {
+                        "inlineData": {
+                            "mimeType": "image/png",
+                            "data": base64.b64encode(PNG).decode(),
+                        }
+                    },
+                ],
+            }
+        ]
+        assert gemini.rejections == []
