@@ -311,3 +311,23 @@ async def test_tool_call_arguments_stay_off_spans_unless_content_is_captured(
              for s in spans.get_finished_spans()]
         )  # fmt: skip
         assert ("acct-98765" in recorded) is enabled
+
+
+async def test_a_stream_that_only_calls_tools_has_a_time_to_first_token(
+    start_gateway: StartGateway,
+) -> None:
+    gw = await start_gateway()
+    request = pb.StreamCompleteRequest(
+        model="mock",
+        messages=[pb.Message(role="user", content="call get_owner")],
+        tools=[pb.Tool(name="get_owner")],
+    )
+    before = await scrape(gw)
+
+    messages = [m async for m in gw.stub.StreamComplete(request)]
+
+    after = await scrape(gw)
+    assert not any(m.delta for m in messages)
+    assert messages[-1].finish_reason == "tool_calls"
+    ttft = "gateway_time_to_first_token_seconds_count"
+    assert delta(before, after, ttft, provider="mock") == 1
