@@ -19,6 +19,7 @@ from cache.redis_backend import RedisCache
 from gateway.config.settings import Settings, UpstreamSettings
 from gateway.errors import ServiceUnavailableError
 from gateway.pipeline.dispatch import Dispatcher
+from gateway.pipeline.image_fetch import ImageFetcher
 from gateway.pipeline.pricing import PriceTable
 from gateway.pipeline.service import CallPolicy, CompletionService, UsageSink
 from gateway.runtime.redis import redis_client
@@ -248,6 +249,9 @@ def build_core(
         cache=cache,
         quotas=quotas,
         usage=usage,
+        images=ImageFetcher(
+            settings.image_fetch, ssl_context=upstream_ssl_context(settings.upstream.ca_bundle)
+        ),
     )
 
 

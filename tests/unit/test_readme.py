@@ -138,18 +138,16 @@ class Command:
 
 
 def commands(script: str) -> list[Command]:
-    """The simple commands of a shell script (continuations joined, comments dropped).
+    """The simple commands of a shell script (continuations and quotes over several lines
+    joined, comments dropped).
 
     Split at `&&`, `||`, `;` and `|`, as far as a snippet needs: no here-documents, no
     substitutions that contain those operators.
     """
     found: list[Command] = []
-    for line in script.replace("\\\n", " ").splitlines():
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        lexer.commenters = "#"
+    for line in _logical_lines(script):
         words: list[str] = []
-        for token in [*lexer, ";"]:
+        for token in [*_lexer(line), ";"]:
             if token and set(token) <= set(";&|"):
                 if words:
                     found.append(_command(words, line))
@@ -157,6 +155,29 @@ def commands(script: str) -> list[Command]:
             else:
                 words.append(token)
     return found
+
+
+def _lexer(line: str) -> shlex.shlex:
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    return lexer
+
+
+def _logical_lines(script: str) -> Iterator[str]:
+    """The script's lines, continuations joined, and a line whose quote runs on (a JSON body
+    over several lines) joined with the lines up to the one that closes it."""
+    pending = ""
+    for line in script.replace("\\\n", " ").splitlines():
+        pending = f"{pending}\n{line}" if pending else line
+        try:
+            list(_lexer(pending))
+        except ValueError:  # "No closing quotation": the quote goes on on the next line
+            continue
+        yield pending
+        pending = ""
+    if pending:
+        yield pending
 
 
 def _command(words: list[str], source: str) -> Command:
@@ -674,6 +695,23 @@ def test_commands_are_split_with_their_environment() -> None:
         ({}, ["kubectl", "delete", "job", "j"]),
         ({}, ["kubectl", "apply", "-f", "x.yaml"]),
     ]
+
+
+def test_a_body_quoted_over_several_lines_is_one_command_and_is_checked() -> None:
+    script = (
+        "curl -s localhost:8080/v1/complete -d '{\n"
+        '  "model": "m",\n'
+        '  "messages": [{"role": "user", "content": "a # not a comment"}],\n'
+        '  "toolz": []\n'
+        "}'\n"
+        '# {…"content": "it\'s"…}\n'
+        "curl -s localhost:8080/v1/providers/status\n"
+    )
+
+    found = commands(script)
+
+    assert [c.words[:2] for c in found] == [["curl", "-s"], ["curl", "-s"]]
+    assert body_problems(found[0])[0].startswith("not a gateway.v1.CompleteRequest")
 
 
 def test_a_flow_list_of_unquoted_interpolations_is_not_yaml() -> None:
