@@ -8,7 +8,8 @@ both, keeping the completion calls off `json_format`). Errors are mapped in one 
 
 Routes: `POST /v1/complete` (with `"stream": true` it streams), `POST /v1/complete:stream`
 (Server-Sent Events, `sse`), `GET /v1/providers/status`, the admin and usage routes
-(`http_admin`), `GET /healthz` (liveness) and `GET /readyz` (readiness).
+(`http_admin`), the OpenAI-compatible routes (`openai_http`), `GET /healthz` (liveness) and
+`GET /readyz` (readiness).
 
 A route with a body authenticates the caller from its headers first, then reads the body within
 its time bound (`http_bodies`); the connections themselves are watched by `http_guard`.
@@ -56,6 +57,7 @@ from gateway.transports.http_bodies import (
 )
 from gateway.transports.http_guard import GUARD_KEY, ConnectionGuard
 from gateway.transports.json_codec import parse_completion_request, render_completion
+from gateway.transports.openai_http import OpenAIOptions, add_openai_routes
 from gateway.transports.proto_convert import (
     complete_response,
     completion_request,
@@ -119,6 +121,7 @@ def create_app(
     readiness: Readiness,
     header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
     body_read_timeout: float = DEFAULT_BODY_READ_TIMEOUT_SECONDS,
+    openai: OpenAIOptions | None = None,
 ) -> web.Application:
     """The JSON shim's aiohttp application (run it with `http_guard.HttpRunner`)."""
     app = web.Application(
@@ -136,6 +139,7 @@ def create_app(
     app.router.add_post("/v1/complete:stream", _stream_complete)
     app.router.add_get("/v1/providers/status", _provider_status)
     add_admin_routes(app, admin)
+    add_openai_routes(app, openai or OpenAIOptions())
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     return app
