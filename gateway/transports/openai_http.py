@@ -307,12 +307,12 @@ async def _serve_stream(
     ]
     response = web.StreamResponse(headers=SSE_HEADERS)
     try:
-        held = await _until_started(queue, call.n)
+        held, ended = await _until_started(queue, call.n)
         heads = [head for head in writer.heads if head is not None]
         _gateway_headers(response, call, heads)
         await response.prepare(request)
         await response.write(b"".join(held))
-        await _relay(request, response, queue, call.n, writer)
+        await _relay(request, response, queue, call.n - ended, writer)
         return response
     except ConnectionResetError:
         log.info("client went away during a stream")
@@ -350,12 +350,16 @@ async def _produce(
             log.exception("unexpected error during a stream")
             queue.put_nowait(("error", InternalError("internal error")))
             return
+    if writer.heads[index] is None:
+        queue.put_nowait(("error", InternalError("the stream ended before it started")))
+        return
     queue.put_nowait(("end", index))
 
 
-async def _until_started(queue: asyncio.Queue[_Event], choices: int) -> list[bytes]:
-    """Wait until every choice's call has its head; what came meanwhile is held back."""
-    started, held = 0, []
+async def _until_started(queue: asyncio.Queue[_Event], choices: int) -> tuple[list[bytes], int]:
+    """Wait until every choice's call has its head; what came meanwhile is held back (the
+    events, and how many choices already ended)."""
+    started, ended, held = 0, 0, []
     while started < choices:
         kind, payload = await queue.get()
         if kind == "error":
@@ -367,8 +371,8 @@ async def _until_started(queue: asyncio.Queue[_Event], choices: int) -> list[byt
             assert isinstance(payload, bytes)
             held.append(payload)
         else:
-            raise InternalError("the stream ended before it started")
-    return held
+            ended += 1
+    return held, ended
 
 
 async def _relay(
