@@ -23,6 +23,7 @@ from openai import (
     NotFoundError,
     RateLimitError,
 )
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from sqlalchemy import select
 
 from gateway.pipeline.pricing import DEFAULT_PRICES
@@ -35,7 +36,7 @@ from tests.fakes.base import VendorFake
 from tests.fakes.openai_server import FakeOpenAI, Fault
 
 MODEL = "gpt-4o-mini"
-HELLO = [{"role": "user", "content": "Hello there"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there"}]
 
 
 _OPEN: list[AsyncOpenAI] = []
@@ -107,7 +108,7 @@ async def test_a_completion_has_openais_shape_and_the_gateway_headers(gw: Runnin
     completion = raw.parse()
     assert completion.object == "chat.completion"
     assert completion.choices[0].message.role == "assistant"
-    assert completion.choices[0].message.content.endswith("You said: Hello there")
+    assert (completion.choices[0].message.content or "").endswith("You said: Hello there")
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None
     assert completion.usage.prompt_tokens_details is not None
@@ -341,11 +342,15 @@ async def test_a_failure_mid_stream_raises_in_the_sdk(gw: RunningGateway, fake: 
     stream = await client(gw).chat.completions.create(
         model=f"openai/{MODEL}", messages=HELLO, stream=True
     )
-    seen = []
+    seen: list[ChatCompletionChunk] = []
     with pytest.raises(APIError):
-        async for chunk in stream:
-            seen.append(chunk)
+        await read_into(stream, seen)
     assert seen
+
+
+async def read_into(stream: AsyncIterator[ChatCompletionChunk], into: list[Any]) -> None:
+    async for chunk in stream:
+        into.append(chunk)
 
 
 async def test_a_fallback_shows_in_the_provider_header(
