@@ -240,7 +240,9 @@ class _ChoiceState:
             return None
         for index, own in self.ids.items():
             if item.tool_call_id == own or (not item.tool_call_id and index == 0):
-                return {"index": index, "id": openai_reasoning.encode_parts([part])}
+                # Accumulators join `id` fragments; they expect `function` on every delta.
+                late = openai_reasoning.encode_parts([part])
+                return {"index": index, "id": late, "function": {"arguments": ""}}
         self.pending.append(part)
         return None
 
