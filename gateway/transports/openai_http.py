@@ -123,13 +123,12 @@ def add_openai_routes(app: web.Application, options: OpenAIOptions) -> None:
 # -- errors --------------------------------------------------------------------------------------
 
 
-def openai_error(exc: GatewayError, request: web.Request) -> web.Response:
+def openai_error(exc: GatewayError) -> web.Response:
     """`exc` as OpenAI's error body, status and headers (`retry-after`, `x-should-retry`)."""
-    status = http_app.http_status(exc)
-    kind, code = _kind_and_code(exc, status)
-    body = {"message": exc.message, "type": kind, "param": _param(exc), "code": code}
     response = web.Response(
-        status=status, body=orjson.dumps({"error": body}), content_type=JSON_CONTENT_TYPE
+        status=http_app.http_status(exc),
+        body=orjson.dumps(error_object(exc)),
+        content_type=JSON_CONTENT_TYPE,
     )
     for name, value in exc.headers:
         response.headers[name] = value
@@ -139,6 +138,12 @@ def openai_error(exc: GatewayError, request: web.Request) -> web.Response:
     if not _retry_can_help(exc):
         response.headers["x-should-retry"] = "false"
     return response
+
+
+def error_object(exc: GatewayError) -> dict[str, object]:
+    """`{"error": {"message", "type", "param", "code"}}` for `exc`."""
+    kind, code = _kind_and_code(exc, http_app.http_status(exc))
+    return {"error": {"message": exc.message, "type": kind, "param": _param(exc), "code": code}}
 
 
 def _kind_and_code(exc: GatewayError, status: int) -> tuple[str, str | None]:
@@ -225,7 +230,7 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     except BodyTimeoutError:
         raise  # the app's middleware closes the connection too
     except GatewayError as exc:
-        return openai_error(exc, request)
+        return openai_error(exc)
 
 
 async def _read_body(request: web.Request) -> dict[str, Any]:
@@ -312,7 +317,7 @@ async def _serve_stream(
         _gateway_headers(response, call, heads)
         await response.prepare(request)
         await response.write(b"".join(held))
-        await _relay(request, response, queue, call.n - ended, writer)
+        await _relay(response, queue, call.n - ended, writer)
         return response
     except ConnectionResetError:
         log.info("client went away during a stream")
@@ -376,7 +381,6 @@ async def _until_started(queue: asyncio.Queue[_Event], choices: int) -> tuple[li
 
 
 async def _relay(
-    request: web.Request,
     response: web.StreamResponse,
     queue: asyncio.Queue[_Event],
     choices: int,
@@ -396,8 +400,8 @@ async def _relay(
             ended += 1
         elif kind == "error":
             assert isinstance(payload, GatewayError)
-            error = orjson.loads(openai_error(payload, request).body)  # type: ignore[arg-type]
-            await response.write_eof(b"data: " + orjson.dumps(error) + b"\n\n")
+            error = orjson.dumps(error_object(payload))
+            await response.write_eof(b"data: " + error + b"\n\n")
             return
     await response.write_eof(writer.closing())
 
@@ -409,7 +413,7 @@ async def _list_models(request: web.Request) -> web.StreamResponse:
     try:
         await request.app[http_app.CORE_KEY].authenticate(_credential(request))
     except GatewayError as exc:
-        return openai_error(exc, request)
+        return openai_error(exc)
     models = [_model_object(entry) for entry in request.app[OPTIONS_KEY].models]
     return web.Response(
         body=orjson.dumps({"object": "list", "data": models}), content_type=JSON_CONTENT_TYPE
@@ -427,7 +431,7 @@ async def _retrieve_model(request: web.Request) -> web.StreamResponse:
                 )
         raise ModelNotFoundError(f"The model {wanted!r} does not exist")
     except GatewayError as exc:
-        return openai_error(exc, request)
+        return openai_error(exc)
 
 
 def _model_object(entry: ModelEntry) -> dict[str, object]:
