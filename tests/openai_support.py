@@ -11,6 +11,7 @@ real ones; only the provider behind them is scripted.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from gateway.tenancy.admin import AdminCore
 from gateway.tenancy.auth import Authenticator
 from gateway.transports.http_app import create_app
 from gateway.transports.http_guard import HttpRunner
-from gateway.transports.openai_http import OpenAIOptions, model_entries
+from gateway.transports.openai_http import KEEPALIVE_SECONDS, OpenAIOptions, model_entries
 from providers.base import Capabilities, ProviderSettings
 from providers.keys import KeyPool
 from providers.registry import Deployment, ProviderRegistry
@@ -47,6 +48,7 @@ EVERYTHING = Capabilities(
     tools=True,
     tool_choices=frozenset(ToolChoiceMode),
     parallel_tool_calls_off=True,
+    images=True,
     json_object=True,
     json_schema=True,
     reasoning_efforts=frozenset({"low", "medium", "high"}),
@@ -61,6 +63,8 @@ class ScriptedProvider:
     capabilities_of: Capabilities = EVERYTHING
     scripts: deque[list[StreamEvent]] = field(default_factory=deque)
     requests: list[ChatRequest] = field(default_factory=list)
+    #: Seconds to wait before each event after the first (a model that pauses).
+    pause: float = 0.0
 
     @property
     def name(self) -> str:
@@ -87,7 +91,9 @@ class ScriptedProvider:
         self.requests.append(request)
         events = self.scripts.popleft() if self.scripts else _plain()
         yield Meta(f"scripted-{len(self.requests)}", request.model)
-        for event in events:
+        for number, event in enumerate(events):
+            if number and self.pause:
+                await asyncio.sleep(self.pause)
             yield event
 
     async def aclose(self) -> None:
@@ -103,7 +109,9 @@ class _Ready:
 
 
 @asynccontextmanager
-async def scripted_gateway(provider: ScriptedProvider, **settings: Any) -> AsyncIterator[str]:
+async def scripted_gateway(
+    provider: ScriptedProvider, *, keepalive: float = KEEPALIVE_SECONDS, **settings: Any
+) -> AsyncIterator[str]:
     """Serve the JSON app over `provider` (deployment "scripted", model "model"); yields the
     OpenAI base URL."""
     config = test_settings(**settings)
@@ -121,6 +129,7 @@ async def scripted_gateway(provider: ScriptedProvider, **settings: Any) -> Async
         openai=OpenAIOptions(
             drop_unsupported_params=config.drop_unsupported_params,
             models=model_entries([deployment_settings], {}),
+            keepalive_seconds=keepalive,
         ),
     )
     runner = HttpRunner(app, handler_cancellation=True, access_log=None)

@@ -87,6 +87,8 @@ class OpenAIOptions:
     #: Drop fields a deployment cannot honour (named in `x-gateway-dropped-params`), not 400.
     drop_unsupported_params: bool = False
     models: tuple[ModelEntry, ...] = ()
+    #: Seconds without a chunk after which a stream sends a `: keep-alive` comment.
+    keepalive_seconds: float = KEEPALIVE_SECONDS
 
 
 OPTIONS_KEY = web.AppKey("openai_options", OpenAIOptions)
@@ -317,7 +319,8 @@ async def _serve_stream(
         _gateway_headers(response, call, heads)
         await response.prepare(request)
         await response.write(b"".join(held))
-        await _relay(response, queue, call.n - ended, writer)
+        keepalive = request.app[OPTIONS_KEY].keepalive_seconds
+        await _relay(response, queue, call.n - ended, writer, keepalive)
         return response
     except ConnectionResetError:
         log.info("client went away during a stream")
@@ -385,24 +388,32 @@ async def _relay(
     queue: asyncio.Queue[_Event],
     choices: int,
     writer: ChunkWriter,
+    keepalive: float,
 ) -> None:
+    """Send the choices' chunks until each has ended (what piled up meanwhile in one write)."""
     ended = 0
     while ended < choices:
         try:
-            kind, payload = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+            events = [await asyncio.wait_for(queue.get(), keepalive)]
         except TimeoutError:
             await response.write(b": keep-alive\n\n")
             continue
-        if kind == "data":
-            assert isinstance(payload, bytes)
-            await response.write(payload)
-        elif kind == "end":
-            ended += 1
-        elif kind == "error":
-            assert isinstance(payload, GatewayError)
-            error = orjson.dumps(error_object(payload))
-            await response.write_eof(b"data: " + error + b"\n\n")
-            return
+        while not queue.empty():
+            events.append(queue.get_nowait())
+        data = []
+        for kind, payload in events:
+            if kind == "data":
+                assert isinstance(payload, bytes)
+                data.append(payload)
+            elif kind == "end":
+                ended += 1
+            elif kind == "error":
+                assert isinstance(payload, GatewayError)
+                error = b"data: " + orjson.dumps(error_object(payload)) + b"\n\n"
+                await response.write_eof(b"".join(data) + error)
+                return
+        if data:
+            await response.write(b"".join(data))
     await response.write_eof(writer.closing())
 
 

@@ -9,7 +9,8 @@ refuses it. The gateway's own extras come in the body (the SDK's `extra_body`):
 `fallback_models`, `cache`, `priority`, `provider`, `timeout`.
 
 `user` becomes the metadata label "user", `metadata` the labels; reasoning state comes back in
-the tool call ids (`openai_reasoning`).
+the tool call ids (`openai_reasoning`); an echoed `reasoning_content` is accepted on an
+assistant turn and not sent on (it is the text the gateway sent, informational only).
 """
 
 from __future__ import annotations
@@ -214,10 +215,10 @@ def _message(index: int, raw: object) -> Message:
             raise InvalidArgumentError(f"{where}.tool_call_id: required in a tool message")
         tool_call_id, _ = openai_reasoning.split_id(carried, f"{where}.tool_call_id")
     thought = raw.get("reasoning_content")
-    if thought and not reasoning and role == "assistant":
-        if not isinstance(thought, str):
-            raise InvalidArgumentError(f"{where}.reasoning_content: must be a string")
-        reasoning = (ReasoningPart(text=thought),)
+    if thought is not None and (role != "assistant" or not isinstance(thought, str)):
+        raise InvalidArgumentError(f"{where}.reasoning_content: a string, on assistant turns")
+    # The text is what the gateway sent (informational); the state that goes back to the vendor
+    # is the one carried in the tool call ids.
     return Message(role, parts, calls, tool_call_id, reasoning)
 
 

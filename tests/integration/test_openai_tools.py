@@ -4,9 +4,11 @@ official SDK (strict validation) over a deployment playing scripted events (`ope
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
@@ -14,6 +16,7 @@ from pydantic import BaseModel
 
 from providers.types import (
     Finish,
+    ImagePart,
     ReasoningDelta,
     ReasoningPart,
     ResponseFormatType,
@@ -62,6 +65,12 @@ SIGNED_CALLS: list[StreamEvent] = [
     ReasoningDelta(signature="sig-second", tool_call_id="g_2"),
     Finish("stop", USAGE),
 ]
+
+
+#: The smallest PNG: one transparent pixel.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
 
 
 @pytest.fixture
@@ -211,3 +220,45 @@ async def test_a_json_schema_answer_parses(api: AsyncOpenAI, provider: ScriptedP
     assert form.type is ResponseFormatType.JSON_SCHEMA
     assert form.name == "City"
     assert form.strict
+
+
+async def test_a_silent_stream_is_kept_alive_with_comments_the_sdk_skips(
+    provider: ScriptedProvider,
+) -> None:
+    provider.pause = 0.3
+    provider.script([TextDelta("Slow"), TextDelta(" answer."), Finish("stop", USAGE)])
+    async with scripted_gateway(provider, keepalive=0.05) as base_url:
+        body = {"model": "model", "messages": ASK, "stream": True}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(base_url + "/chat/completions", json=body) as reply,
+        ):
+            raw = await reply.read()
+        assert b"\n: keep-alive\n\n" in raw
+        async with AsyncOpenAI(
+            base_url=base_url, api_key="sk-x", _strict_response_validation=True
+        ) as client:
+            provider.script([TextDelta("Slow"), TextDelta(" answer."), Finish("stop", USAGE)])
+            stream = await client.chat.completions.create(model="model", messages=ASK, stream=True)
+            text = "".join([c.choices[0].delta.content or "" async for c in stream])
+    assert text == "Slow answer."
+
+
+async def test_an_image_part_reaches_the_deployment(
+    api: AsyncOpenAI, provider: ScriptedProvider
+) -> None:
+    image = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    await api.chat.completions.create(
+        model="model",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": image, "detail": "low"}},
+                ],
+            }
+        ],
+    )
+    [asked] = provider.requests
+    assert asked.messages[0].parts[1] == ImagePart(url=image, detail="low")
