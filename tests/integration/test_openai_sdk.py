@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from openai import (
+    APIConnectionError,
     APIError,
     AsyncOpenAI,
     AuthenticationError,
@@ -343,9 +344,24 @@ async def test_a_failure_mid_stream_raises_in_the_sdk(gw: RunningGateway, fake: 
         model=f"openai/{MODEL}", messages=HELLO, stream=True
     )
     seen: list[ChatCompletionChunk] = []
-    with pytest.raises(APIError):
+    with pytest.raises(APIError) as caught:
         await read_into(stream, seen)
     assert seen
+    assert not isinstance(caught.value, APIConnectionError)  # the gateway's error event, no cut
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["type"] == "server_error"
+
+
+async def test_a_stream_that_fails_before_its_first_chunk_gets_a_status(
+    gw: RunningGateway, fake: FakeOpenAI
+) -> None:
+    fake.fail_next(Fault(status=500))
+    with pytest.raises(InternalServerError) as caught:
+        await client(gw).chat.completions.create(
+            model=f"openai/{MODEL}", messages=HELLO, stream=True
+        )
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["x-should-retry"] == "false"
 
 
 async def read_into(stream: AsyncIterator[ChatCompletionChunk], into: list[Any]) -> None:
