@@ -21,7 +21,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 from aiohttp import web
@@ -57,7 +57,6 @@ from gateway.transports.http_bodies import (
 )
 from gateway.transports.http_guard import GUARD_KEY, ConnectionGuard
 from gateway.transports.json_codec import parse_completion_request, render_completion
-from gateway.transports.openai_http import OpenAIOptions, add_openai_routes
 from gateway.transports.proto_convert import (
     complete_response,
     completion_request,
@@ -66,6 +65,9 @@ from gateway.transports.proto_convert import (
 from gateway.transports.sse import serve_sse
 from gateway.v1 import gateway_pb2 as pb
 from metrics.tracing import spans_recorded, tracer
+
+if TYPE_CHECKING:
+    from gateway.transports.openai_http import OpenAIOptions
 
 log = logging.getLogger("gateway.http")
 
@@ -139,6 +141,9 @@ def create_app(
     app.router.add_post("/v1/complete:stream", _stream_complete)
     app.router.add_get("/v1/providers/status", _provider_status)
     add_admin_routes(app, admin)
+    # Imported here: the OpenAI routes build on this module's keys and statuses.
+    from gateway.transports.openai_http import OpenAIOptions, add_openai_routes
+
     add_openai_routes(app, openai or OpenAIOptions())
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
