@@ -51,6 +51,13 @@ class _CompletionsOnly(pb_grpc.GatewayServiceServicer):
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a ceiling reference")
         raise AssertionError("unreachable: abort raises")
 
+    async def Embed(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.EmbedResponse:
+        """Not served."""
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a ceiling reference")
+        raise AssertionError("unreachable: abort raises")
+
     async def GetUsage(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.GetUsageRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.GetUsageResponse:

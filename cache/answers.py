@@ -1,4 +1,5 @@
-"""What the cache stores: a finished answer, with the events a stream delivered it in."""
+"""What the cache stores: a finished answer (with the events a stream delivered it in), or
+embeddings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Final
 
 import orjson
 
+from providers.embed_types import Embeddings
 from providers.types import (
     Completion,
     ReasoningDelta,
@@ -78,3 +80,33 @@ def _completion(data: dict[str, Any]) -> Completion:
             "reasoning_parts": tuple(ReasoningPart(**part) for part in data["reasoning_parts"]),
         }
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CachedEmbeddings:
+    """An embedding answer as it was first served."""
+
+    embeddings: Embeddings
+    #: The deployment that answered.
+    provider: str
+    #: What the first answer cost: the saving when the cached copy is served.
+    cost_usd: float
+
+    def encode(self) -> bytes:
+        """The stored form: the vectors, the model, the usage and who answered."""
+        return orjson.dumps(
+            {"embeddings": self.embeddings, "provider": self.provider, "cost_usd": self.cost_usd}
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> CachedEmbeddings:
+        """Read stored embeddings; raises ValueError (or KeyError/TypeError) when they are not."""
+        data = orjson.loads(raw)
+        stored = data["embeddings"]
+        embeddings = Embeddings(
+            model=str(stored["model"]),
+            vectors=tuple(tuple(float(x) for x in vector) for vector in stored["vectors"]),
+            usage=Usage(**stored["usage"]),
+            usage_estimated=bool(stored["usage_estimated"]),
+        )
+        return cls(embeddings, str(data["provider"]), float(data["cost_usd"]))

@@ -4,7 +4,9 @@ The key covers the tenant (one tenant never reads another's answers), the deploy
 whole `ChatRequest` the deployment is asked (the provider's model name, every message with all
 its parts, tool calls and ids, every sampling setting) except its per-call I/O (time limit,
 headers), which never changes the answer. Every field of the request's values is in the key by
-construction: a field added later is hashed without anyone remembering to add it here.
+construction: a field added later is hashed without anyone remembering to add it here. An
+embedding call's key is the same over its `EmbedRequest` (model, inputs, dimensions, input
+type); the value's type name is part of the canonical form, so chat and embedding keys never meet.
 
 The canonical form is JSON of our own values, after parsing, so field order, `lowerCamelCase`
 vs `snake_case` and omitted-vs-default values that mean the same do not change it: each value
@@ -20,15 +22,16 @@ from typing import Final
 
 import orjson
 
+from providers.embed_types import EmbedRequest
 from providers.types import ChatRequest, Sampling
 
 KEY_VERSION: Final = "v2"
 _OPTIONS: Final = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_SORT_KEYS
 #: Fields that say how a call travels, not what it asks.
-_IO_FIELDS: Final = {(ChatRequest, "io")}
+_IO_FIELDS: Final = {(ChatRequest, "io"), (EmbedRequest, "io")}
 
 
-def cache_key(tenant: str, deployment: str, request: ChatRequest) -> str:
+def cache_key(tenant: str, deployment: str, request: ChatRequest | EmbedRequest) -> str:
     """The cache key of `request` for `tenant` on `deployment`: "v2:<tenant>:<request>"."""
     canonical = orjson.dumps([deployment, request], default=_canonical, option=_OPTIONS)
     tenant_part = hashlib.sha256(tenant.encode()).hexdigest()[:16]

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from cache.answers import CachedAnswer
 from cache.backend import CacheBackend, CacheError
 from metrics import CACHE_ERRORS, CACHE_LOOKUPS, CACHE_STORED_BYTES, labeled
 
 log = logging.getLogger("cache")
+
+T = TypeVar("T")
 
 #: How long `aclose()` waits for stores still under way.
 CLOSE_WAIT_SECONDS = 2.0
@@ -49,6 +53,11 @@ class ResponseCache:
 
     async def get(self, key: str) -> CachedAnswer | None:
         """The answer stored under `key`, or None (a miss, or a backend failure)."""
+        return await self.get_decoded(key, CachedAnswer.decode)
+
+    async def get_decoded(self, key: str, decode: Callable[[bytes], T]) -> T | None:
+        """What is stored under `key`, read by `decode` (which raises ValueError, KeyError or
+        TypeError for a garbled entry), or None (a miss, a backend failure, a garbled entry)."""
         backend = self.backend.name
         try:
             raw = await self.backend.get(key)
@@ -60,7 +69,7 @@ class ResponseCache:
             labeled(CACHE_LOOKUPS, backend, "miss").inc()
             return None
         try:
-            answer = CachedAnswer.decode(raw)
+            answer = decode(raw)
         except (ValueError, KeyError, TypeError):
             labeled(CACHE_ERRORS, backend, "decode").inc()
             return None
@@ -69,7 +78,11 @@ class ResponseCache:
 
     def put(self, key: str, answer: CachedAnswer, ttl: float | None) -> None:
         """Store `answer` in the background (failures are counted, never raised)."""
-        task = asyncio.create_task(self._write(key, answer.encode(), ttl or self.default_ttl))
+        self.put_encoded(key, answer.encode(), ttl)
+
+    def put_encoded(self, key: str, value: bytes, ttl: float | None) -> None:
+        """Store already encoded `value` in the background (failures are counted, never raised)."""
+        task = asyncio.create_task(self._write(key, value, ttl or self.default_ttl))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

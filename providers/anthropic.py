@@ -1,29 +1,46 @@
 """The Anthropic Messages API adapter: `POST {base_url}/v1/messages`, unary or streamed as SSE.
 
-This module holds only Anthropic's wire format: the pure converters, the stream decoder and
-`AnthropicProvider`, an `SseAdapter` (`providers.http.adapter`). System turns travel in the
-top-level `system` string, `max_tokens` is always sent (the API requires it), and a stream ends
-with one `Finish` carrying the finish reason and usage (from `message_start` and
+This module holds Anthropic's replies and streams, what a model can do (`capabilities_of`)
+and `AnthropicProvider`, an `SseAdapter` (`providers.http.adapter`); the request body is
+`providers.anthropic_request`. A reply's text blocks are the content, its `tool_use` blocks
+the calls (ids kept), its thinking blocks the reasoning and the parts sent back next turn. A
+stream ends with one `Finish` carrying the finish reason and usage (from `message_start` and
 `message_delta`) once `message_stop` arrives; any other ending raises.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from providers.base import AdapterSpec, ProviderSettings
+import orjson
+
+from providers.anthropic_request import (
+    STRUCTURED_FROM,
+    RequestRefusedError,
+    claude_version,
+    to_wire,
+)
+from providers.base import AdapterSpec, Capabilities, ProviderSettings, check_capabilities
+from providers.errors import UpstreamBadRequestError
 from providers.http.adapter import SseAdapter
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.sse import SSEEvent
 from providers.types import (
+    REASONING_EFFORTS,
     ChatRequest,
     Completion,
     Finish,
     Meta,
+    ReasoningDelta,
+    ReasoningPart,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoiceMode,
     Usage,
 )
 from providers.wire import (
@@ -37,13 +54,15 @@ from providers.wire import (
     int_field,
     key_header,
     str_field,
-    text_of,
 )
+
+__all__ = ["KIND", "SPEC", "AnthropicProvider", "StreamDecoder", "from_wire", "to_wire"]
 
 KIND: Final = "anthropic"
 DEFAULT_VERSION: Final = "2023-06-01"
 DEFAULT_MAX_TOKENS: Final = 4096
-_SYSTEM_ROLES: Final = frozenset({"system", "developer"})
+#: Our key for `usage.output_tokens_details.thinking_tokens` among the usage counts.
+_THINKING_TOKENS: Final = "thinking_tokens"
 #: Anthropic's `stop_reason` in our finish-reason vocabulary; anything else reads as "stop".
 _FINISH_REASONS: Final[Mapping[str, str]] = {
     "end_turn": "stop",
@@ -77,62 +96,94 @@ _USAGE_FIELDS: Final = (
 api_key_auth: Final = key_header("x-api-key")
 
 
-# -- pure converters ---------------------------------------------------------------------------
+# -- capabilities by model -------------------------------------------------------------------
 
 
-def to_wire(request: ChatRequest, *, max_tokens: int, stream: bool) -> dict[str, object]:
-    """Build the Messages request body; `max_tokens` applies when the request sets none.
+@functools.lru_cache(maxsize=256)
+def capabilities_of(model: str) -> Capabilities:
+    """What Anthropic does with `model`, by its Claude version.
 
-    System and developer turns are joined by blank lines into `system` (the API has no such
-    message role). Tool results become user text: a `tool_result` block needs a `tool_use_id`.
+    Every Claude model takes tools (any choice, parallel use off), images (data, https URLs it
+    fetches, images in tool results); there is no seed and no schema-less JSON mode. Extended
+    thinking (`reasoning_effort`) is Claude 3.7 and later; structured outputs (JSON_SCHEMA)
+    Claude 4.5 and later. A name that says no version (a compatible server's own) gets neither.
     """
-    system: list[str] = []
-    turns: list[dict[str, object]] = []
-    for m in request.messages:
-        if m.role in _SYSTEM_ROLES:
-            system.append(text_of(m))
-        else:
-            role = "assistant" if m.role == "assistant" else "user"
-            turns.append({"role": role, "content": text_of(m)})
-    sampling = request.sampling
-    body: dict[str, object] = {
-        "model": request.model,
-        "max_tokens": max_tokens if sampling.max_tokens is None else sampling.max_tokens,
-        "messages": turns,
-    }
-    joined = "\n\n".join(system)
-    if joined:
-        body["system"] = joined
-    if sampling.temperature is not None:
-        body["temperature"] = sampling.temperature
-    if sampling.top_p is not None:
-        body["top_p"] = sampling.top_p
-    if sampling.stop:
-        body["stop_sequences"] = list(sampling.stop)
-    if stream:
-        body["stream"] = True
-    return body
+    version = claude_version(model)
+    thinks = version is not None and version >= (3, 7)
+    return Capabilities(
+        tools=True,
+        tool_choices=frozenset(ToolChoiceMode),
+        parallel_tool_calls_off=True,
+        images=True,
+        image_urls=True,
+        tool_result_images=True,
+        json_schema=version is not None and version >= STRUCTURED_FROM,
+        reasoning_efforts=frozenset(REASONING_EFFORTS) if thinks else frozenset(),
+    )
+
+
+# -- replies ---------------------------------------------------------------------------------
 
 
 def from_wire(body: object) -> Completion:
-    """Convert a `message` object (its text blocks joined); raise `MalformedReplyError` if not."""
+    """Convert a `message` object; raise `MalformedReplyError` if it is not one.
+
+    Text blocks make the content, `tool_use` blocks the calls (`input` as JSON text),
+    `thinking` and `redacted_thinking` blocks the reasoning and its parts.
+    """
     reply = as_object(body, "reply")
     blocks = reply.get("content")
     if not isinstance(blocks, list):
         raise MalformedReplyError("reply has no content list")
-    text = "".join(_block_text(as_object(block, "content block")) for block in blocks)
+    text: list[str] = []
+    calls: list[ToolCall] = []
+    thoughts: list[str] = []
+    parts: list[ReasoningPart] = []
+    for raw in blocks:
+        block = as_object(raw, "content block")
+        kind = block.get("type")
+        if kind == "text":
+            text.append(str_field(block, "text") or "")
+        elif kind == "tool_use":
+            calls.append(_call(block))
+        elif kind == "thinking":
+            thought = str_field(block, "thinking") or ""
+            thoughts.append(thought)
+            parts.append(ReasoningPart(thought, str_field(block, "signature") or ""))
+        elif kind == "redacted_thinking":
+            parts.append(ReasoningPart(redacted=str_field(block, "data") or ""))
+    counts = usage_counts(reply.get("usage"))
     return Completion(
         id=str_field(reply, "id") or "",
         model=str_field(reply, "model") or "",
-        content=text,
-        finish_reason=finish_reason(str_field(reply, "stop_reason")),
-        usage=usage_from_counts(usage_counts(reply.get("usage"))),
+        content="".join(text),
+        finish_reason=finish_reason(str_field(reply, "stop_reason"), called=bool(calls)),
+        usage=usage_from_counts(counts),
+        tool_calls=tuple(calls),
+        reasoning="".join(thoughts),
+        reasoning_parts=tuple(parts),
     )
 
 
-def finish_reason(stop_reason: str | None) -> str:
-    """Our finish reason for Anthropic's `stop_reason` (None, or one we do not know: "stop")."""
-    return _FINISH_REASONS.get(stop_reason or "", "stop")
+def _call(block: Mapping[str, object]) -> ToolCall:
+    """A `tool_use` block as our call; its `input` object as JSON text ("{}" for none)."""
+    call_id, name = str_field(block, "id"), str_field(block, "name")
+    if not call_id or not name:
+        raise MalformedReplyError("tool_use block has no id or name")
+    return ToolCall(call_id, name, _input_json(block.get("input")))
+
+
+def _input_json(raw: object) -> str:
+    if raw is None or raw == {}:
+        return "{}"
+    return orjson.dumps(as_object(raw, "tool_use input")).decode()
+
+
+def finish_reason(stop_reason: str | None, *, called: bool = False) -> str:
+    """Our finish reason for Anthropic's `stop_reason` (None, or one we do not know: "stop");
+    "tool_calls" for an answer that called tools and was not cut off or refused."""
+    ours = _FINISH_REASONS.get(stop_reason or "", "stop")
+    return "tool_calls" if called and ours == "stop" else ours
 
 
 def usage_counts(raw: object) -> dict[str, int]:
@@ -140,7 +191,13 @@ def usage_counts(raw: object) -> dict[str, int]:
     if raw is None:
         return {}
     usage = as_object(raw, "usage")
-    return {key: int_field(usage, key) for key in _USAGE_FIELDS if usage.get(key) is not None}
+    counts = {key: int_field(usage, key) for key in _USAGE_FIELDS if usage.get(key) is not None}
+    details = usage.get("output_tokens_details")
+    if details is not None:
+        thinking = as_object(details, "output_tokens_details").get("thinking_tokens")
+        if thinking is not None:
+            counts[_THINKING_TOKENS] = int_field({"thinking_tokens": thinking}, "thinking_tokens")
+    return counts
 
 
 def usage_from_counts(counts: Mapping[str, int]) -> Usage:
@@ -149,7 +206,8 @@ def usage_from_counts(counts: Mapping[str, int]) -> Usage:
     created = counts.get("cache_creation_input_tokens", 0)
     prompt = counts.get("input_tokens", 0) + cached + created
     completion = counts.get("output_tokens", 0)
-    return Usage(prompt, completion, prompt + completion, cached, created)
+    reasoning = counts.get(_THINKING_TOKENS, 0)
+    return Usage(prompt, completion, prompt + completion, cached, created, reasoning)
 
 
 def vendor_error(raw: bytes) -> VendorError:
@@ -163,28 +221,30 @@ def _vendor_error(error: object) -> VendorError:
     return VendorError(error_text(error.get("message")), error_text(error.get("type")))
 
 
-def _block_text(block: Mapping[str, object]) -> str:
-    """The text of a `text` block; other blocks (tool_use, thinking...) carry none of ours."""
-    return (str_field(block, "text") or "") if block.get("type") == "text" else ""
-
-
 # -- streams and I/O --------------------------------------------------------------------------
 
 
 class StreamDecoder:
     """One stream's typed events in (`message_start`, `content_block_delta`, ...), ours out.
 
-    `message_start` says the id and model, text blocks and `text_delta`s carry the text, and
-    `message_delta` the stop reason and cumulative usage (later counts replace earlier ones);
-    `message_stop` ends the stream. An `error` event is the vendor's failure.
+    `message_start` says the id and model; `text` blocks and `text_delta`s carry the text;
+    `thinking` blocks their `thinking_delta`s and one `signature_delta`, `redacted_thinking`
+    blocks their data whole; a `tool_use` block starts a call (its id and name) numbered in
+    order of appearance (Anthropic's block index counts text and thinking blocks too), and its
+    `input_json_delta`s are the argument fragments ("{}" at its end when none came).
+    `message_delta` says the stop reason and cumulative usage (later counts replace earlier
+    ones); `message_stop` ends the stream. An `error` event is the vendor's failure.
     """
 
-    __slots__ = ("_counts", "_stop_reason", "done")
+    __slots__ = ("_calls", "_counts", "_stop_reason", "_tool_blocks", "done")
     terminal = "message_stop"
 
     def __init__(self) -> None:
         self._stop_reason: str | None = None
         self._counts: dict[str, int] = {}
+        #: Open tool_use blocks: block index -> [our call index, whether arguments came].
+        self._tool_blocks: dict[int, list[int]] = {}
+        self._calls = 0
         self.done = False
 
     def feed(self, event: SSEEvent) -> Sequence[StreamEvent]:
@@ -192,17 +252,12 @@ class StreamDecoder:
         body = decode_object(event.data)
         kind = str_field(body, "type") or event.event
         if kind == "content_block_delta":
-            delta = as_object(body.get("delta"), "delta")
-            # Only text counts: input_json_delta, thinking_delta and the like are not ours.
-            if delta.get("type") == "text_delta":
-                text = str_field(delta, "text")
-                if text:
-                    return (TextDelta(text),)
-        elif kind == "content_block_start":
-            text = _block_text(as_object(body.get("content_block"), "content_block"))
-            if text:
-                return (TextDelta(text),)
-        elif kind == "message_start":
+            return self._delta(body)
+        if kind == "content_block_start":
+            return self._start(body)
+        if kind == "content_block_stop":
+            return self._stop(body)
+        if kind == "message_start":
             message = as_object(body.get("message"), "message")
             self._counts.update(usage_counts(message.get("usage")))
             id_, model = str_field(message, "id") or "", str_field(message, "model") or ""
@@ -225,7 +280,54 @@ class StreamDecoder:
         """The closing event, once `message_stop` arrived."""
         if not self.done:
             return None
-        return Finish(finish_reason(self._stop_reason), usage_from_counts(self._counts))
+        reason = finish_reason(self._stop_reason, called=self._calls > 0)
+        return Finish(reason, usage_from_counts(self._counts))
+
+    def _start(self, body: Mapping[str, object]) -> Sequence[StreamEvent]:
+        block = as_object(body.get("content_block"), "content_block")
+        kind = block.get("type")
+        if kind == "text":
+            text = str_field(block, "text")
+            return (TextDelta(text),) if text else ()
+        if kind == "tool_use":
+            call = _call(block)
+            self._tool_blocks[int_field(body, "index")] = [self._calls, call.arguments != "{}"]
+            self._calls += 1
+            arguments = "" if call.arguments == "{}" else call.arguments
+            return (ToolCallDelta(self._calls - 1, call.id, call.name, arguments),)
+        if kind == "thinking":
+            text, signature = str_field(block, "thinking"), str_field(block, "signature")
+            return (ReasoningDelta(text or "", signature or ""),) if text or signature else ()
+        if kind == "redacted_thinking":
+            return (ReasoningDelta(redacted=str_field(block, "data") or ""),)
+        return ()
+
+    def _delta(self, body: Mapping[str, object]) -> Sequence[StreamEvent]:
+        delta = as_object(body.get("delta"), "delta")
+        kind = delta.get("type")
+        if kind == "text_delta":
+            text = str_field(delta, "text")
+            return (TextDelta(text),) if text else ()
+        if kind == "input_json_delta":
+            fragment = str_field(delta, "partial_json")
+            call = self._tool_blocks.get(int_field(body, "index"))
+            if not fragment or call is None:
+                return ()
+            call[1] = True
+            return (ToolCallDelta(call[0], arguments=fragment),)
+        if kind == "thinking_delta":
+            text = str_field(delta, "thinking")
+            return (ReasoningDelta(text),) if text else ()
+        if kind == "signature_delta":
+            signature = str_field(delta, "signature")
+            return (ReasoningDelta(signature=signature),) if signature else ()
+        return ()  # citations and the like are not ours
+
+    def _stop(self, body: Mapping[str, object]) -> Sequence[StreamEvent]:
+        call = self._tool_blocks.pop(int_field(body, "index"), None)
+        if call is not None and not call[1]:
+            return (ToolCallDelta(call[0], arguments="{}"),)  # a call without arguments
+        return ()
 
 
 class AnthropicProvider(SseAdapter):
@@ -248,6 +350,25 @@ class AnthropicProvider(SseAdapter):
             headers={"anthropic-version": settings.option("version", DEFAULT_VERSION)},
         )
         self._max_tokens = int(settings.number_option("max_tokens", DEFAULT_MAX_TOKENS))
+
+    def capabilities(self, model: str) -> Capabilities:
+        """What the deployment can do with `model` (`capabilities_of`)."""
+        return capabilities_of(model)
+
+    def _body(self, request: ChatRequest, *, stream: bool) -> object:
+        """The request body, or `UpstreamBadRequestError` for what Anthropic would refuse.
+
+        The gateway checks capabilities before it plans a call; checking again here keeps
+        anything this adapter cannot honour from being dropped when it is called directly.
+        """
+        problem = check_capabilities(request, capabilities_of(request.model), self._name)
+        if problem is not None:
+            raise UpstreamBadRequestError(problem, provider=self._name)
+        try:
+            return to_wire(request, max_tokens=self._max_tokens, stream=stream)
+        except RequestRefusedError as refused:
+            message = f"{refused.field}: provider {self._name!r} {refused.reason}"
+            raise UpstreamBadRequestError(message, provider=self._name) from None
 
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         return to_wire(request, max_tokens=self._max_tokens, stream=stream)

@@ -54,6 +54,8 @@ class Capabilities:
     #: `response_format` JSON_OBJECT and JSON_SCHEMA, natively.
     json_object: bool = False
     json_schema: bool = False
+    #: Whether a JSON answer (either type) can be asked for together with tools.
+    json_with_tools: bool = True
     #: The `reasoning_effort` values it honours ("none" needs no entry on a model that does not
     #: reason).
     reasoning_efforts: frozenset[str] = frozenset()
@@ -114,6 +116,8 @@ def _format_problem(request: ChatRequest, can: Capabilities, cannot: str) -> str
         return f"response_format.type: {cannot} answer with a JSON object"
     if form.type is ResponseFormatType.JSON_SCHEMA and not can.json_schema:
         return f"response_format.type: {cannot} answer with JSON following a schema"
+    if request.tools and not can.json_with_tools:
+        return f"response_format: {cannot} answer in JSON when tools are given"
     return None
 
 

@@ -3,9 +3,17 @@
 It speaks `POST {base}/{api_version}/models/{model}:generateContent`, and for streams
 `:streamGenerateContent?alt=sse` (without `alt=sse` the API streams one JSON array instead of
 events). The key travels only in the `x-goog-api-key` header, never as `?key=`: URLs end up in
-logs. This module holds the wire format, as pure converters (`to_wire`, `reply_from_wire`,
-`vendor_error`), the stream decoder, and `GeminiProvider`, an `SseAdapter`
-(`providers.http.adapter`) that adds its model-and-method URL and its refusals.
+logs. This module holds the reply side of the wire format, as pure converters
+(`reply_from_wire`, `vendor_error`), the stream decoder, and `GeminiProvider`, an `SseAdapter`
+(`providers.http.adapter`) that adds its model-and-method URL and its refusals; the request
+body and what each model can honour are `providers.gemini_request`.
+
+An answer's parts are thought summaries (`"thought": true`: reasoning, never content), text,
+and `functionCall`s, each whole with its arguments as an object, its id optional. Calls become
+tool calls numbered in order of arrival (a minted id where Gemini sent none), and an answer
+with calls finishes "tool_calls" though Gemini says STOP; one cut by the token limit says
+MAX_TOKENS ("length"). Thought signatures, on a call's part or the answer's last part, become
+reasoning parts (naming the call they came on), which `gemini_request` puts back in place.
 
 Gemini refuses on content grounds inside a 200: `promptFeedback.blockReason` with no
 candidates, or a safety-type `finishReason`. With no text at all that is a
@@ -22,8 +30,11 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
-from providers.base import AdapterSpec, ProviderSettings
-from providers.errors import ContentFilteredError
+import orjson
+
+from providers.base import AdapterSpec, Capabilities, ProviderSettings
+from providers.errors import ContentFilteredError, UpstreamBadRequestError
+from providers.gemini_request import capabilities_for, to_wire
 from providers.http.adapter import SseAdapter
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
@@ -31,14 +42,19 @@ from providers.sse import SSEEvent
 from providers.types import (
     ChatRequest,
     Completion,
+    CompletionBuilder,
     Finish,
     Meta,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
     Usage,
 )
 from providers.wire import (
     MalformedReplyError,
+    UnsupportedContentError,
     VendorError,
     VendorStreamError,
     as_object,
@@ -49,13 +65,10 @@ from providers.wire import (
     int_field,
     key_header,
     str_field,
-    text_of,
 )
 
 KIND: Final = "gemini"
 DEFAULT_API_VERSION: Final = "v1beta"
-_ROLES: Final[Mapping[str, str]] = {"user": "user", "assistant": "model", "tool": "user"}
-_SYSTEM_ROLES: Final = frozenset({"system", "developer"})
 #: FinishReason values (google-genai `types.FinishReason`) that are content refusals;
 #: LANGUAGE ("unsupported language") is filtered output too. MAX_TOKENS and CONTINUATION (cut at
 #: a per-request limit) truncate the answer. Every other reason (OTHER, MALFORMED_FUNCTION_CALL,
@@ -81,49 +94,25 @@ api_key_auth: Final = key_header("x-goog-api-key")
 # -- pure converters ---------------------------------------------------------------------------
 
 
-def to_wire(request: ChatRequest) -> dict[str, object]:
-    """Build the GenerateContentRequest body, sending only the parameters that are set.
+@dataclass(frozen=True, slots=True)
+class ReplyPart:
+    """One part of a candidate's content, as far as the adapter reads it."""
 
-    System and developer messages become `systemInstruction`; the others become `contents`
-    turns (assistant -> "model", tool -> "user"), consecutive turns of one role merged into one
-    with several parts. Empty messages are left out: Gemini rejects an empty text part.
-    """
-    system: list[dict[str, str]] = []
-    turns: list[tuple[str, list[dict[str, str]]]] = []
-    for message in request.messages:
-        text = text_of(message)
-        if not text:
-            continue
-        part = {"text": text}
-        role = _ROLES.get(message.role, "user")
-        if message.role in _SYSTEM_ROLES:
-            system.append(part)
-        elif turns and turns[-1][0] == role:
-            turns[-1][1].append(part)
-        else:
-            turns.append((role, [part]))
-    body: dict[str, object] = {"contents": [{"role": r, "parts": p} for r, p in turns]}
-    if system:
-        body["systemInstruction"] = {"parts": system}
-    sampling = request.sampling
-    settings = (
-        ("temperature", sampling.temperature),
-        ("topP", sampling.top_p),
-        ("maxOutputTokens", sampling.max_tokens),
-        ("stopSequences", list(sampling.stop) or None),
-    )
-    config = {name: value for name, value in settings if value is not None}
-    if config:
-        body["generationConfig"] = config
-    return body
+    text: str = ""
+    #: A thought summary (`"thought": true`), not the answer.
+    thought: bool = False
+    #: A `functionCall` (id "" when Gemini sent none; arguments as JSON text).
+    call: ToolCall | None = None
+    #: The part's `thoughtSignature` ("" for none).
+    signature: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class GeminiReply:
     """One GenerateContentResponse (a whole reply or one stream chunk) in our terms."""
 
-    #: The first candidate's text parts, thoughts left out.
-    text: str
+    #: The first candidate's content parts, in order.
+    parts: tuple[ReplyPart, ...]
     #: The candidate's `finishReason` as Gemini said it ("" while it is still generating).
     vendor_finish: str
     #: `promptFeedback.blockReason` ("" when the prompt was not blocked).
@@ -134,8 +123,13 @@ class GeminiReply:
     model: str
 
     @property
+    def answered(self) -> bool:
+        """Whether the reply holds any of the answer: text or a call."""
+        return any(p.call is not None or (p.text and not p.thought) for p in self.parts)
+
+    @property
     def finish_reason(self) -> str | None:
-        """Our finish reason, or None if this reply does not finish the answer."""
+        """Our finish reason before calls are counted, or None if this reply does not finish."""
         if self.block_reason or self.vendor_finish in _FILTER_REASONS:
             return "content_filter"
         if not self.vendor_finish or self.vendor_finish == _UNSPECIFIED:
@@ -144,24 +138,72 @@ class GeminiReply:
 
     @property
     def refusal(self) -> str:
-        """Why Gemini refused outright (a filter and no text at all); "" when it did not."""
-        if self.text or self.finish_reason != "content_filter":
+        """Why Gemini refused outright (a filter and no answer at all); "" when it did not."""
+        if self.answered or self.finish_reason != "content_filter":
             return ""
         if self.block_reason:
             return f"blockReason={self.block_reason[:64]}"
         return f"finishReason={self.vendor_finish[:64]}"
 
     def to_response(self, *, model: str, fallback_id: str) -> Completion:
-        """The whole completion; `model` and `fallback_id` stand in for what Gemini left out."""
+        """The whole completion; `model` and `fallback_id` stand in for what Gemini left out.
+
+        It is built from the same events a stream of these parts gives, so the two agree.
+        """
         if not self.has_candidate and not self.block_reason:
             raise MalformedReplyError("reply has no candidates")
-        return Completion(
-            id=self.id or fallback_id,
-            model=self.model or model,
-            content=self.text,
-            finish_reason=self.finish_reason or "stop",
-            usage=self.usage or Usage(),
-        )
+        builder = CompletionBuilder(self.id or fallback_id, self.model or model)
+        reader = PartReader()
+        for event in reader.events(self.parts):
+            builder.feed(event)
+        finish = with_calls(self.finish_reason or "stop", reader.calls)
+        builder.feed(Finish(finish, self.usage or Usage()))
+        return builder.build()
+
+
+def with_calls(finish: str, calls: int) -> str:
+    """The finish reason of an answer that made `calls` calls: Gemini says STOP after calls,
+    we say "tool_calls"; a cut ("length") or a filter stays what it is."""
+    return "tool_calls" if calls and finish == "stop" else finish
+
+
+class PartReader:
+    """Content parts in, events out, for one answer: calls numbered 0, 1... as they arrive.
+
+    Gemini sends each call whole and without an index (parallel calls may each come in a chunk
+    of their own, as part 0), so each `functionCall` part is the next call: one
+    `ToolCallDelta` with its id (Gemini's, else a minted unique one), name and arguments. A
+    thought signature becomes a `ReasoningDelta` that closes the reasoning part it belongs to,
+    naming the call it came on.
+    """
+
+    __slots__ = ("calls",)
+
+    def __init__(self) -> None:
+        #: How many calls were read so far.
+        self.calls = 0
+
+    def events(self, parts: Sequence[ReplyPart]) -> list[StreamEvent]:
+        """The events of `parts`, in order."""
+        events: list[StreamEvent] = []
+        for part in parts:
+            if part.call is not None:
+                call_id = part.call.id or _call_id()
+                events.append(
+                    ToolCallDelta(self.calls, call_id, part.call.name, part.call.arguments)
+                )
+                self.calls += 1
+                if part.signature:
+                    events.append(ReasoningDelta(signature=part.signature, tool_call_id=call_id))
+            elif part.thought:
+                if part.text or part.signature:
+                    events.append(ReasoningDelta(text=part.text, signature=part.signature))
+            else:
+                if part.text:
+                    events.append(TextDelta(part.text))
+                if part.signature:
+                    events.append(ReasoningDelta(signature=part.signature))
+        return events
 
 
 def reply_from_wire(body: object) -> GeminiReply:
@@ -170,14 +212,15 @@ def reply_from_wire(body: object) -> GeminiReply:
     candidates = reply.get("candidates") or []
     if not isinstance(candidates, list):
         raise MalformedReplyError("candidates is not a list")
-    text, finish = "", ""
+    parts: tuple[ReplyPart, ...] = ()
+    finish = ""
     if candidates:
         candidate = as_object(candidates[0], "candidates[0]")
         finish = str_field(candidate, "finishReason") or ""
-        text = _text_of(candidate.get("content"))
+        parts = _parts_of(candidate.get("content"))
     feedback = as_object(reply.get("promptFeedback") or {}, "promptFeedback")
     return GeminiReply(
-        text=text,
+        parts=parts,
         vendor_finish=finish,
         block_reason=str_field(feedback, "blockReason") or "",
         has_candidate=bool(candidates),
@@ -187,18 +230,31 @@ def reply_from_wire(body: object) -> GeminiReply:
     )
 
 
-def _text_of(content: object) -> str:
+def _parts_of(content: object) -> tuple[ReplyPart, ...]:
     if content is None:  # a candidate stopped by a filter may carry no content at all
-        return ""
+        return ()
     parts = as_object(content, "candidates[0].content").get("parts", [])
     if not isinstance(parts, list):
         raise MalformedReplyError("candidates[0].content.parts is not a list")
-    pieces = []
-    for raw in parts:
-        part = as_object(raw, "content part")
-        if part.get("thought") is not True:  # thought summaries are not the answer
-            pieces.append(str_field(part, "text") or "")
-    return "".join(pieces)
+    return tuple(_part_of(as_object(raw, "content part")) for raw in parts)
+
+
+def _part_of(part: Mapping[str, object]) -> ReplyPart:
+    signature = str_field(part, "thoughtSignature") or ""
+    raw_call = part.get("functionCall")
+    if raw_call is None:
+        text = str_field(part, "text") or ""
+        return ReplyPart(text=text, thought=part.get("thought") is True, signature=signature)
+    call = as_object(raw_call, "functionCall")
+    name = str_field(call, "name")
+    if not name:
+        raise MalformedReplyError("functionCall has no name")
+    args = call.get("args")
+    if args is not None and not isinstance(args, dict):
+        raise MalformedReplyError("functionCall.args is not an object")
+    arguments = orjson.dumps(args).decode() if args else "{}"
+    tool_call = ToolCall(str_field(call, "id") or "", name, arguments)
+    return ReplyPart(call=tool_call, signature=signature)
 
 
 def usage_from_wire(raw: object) -> Usage | None:
@@ -209,7 +265,13 @@ def usage_from_wire(raw: object) -> Usage | None:
     prompt = int_field(usage, "promptTokenCount")  # includes the cached tokens
     completion = int_field(usage, "candidatesTokenCount") + int_field(usage, "thoughtsTokenCount")
     total = int_field(usage, "totalTokenCount") or prompt + completion
-    return Usage(prompt, completion, total, int_field(usage, "cachedContentTokenCount"))
+    return Usage(
+        prompt,
+        completion,
+        total,
+        cached_tokens=int_field(usage, "cachedContentTokenCount"),
+        reasoning_tokens=int_field(usage, "thoughtsTokenCount"),
+    )
 
 
 def vendor_error(raw: bytes) -> VendorError:
@@ -258,7 +320,7 @@ class StreamDecoder:
     finish reason "content_filter". The body must end after a chunk with a `finishReason`.
     """
 
-    __slots__ = ("_finish", "_id", "_model", "_refused", "_started", "_usage")
+    __slots__ = ("_finish", "_id", "_model", "_reader", "_refused", "_started", "_usage")
     terminal = "a finishReason"
     #: Gemini has no terminal event: the stream is read to the end of its body.
     done = False
@@ -268,6 +330,7 @@ class StreamDecoder:
         self._model = model
         self._refused = refused
         self._started = False
+        self._reader = PartReader()
         self._finish: str | None = None
         self._usage: Usage | None = None
 
@@ -291,14 +354,16 @@ class StreamDecoder:
         if id_ != self._id or model != self._model:
             self._id, self._model = id_, model
             events.append(Meta(id_, model))
-        if piece.text:
-            self._started = True
-            events.append(TextDelta(piece.text))
+        content = self._reader.events(piece.parts)
+        self._started = self._started or bool(content)
+        events.extend(content)
         return events
 
     def finish(self) -> Finish | None:
         """The closing event, if a chunk said how the answer finished."""
-        return None if self._finish is None else Finish(self._finish, self._usage)
+        if self._finish is None:
+            return None
+        return Finish(with_calls(self._finish, self._reader.calls), self._usage)
 
 
 class GeminiProvider(SseAdapter):
@@ -321,8 +386,21 @@ class GeminiProvider(SseAdapter):
         method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
         return self._url + self._model_segment(request.model.removeprefix("models/")) + method
 
+    def capabilities(self, model: str) -> Capabilities:
+        """What the deployment honours with `model` (`gemini_request.capabilities_for`)."""
+        return capabilities_for(model)
+
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         return to_wire(request)
+
+    def _body(self, request: ChatRequest, *, stream: bool) -> object:
+        """The request body, or `UpstreamBadRequestError` naming what Gemini cannot take."""
+        try:
+            return self._to_wire(request, stream=stream)
+        except UnsupportedContentError as exc:
+            raise UpstreamBadRequestError(
+                f"{exc} (provider {self._name!r})", provider=self._name
+            ) from None
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         reply = reply_from_wire(body)
@@ -338,6 +416,11 @@ class GeminiProvider(SseAdapter):
             f"provider {self._name!r} refused on content-policy grounds ({why})",
             provider=self._name,
         )
+
+
+def _call_id() -> str:
+    """An id for a call Gemini sent without one: unique, so same-name calls stay apart."""
+    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 def _fallback_id() -> str:

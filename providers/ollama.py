@@ -2,11 +2,13 @@
 
 Ollama streams unless told otherwise, so every request says `stream` explicitly. A stream is
 one JSON object per line (`application/x-ndjson`): `{"message": {"content": "<delta>"},
-"done": false}` lines, then one `"done": true` line with `done_reason` and the token counts
-(`prompt_eval_count`, `eval_count`); a body that ends without it was cut. Failures are
-`{"error": "<text>"}`, as the body of a non-2xx answer or as a line inside a 200 stream.
-Replies carry no id, so the adapter makes one per completion. A key is optional: a bare
-server needs none, one behind an authenticating proxy gets it as a bearer token.
+"done": false}` lines (or `thinking` deltas, or one whole call in `tool_calls`), then one
+`"done": true` line with `done_reason` and the token counts (`prompt_eval_count`,
+`eval_count`); a body that ends without it was cut. Failures are `{"error": "<text>"}`, as the
+body of a non-2xx answer or as a line inside a 200 stream. Replies carry no id, so the adapter
+makes one per completion (and one per tool call that comes without). A key is optional: a bare
+server needs none, one behind an authenticating proxy gets it as a bearer token. The wire
+format of requests and replies is `providers.ollama_wire`.
 
 Sources: ollama/ollama docs/api.md ("Generate a chat completion") and docs.ollama.com/api/errors.
 """
@@ -17,100 +19,46 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from typing import Final
 
-from providers.base import AdapterSpec, ProviderSettings
+from providers.base import AdapterSpec, Capabilities, ProviderSettings
+from providers.errors import UpstreamBadRequestError
 from providers.http.adapter import HttpAdapter
 from providers.http.client import UpstreamClient, UpstreamResponse
 from providers.keys import KeyPool
+from providers.ollama_wire import (
+    call_delta,
+    calls_from_wire,
+    capabilities_for,
+    finish_reason_from_wire,
+    from_wire,
+    to_wire,
+    usage_from_wire,
+)
 from providers.types import (
     ChatRequest,
     Completion,
     Finish,
     Meta,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
-    Usage,
 )
 from providers.wire import (
     MalformedReplyError,
+    UnsupportedContentError,
     VendorError,
     VendorStreamError,
     as_object,
     bearer_auth,
     decode_object,
     error_field,
-    int_field,
     str_field,
-    text_of,
 )
 
 KIND: Final = "ollama"
 _NDJSON: Final = "application/x-ndjson"
-#: Our role names that Ollama spells differently (it knows system/user/assistant/tool).
-_ROLES: Final[Mapping[str, str]] = {"developer": "system"}
-#: Ollama's `done_reason` in our words. "load" and "unload" answer a request without messages
-#: (Ollama loads or unloads the model and generates nothing): nothing was cut short, so "stop".
-#: Values not listed pass through as the vendor said them.
-_FINISH_REASONS: Final[Mapping[str, str]] = {
-    "stop": "stop",
-    "length": "length",
-    "load": "stop",
-    "unload": "stop",
-}
 #: The status an in-stream error line stands for: Ollama sends no code with it, and a failure
 #: while generating is the server's.
 _STREAM_ERROR_STATUS: Final = 500
-
-
-# -- pure converters ---------------------------------------------------------------------------
-
-
-def to_wire(request: ChatRequest, *, stream: bool) -> dict[str, object]:
-    """Build the `/api/chat` body; `options` carries only the parameters that are set."""
-    sampling = request.sampling
-    options: dict[str, object] = {}
-    if sampling.temperature is not None:
-        options["temperature"] = sampling.temperature
-    if sampling.top_p is not None:
-        options["top_p"] = sampling.top_p
-    if sampling.max_tokens is not None:
-        options["num_predict"] = sampling.max_tokens
-    if sampling.stop:
-        options["stop"] = list(sampling.stop)
-    body: dict[str, object] = {
-        "model": request.model,
-        "messages": [
-            {"role": _ROLES.get(m.role, m.role), "content": text_of(m)} for m in request.messages
-        ],
-        "stream": stream,  # always explicit: Ollama's default is to stream
-    }
-    if options:
-        body["options"] = options
-    return body
-
-
-def from_wire(body: object, *, completion_id: str) -> Completion:
-    """Convert a whole `/api/chat` reply; it has no id of its own, so the caller gives one."""
-    reply = as_object(body, "reply")
-    message = as_object(reply.get("message"), "message")
-    return Completion(
-        id=completion_id,
-        model=str_field(reply, "model") or "",
-        content=str_field(message, "content") or "",
-        finish_reason=finish_reason_from_wire(reply),
-        usage=usage_from_wire(reply),
-    )
-
-
-def finish_reason_from_wire(reply: Mapping[str, object]) -> str:
-    """`done_reason` in our words; a server too old to send it finished normally: "stop"."""
-    reason = str_field(reply, "done_reason") or "stop"
-    return _FINISH_REASONS.get(reason, reason)
-
-
-def usage_from_wire(reply: Mapping[str, object]) -> Usage:
-    """Token counts of a finished reply; Ollama reports no cached tokens."""
-    prompt, completion = int_field(reply, "prompt_eval_count"), int_field(reply, "eval_count")
-    return Usage(prompt, completion, prompt + completion)
 
 
 def vendor_error(raw: bytes) -> VendorError:
@@ -135,11 +83,11 @@ async def iter_ndjson(lines: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
             yield line
 
 
-def _content(reply: Mapping[str, object]) -> str:
+def _message(reply: Mapping[str, object]) -> Mapping[str, object]:
     message = reply.get("message")
     if message is None:  # the done line of older versions has no message
-        return ""
-    return str_field(as_object(message, "message"), "content") or ""
+        return {}
+    return as_object(message, "message")
 
 
 def new_completion_id() -> str:
@@ -153,16 +101,18 @@ def new_completion_id() -> str:
 class StreamDecoder:
     """One stream's NDJSON lines in, events out; the `done` line ends it.
 
-    Replies carry no id: the stream gets a new one, announced with its first line. An
-    `{"error": ...}` line is a failure after the 200 status line.
+    Replies carry no id: the stream gets a new one, announced with its first line. A line's
+    thinking, text and whole tool calls come out in that order, each call one delta numbered
+    0, 1, ... across the stream. An `{"error": ...}` line is a failure after the 200 status line.
     """
 
-    __slots__ = ("_finish", "_id", "_model", "done")
+    __slots__ = ("_calls", "_finish", "_id", "_model", "done")
     terminal = "its done line"
 
     def __init__(self) -> None:
         self._id = ""
         self._model = ""
+        self._calls = 0
         self._finish: Finish | None = None
         self.done = False
 
@@ -180,11 +130,19 @@ class StreamDecoder:
         if not self._id or model != self._model:
             self._id, self._model = self._id or new_completion_id(), model
             events.append(Meta(self._id, model))
-        text = _content(body)
+        message = _message(body)
+        thinking = str_field(message, "thinking")
+        if thinking:
+            events.append(ReasoningDelta(thinking))
+        text = str_field(message, "content")
         if text:
             events.append(TextDelta(text))
+        for call in calls_from_wire(message):
+            events.append(call_delta(call, self._calls))
+            self._calls += 1
         if done:
-            self._finish = Finish(finish_reason_from_wire(body), usage_from_wire(body))
+            reason = finish_reason_from_wire(body, called=self._calls > 0)
+            self._finish = Finish(reason, usage_from_wire(body))
             self.done = True
         return events
 
@@ -209,8 +167,18 @@ class OllamaProvider(HttpAdapter[bytes]):
             stream_accept=_NDJSON,
         )
 
+    def capabilities(self, model: str) -> Capabilities:
+        """Tools (auto or none), images as data, JSON and schema formats, a seed, and the
+        reasoning efforts `model` takes (`providers.ollama_wire.capabilities_for`)."""
+        return capabilities_for(model)
+
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
-        return to_wire(request, stream=stream)
+        try:
+            return to_wire(request, stream=stream)
+        except UnsupportedContentError as exc:
+            raise UpstreamBadRequestError(
+                f"provider {self._name!r} cannot take {exc}", provider=self._name
+            ) from None
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body, completion_id=new_completion_id())

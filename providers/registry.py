@@ -21,6 +21,13 @@ from typing import Final
 
 from providers import anthropic, azure_openai, cohere, gemini, mock, ollama, openai
 from providers.base import AdapterSpec, Provider, ProviderSettings
+from providers.embed_types import Embedder
+from providers.embeddings import cohere as cohere_embed
+from providers.embeddings import gemini as gemini_embed
+from providers.embeddings import mock as mock_embed
+from providers.embeddings import ollama as ollama_embed
+from providers.embeddings import openai as openai_embed
+from providers.embeddings.base import EmbedderSpec
 from providers.errors import UnknownModelError
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
@@ -52,6 +59,8 @@ class Deployment:
     settings: ProviderSettings
     provider: Provider
     keys: KeyPool
+    #: Its embeddings, when its kind can embed (`EMBEDDERS`); None when it cannot.
+    embedder: Embedder | None = None
 
 
 #: Every adapter kind. Adding a provider: one module with a `SPEC`, one line here.
@@ -68,6 +77,19 @@ ADAPTERS: Final[Mapping[str, AdapterSpec]] = {
     )
 }
 
+#: Every adapter kind that can embed. Adding one: a module in `providers.embeddings`, one line here.
+EMBEDDERS: Final[Mapping[str, EmbedderSpec]] = {
+    spec.kind: spec
+    for spec in (
+        mock_embed.SPEC,
+        openai_embed.SPEC,
+        openai_embed.AZURE_SPEC,
+        gemini_embed.SPEC,
+        cohere_embed.SPEC,
+        ollama_embed.SPEC,
+    )
+}
+
 
 def build_deployment(
     settings: ProviderSettings, session: UpstreamClient, *, key_cooldown: float
@@ -77,7 +99,9 @@ def build_deployment(
     if spec is None:
         raise ValueError(f"unknown provider kind {settings.kind!r}")
     keys = KeyPool(settings.api_keys, cooldown=key_cooldown)
-    return Deployment(settings, spec.factory(settings, session, keys), keys)
+    embedding = EMBEDDERS.get(settings.kind)
+    embedder = embedding.factory(settings, session, keys) if embedding is not None else None
+    return Deployment(settings, spec.factory(settings, session, keys), keys, embedder)
 
 
 def log_enabled(providers: Sequence[ProviderSettings]) -> None:
@@ -193,6 +217,27 @@ class ProviderRegistry:
         if target is None:
             raise UnknownModelError(self._unknown_model_message(self._routes.unalias(model)))
         return Route(self._deployments[target.deployment].provider, target.model, target.listed)
+
+    def resolve_embedding(self, model: str, pin: str | None = None) -> Route:
+        """Route an embedding `model`: as `resolve`, and also by an embedding model's bare name
+        (the first deployment by name whose kind lists it). Whether the deployment can embed at
+        all is `embedder`'s to say."""
+        try:
+            return self.resolve(model, pin)
+        except UnknownModelError:
+            if pin:
+                raise
+            name = self._routes.unalias(model)
+            for deployment in self._deployments.values():
+                spec = EMBEDDERS.get(deployment.settings.kind)
+                if spec is not None and name in spec.models:
+                    return Route(deployment.provider, name, True)
+            raise
+
+    def embedder(self, deployment: str) -> Embedder | None:
+        """The embeddings of `deployment`, or None when its kind cannot embed."""
+        found = self._deployments.get(deployment)
+        return found.embedder if found is not None else None
 
     def _unknown_model_message(self, model: str) -> str:
         known = self._routes.known_models()

@@ -14,9 +14,11 @@ from collections.abc import Callable
 
 from gateway.pipeline.call import Call, PreparedCall
 from gateway.pipeline.ledger_rows import request_record
+from gateway.pipeline.types import CompletionRequest
 from gateway.store.records import RequestRecord
-from gateway.tenancy.quotas import Charge, Quotas
+from gateway.tenancy.quotas import Charge, Quotas, estimate_tokens
 from metrics import COST, IN_FLIGHT, REQUEST_DURATION, REQUESTS, TOKENS, labeled
+from providers.embed_types import estimated_tokens
 from providers.registry import Route
 from providers.types import Usage
 
@@ -42,9 +44,14 @@ class CallAccounting:
         """Charge the caller's rate limits (a cache hit counts as a request too)."""
         if self._quotas is None:
             return
-        chat = prepared.request.chat
-        call.charge = await self._quotas.admit(
-            prepared.identity, prepared.tenant, chat.messages, chat.sampling.max_tokens
+        request = prepared.request
+        if isinstance(request, CompletionRequest):
+            chat = request.chat
+            estimate = estimate_tokens(chat.messages, chat.sampling.max_tokens)
+        else:
+            estimate = estimated_tokens(request.embed.inputs)
+        call.charge = await self._quotas.admit_estimate(
+            prepared.identity, prepared.tenant, estimate
         )
 
     def finished(self, call: Call) -> None:
@@ -78,6 +85,7 @@ class CallAccounting:
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
                 "cost_usd": cost,
+                "usage_estimated": served is not None and served.usage_estimated,
             },
         )
 

@@ -5,7 +5,8 @@ one key coalesce: while one call leads the flight for it, the others wait for it
 only as long as its own deadline allows, and each leaving on its own: a follower that leaves
 (cancelled, or out of time) disturbs neither the leader nor the other followers, and a leader
 that leaves (or fails) lands no answer, so its followers call the provider themselves. Only a
-normal, complete answer of the requested route is stored and shared.
+normal, complete answer of the requested route is stored and shared. Embedding calls use the
+same keys over their `EmbedRequest` and the same store (without coalescing).
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from dataclasses import replace
 
 from opentelemetry.trace import get_current_span
 
-from cache.answers import CachedAnswer
+from cache.answers import CachedAnswer, CachedEmbeddings
 from cache.keys import cache_key
 from cache.layer import ResponseCache
 from gateway.errors import DeadlineExceededError
 from gateway.pipeline.call import Call, PreparedCall
 from gateway.pipeline.dispatch import Step
-from gateway.pipeline.types import Answer, CompletionRequest
+from gateway.pipeline.types import Answer, CompletionRequest, EmbeddingAnswer, EmbeddingRequest
 from metrics import CACHE_LOOKUPS, CACHE_SAVED_USD, labeled
+from providers.embed_types import EmbedRequest
 from providers.registry import Route
-from providers.types import StreamEvent
+from providers.types import ChatRequest, StreamEvent
 
 
 class CallCache:
@@ -34,13 +36,48 @@ class CallCache:
         self._cache = cache
 
     def key_for(
-        self, tenant: str, plan: tuple[Step, ...], request: CompletionRequest
+        self, tenant: str, plan: tuple[Step, ...], request: CompletionRequest | EmbeddingRequest
     ) -> str | None:
         """The cache key of a planned call, or None when its answer must not be cached."""
         if self._cache is None or not request.deterministic:
             return None
         primary = plan[0].route
-        return cache_key(tenant, primary.provider.name, replace(request.chat, model=primary.model))
+        if isinstance(request, CompletionRequest):
+            asked: ChatRequest | EmbedRequest = replace(request.chat, model=primary.model)
+        else:
+            asked = replace(request.embed, model=primary.model)
+        return cache_key(tenant, primary.provider.name, asked)
+
+    async def lookup_embeddings(self, prepared: PreparedCall) -> CachedEmbeddings | None:
+        """Stored embeddings for this call, or None (no cache, bypassed, a miss)."""
+        key = prepared.cache_key
+        if self._cache is None or key is None:
+            return None
+        span = get_current_span()
+        if not prepared.request.cache.lookup:
+            labeled(CACHE_LOOKUPS, self._cache.backend.name, "bypass").inc()
+            span.add_event("cache.bypass")
+            return None
+        hit = await self._cache.get_decoded(key, CachedEmbeddings.decode)
+        if hit is None:
+            span.add_event("cache.miss")
+            return None
+        CACHE_SAVED_USD.inc(hit.cost_usd)
+        span.add_event("cache.hit")
+        return hit
+
+    def remember_embeddings(
+        self, prepared: PreparedCall, route: Route, answer: EmbeddingAnswer
+    ) -> None:
+        """Store embeddings the requested route gave (a fallback's are not this call's key's)."""
+        key = prepared.cache_key
+        policy = prepared.request.cache
+        if self._cache is None or key is None or not policy.store:
+            return
+        if route != prepared.plan[0].route:
+            return
+        stored = CachedEmbeddings(answer.embeddings, answer.provider, answer.cost_usd)
+        self._cache.put_encoded(key, stored.encode(), policy.ttl)
 
     async def lookup(self, call: Call, prepared: PreparedCall) -> CachedAnswer | None:
         """A stored or in-flight answer for this call; else lead the flight for its key."""

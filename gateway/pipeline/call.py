@@ -16,9 +16,10 @@ from datetime import datetime
 
 from cache.layer import Flight
 from gateway.pipeline.dispatch import Step, Trace, Try
-from gateway.pipeline.types import CompletionRequest
+from gateway.pipeline.types import CompletionRequest, EmbeddingRequest
 from gateway.tenancy.auth import Identity
 from gateway.tenancy.quotas import Charge
+from providers.embed_types import EmbedRequest
 from providers.registry import Route
 from providers.types import CallIO, ChatRequest, Usage
 
@@ -62,8 +63,8 @@ class PreparedCall:
     identity: Identity
     #: The tenant the call is accounted to.
     tenant: str
-    #: The validated request.
-    request: CompletionRequest
+    #: The validated request: a completion's, or an embedding call's.
+    request: CompletionRequest | EmbeddingRequest
     #: The model's route with its retries, then each fallback's.
     plan: tuple[Step, ...]
     #: When the caller's time is up, on the event loop's clock.
@@ -75,10 +76,20 @@ class PreparedCall:
 
     def chat_for(self, attempt: Try, deadline: float) -> ChatRequest:
         """The adapter request for one try, bounded by `deadline`, carrying its trace context."""
-        asked = self.request.chat
+        request = self.request
+        assert isinstance(request, CompletionRequest), "chat_for serves completion calls"
+        return replace(request.chat, model=attempt.route.model, io=self._io(attempt, deadline))
+
+    def embed_for(self, attempt: Try, deadline: float) -> EmbedRequest:
+        """The embedding request for one try, as `chat_for` makes a completion's."""
+        request = self.request
+        assert isinstance(request, EmbeddingRequest), "embed_for serves embedding calls"
+        return replace(request.embed, model=attempt.route.model, io=self._io(attempt, deadline))
+
+    def _io(self, attempt: Try, deadline: float) -> CallIO:
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
         headers = (("x-request-id", self.start.context.request_id), *attempt.trace_headers())
-        return replace(asked, model=attempt.route.model, io=CallIO(remaining, headers))
+        return CallIO(remaining, headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,8 @@ class Served:
     #: What the answer cost (a cached answer costs nothing).
     cost_usd: float
     cached: bool = False
+    #: Whether `usage` is the gateway's estimate (the provider reported none).
+    usage_estimated: bool = False
 
 
 @dataclass(slots=True)

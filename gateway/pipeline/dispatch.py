@@ -29,6 +29,7 @@ from gateway.pipeline.outcomes import Judged, Retry, judge
 from gateway.pipeline.types import Attempt, AttemptOutcome
 from metrics import FALLBACKS, RETRIES, UPSTREAM_ATTEMPTS, UPSTREAM_LATENCY, labeled
 from metrics.tracing import GEN_AI_SYSTEMS, inject_headers, tracer
+from providers.embed_types import Embedder, Embeddings, EmbedRequest
 from providers.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
 from providers.registry import Route
 from providers.types import ChatRequest, Completion, Meta, StreamEvent, Usage
@@ -44,6 +45,7 @@ OUTCOME_LABELS: Final[Mapping[AttemptOutcome, str]] = {
     outcome: f"ATTEMPT_OUTCOME_{outcome.name}" for outcome in AttemptOutcome
 }
 ChatFor = Callable[["Try", float], ChatRequest]
+EmbedFor = Callable[["Try", float], EmbedRequest]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +76,17 @@ class Trace:
     """The tries of one call, in order, each with a child span of the request's span."""
 
     attempts: list[Attempt] = field(default_factory=list)
+    #: The GenAI operation the tries make: "chat" or "embeddings".
+    operation: str = "chat"
 
     def begin(self, route: Route) -> Try:
         """Start a try on `route` (and its span, a child of the current one)."""
         kind = route.provider.kind
         span = tracer().start_span(
-            f"chat {route.model}",
+            f"{self.operation} {route.model}",
             kind=SpanKind.CLIENT,
             attributes={
-                "gen_ai.operation.name": "chat",
+                "gen_ai.operation.name": self.operation,
                 "gen_ai.system": GEN_AI_SYSTEMS.get(kind, kind),
                 "gen_ai.request.model": route.model,
                 "gateway.provider": route.provider.name,
@@ -198,6 +202,26 @@ class Dispatcher:
             usage=answer.usage,
             finish_reason=answer.finish_reason,
         )
+        return current.route, answer
+
+    async def embed(
+        self,
+        plan: Sequence[Step],
+        embedder_of: Callable[[Route], Embedder],
+        embed_for: EmbedFor,
+        deadline: float,
+        trace: Trace,
+    ) -> tuple[Route, Embeddings]:
+        """The first embeddings the plan gets, or the error that ended it (as `complete`)."""
+
+        async def attempt(current: Try, try_deadline: float) -> Embeddings:
+            embedder = embedder_of(current.route)
+            async with asyncio.timeout_at(try_deadline):
+                return await embedder.embed(embed_for(current, try_deadline))
+
+        current, answer, permit = await self._run(plan, attempt, deadline, trace)
+        self._breakers(current.route.provider.name).succeeded(permit)
+        trace.end(current, AttemptOutcome.SUCCESS, model=answer.model, usage=answer.usage)
         return current.route, answer
 
     async def open_stream(

@@ -110,6 +110,16 @@ DEFAULT_PRICES: Mapping[str, Price] = {
     "command-r-plus-08-2024": _p(2.50, 10.00),
     "command-r-08-2024": _p(0.15, 0.60),
     "command-r7b-12-2024": _p(0.0375, 0.15),
+    # Embedding models: input tokens only
+    "text-embedding-3-small": _p(0.02, 0.0),
+    "text-embedding-3-large": _p(0.13, 0.0),
+    "text-embedding-ada-002": _p(0.10, 0.0),
+    "gemini-embedding-001": _p(0.15, 0.0),
+    "embed-v4.0": _p(0.12, 0.0),
+    "embed-english-v3.0": _p(0.10, 0.0),
+    "embed-multilingual-v3.0": _p(0.10, 0.0),
+    "embed-english-light-v3.0": _p(0.10, 0.0),
+    "embed-multilingual-light-v3.0": _p(0.10, 0.0),
 }
 
 

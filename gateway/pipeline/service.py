@@ -1,4 +1,5 @@
-"""The gateway's one core: the transports hand it `CompletionRequest`s and render what it returns.
+"""The gateway's one core: the transports hand it `CompletionRequest`s (and `EmbeddingRequest`s)
+and render what it returns.
 
 A call goes: drain check → authentication → validation → routing (the plan: the model's route
 and its fallbacks) → admission (bounded, prioritised) → the retry/fallback loop through each
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from types import TracebackType
 
 import orjson
@@ -52,14 +54,17 @@ from gateway.pipeline.types import (
     CompletionRequest,
     DeploymentStatus,
     Done,
+    EmbeddingAnswer,
+    EmbeddingRequest,
     StreamHead,
     StreamItem,
 )
-from gateway.pipeline.validation import parse_timeout_header, validate
+from gateway.pipeline.validation import parse_timeout_header, validate, validate_embedding
 from gateway.tenancy.auth import Authenticator, Identity
 from gateway.tenancy.quotas import Quotas
 from metrics import ADMISSION_REJECTED
 from providers.base import check_capabilities
+from providers.embed_types import Embedder
 from providers.errors import UnknownModelError
 from providers.registry import ProviderRegistry, Route
 from providers.types import ChatRequest
@@ -85,7 +90,7 @@ class CallPolicy:
 
 
 class CompletionService:
-    """Serves Complete, StreamComplete and ProviderStatus for every transport."""
+    """Serves Complete, StreamComplete, Embed and ProviderStatus for every transport."""
 
     def __init__(
         self,
@@ -153,7 +158,7 @@ class CompletionService:
             cost = cost_of(self._prices, route, completion.model, completion.usage)
             call.served = Served(completion.usage, cost)
             if self._policy.trace_content:
-                _record_content(prepared, completion.content)
+                _record_content(request.chat, completion.content)
             attempts = tuple(prepared.trace.attempts)
             answer = Answer(completion, route.provider.name, cost, attempts=attempts)
             self._cache.remember(call, prepared, route, answer)
@@ -203,6 +208,42 @@ class CompletionService:
         finally:
             self._finish(call)
 
+    async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> EmbeddingAnswer:
+        """Answer one embedding call: the same stages as `complete`, with an embedder per try."""
+        call = self._start("Embed", ctx)
+        try:
+            prepared = call.prepared = await self._prepare(call.start, request)
+            await self._accounting.charge(call, prepared)
+            hit = await self._cache.lookup_embeddings(prepared)
+            if hit is not None:
+                call.route = prepared.plan[0].route
+                stored = hit.embeddings
+                call.served = Served(stored.usage, 0.0, True, stored.usage_estimated)
+                return EmbeddingAnswer(stored, hit.provider, 0.0, cached=True)
+            async with self._admitted(prepared):
+                route, embeddings = await self._dispatch.embed(
+                    prepared.plan,
+                    self._embedder_of,
+                    prepared.embed_for,
+                    prepared.deadline,
+                    prepared.trace,
+                )
+            call.route = route
+            cost = cost_of(self._prices, route, embeddings.model, embeddings.usage)
+            call.served = Served(embeddings.usage, cost, False, embeddings.usage_estimated)
+            attempts = tuple(prepared.trace.attempts)
+            answer = EmbeddingAnswer(embeddings, route.provider.name, cost, attempts=attempts)
+            self._cache.remember_embeddings(prepared, route, answer)
+            return answer
+        except BaseException as exc:
+            cut = self._in_flight.cut_error(exc)
+            call.code = _code_of(cut or exc, call)
+            if cut is not None:
+                raise cut from None
+            raise
+        finally:
+            self._finish(call)
+
     async def provider_status(self, provider: str, ctx: CallContext) -> list[DeploymentStatus]:
         """Report every deployment (or only `provider`, when it is not "")."""
         call = self._start("ProviderStatus", ctx)
@@ -223,7 +264,9 @@ class CompletionService:
         finally:
             self._finish(call)
 
-    async def _prepare(self, start: CallStart, request: CompletionRequest) -> PreparedCall:
+    async def _prepare(
+        self, start: CallStart, request: CompletionRequest | EmbeddingRequest
+    ) -> PreparedCall:
         """Check the gateway takes calls, authenticate, validate and plan; no provider is called."""
         if self._state != "serving":
             raise ServiceUnavailableError(
@@ -232,12 +275,15 @@ class CompletionService:
             )
         ctx = start.context
         identity = ctx.identity or await self._auth.authenticate(ctx.authorization)
-        request = validate(request)
-        tenant = identity.tenant_for(request.metadata.get("tenant", ""))
+        if isinstance(request, CompletionRequest):
+            request, trace = validate(request), Trace()
+        else:
+            request, trace = validate_embedding(request), Trace(operation="embeddings")
         plan = self._plan(request, ctx)
+        tenant = identity.tenant_for(request.metadata.get("tenant", ""))
         deadline = self._deadline(ctx, request.timeout)
         cache_key = self._cache.key_for(tenant, plan, request)
-        return PreparedCall(start, identity, tenant, request, plan, deadline, cache_key, Trace())
+        return PreparedCall(start, identity, tenant, request, plan, deadline, cache_key, trace)
 
     def _served_from_cache(self, call: Call, prepared: PreparedCall, hit: CachedAnswer) -> Answer:
         """A cache hit: the original answer and usage, no tries, nothing to pay."""
@@ -245,31 +291,50 @@ class CompletionService:
         call.served = Served(hit.completion.usage, 0.0, cached=True)
         return Answer(hit.completion, hit.provider, 0.0, cached=True)
 
-    def _plan(self, request: CompletionRequest, ctx: CallContext) -> tuple[Step, ...]:
+    def _plan(
+        self, request: CompletionRequest | EmbeddingRequest, ctx: CallContext
+    ) -> tuple[Step, ...]:
         """The model's route with the primary retries, then each fallback with its own.
 
         The primary route must be able to serve what the request uses (else INVALID_ARGUMENT,
         before any provider is called); a fallback that cannot is skipped when its turn comes.
+        An embedding call routes embedding models too, and needs a deployment that can embed.
         """
         policy = self._policy
+        resolve: Callable[..., Route]
+        problem_of: Callable[[Route], str | None]
+        if isinstance(request, CompletionRequest):
+            chat = request.chat
+            resolve, problem_of = self._registry.resolve, partial(_unsupported, chat)
+        else:
+            resolve, problem_of = self._registry.resolve_embedding, self._cannot_embed
         try:
-            primary = self._registry.resolve(
-                request.model, request.routing.provider or ctx.provider_pin
-            )
+            primary = resolve(request.model, request.routing.provider or ctx.provider_pin)
         except UnknownModelError as exc:
             raise ModelNotFoundError(exc.message) from None
-        problem = _unsupported(request.chat, primary)
+        problem = problem_of(primary)
         if problem is not None:
             raise InvalidArgumentError(problem)
         plan = [Step(primary, policy.primary_retries)]
         fallbacks = request.routing.fallback_models or policy.fallbacks.get(request.model, ())
         for index, model in enumerate(fallbacks):
             try:
-                route = self._registry.resolve(model)
+                route = resolve(model)
             except UnknownModelError as exc:
                 raise InvalidArgumentError(f"fallback_models[{index}]: {exc.message}") from None
-            plan.append(Step(route, policy.fallback_retries, _unsupported(request.chat, route)))
+            plan.append(Step(route, policy.fallback_retries, problem_of(route)))
         return tuple(plan)
+
+    def _cannot_embed(self, route: Route) -> str | None:
+        provider = route.provider
+        if self._registry.embedder(provider.name) is not None:
+            return None
+        return f"model: provider {provider.name!r} ({provider.kind}) cannot embed"
+
+    def _embedder_of(self, route: Route) -> Embedder:
+        embedder = self._registry.embedder(route.provider.name)
+        assert embedder is not None, "the plan holds only routes that can embed"
+        return embedder
 
     def _deadline(self, ctx: CallContext, timeout: float | None) -> float:
         """The earliest of the gRPC deadline, the `timeout` field and `x-request-timeout`."""
@@ -328,9 +393,9 @@ class _Admitted:
         await self._slot.__aexit__(None, None, None)
 
 
-def _record_content(prepared: PreparedCall, completion: str) -> None:
+def _record_content(chat: ChatRequest, completion: str) -> None:
     """Prompt and completion as span events (only with GATEWAY_TRACE_CONTENT on)."""
-    prompt = orjson.dumps([[m.role, m.text] for m in prepared.request.chat.messages]).decode()
+    prompt = orjson.dumps([[m.role, m.text] for m in chat.messages]).decode()
     span = get_current_span()
     span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
     span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})

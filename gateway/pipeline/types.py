@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from providers.embed_types import Embeddings, EmbedRequest
 from providers.types import ChatRequest, Completion, StreamEvent
 
 # -- requests ------------------------------------------------------------------------------------
@@ -80,6 +81,32 @@ class CompletionRequest:
         return self.chat.sampling.temperature == 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """One embedding call as a caller asked it (the `CompletionRequest` of embeddings).
+
+    `embed` is what the model is asked, with the model name as the caller gave it and no
+    per-call I/O; the rest says how the gateway serves it, as for a completion.
+    """
+
+    embed: EmbedRequest
+    routing: Routing = field(default_factory=Routing)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    timeout: float | None = None
+    priority: int = Priority.UNSPECIFIED
+    cache: CachePolicy = field(default_factory=CachePolicy)
+
+    @property
+    def model(self) -> str:
+        """The model the caller asked for."""
+        return self.embed.model
+
+    @property
+    def deterministic(self) -> bool:
+        """Embeddings are the same every time: every one may be cached."""
+        return True
+
+
 # -- attempts ------------------------------------------------------------------------------------
 
 
@@ -131,6 +158,18 @@ class Answer:
     attempts: tuple[Attempt, ...] = ()
     #: False when the vendor's stream ended without usage (the completion's usage is then 0).
     usage_reported: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingAnswer:
+    """An embedding call's answer: the vectors, who gave them, what they cost, how got."""
+
+    embeddings: Embeddings
+    #: The deployment that answered.
+    provider: str
+    cost_usd: float
+    cached: bool = False
+    attempts: tuple[Attempt, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

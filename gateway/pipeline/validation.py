@@ -1,6 +1,7 @@
-"""Validation of completion requests, whichever transport they came by.
+"""Validation of completion and embedding requests, whichever transport they came by.
 
-`validate` checks a `CompletionRequest` and returns it normalised (model names stripped, a
+`validate` checks a `CompletionRequest` (`validate_embedding` an `EmbeddingRequest`) and returns
+it normalised (model names stripped, a
 text response format dropped). Every problem is an `InvalidArgumentError` whose message starts
 with the field it is about, named as the API names it. What agents send (parts, images, tool
 calls and results, tools, response formats) is checked by `validation_agents`.
@@ -14,7 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from gateway.errors import InvalidArgumentError
-from gateway.pipeline.types import CachePolicy, CompletionRequest, Priority, Routing
+from gateway.pipeline.types import (
+    CachePolicy,
+    CompletionRequest,
+    EmbeddingRequest,
+    Priority,
+    Routing,
+)
 from gateway.pipeline.validation_agents import (
     check_messages,
     check_reasoning_effort,
@@ -32,6 +39,10 @@ MAX_METADATA_ENTRIES = 64
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
 MAX_TIMEOUT_SECONDS = 3600.0
+#: Inputs one embedding call may carry (adapters split them into the vendor's batches).
+MAX_EMBED_INPUTS = 4096
+MAX_EMBED_DIMENSIONS = 65536
+MAX_INPUT_TYPE_CHARS = 64
 
 _DOT_SEGMENTS = frozenset({".", ".."})
 _PRIORITIES = frozenset(Priority)
@@ -61,6 +72,43 @@ def validate(request: CompletionRequest) -> CompletionRequest:
     return CompletionRequest(
         chat, routing, request.metadata, request.timeout, request.priority, request.cache
     )
+
+
+def validate_embedding(request: EmbeddingRequest) -> EmbeddingRequest:
+    """`request` checked and normalised; `InvalidArgumentError` naming the first bad field."""
+    _check_priority(request.priority)
+    embed = request.embed
+    model = _model(embed.model)
+    inputs = embed.inputs
+    if not inputs:
+        raise InvalidArgumentError("inputs: at least one text is required")
+    if len(inputs) > MAX_EMBED_INPUTS:
+        raise InvalidArgumentError(f"inputs: more than {MAX_EMBED_INPUTS} texts")
+    for index, text in enumerate(inputs):
+        if not text.strip():
+            raise InvalidArgumentError(f"inputs[{index}]: must not be empty")
+    size = embed.dimensions
+    if size is not None and not 0 < size <= MAX_EMBED_DIMENSIONS:
+        raise InvalidArgumentError(
+            f"dimensions: must be from 1 to {MAX_EMBED_DIMENSIONS}, got {size}"
+        )
+    kind = embed.input_type
+    if kind is not None and not (
+        0 < len(kind) <= MAX_INPUT_TYPE_CHARS and kind.replace("_", "").isalnum() and kind.isascii()
+    ):
+        raise InvalidArgumentError(
+            "input_type: must be a name such as 'search_document' or 'search_query'"
+        )
+    routing = request.routing
+    provider, fallbacks = routing.provider.strip(), _fallback_models(routing.fallback_models)
+    _check_metadata(request.metadata)
+    _check_timeout(request.timeout)
+    _check_cache(request.cache)
+    if model != embed.model:
+        request = replace(request, embed=replace(embed, model=model))
+    if provider != routing.provider or fallbacks != routing.fallback_models:
+        request = replace(request, routing=Routing(provider, fallbacks))
+    return request
 
 
 def _model(model: str) -> str:

@@ -56,7 +56,10 @@ class Quotas:
         max_tokens: int | None,
     ) -> Charge:
         """Charge one request and its estimated tokens, or raise `RateLimitedError` (429)."""
-        estimate = estimate_tokens(messages, max_tokens)
+        return await self.admit_estimate(identity, tenant, estimate_tokens(messages, max_tokens))
+
+    async def admit_estimate(self, identity: Identity, tenant: str, estimate: int) -> Charge:
+        """Charge one request of `estimate` tokens (any kind of call), or raise as `admit` does."""
         grant = identity.grant
         key = f"key:{identity.api_key_id}" if identity.api_key_id else None
         tenant_key = f"tenant:{tenant}"

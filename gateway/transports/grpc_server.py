@@ -43,6 +43,7 @@ from gateway.transports.proto_convert import (
     completion_request,
     provider_status_response,
 )
+from gateway.transports.proto_embed import embed_response, embedding_request
 from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from metrics.tracing import spans_recorded
@@ -89,6 +90,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             await _abort(context, exc)
         except Exception:
             await _abort_internal(context)
+
+    async def Embed(  # noqa: N802 (gRPC method names are fixed by the proto)
+        self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.EmbedResponse:
+        """Serve one embedding call."""
+        answer = await _unary(context, lambda c: self._core.embed(embedding_request(request), c))
+        return embed_response(answer)
 
     async def ProviderStatus(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.ProviderStatusRequest, context: grpc.aio.ServicerContext[Any, Any]

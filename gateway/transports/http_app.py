@@ -7,9 +7,9 @@ both, keeping the completion calls off `json_format`). Errors are mapped in one 
 `{"error": {"code", "message", "request_id"}}` with the canonical HTTP status.
 
 Routes: `POST /v1/complete` (with `"stream": true` it streams), `POST /v1/complete:stream`
-(Server-Sent Events, `sse`), `GET /v1/providers/status`, the admin and usage routes
-(`http_admin`), the OpenAI-compatible routes (`openai_http`), `GET /healthz` (liveness) and
-`GET /readyz` (readiness).
+(Server-Sent Events, `sse`), `POST /v1/embed`, `GET /v1/providers/status`, the admin and usage
+routes (`http_admin`), the OpenAI-compatible routes (`openai_http`), `GET /healthz` (liveness)
+and `GET /readyz` (readiness).
 
 A route with a body authenticates the caller from its headers first, then reads the body within
 its time bound (`http_bodies`); the connections themselves are watched by `http_guard`.
@@ -56,12 +56,17 @@ from gateway.transports.http_bodies import (
     read_json_object,
 )
 from gateway.transports.http_guard import GUARD_KEY, ConnectionGuard
-from gateway.transports.json_codec import parse_completion_request, render_completion
+from gateway.transports.json_codec import (
+    parse_completion_request,
+    parse_message,
+    render_completion,
+)
 from gateway.transports.proto_convert import (
     complete_response,
     completion_request,
     provider_status_response,
 )
+from gateway.transports.proto_embed import embed_response, embedding_request
 from gateway.transports.sse import serve_sse
 from gateway.v1 import gateway_pb2 as pb
 from metrics.tracing import spans_recorded, tracer
@@ -139,6 +144,7 @@ def create_app(
     app.on_response_prepare.append(_echo_request_id)
     app.router.add_post("/v1/complete", _complete)
     app.router.add_post("/v1/complete:stream", _stream_complete)
+    app.router.add_post("/v1/embed", _embed)
     app.router.add_get("/v1/providers/status", _provider_status)
     add_admin_routes(app, admin)
     # Imported here: the OpenAI routes build on this module's keys and statuses.
@@ -173,6 +179,14 @@ async def _stream_complete(request: web.Request) -> web.StreamResponse:
         raise InvalidArgumentError("stream: cannot be false on /v1/complete:stream")
     message = parse_completion_request(body, pb.StreamCompleteRequest)
     return await _serve_stream(request, message, identity)
+
+
+async def _embed(request: web.Request) -> web.StreamResponse:
+    core = request.app[CORE_KEY]
+    identity = await core.authenticate(_auth(request))  # before the body is read
+    message = parse_message(await read_json_object(request), pb.EmbedRequest())
+    answer = await core.embed(embedding_request(message), _call_context(request, identity))
+    return message_response(embed_response(answer))
 
 
 async def _provider_status(request: web.Request) -> web.StreamResponse:

@@ -1071,6 +1071,185 @@ class StreamCompleteResponse(_message.Message):
 Global___StreamCompleteResponse: _TypeAlias = StreamCompleteResponse  # noqa: Y015
 
 @_typing.final
+class EmbedRequest(_message.Message):
+    """EmbedRequest asks for the embeddings of some texts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    INPUTS_FIELD_NUMBER: _builtins.int
+    DIMENSIONS_FIELD_NUMBER: _builtins.int
+    INPUT_TYPE_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    FALLBACK_MODELS_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The embedding model to use: a configured name or alias, or "provider/model"."""
+    dimensions: _builtins.int
+    """The number of values per embedding, where the model can shorten its vectors; the model's
+    default when unset.
+    """
+    input_type: _builtins.str
+    """What the embeddings are for, such as "search_document", "search_query", "classification"
+    or "clustering"; vendors that take it get it (Cohere defaults to "search_document").
+    """
+    provider: _builtins.str
+    """Pins the request to one configured provider deployment; empty lets the model decide."""
+    priority: Global___Priority.ValueType
+    """Admission priority when the gateway is saturated."""
+    @_builtins.property
+    def inputs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The texts to embed, at least one; the answer has one embedding per input, in order."""
+
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Caller labels such as "tenant" and "use_case", recorded with usage."""
+
+    @_builtins.property
+    def fallback_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Models to try, in order, when the requested model cannot answer."""
+
+    @_builtins.property
+    def cache(self) -> Global___CachePolicy:
+        """Per-request cache behaviour."""
+
+    @_builtins.property
+    def timeout(self) -> _duration_pb2.Duration:
+        """Bound on the whole call, retries included; the gRPC deadline applies too."""
+
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        inputs: _abc.Iterable[_builtins.str] | None = ...,
+        dimensions: _builtins.int | None = ...,
+        input_type: _builtins.str | None = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        provider: _builtins.str = ...,
+        fallback_models: _abc.Iterable[_builtins.str] | None = ...,
+        priority: Global___Priority.ValueType = ...,
+        cache: Global___CachePolicy | None = ...,
+        timeout: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_dimensions", b"_dimensions", "_input_type", b"_input_type", "cache", b"cache", "dimensions", b"dimensions", "input_type", b"input_type", "timeout", b"timeout"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_dimensions", b"_dimensions", "_input_type", b"_input_type", "cache", b"cache", "dimensions", b"dimensions", "fallback_models", b"fallback_models", "input_type", b"input_type", "inputs", b"inputs", "metadata", b"metadata", "model", b"model", "priority", b"priority", "provider", b"provider", "timeout", b"timeout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__dimensions: _TypeAlias = _typing.Literal["dimensions"]  # noqa: Y015
+    _WhichOneofArgType__dimensions: _TypeAlias = _typing.Literal["_dimensions", b"_dimensions"]  # noqa: Y015
+    _WhichOneofReturnType__input_type: _TypeAlias = _typing.Literal["input_type"]  # noqa: Y015
+    _WhichOneofArgType__input_type: _TypeAlias = _typing.Literal["_input_type", b"_input_type"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__dimensions) -> _WhichOneofReturnType__dimensions | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__input_type) -> _WhichOneofReturnType__input_type | None: ...
+
+Global___EmbedRequest: _TypeAlias = EmbedRequest  # noqa: Y015
+
+@_typing.final
+class Embedding(_message.Message):
+    """Embedding is the vector of one input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The vector's values."""
+
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[_builtins.float] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Embedding: _TypeAlias = Embedding  # noqa: Y015
+
+@_typing.final
+class EmbedResponse(_message.Message):
+    """EmbedResponse carries one embedding per input, in the order of the inputs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    EMBEDDINGS_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    CACHED_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    USAGE_ESTIMATED_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The model that answered, as the provider named it."""
+    provider: _builtins.str
+    """The provider deployment that answered."""
+    cost_usd: _builtins.float
+    """What the call cost, in US dollars."""
+    cached: _builtins.bool
+    """Whether the answer came from the gateway's cache."""
+    usage_estimated: _builtins.bool
+    """Whether `usage` is the gateway's own estimate, because the provider reported none."""
+    @_builtins.property
+    def embeddings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Embedding]:
+        """One embedding per input, in the order of the inputs."""
+
+    @_builtins.property
+    def usage(self) -> Global___Usage:
+        """Token counts (prompt tokens only)."""
+
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attempt]:
+        """Every try made for this request, in order."""
+
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        provider: _builtins.str = ...,
+        embeddings: _abc.Iterable[Global___Embedding] | None = ...,
+        usage: Global___Usage | None = ...,
+        cost_usd: _builtins.float = ...,
+        cached: _builtins.bool = ...,
+        attempts: _abc.Iterable[Global___Attempt] | None = ...,
+        usage_estimated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cached", b"cached", "cost_usd", b"cost_usd", "embeddings", b"embeddings", "model", b"model", "provider", b"provider", "usage", b"usage", "usage_estimated", b"usage_estimated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbedResponse: _TypeAlias = EmbedResponse  # noqa: Y015
+
+@_typing.final
 class ProviderStatusRequest(_message.Message):
     """ProviderStatusRequest asks for the state of provider deployments."""
 

@@ -46,6 +46,11 @@ class GatewayServiceStub:
                 request_serializer=gateway_dot_v1_dot_gateway__pb2.StreamCompleteRequest.SerializeToString,
                 response_deserializer=gateway_dot_v1_dot_gateway__pb2.StreamCompleteResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/gateway.v1.GatewayService/Embed',
+                request_serializer=gateway_dot_v1_dot_gateway__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=gateway_dot_v1_dot_gateway__pb2.EmbedResponse.FromString,
+                _registered_method=True)
         self.ProviderStatus = channel.unary_unary(
                 '/gateway.v1.GatewayService/ProviderStatus',
                 request_serializer=gateway_dot_v1_dot_gateway__pb2.ProviderStatusRequest.SerializeToString,
@@ -78,6 +83,14 @@ class GatewayServiceServicer:
     def StreamComplete(self, request, context):
         """StreamComplete returns a completion as it is generated: text deltas, then a last message
         carrying the finish reason and usage. A stream that cannot finish ends with an error status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Embed(self, request, context):
+        """Embed turns texts into embedding vectors, one per input and in the same order, through
+        whichever provider serves the embedding model.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -117,6 +130,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.StreamComplete,
                     request_deserializer=gateway_dot_v1_dot_gateway__pb2.StreamCompleteRequest.FromString,
                     response_serializer=gateway_dot_v1_dot_gateway__pb2.StreamCompleteResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=gateway_dot_v1_dot_gateway__pb2.EmbedRequest.FromString,
+                    response_serializer=gateway_dot_v1_dot_gateway__pb2.EmbedResponse.SerializeToString,
             ),
             'ProviderStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.ProviderStatus,
@@ -190,6 +208,33 @@ class GatewayService:
             '/gateway.v1.GatewayService/StreamComplete',
             gateway_dot_v1_dot_gateway__pb2.StreamCompleteRequest.SerializeToString,
             gateway_dot_v1_dot_gateway__pb2.StreamCompleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gateway.v1.GatewayService/Embed',
+            gateway_dot_v1_dot_gateway__pb2.EmbedRequest.SerializeToString,
+            gateway_dot_v1_dot_gateway__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,10 @@ class GatewayServiceStub:
     """StreamComplete returns a completion as it is generated: text deltas, then a last message
     carrying the finish reason and usage. A stream that cannot finish ends with an error status.
     """
+    Embed: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.EmbedRequest, _gateway_pb2.EmbedResponse]
+    """Embed turns texts into embedding vectors, one per input and in the same order, through
+    whichever provider serves the embedding model.
+    """
     ProviderStatus: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.ProviderStatusRequest, _gateway_pb2.ProviderStatusResponse]
     """ProviderStatus reports each configured provider deployment and its health."""
     GetUsage: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.GetUsageRequest, _gateway_pb2.GetUsageResponse]
@@ -62,6 +66,10 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     StreamComplete: _aio.UnaryStreamMultiCallable[_gateway_pb2.StreamCompleteRequest, _gateway_pb2.StreamCompleteResponse]  # type: ignore[assignment]
     """StreamComplete returns a completion as it is generated: text deltas, then a last message
     carrying the finish reason and usage. A stream that cannot finish ends with an error status.
+    """
+    Embed: _aio.UnaryUnaryMultiCallable[_gateway_pb2.EmbedRequest, _gateway_pb2.EmbedResponse]  # type: ignore[assignment]
+    """Embed turns texts into embedding vectors, one per input and in the same order, through
+    whichever provider serves the embedding model.
     """
     ProviderStatus: _aio.UnaryUnaryMultiCallable[_gateway_pb2.ProviderStatusRequest, _gateway_pb2.ProviderStatusResponse]  # type: ignore[assignment]
     """ProviderStatus reports each configured provider deployment and its health."""
@@ -93,6 +101,16 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_gateway_pb2.StreamCompleteResponse], _abc.AsyncIterator[_gateway_pb2.StreamCompleteResponse]]:
         """StreamComplete returns a completion as it is generated: text deltas, then a last message
         carrying the finish reason and usage. A stream that cannot finish ends with an error status.
+        """
+
+    @_abc_1.abstractmethod
+    def Embed(
+        self,
+        request: _gateway_pb2.EmbedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.EmbedResponse, _abc.Awaitable[_gateway_pb2.EmbedResponse]]:
+        """Embed turns texts into embedding vectors, one per input and in the same order, through
+        whichever provider serves the embedding model.
         """
 
     @_abc_1.abstractmethod

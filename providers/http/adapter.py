@@ -200,13 +200,7 @@ class HttpAdapter(ABC, Generic[FrameT]):
         server or proxy on the way decodes and normalises the URL: it is refused, before
         anything is sent, as a request the provider cannot take (the caller's mistake).
         """
-        if not model or model in _DOT_SEGMENTS or "/" in model:
-            raise UpstreamBadRequestError(
-                f"model: {self._kind} puts the model in its URL path, so {model!r} must be one "
-                f"path segment (no '/', not '.' or '..')",
-                provider=self._name,
-            )
-        return quote(model, safe="")
+        return model_segment(model, kind=self._kind, provider=self._name)
 
     def _body(self, request: ChatRequest, *, stream: bool) -> object:
         """The request body, or `UpstreamBadRequestError` for content this adapter cannot send."""
@@ -248,6 +242,17 @@ class HttpAdapter(ABC, Generic[FrameT]):
         return StreamInterruptedError(
             f"provider {self._name!r} ended the stream without {terminal}", provider=self._name
         )
+
+
+def model_segment(model: str, *, kind: str, provider: str) -> str:
+    """`model` as exactly one URL path segment (see `HttpAdapter._model_segment`)."""
+    if not model or model in _DOT_SEGMENTS or "/" in model:
+        raise UpstreamBadRequestError(
+            f"model: {kind} puts the model in its URL path, so {model!r} must be one "
+            f"path segment (no '/', not '.' or '..')",
+            provider=provider,
+        )
+    return quote(model, safe="")
 
 
 class SseAdapter(HttpAdapter[SSEEvent]):

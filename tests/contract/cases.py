@@ -33,6 +33,8 @@ class AdapterCase:
     model: str
     #: Whether the vendor reports prompt-cache reads (else cached tokens come back as 0).
     reports_cached: bool = True
+    #: Whether the adapter sends images (its own tests cover them); else it refuses them.
+    sends_images: bool = False
 
     def fake(self) -> VendorFake:
         """A fake answering `REPLY` with `USAGE`."""
@@ -64,10 +66,10 @@ class AdapterCase:
 
 
 CASES = (
-    AdapterCase("openai", FakeOpenAI, "gpt-4o-mini"),
-    AdapterCase("azure_openai", FakeAzureOpenAI, "gpt-4o"),
+    AdapterCase("openai", FakeOpenAI, "gpt-4o-mini", sends_images=True),
+    AdapterCase("azure_openai", FakeAzureOpenAI, "gpt-4o", sends_images=True),
     AdapterCase("anthropic", FakeAnthropic, "claude-sonnet-4-5"),
     AdapterCase("gemini", FakeGemini, "gemini-2.5-flash"),
-    AdapterCase("cohere", FakeCohere, "command-r-plus-08-2024"),
+    AdapterCase("cohere", FakeCohere, "command-r-plus-08-2024", sends_images=True),
     AdapterCase("ollama", FakeOllama, "llama3.2", reports_cached=False),
 )

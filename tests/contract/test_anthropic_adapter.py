@@ -67,14 +67,13 @@ async def test_body_has_default_max_tokens_and_only_the_set_parameters(
 async def test_system_and_developer_turns_are_lifted_into_the_system_string(
     provider: AnthropicProvider, fake: FakeAnthropic
 ) -> None:
-    turns = [("system", "Be brief."), ("user", "Hi"), ("assistant", "Hey"), ("tool", "42")]
+    turns = [("system", "Be brief."), ("user", "Hi"), ("assistant", "Hey")]
     messages = tuple(Message.of_text(r, c) for r, c in [*turns, ("developer", "No emoji.")])
     await provider.complete(chat("m", *messages))
     assert fake.requests[0].body["system"] == "Be brief.\n\nNo emoji."
     assert fake.requests[0].body["messages"] == [
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hey"},
-        {"role": "user", "content": "42"},  # a tool result travels as user text
     ]
 
 

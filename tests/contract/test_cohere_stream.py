@@ -8,7 +8,7 @@ from providers.cohere import SPEC, CohereProvider
 from providers.errors import StreamInterruptedError, UpstreamUnavailableError
 from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
 from tests.contract.harness import Vendor, collect, deltas, finish, hello
-from tests.fakes.base import StreamBreak
+from tests.fakes.base import StreamBreak, sse
 from tests.fakes.cohere_server import FakeCohere, Fault
 
 KEY = "co-test-0123456789abcdefSECRET"
@@ -48,11 +48,10 @@ async def test_stream_is_read_whichever_way_events_are_typed(
     assert finish(chunks).reason == "stop"
 
 
-async def test_stream_ignores_tool_citation_debug_and_unknown_events(
+async def test_stream_ignores_citation_debug_and_unknown_events(
     provider: CohereProvider, fake: FakeCohere
 ) -> None:
     fake.extra_events = [
-        fake.event("tool-plan-delta", {"delta": {"message": {"tool_plan": "I will"}}}),
         fake.event("citation-start", {"index": 0, "delta": {"message": {"citations": {}}}}),
         fake.event("citation-end", {"index": 0}),
         fake.event("debug", {"prompt": "secret prompt"}),
@@ -97,3 +96,18 @@ async def test_broken_stream_before_any_chunk_raises_unavailable_not_interrupted
     with pytest.raises(UpstreamUnavailableError, match=said) as caught:
         await collect(provider, HELLO, [])
     assert not isinstance(caught.value, StreamInterruptedError)
+
+
+async def test_text_a_content_start_carries_is_not_lost(
+    provider: CohereProvider, fake: FakeCohere
+) -> None:
+    def item(kind: str, text: str) -> bytes:
+        content = {"type": "text", "text": text} if kind == "content-start" else {"text": text}
+        return sse({"type": kind, "index": 0, "delta": {"message": {"content": content}}}, kind)
+
+    end = {"type": "message-end", "delta": {"finish_reason": "COMPLETE"}}
+    body = item("content-start", "Hi") + item("content-delta", " there") + sse(end, "message-end")
+    fake.fail_next(Fault(raw_body=body))
+    chunks = await collect(provider, HELLO)
+    assert deltas(chunks) == ["Hi", " there"]
+    assert finish(chunks) == Finish("stop", None)

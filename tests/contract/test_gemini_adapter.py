@@ -98,7 +98,7 @@ async def test_key_travels_only_in_the_x_goog_api_key_header_which_callers_canno
 async def test_body_maps_roles_to_contents_and_system_instruction(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
-    roles = ("system", "user", "assistant", "tool", "user", "developer", "assistant")
+    roles = ("system", "user", "assistant", "user", "user", "developer", "assistant")
     messages = tuple(Message.of_text(role, f"m{i}") for i, role in enumerate(roles))
     await provider.complete(chat(MODEL, *(*messages, Message.of_text("user", ""))))
     assert fake.requests[0].body == {
@@ -142,13 +142,13 @@ async def test_complete_returns_text_id_model_and_usage_with_cached_tokens(
     assert response.usage == Usage(30, 7, 37, cached_tokens=16)
 
 
-async def test_thought_parts_are_skipped_and_thinking_tokens_count_as_output(
+async def test_thought_parts_are_reasoning_not_content_and_thinking_tokens_count_as_output(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
     fake.thought, fake.thoughts_tokens = "Let me think...", 9
     response = await provider.complete(HELLO)
-    assert response.content == "Hello from fake Gemini"
-    assert response.usage == Usage(12, 5 + 9, 12 + 5 + 9, cached_tokens=4)
+    assert (response.content, response.reasoning) == ("Hello from fake Gemini", "Let me think...")
+    assert response.usage == Usage(12, 5 + 9, 12 + 5 + 9, cached_tokens=4, reasoning_tokens=9)
 
 
 @pytest.mark.parametrize(

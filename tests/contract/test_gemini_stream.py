@@ -15,7 +15,7 @@ from providers.errors import (
     UpstreamUnavailableError,
 )
 from providers.gemini import SPEC, GeminiProvider
-from providers.types import Finish, Meta, StreamEvent, TextDelta, Usage
+from providers.types import Finish, Meta, ReasoningDelta, StreamEvent, TextDelta, Usage
 from tests.contract.harness import Vendor, collect, deltas, finish, folded, hello
 from tests.fakes.base import StreamBreak
 from tests.fakes.gemini_server import FakeGemini, Fault
@@ -38,10 +38,11 @@ async def test_stream_yields_deltas_then_one_final_chunk_with_the_last_usage(
 ) -> None:
     fake.thought, fake.thoughts_tokens = "Thinking first.", 3
     events = await collect(provider, HELLO)
-    head, *content, _ = events
-    assert head == Meta("fake-response-1", MODEL)
+    head, thought, *content, _ = events
+    assert (head, thought) == (Meta("fake-response-1", MODEL), ReasoningDelta("Thinking first."))
     assert content == [TextDelta(text) for text in fake.deltas]
-    assert finish(events) == Finish("stop", Usage(12, 5 + 3, 12 + 5 + 3, cached_tokens=4))
+    usage = Usage(12, 5 + 3, 12 + 5 + 3, cached_tokens=4, reasoning_tokens=3)
+    assert finish(events) == Finish("stop", usage)
 
 
 async def test_stream_takes_text_and_finish_reason_from_the_same_chunk(

@@ -223,6 +223,9 @@ async def test_server_errors_raise_unavailable_without_quoting(
         b'{"model": "llama3.2", "done": true}',
         b'{"message": {"role": "assistant", "content": 5}, "done": true}',
         b'{"message": {"content": "hi"}, "done": true, "eval_count": "many"}',
+        b'{"message": {"content": "", "tool_calls": {"function": {}}}, "done": true}',
+        b'{"message": {"tool_calls": [{"function": {"arguments": {}}}]}, "done": true}',
+        b'{"message": {"tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}, "done": 1}',
     ],
 )
 async def test_malformed_200_body_raises_unavailable(

@@ -27,7 +27,11 @@ quoted in the client bug reports named, unless marked "wording approximate".
   block ("Expected `thinking` or `redacted_thinking`, but found `tool_use`. When `thinking` is
   enabled, a final `assistant` message must start with a thinking block ..."); a forced
   tool_choice is refused ("Thinking may not be enabled when tool_choice forces tool use.",
-  anthropics/claude-code#18759); so is a temperature other than 1.
+  anthropics/claude-code#18759); so is a temperature other than 1. Claude 4.7 and later refuse
+  the budget form and `disabled` ("\"thinking.type.enabled\" is not supported for this model.
+  Use \"thinking.type.adaptive\" and \"output_config.effort\" ...", docker/docker-agent#3093;
+  AWS Bedrock "Adaptive thinking" page); adaptive thinking is Claude 4.6 and later (the same
+  page: "Older models ... do not support adaptive thinking"; wording approximate).
 - Images (`types/image_block_param.py`, `base64_image_source_param.py`): source `base64`
   (media type jpeg/png/gif/webp, data real base64 whose bytes are that type: "The image was
   specified using the image/jpeg media type, but the image appears to be a image/png image"),
@@ -76,6 +80,8 @@ _ASSISTANT_BLOCKS: Final = frozenset(
     {"text", "thinking", "redacted_thinking", "tool_use", "server_tool_use",
      "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result"}
 )  # fmt: skip
+#: `claude-<family>-<major>[-<minor>]`: a minor has one or two digits (more is a date).
+_CLAUDE_NAME: Final = re.compile(r"claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d{1,2})(?!\d))?")
 _THINKING_DOCS: Final = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
 
 
@@ -125,6 +131,7 @@ def _check_thinking(body: Mapping[str, object]) -> bool:
             + "' found using 'type' does not match any of the expected tags: 'enabled', "
             "'disabled', 'adaptive'"
         )
+    _check_thinking_form(str(kind), body.get("model"))
     if kind == "disabled":
         return False
     if kind == "enabled":
@@ -149,6 +156,28 @@ def _check_thinking(body: Mapping[str, object]) -> bool:
             f"Please consult our documentation at {_THINKING_DOCS}"
         )
     return True
+
+
+def _check_thinking_form(kind: str, model: object) -> None:
+    """Claude 4.7 and later think only adaptively; adaptive thinking came with Claude 4.6."""
+    version = _claude_version(model)
+    if version is None:
+        return
+    if kind in ("enabled", "disabled") and version >= (4, 7):
+        raise invalid(
+            f'"thinking.type.{kind}" is not supported for this model. Use '
+            '"thinking.type.adaptive" and "output_config.effort" to control thinking behavior.'
+        )
+    if kind == "adaptive" and version < (4, 6):
+        raise invalid('"thinking.type.adaptive" is not supported for this model.')
+
+
+def _claude_version(model: object) -> tuple[int, int] | None:
+    """(major, minor) of a Claude model name, None for a name without one."""
+    match = _CLAUDE_NAME.search(model) if isinstance(model, str) else None
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2) or 0)
 
 
 def _check_tools(raw: object) -> list[str]:

@@ -23,7 +23,10 @@ model", "invalid request: response_format is not supported with RAG."); the othe
   (`types/response_format_v2.py`), "not supported when used in combinations with the
   `documents` or `tools` parameters" (its docstring).
 - `thinking` is `{"type": "enabled"|"disabled", "token_budget"?: positive int}`
-  (`types/thinking.py`).
+  (`types/thinking.py`); `seed` is an integer and `strict_tools` a boolean (`v2/raw_client.py`).
+- A body field v2 Chat does not define is a 422 "unknown field: parameter '<name>' is not a valid
+  field. For proper usage, please refer to https://docs.cohere.com/reference/chat" (the text as
+  quoted in agno-agi/agno#3503; the fields are those `v2/raw_client.py` sends).
 - Embed: `input_type` is required (search_document, search_query, classification, clustering,
   image; `types/embed_input_type.py`), so is `embedding_types` for v3+ models (docs.cohere.com
   migrating-v1-to-v2: "v2: embedding_types is a required field for Embed"), at most 96 texts
@@ -44,6 +47,12 @@ INPUT_TYPES: Final = ("search_document", "search_query", "classification", "clus
 EMBEDDING_TYPES: Final = ("float", "int8", "uint8", "binary", "ubinary", "base64")
 OUTPUT_DIMENSIONS: Final = (256, 512, 1024, 1536)
 MAX_TEXTS: Final = 96
+CHAT_FIELDS: Final = frozenset(
+    {"model", "messages", "tools", "strict_tools", "documents", "citation_options",
+     "response_format", "safety_mode", "max_tokens", "stop_sequences", "temperature", "seed",
+     "frequency_penalty", "presence_penalty", "k", "p", "logprobs", "tool_choice", "thinking",
+     "priority", "stream"}
+)  # fmt: skip
 IMAGE_TYPES: Final = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 
 
@@ -59,6 +68,13 @@ def check_chat(body: object, *, vision: bool = True) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise invalid("invalid request: messages must be specified")
+    for name in body:
+        if name not in CHAT_FIELDS:
+            raise Rejected(
+                f"unknown field: parameter '{name}' is not a valid field. For proper usage, "
+                "please refer to https://docs.cohere.com/reference/chat",
+                status=422,
+            )
     tools = _check_tools(body.get("tools"))
     choice = body.get("tool_choice")
     if choice is not None:
@@ -70,6 +86,7 @@ def check_chat(body: object, *, vision: bool = True) -> None:
             raise invalid("invalid request: tool_choice can only be specified together with tools")
     _check_response_format(body)
     _check_thinking(body.get("thinking"))
+    _check_scalars(body)
     for index, message in enumerate(messages):
         _check_message(messages, index, message, vision=vision)
 
@@ -116,6 +133,15 @@ def _check_response_format(body: Mapping[str, object]) -> None:
         raise invalid("invalid request: response_format is not supported with RAG.")
     if body.get("tools"):
         raise invalid("invalid request: response_format is not supported with tools.")
+
+
+def _check_scalars(body: Mapping[str, object]) -> None:
+    seed = body.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise invalid("invalid request: seed must be an integer")
+    strict = body.get("strict_tools")
+    if strict is not None and not isinstance(strict, bool):
+        raise invalid("invalid request: strict_tools must be a boolean")
 
 
 def _check_thinking(raw: object) -> None:

@@ -30,6 +30,9 @@ the client bug reports named, unless marked "wording approximate".
   (TYPE_BYTES), Base64 decoding failed for "..."', danny-avila/LibreChat#6593); `fileData.fileUri`
   must be a Files API or `gs://` URI unless the fake is told the model fetches URLs (vercel/ai
   #10349: "Unsupported file uri"; unconfirmed for the direct API, so strict here).
+- Before Gemini 3, tools and a JSON answer exclude each other: "Tool use with a response mime
+  type: 'application/json' is unsupported" (snailyp/gemini-balance#264, tbphp/gpt-load#188);
+  Gemini 3 combines structured output with tools (ai.google.dev/gemini-api/docs/gemini-3).
 - `responseSchema` / `responseJsonSchema` need `responseMimeType` application/json (or
   text/x.enum) and exclude each other; `thinkingBudget` and `thinkingLevel` exclude each other
   (Gemini 3 docs: "using both ... will return a 400 error"); `allowedFunctionNames` only with
@@ -187,6 +190,7 @@ def check_generate(body: object, *, model: str, minter: Minter, fetches_urls: bo
     declared = _check_tools(request.get("tools"))
     _check_tool_config(request.get("toolConfig"), declared)
     _check_generation_config(request.get("generationConfig"))
+    _check_tools_with_json(request, model)
     roles = [str(content["role"]) for _where, content in turns]
     _check_function_turns(roles, parts)
     if model.startswith("gemini-3"):
@@ -487,6 +491,13 @@ def _check_generation_config(raw: object) -> None:
                 "You can only set one of thinking budget and thinking level. Please remove one "
                 "of them."
             )
+
+
+def _check_tools_with_json(request: Mapping[str, object], model: str) -> None:
+    config = request.get("generationConfig")
+    mime = config.get("responseMimeType") if isinstance(config, dict) else None
+    if request.get("tools") and mime == "application/json" and not model.startswith("gemini-3"):
+        raise invalid("Tool use with a response mime type: 'application/json' is unsupported")
 
 
 def check_embed(body: object, *, model: str, batch: bool) -> list[dict[str, object]]:

@@ -164,3 +164,23 @@ def test_reasoning_effort_none_on_a_model_that_cannot_stop_reasoning_is_refused(
     assert problem(chat(reasoning_effort="medium"), always_reasons) == (
         "reasoning_effort: provider 'local' cannot honour 'medium'"
     )
+
+
+def test_a_json_answer_with_tools_needs_its_own_capability() -> None:
+    no_json_with_tools = Capabilities(tools=True, json_object=True, json_with_tools=False)
+    json_object = ResponseFormat(ResponseFormatType.JSON_OBJECT)
+
+    assert problem(chat(tools=(TOOL,), response_format=json_object), no_json_with_tools) == (
+        "response_format: provider 'local' cannot answer in JSON when tools are given"
+    )
+    assert problem(chat(response_format=json_object), no_json_with_tools) is None
+    assert problem(chat(tools=(TOOL,)), no_json_with_tools) is None
+
+
+def test_cohere_and_older_gemini_models_declare_no_json_answer_with_tools() -> None:
+    from providers.cohere_request import capabilities as cohere
+    from providers.gemini_request import capabilities_for as gemini
+
+    assert cohere("command-a-03-2025").json_with_tools is False
+    assert gemini("gemini-2.5-flash").json_with_tools is False
+    assert gemini("gemini-3-flash-preview").json_with_tools is True

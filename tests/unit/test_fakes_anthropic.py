@@ -228,6 +228,15 @@ REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
         "consult our documentation at "
         "https://docs.claude.com/en/docs/build-with-claude/extended-thinking",
     ),
+    "budget thinking on Claude 4.7": (
+        {"model": "claude-opus-4-7", "thinking": THINKING},
+        '"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" '
+        'and "output_config.effort" to control thinking behavior.',
+    ),
+    "adaptive thinking before Claude 4.6": (
+        {"thinking": {"type": "adaptive"}},
+        '"thinking.type.adaptive" is not supported for this model.',
+    ),
     "max_tokens missing": ({"max_tokens": None}, "max_tokens: Field required"),
     "image that is not what it says": (
         {"messages": [{"role": "user", "content": [IMAGE, {"type": "text", "text": "This?"}]}]},

@@ -167,6 +167,14 @@ REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
         "invalid request: messages[0].content[0].image_url.url must be a web URL or a base64 data "
         "URI of an image/jpeg, image/png, image/webp or image/gif image",
     ),
+    "a seed that is not an integer": (
+        {"seed": 1.5},
+        "invalid request: seed must be an integer",
+    ),
+    "strict tools as text": (
+        {"strict_tools": "true"},
+        "invalid request: strict_tools must be a boolean",
+    ),
     "thinking switched on the OpenAI way": (
         {"thinking": {"type": "high"}},
         "invalid request: thinking.type must be one of enabled, disabled - received high",
@@ -181,6 +189,15 @@ async def test_a_body_cohere_refuses_gets_its_400(fake: FakeCohere, case: str) -
     reply = await call(fake, CHAT, body)
     assert (reply.status, at(reply.json, "message")) == (400, message)
     assert set(reply.json) == {"id", "message"}
+
+
+async def test_a_field_v2_chat_does_not_define_gets_cohere_422(fake: FakeCohere) -> None:
+    reply = await call(fake, CHAT, {**BASE, "parallel_tool_calls": False})
+    assert (reply.status, at(reply.json, "message")) == (
+        422,
+        "unknown field: parameter 'parallel_tool_calls' is not a valid field. For proper usage, "
+        "please refer to https://docs.cohere.com/reference/chat",
+    )
 
 
 # -- embed --------------------------------------------------------------------------------------

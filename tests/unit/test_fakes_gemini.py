@@ -263,6 +263,11 @@ REFUSALS: dict[str, tuple[str, dict[str, Any], str]] = {
         },
         "You can only set one of thinking budget and thinking level. Please remove one of them.",
     ),
+    "tools with a JSON answer before Gemini 3": (
+        FLASH,
+        {**BASE, "generationConfig": {"responseMimeType": "application/json"}},
+        "Tool use with a response mime type: 'application/json' is unsupported",
+    ),
     "allowed names with mode AUTO": (
         FLASH,
         {
