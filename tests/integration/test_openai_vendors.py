@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
+import orjson
 import pytest
 from openai import AsyncOpenAI
 from openai.types.chat import (
@@ -19,6 +20,7 @@ from openai.types.chat import (
     ChatCompletionMessageParam,
     ChatCompletionToolParam,
 )
+from pydantic import BaseModel
 
 from tests.conftest import RunningGateway, StartGateway
 from tests.contract.cases import CASES, AdapterCase
@@ -44,6 +46,12 @@ BOTH = Answer(
         ToolCall("get_weather", {"city": "Rome"}),
     ]
 )
+#: The smallest PNG: one transparent pixel.
+PNG_BASE64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
+    "rkJggg=="
+)
+PNG_URL = "data:image/png;base64," + PNG_BASE64
 EXPECTED = [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Rome"})]
 
 
@@ -174,3 +182,44 @@ async def test_a_reasoning_tool_loop_keeps_the_vendors_state(
             if "functionCall" in part
         ]
         assert signatures[0] not in (None, "", SKIP_SIGNATURE)  # the step's first call's
+
+
+class City(BaseModel):
+    city: str
+    sunny: bool
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.kind in ("openai", "gemini")], ids=str)
+async def test_a_json_schema_answer_parses(
+    api: AsyncOpenAI, fakes: dict[str, VendorFake], case: AdapterCase
+) -> None:
+    fakes[case.kind].script(Answer.json({"city": "Paris", "sunny": True}))
+    completion = await api.chat.completions.parse(
+        model=f"{case.kind}/{case.model}", messages=ASK, response_format=City
+    )
+    assert completion.choices[0].message.parsed == City(city="Paris", sunny=True)
+    assert fakes[case.kind].rejections == []
+
+
+VISION = ("openai", "azure_openai", "anthropic", "gemini")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.kind in VISION], ids=str)
+async def test_an_image_reaches_the_vendor(
+    api: AsyncOpenAI, fakes: dict[str, VendorFake], case: AdapterCase
+) -> None:
+    completion = await api.chat.completions.create(
+        model=f"{case.kind}/{case.model}",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": PNG_URL}},
+                ],
+            }
+        ],
+    )
+    assert completion.choices[0].message.content
+    sent = orjson.dumps(fakes[case.kind].requests[-1].body)
+    assert PNG_BASE64.encode() in sent
