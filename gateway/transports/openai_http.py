@@ -5,15 +5,13 @@ Any OpenAI client reaches the gateway by changing its base URL. A chat completio
 accounted), and rendered in OpenAI's shapes (`openai_answers`); a stream is Server-Sent
 `chat.completion.chunk`s ending with `data: [DONE]`, or, when it fails after it started, with
 `data: {"error": {...}}` (the SDK raises on it), with `: keep-alive` comments while nothing
-comes. Every answer carries `x-request-id`; chat answers `x-gateway-provider` (the deployment
-that answered), `x-gateway-cache` (hit or miss) and, unary, `x-gateway-cost-usd`.
+comes (`openai_sse`). Every answer carries `x-request-id`; chat answers `x-gateway-provider`
+(the deployment that answered), `x-gateway-cache` (hit or miss) and, unary,
+`x-gateway-cost-usd`. Errors are OpenAI's, with retry headers the SDKs obey (`openai_errors`).
 
-Errors on these routes are OpenAI's `{"error": {"message", "type", "param", "code"}}` with its
-statuses (`openai_error`); the SDK picks its exception class by status alone. The SDK retries
-429 and 5xx on its own: where a retry cannot help (the gateway already retried and fell back, a
-budget is spent, the deadline passed) the answer says `x-should-retry: false`, which the SDK
-obeys, so client retries never multiply an outage; a caller's own rate limit says when to come
-back (`retry-after`, `retry-after-ms`), which the SDK honours.
+A field a deployment cannot honour is a 400 naming it; with DROP_UNSUPPORTED_PARAMS it is
+dropped instead, the call made again without it (the refusal came before any provider was
+called or anything charged) and the answer names it in `x-gateway-dropped-params`.
 
 Credentials: `Authorization: Bearer`, or the `api-key` (Azure clients) or `x-api-key` header.
 """
@@ -21,12 +19,9 @@ Credentials: `Authorization: Bearer`, or the `api-key` (Azure clients) or `x-api
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
-import re
 import time
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -35,23 +30,21 @@ from aiohttp import web
 
 from gateway.errors import (
     BodyTimeoutError,
-    DeadlineExceededError,
     GatewayError,
     InternalError,
     InvalidArgumentError,
     ModelNotFoundError,
     PayloadTooLargeError,
-    ProviderError,
-    RateLimitedError,
 )
 from gateway.pipeline.call import CallContext
 from gateway.pipeline.service import CompletionService
-from gateway.pipeline.types import Answer, StreamHead, StreamItem
+from gateway.pipeline.types import Answer
 from gateway.transports import http_app
 from gateway.transports.http_bodies import JSON_CONTENT_TYPE, MAX_BYTES_KEY, read_json_object
-from gateway.transports.openai_answers import ChunkWriter, chat_completion
-from gateway.transports.openai_requests import ChatCall, UnsupportedParamError, chat_call
-from gateway.transports.sse import SSE_HEADERS
+from gateway.transports.openai_answers import chat_completion
+from gateway.transports.openai_errors import CANNOT, credential, openai_error
+from gateway.transports.openai_requests import ChatCall, chat_call
+from gateway.transports.openai_sse import gateway_headers, serve_stream
 from providers.base import ProviderSettings
 from providers.registry import RouteTable
 
@@ -67,9 +60,6 @@ DROPPABLE: Final = frozenset(
     {"tool_choice", "parallel_tool_calls", "response_format", "reasoning_effort", "seed"}
 )
 MAX_DROPS = len(DROPPABLE)
-
-_PARAM = re.compile(r"([A-Za-z_][\w.\[\]]*): ")
-_CANNOT = re.compile(r"([A-Za-z_][\w.\[\]]*): provider '.*' cannot")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,82 +115,11 @@ def add_openai_routes(app: web.Application, options: OpenAIOptions) -> None:
 # -- errors --------------------------------------------------------------------------------------
 
 
-def openai_error(exc: GatewayError) -> web.Response:
-    """`exc` as OpenAI's error body, status and headers (`retry-after`, `x-should-retry`)."""
-    response = web.Response(
-        status=http_app.http_status(exc),
-        body=orjson.dumps(error_object(exc)),
-        content_type=JSON_CONTENT_TYPE,
-    )
-    for name, value in exc.headers:
-        response.headers[name] = value
-    if exc.retry_after is not None:
-        response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
-        response.headers["retry-after-ms"] = str(max(1, round(exc.retry_after * 1000)))
-    if not _retry_can_help(exc):
-        response.headers["x-should-retry"] = "false"
-    return response
-
-
-def error_object(exc: GatewayError) -> dict[str, object]:
-    """`{"error": {"message", "type", "param", "code"}}` for `exc`."""
-    kind, code = _kind_and_code(exc, http_app.http_status(exc))
-    return {"error": {"message": exc.message, "type": kind, "param": _param(exc), "code": code}}
-
-
-def _kind_and_code(exc: GatewayError, status: int) -> tuple[str, str | None]:
-    if status == 401:
-        return "invalid_request_error", "invalid_api_key"
-    if status == 403:
-        return "permission_error", "permission_denied"
-    if isinstance(exc, ModelNotFoundError):
-        return "invalid_request_error", "model_not_found"
-    if status == 429:
-        code = "insufficient_quota" if _budget_spent(exc) else "rate_limit_exceeded"
-        return code, code
-    if status < 500:
-        unsupported = isinstance(exc, UnsupportedParamError) or _CANNOT.match(exc.message)
-        return "invalid_request_error", "unsupported_parameter" if unsupported else None
-    return "server_error", exc.code_name.lower()
-
-
-def _param(exc: GatewayError) -> str | None:
-    if isinstance(exc, UnsupportedParamError):
-        return exc.param
-    if not isinstance(exc, InvalidArgumentError):
-        return None
-    match = _PARAM.match(exc.message)
-    return match.group(1) if match else None
-
-
-def _budget_spent(exc: GatewayError) -> bool:
-    """A caller's spent budget (it renews next month), unlike a rate limit (a retry-after)."""
-    return isinstance(exc, RateLimitedError) and exc.retry_after is None
-
-
-def _retry_can_help(exc: GatewayError) -> bool:
-    """Whether an SDK's own retry could succeed where this call failed."""
-    if isinstance(exc, ProviderError):
-        return exc.retry_after is not None  # the gateway already retried and fell back
-    if isinstance(exc, InternalError | DeadlineExceededError):
-        return False
-    return not _budget_spent(exc)
-
-
-def _credential(request: web.Request) -> str | None:
-    """The caller's credential as an `Authorization` value, from any header an SDK uses."""
-    authorization = request.headers.get("authorization")
-    if authorization:
-        return authorization
-    key = request.headers.get("api-key") or request.headers.get("x-api-key")
-    return f"Bearer {key}" if key else None
-
-
 def _context(request: web.Request, identity: Any) -> CallContext:
     return CallContext(
         transport=TRANSPORT,
         request_id=request[http_app.REQUEST_ID],
-        authorization=_credential(request),
+        authorization=credential(request),
         provider_pin=request.headers.get("x-provider") or None,
         timeout_header=request.headers.get("x-request-timeout"),
         identity=identity,
@@ -213,7 +132,7 @@ def _context(request: web.Request, identity: Any) -> CallContext:
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         core = request.app[http_app.CORE_KEY]
-        identity = await core.authenticate(_credential(request))
+        identity = await core.authenticate(credential(request))
         body = await _read_body(request)
         options = request.app[OPTIONS_KEY]
         call = chat_call(body, drop_unsupported=options.drop_unsupported_params)
@@ -221,7 +140,8 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
         for _ in range(MAX_DROPS + 1):
             try:
                 if call.stream:
-                    return await _serve_stream(request, core, call, ctx)
+                    keepalive = options.keepalive_seconds
+                    return await serve_stream(request, core, call, ctx, keepalive=keepalive)
                 return await _serve_unary(core, call, ctx)
             except InvalidArgumentError as exc:
                 dropped = _droppable(exc, options)
@@ -247,7 +167,7 @@ def _droppable(exc: InvalidArgumentError, options: OpenAIOptions) -> str | None:
     """The field a deployment refused that may be dropped instead, or None."""
     if not options.drop_unsupported_params:
         return None
-    match = _CANNOT.match(exc.message)
+    match = CANNOT.match(exc.message)
     if match is None:
         return None
     field = match.group(1).split(".")[0]
@@ -276,7 +196,7 @@ async def _serve_unary(core: CompletionService, call: ChatCall, ctx: CallContext
         body=chat_completion(answers, call.request.model, int(time.time())),
         content_type=JSON_CONTENT_TYPE,
     )
-    _gateway_headers(response, call, answers)
+    gateway_headers(response, call, answers)
     response.headers["x-gateway-cost-usd"] = f"{sum(a.cost_usd for a in answers):.10f}"
     return response
 
@@ -292,137 +212,12 @@ async def _all_or_none(calls: Sequence[Any]) -> list[Answer]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _gateway_headers(response: web.StreamResponse, call: ChatCall, answers: Sequence[Any]) -> None:
-    providers = dict.fromkeys(a.provider for a in answers)
-    response.headers["x-gateway-provider"] = ",".join(providers)
-    response.headers["x-gateway-cache"] = "hit" if all(a.cached for a in answers) else "miss"
-    if call.dropped:
-        response.headers["x-gateway-dropped-params"] = ",".join(call.dropped)
-
-
-async def _serve_stream(
-    request: web.Request, core: CompletionService, call: ChatCall, ctx: CallContext
-) -> web.StreamResponse:
-    """Stream `call.n` choices; a failure before every choice started is raised (a status)."""
-    writer = ChunkWriter(
-        call.request.model, int(time.time()), include_usage=call.include_usage, choices=call.n
-    )
-    queue: asyncio.Queue[_Event] = asyncio.Queue()
-    producers = [
-        asyncio.create_task(_produce(index, core.stream_complete(call.request, ctx), writer, queue))
-        for index in range(call.n)
-    ]
-    response = web.StreamResponse(headers=SSE_HEADERS)
-    try:
-        held, ended = await _until_started(queue, call.n)
-        heads = [head for head in writer.heads if head is not None]
-        _gateway_headers(response, call, heads)
-        await response.prepare(request)
-        await response.write(b"".join(held))
-        keepalive = request.app[OPTIONS_KEY].keepalive_seconds
-        await _relay(response, queue, call.n - ended, writer, keepalive)
-        return response
-    except ConnectionResetError:
-        log.info("client went away during a stream")
-        return response
-    finally:
-        for task in producers:
-            task.cancel()
-        await asyncio.gather(*producers, return_exceptions=True)
-
-
-_Event = tuple[str, object]
-
-
-async def _produce(
-    index: int,
-    items: AsyncGenerator[StreamItem, None],
-    writer: ChunkWriter,
-    queue: asyncio.Queue[_Event],
-) -> None:
-    """Drive one choice's call in this task, from its first step to its last."""
-    async with contextlib.aclosing(items):
-        try:
-            announced = False
-            async for item in items:
-                data = writer.render(index, item)
-                if data:
-                    queue.put_nowait(("data", data))
-                elif isinstance(item, StreamHead) and not announced:
-                    announced = True
-                    queue.put_nowait(("head", index))
-        except GatewayError as exc:
-            queue.put_nowait(("error", exc))
-            return
-        except Exception:
-            log.exception("unexpected error during a stream")
-            queue.put_nowait(("error", InternalError("internal error")))
-            return
-    if writer.heads[index] is None:
-        queue.put_nowait(("error", InternalError("the stream ended before it started")))
-        return
-    queue.put_nowait(("end", index))
-
-
-async def _until_started(queue: asyncio.Queue[_Event], choices: int) -> tuple[list[bytes], int]:
-    """Wait until every choice's call has its head; what came meanwhile is held back (the
-    events, and how many choices already ended)."""
-    started, ended, held = 0, 0, []
-    while started < choices:
-        kind, payload = await queue.get()
-        if kind == "error":
-            assert isinstance(payload, GatewayError)
-            raise payload
-        if kind == "head":
-            started += 1
-        elif kind == "data":
-            assert isinstance(payload, bytes)
-            held.append(payload)
-        else:
-            ended += 1
-    return held, ended
-
-
-async def _relay(
-    response: web.StreamResponse,
-    queue: asyncio.Queue[_Event],
-    choices: int,
-    writer: ChunkWriter,
-    keepalive: float,
-) -> None:
-    """Send the choices' chunks until each has ended (what piled up meanwhile in one write)."""
-    ended = 0
-    while ended < choices:
-        try:
-            events = [await asyncio.wait_for(queue.get(), keepalive)]
-        except TimeoutError:
-            await response.write(b": keep-alive\n\n")
-            continue
-        while not queue.empty():
-            events.append(queue.get_nowait())
-        data = []
-        for kind, payload in events:
-            if kind == "data":
-                assert isinstance(payload, bytes)
-                data.append(payload)
-            elif kind == "end":
-                ended += 1
-            elif kind == "error":
-                assert isinstance(payload, GatewayError)
-                error = b"data: " + orjson.dumps(error_object(payload)) + b"\n\n"
-                await response.write_eof(b"".join(data) + error)
-                return
-        if data:
-            await response.write(b"".join(data))
-    await response.write_eof(writer.closing())
-
-
 # -- /v1/models ----------------------------------------------------------------------------------
 
 
 async def _list_models(request: web.Request) -> web.StreamResponse:
     try:
-        await request.app[http_app.CORE_KEY].authenticate(_credential(request))
+        await request.app[http_app.CORE_KEY].authenticate(credential(request))
     except GatewayError as exc:
         return openai_error(exc)
     models = [_model_object(entry) for entry in request.app[OPTIONS_KEY].models]
@@ -433,7 +228,7 @@ async def _list_models(request: web.Request) -> web.StreamResponse:
 
 async def _retrieve_model(request: web.Request) -> web.StreamResponse:
     try:
-        await request.app[http_app.CORE_KEY].authenticate(_credential(request))
+        await request.app[http_app.CORE_KEY].authenticate(credential(request))
         wanted = request.match_info["model"]
         for entry in request.app[OPTIONS_KEY].models:
             if entry.id == wanted:

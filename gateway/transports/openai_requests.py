@@ -8,9 +8,8 @@ and named in the answer's `x-gateway-dropped-params`. An unknown field is refuse
 refuses it. The gateway's own extras come in the body (the SDK's `extra_body`):
 `fallback_models`, `cache`, `priority`, `provider`, `timeout`.
 
-`user` becomes the metadata label "user", `metadata` the labels; reasoning state comes back in
-the tool call ids (`openai_reasoning`); an echoed `reasoning_content` is accepted on an
-assistant turn and not sent on (it is the text the gateway sent, informational only).
+`user` becomes the metadata label "user", `metadata` the labels; messages are converted by
+`openai_messages`.
 """
 
 from __future__ import annotations
@@ -23,32 +22,19 @@ from typing import Any, Final
 
 from gateway.errors import InvalidArgumentError
 from gateway.pipeline.types import CachePolicy, CompletionRequest, Priority, Routing
-from gateway.transports import openai_reasoning
+from gateway.transports.openai_errors import UnsupportedParamError
+from gateway.transports.openai_messages import messages
 from providers.types import (
     ChatRequest,
-    ImagePart,
-    Message,
-    Part,
-    ReasoningPart,
     ResponseFormat,
     ResponseFormatType,
     Sampling,
-    TextPart,
     Tool,
-    ToolCall,
     ToolChoice,
     ToolChoiceMode,
 )
 
 MAX_CHOICES = 8
-
-
-class UnsupportedParamError(InvalidArgumentError):
-    """A field (or value) the gateway cannot honour; droppable with DROP_UNSUPPORTED_PARAMS."""
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(f"{param}: {message}")
-        self.param = param
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +98,9 @@ _HANDLED: Final = frozenset(
         "timeout",
     }
 )
-_MESSAGE_FIELDS: Final = frozenset(
-    {"role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content"}
-)
-#: Fields of an assistant message the SDK echoes back as it got them: null/empty asks nothing.
-_ECHOED_EMPTY: Final = frozenset({"refusal", "annotations", "audio", "function_call"})
 _PRIORITIES: Final = {p.name.lower(): p for p in Priority} | {
     f"priority_{p.name.lower()}": p for p in Priority
 }
-_ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool"})
 _CHOICE_MODES: Final = {"auto": ToolChoiceMode.AUTO, "none": ToolChoiceMode.NONE}
 _CHOICE_MODES["required"] = ToolChoiceMode.REQUIRED
 
@@ -160,7 +140,7 @@ def chat_call(body: dict[str, Any], *, drop_unsupported: bool = False) -> ChatCa
         raise InvalidArgumentError(f"n: must be between 1 and {MAX_CHOICES}, got {n}")
     chat = ChatRequest(
         model,
-        _messages(body.get("messages")),
+        messages(body.get("messages")),
         _sampling(body),
         tools=_tools(body.get("tools")),
         tool_choice=_tool_choice(body.get("tool_choice")),
@@ -177,102 +157,6 @@ def chat_call(body: dict[str, Any], *, drop_unsupported: bool = False) -> ChatCa
         _cache(body.get("cache")),
     )
     return ChatCall(request, stream, include_usage, n or 1, tuple(dropped))
-
-
-# -- messages ------------------------------------------------------------------------------------
-
-
-def _messages(raw: object) -> tuple[Message, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise InvalidArgumentError("messages: required, a non-empty array")
-    return tuple(_message(index, item) for index, item in enumerate(raw))
-
-
-def _message(index: int, raw: object) -> Message:
-    where = f"messages[{index}]"
-    if not isinstance(raw, dict):
-        raise InvalidArgumentError(f"{where}: must be an object")
-    for key, value in raw.items():
-        if key in _MESSAGE_FIELDS:
-            continue
-        if key in _ECHOED_EMPTY and not value:
-            continue
-        raise InvalidArgumentError(f"{where}.{key}: not supported")
-    role = raw.get("role")
-    if role not in _ROLES:
-        raise InvalidArgumentError(f"{where}.role: must be one of {', '.join(sorted(_ROLES))}")
-    if raw.get("name") is not None:
-        raise UnsupportedParamError(f"{where}.name", "participant names are not supported")
-    parts = _content(where, raw.get("content"))
-    calls: tuple[ToolCall, ...] = ()
-    reasoning: tuple[ReasoningPart, ...] = ()
-    if raw.get("tool_calls"):
-        calls, reasoning = _tool_calls(where, raw["tool_calls"])
-    tool_call_id = ""
-    if role == "tool":
-        carried = raw.get("tool_call_id")
-        if not isinstance(carried, str) or not carried:
-            raise InvalidArgumentError(f"{where}.tool_call_id: required in a tool message")
-        tool_call_id, _ = openai_reasoning.split_id(carried, f"{where}.tool_call_id")
-    thought = raw.get("reasoning_content")
-    if thought is not None and (role != "assistant" or not isinstance(thought, str)):
-        raise InvalidArgumentError(f"{where}.reasoning_content: a string, on assistant turns")
-    # The text is what the gateway sent (informational); the state that goes back to the vendor
-    # is the one carried in the tool call ids.
-    return Message(role, parts, calls, tool_call_id, reasoning)
-
-
-def _content(where: str, content: object) -> tuple[Part, ...]:
-    if content is None:
-        return ()
-    if isinstance(content, str):
-        return (TextPart(content),) if content else ()
-    if not isinstance(content, list):
-        raise InvalidArgumentError(f"{where}.content: must be a string or an array of parts")
-    return tuple(_part(f"{where}.content[{number}]", p) for number, p in enumerate(content))
-
-
-def _part(where: str, raw: object) -> Part:
-    if not isinstance(raw, dict):
-        raise InvalidArgumentError(f"{where}: must be an object")
-    kind = raw.get("type")
-    if kind == "text":
-        text = raw.get("text")
-        if not isinstance(text, str):
-            raise InvalidArgumentError(f"{where}.text: must be a string")
-        return TextPart(text)
-    if kind == "image_url":
-        image = raw.get("image_url")
-        if not isinstance(image, dict) or not isinstance(image.get("url"), str):
-            raise InvalidArgumentError(f"{where}.image_url.url: required, a string")
-        detail = image.get("detail") or ""
-        if not isinstance(detail, str):
-            raise InvalidArgumentError(f"{where}.image_url.detail: must be a string")
-        return ImagePart(url=image["url"], detail=detail)
-    raise UnsupportedParamError(f"{where}.type", f"content parts of type {kind!r} not supported")
-
-
-def _tool_calls(where: str, raw: object) -> tuple[tuple[ToolCall, ...], tuple[ReasoningPart, ...]]:
-    if not isinstance(raw, list):
-        raise InvalidArgumentError(f"{where}.tool_calls: must be an array")
-    calls: list[ToolCall] = []
-    carried: list[tuple[ReasoningPart, ...]] = []
-    for number, item in enumerate(raw):
-        here = f"{where}.tool_calls[{number}]"
-        if not isinstance(item, dict) or item.get("type", "function") != "function":
-            raise InvalidArgumentError(f"{here}: must be a function call")
-        function = item.get("function")
-        if not isinstance(function, dict):
-            raise InvalidArgumentError(f"{here}.function: required")
-        name, arguments, call_id = function.get("name"), function.get("arguments"), item.get("id")
-        if not isinstance(call_id, str) or not isinstance(name, str):
-            raise InvalidArgumentError(f"{here}: id and function.name are required strings")
-        if not isinstance(arguments, str):
-            raise InvalidArgumentError(f"{here}.function.arguments: must be a JSON string")
-        own, parts = openai_reasoning.split_id(call_id, f"{here}.id")
-        calls.append(ToolCall(own, name, arguments or "{}"))
-        carried.append(parts)
-    return tuple(calls), openai_reasoning.gather(carried)
 
 
 # -- what the model is asked ---------------------------------------------------------------------

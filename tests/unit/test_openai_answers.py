@@ -15,7 +15,7 @@ from gateway.errors import (
 )
 from gateway.pipeline.types import Answer, Done, StreamHead
 from gateway.transports.openai_answers import ChunkWriter, chat_completion
-from gateway.transports.openai_http import openai_error
+from gateway.transports.openai_errors import openai_error
 from providers.types import Completion, TextDelta, ToolCall, ToolCallDelta, Usage
 
 USAGE = Usage(10, 5, 15, cached_tokens=2, reasoning_tokens=3)

@@ -8,8 +8,9 @@ import pytest
 
 from gateway.errors import InvalidArgumentError
 from gateway.pipeline.types import CachePolicy, Priority, Routing
+from gateway.transports.openai_errors import UnsupportedParamError
 from gateway.transports.openai_reasoning import encode_parts, split_id
-from gateway.transports.openai_requests import UnsupportedParamError, chat_call
+from gateway.transports.openai_requests import chat_call
 from providers.types import (
     ImagePart,
     ReasoningPart,
