@@ -1,12 +1,11 @@
 """The JSON app, served on loopback over a core whose one deployment plays scripted events.
 
-Until the vendor adapters declare tools and reasoning, no configured deployment can answer with
-tool calls or reasoning state: `ScriptedProvider` is a `Provider` that declares them and plays
-the `StreamEvent`s a test queues (the shapes an adapter produces: dense tool-call indexes, id
-and name on a call's first fragment, Anthropic-style thinking with signatures, Gemini-style
-signatures tied to a call), so the OpenAI-compatible routes can be driven end to end by the
-official SDK. It records every `ChatRequest` it is sent. The core, the app and the SSE are the
-real ones; only the provider behind them is scripted.
+`ScriptedProvider` is a `Provider` that declares every capability and plays the `StreamEvent`s
+a test queues, exactly as written: shapes an adapter may produce that no vendor fake is made to
+(a Gemini-style signature arriving after its call began, a model that pauses between events
+long enough for keep-alives), so the OpenAI-compatible routes' handling of each can be pinned.
+It records every `ChatRequest` it is sent. The core, the app and the SSE are the real ones;
+the vendor fakes (tests/integration/test_openai_vendors.py) cover the adapters' own events.
 """
 
 from __future__ import annotations
