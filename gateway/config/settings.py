@@ -186,6 +186,9 @@ class Settings:
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Model groups (public name -> deployments and strategy) and conditional routes.
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    #: OpenAI-compatible routes: drop a field the deployment cannot honour (and name it in
+    #: `x-gateway-dropped-params`) instead of refusing the request with a 400.
+    drop_unsupported_params: bool = False
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -294,6 +297,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         prices=prices,
         fallbacks=fallbacks,
         routing=routing,
+        drop_unsupported_params=env.flag("DROP_UNSUPPORTED_PARAMS"),
     )
 
 
