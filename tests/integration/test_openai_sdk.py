@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -66,6 +67,10 @@ async def _close_clients() -> AsyncIterator[None]:
 async def fake() -> AsyncIterator[FakeOpenAI]:
     async with FakeOpenAI() as server:
         yield server
+
+
+#: A mock deployment that takes text only (no seed, no tools...): what a capability check refuses.
+TEXT_MOCK = replace(MOCK, name="plain", models=("plain",), options={"capabilities": "text"})
 
 
 def openai_deployment(fake: FakeOpenAI) -> ProviderSettings:
@@ -264,16 +269,19 @@ async def test_a_bad_value_is_a_400_naming_its_field(gw: RunningGateway) -> None
     assert caught.value.param == "temperature"
 
 
-async def test_a_capability_the_deployment_lacks_is_a_400_naming_it(gw: RunningGateway) -> None:
+async def test_a_capability_the_deployment_lacks_is_a_400_naming_it(
+    start_gateway: StartGateway,
+) -> None:
+    gw = await start_gateway(providers=(TEXT_MOCK,))
     with pytest.raises(BadRequestError) as caught:
-        await client(gw).chat.completions.create(model="mock", messages=HELLO, seed=7)
+        await client(gw).chat.completions.create(model="plain", messages=HELLO, seed=7)
     assert caught.value.param == "seed"
 
 
 async def test_dropping_unsupported_params_names_them(start_gateway: StartGateway) -> None:
-    gw = await start_gateway(drop_unsupported_params=True)
+    gw = await start_gateway(providers=(TEXT_MOCK,), drop_unsupported_params=True)
     raw = await client(gw).chat.completions.with_raw_response.create(
-        model="mock", messages=HELLO, seed=7, frequency_penalty=0.5
+        model="plain", messages=HELLO, seed=7, frequency_penalty=0.5
     )
     assert raw.parse().choices[0].message.content
     assert raw.headers["x-gateway-dropped-params"] == "frequency_penalty,seed"
