@@ -27,10 +27,12 @@ from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from providers.base import ProviderSettings
 from tests.conftest import test_settings
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.fakes.azure_openai_server import FakeAzureOpenAI
 from tests.fakes.base import Answer, VendorFake
 from tests.fakes.cohere_server import FakeCohere
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.ollama_server import FakeOllama
+from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.script import ToolCall as Call
 from tests.integration.agent_client import Client, GrpcClient, Json, JsonClient, RefusedError, Reply
 
@@ -68,10 +70,14 @@ class Row:
         return self.kind
 
 
+OPENAI = Row("openai", FakeOpenAI, "gpt-4o")
+AZURE = Row("azure_openai", FakeAzureOpenAI, "gpt-4o")
 ANTHROPIC = Row("anthropic", FakeAnthropic, "claude-sonnet-4-5", effort="low")
 # Gemini 3 refuses a call turn sent back without its thought signature.
 GEMINI = Row("gemini", FakeGemini, "gemini-3-flash-preview", effort="low")
 ROWS = (
+    OPENAI,
+    AZURE,
     ANTHROPIC,
     GEMINI,
     # Cohere's vision models take no tools, its tool models no images.
@@ -176,9 +182,10 @@ def fake(row: Row, fakes: dict[str, VendorFake]) -> VendorFake:
 
 
 def asked(row: Row, *messages: Json, **fields: Any) -> Json:
-    """A request body for the row's model: these messages after the user's question."""
+    """A request body for the row's model and deployment (OpenAI and Azure serve the same
+    model): these messages after the user's question."""
     question = {"role": "user", "content": "What is the weather in Paris and Rome?"}
-    return {"model": row.model, "messages": [question, *messages], **fields}
+    return {"model": row.model, "provider": row.kind, "messages": [question, *messages], **fields}
 
 
 def sent(fake: VendorFake) -> str:
@@ -283,7 +290,11 @@ async def test_an_image_reaches_the_vendor_with_the_question(
         {"text": "What is in this picture?"},
         {"image": {"url": f"data:image/png;base64,{PNG}"}},
     ]
-    body = {"model": row.image_model or row.model, "messages": [{"role": "user", "parts": parts}]}
+    body = {
+        "model": row.image_model or row.model,
+        "provider": row.kind,
+        "messages": [{"role": "user", "parts": parts}],
+    }
 
     reply = await ask(body)
 
@@ -355,7 +366,7 @@ async def test_a_result_answering_no_call_is_invalid_before_the_vendor(
     assert fake.requests == []
 
 
-@pytest.mark.parametrize("row", [ANTHROPIC, GEMINI], ids=str)
+@pytest.mark.parametrize("row", [OPENAI, AZURE, ANTHROPIC, GEMINI], ids=str)
 async def test_a_call_left_unanswered_is_invalid_before_the_vendor(
     row: Row, fake: VendorFake, client: Client
 ) -> None:
