@@ -199,35 +199,40 @@ def sent(fake: VendorFake) -> str:
 async def test_a_two_turn_tool_loop_ends_in_the_final_answer(
     row: Row, fake: VendorFake, ask: Callable[[Json], Awaitable[Reply]]
 ) -> None:
-    thinking = "Paris first." if row.effort else None
+    thinking = "Both cities, at once." if row.effort else None
+    cities = [Call("get_weather", {"city": "Paris"}), Call("get_weather", {"city": "Rome"})]
     fake.script(
-        Answer(
-            reasoning=thinking,
-            text="Checking.",
-            tool_calls=[Call("get_weather", {"city": "Paris"})],
-        ),
-        Answer(reasoning=thinking and "It answered.", text="18C and sunny in Paris."),
+        Answer(reasoning=thinking, text="Checking.", tool_calls=cities),
+        Answer(reasoning=thinking and "Both answered.", text="Paris 18C, Rome 21C."),
     )
     effort = {"reasoning_effort": row.effort} if row.effort else {}
 
     first = await ask(asked(row, tools=[WEATHER], **effort))
     assert (first.content, first.finish_reason) == ("Checking.", "tool_calls")
-    [call] = first.tool_calls
-    assert call["id"]
-    assert call["name"] == "get_weather"
-    assert orjson.loads(call["arguments"]) == {"city": "Paris"}
+    assert [orjson.loads(c["arguments"]) for c in first.tool_calls] == [
+        {"city": "Paris"},
+        {"city": "Rome"},
+    ]
+    assert {c["name"] for c in first.tool_calls} == {"get_weather"}
     if row.effort:
-        assert first.reasoning == "Paris first."
+        assert first.reasoning == "Both cities, at once."
         signatures = [p["signature"] for p in first.reasoning_parts if p.get("signature")]
         assert signatures, "the signed reasoning must come back, to be sent back"
 
-    result = {"role": "tool", "tool_call_id": call["id"], "content": "18C, sunny"}
-    second = await ask(asked(row, first.turn(), result, tools=[WEATHER], **effort))
-    assert (second.content, second.finish_reason) == ("18C and sunny in Paris.", "stop")
+    # Both results answer their calls in the next request (Anthropic wants them in one user
+    # turn, Gemini in one Content, each functionResponse named for its call).
+    paris, rome = (c["id"] for c in first.tool_calls)
+    results = [
+        {"role": "tool", "tool_call_id": paris, "content": "18C, sunny"},
+        {"role": "tool", "tool_call_id": rome, "content": "21C, cloudy"},
+    ]
+    second = await ask(asked(row, first.turn(), *results, tools=[WEATHER], **effort))
+    assert (second.content, second.finish_reason) == ("Paris 18C, Rome 21C.", "stop")
     assert second.tool_calls == []
     assert [r.message for r in fake.rejections] == []
     assert len(fake.requests) == 2
     assert "18C, sunny" in sent(fake)
+    assert "21C, cloudy" in sent(fake)
     if row.effort:  # the vendor got its own signatures back, not a stand-in
         assert all(signature in sent(fake) for signature in signatures)
 
@@ -277,6 +282,23 @@ async def test_parallel_calls_stream_with_dense_indexes_after_the_text(
     assert [i for i, c in enumerate(reply.chunks) if c.get("finish_reason")] == [
         len(reply.chunks) - 1
     ]
+
+
+@pytest.mark.parametrize("row", [GEMINI], ids=str)
+async def test_gemini_calls_streamed_in_one_chunk_stay_apart(
+    fake: FakeGemini, client: Client
+) -> None:
+    fake.calls_per_chunk = 3  # Gemini may send parallel calls together, with no index
+    fake.script(Answer(tool_calls=PARALLEL))
+    try:
+        reply = await client.stream(asked(GEMINI, tools=[WEATHER, CLOCK]))
+    finally:
+        fake.calls_per_chunk = 1
+
+    deltas = [d for c in reply.chunks for d in c.get("tool_call_deltas", [])]
+    assert [d.get("index", 0) for d in deltas] == [0, 1, 2]  # one whole call each
+    assert [(c["name"], orjson.loads(c["arguments"])) for c in reply.tool_calls] == EXPECTED_CALLS
+    assert reply.finish_reason == "tool_calls"
 
 
 # -- an image ------------------------------------------------------------------------------------
@@ -344,6 +366,7 @@ async def test_a_json_schema_answer_is_the_content_with_finish_stop(
 
     assert orjson.loads(reply.content) == {"city": "Paris", "celsius": 18}
     assert (reply.finish_reason, reply.tool_calls) == ("stop", [])
+    assert "tools" not in fake.requests[-1].body  # asked natively, not as a tool to call
     # The schema went in the vendor's form (Anthropic moves `minimum` into the description),
     # its integers as integers, not Struct's doubles.
     assert "-90" in sent(fake)
