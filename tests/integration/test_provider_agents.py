@@ -28,7 +28,7 @@ from providers.base import ProviderSettings
 from tests.conftest import test_settings
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.azure_openai_server import FakeAzureOpenAI
-from tests.fakes.base import Answer, VendorFake
+from tests.fakes.base import Answer, FakeUsage, VendorFake
 from tests.fakes.cohere_server import FakeCohere
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.ollama_server import FakeOllama
@@ -50,11 +50,18 @@ class Row:
     image_model: str | None = None
     #: `reasoning_effort` for the tool loop: on where the vendor wants its reasoning back.
     effort: str | None = None
+    #: A model that reasons and an effort it takes (None: not tested here).
+    thinker: tuple[str, str] | None = None
+    #: Whether the vendor sends its reasoning text (OpenAI's Chat Completions sends none).
+    shows_reasoning: bool = True
+    #: Whether the vendor counts reasoning tokens apart.
+    counts_reasoning: bool = True
 
     @property
     def models(self) -> tuple[str, ...]:
         """Every model the row's deployment serves."""
-        return (self.model,) if self.image_model is None else (self.model, self.image_model)
+        more = (self.image_model, self.thinker[0] if self.thinker else None)
+        return tuple(dict.fromkeys(m for m in (self.model, *more) if m is not None))
 
     def settings(self, fake: VendorFake) -> ProviderSettings:
         """The row's deployment, named for its kind, pointed at `fake`."""
@@ -70,20 +77,40 @@ class Row:
         return self.kind
 
 
-OPENAI = Row("openai", FakeOpenAI, "gpt-4o")
+OPENAI = Row("openai", FakeOpenAI, "gpt-4o", thinker=("o4-mini", "low"), shows_reasoning=False)
 AZURE = Row("azure_openai", FakeAzureOpenAI, "gpt-4o")
-ANTHROPIC = Row("anthropic", FakeAnthropic, "claude-sonnet-4-5", effort="low")
+ANTHROPIC = Row(
+    "anthropic",
+    FakeAnthropic,
+    "claude-sonnet-4-5",
+    effort="low",
+    thinker=("claude-sonnet-4-5", "low"),
+)
 # Gemini 3 refuses a call turn sent back without its thought signature.
-GEMINI = Row("gemini", FakeGemini, "gemini-3-flash-preview", effort="low")
+GEMINI = Row(
+    "gemini",
+    FakeGemini,
+    "gemini-3-flash-preview",
+    effort="low",
+    thinker=("gemini-3-flash-preview", "low"),
+)
 ROWS = (
     OPENAI,
     AZURE,
     ANTHROPIC,
     GEMINI,
     # Cohere's vision models take no tools, its tool models no images.
-    Row("cohere", FakeCohere, "command-a-03-2025", image_model="command-a-vision-07-2025"),
-    Row("ollama", FakeOllama, "llama3.2"),
+    Row(
+        "cohere",
+        FakeCohere,
+        "command-a-03-2025",
+        image_model="command-a-vision-07-2025",
+        thinker=("command-a-reasoning-08-2025", "medium"),
+        counts_reasoning=False,
+    ),
+    Row("ollama", FakeOllama, "llama3.2", thinker=("qwen3", "medium"), counts_reasoning=False),
 )
+THINKERS = [row for row in ROWS if row.thinker is not None]
 WEATHER: Json = {
     "name": "get_weather",
     "description": "Today's weather in a city.",
@@ -299,6 +326,23 @@ async def test_gemini_calls_streamed_in_one_chunk_stay_apart(
     assert [d.get("index", 0) for d in deltas] == [0, 1, 2]  # one whole call each
     assert [(c["name"], orjson.loads(c["arguments"])) for c in reply.tool_calls] == EXPECTED_CALLS
     assert reply.finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize("row", THINKERS, ids=str)
+async def test_reasoning_comes_apart_from_the_content_and_is_counted(
+    row: Row, fake: VendorFake, ask: Callable[[Json], Awaitable[Reply]]
+) -> None:
+    assert row.thinker is not None
+    model, effort = row.thinker
+    usage = FakeUsage(prompt_tokens=30, completion_tokens=20, cached_tokens=0, reasoning_tokens=12)
+    fake.script(Answer(reasoning="Weighing the forecast.", text="Sunny.", usage=usage))
+
+    reply = await ask(asked(row, model=model, reasoning_effort=effort))
+
+    assert (reply.content, reply.finish_reason) == ("Sunny.", "stop")
+    assert reply.reasoning == ("Weighing the forecast." if row.shows_reasoning else "")
+    assert reply.usage.get("reasoning_tokens", 0) == (12 if row.counts_reasoning else 0)
+    assert reply.usage["completion_tokens"] == 20
 
 
 # -- an image ------------------------------------------------------------------------------------
