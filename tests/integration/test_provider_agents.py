@@ -56,6 +56,12 @@ class Row:
     shows_reasoning: bool = True
     #: Whether the vendor counts reasoning tokens apart.
     counts_reasoning: bool = True
+    #: The tool choices the vendor honours beyond "auto", and whether it can turn parallel
+    #: calls off: what else there is must be refused before it is called.
+    choices: frozenset[str] = frozenset({"NONE", "REQUIRED", "TOOL"})
+    parallel_off: bool = True
+    #: Whether the model answers in JSON with tools on offer (Cohere refuses the pair).
+    json_with_tools: bool = True
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -93,6 +99,7 @@ GEMINI = Row(
     "gemini-3-flash-preview",
     effort="low",
     thinker=("gemini-3-flash-preview", "low"),
+    parallel_off=False,
 )
 ROWS = (
     OPENAI,
@@ -107,8 +114,19 @@ ROWS = (
         image_model="command-a-vision-07-2025",
         thinker=("command-a-reasoning-08-2025", "medium"),
         counts_reasoning=False,
+        choices=frozenset({"NONE", "REQUIRED"}),
+        parallel_off=False,
+        json_with_tools=False,
     ),
-    Row("ollama", FakeOllama, "llama3.2", thinker=("qwen3", "medium"), counts_reasoning=False),
+    Row(
+        "ollama",
+        FakeOllama,
+        "llama3.2",
+        thinker=("qwen3", "medium"),
+        counts_reasoning=False,
+        choices=frozenset({"NONE"}),
+        parallel_off=False,
+    ),
 )
 THINKERS = [row for row in ROWS if row.thinker is not None]
 WEATHER: Json = {
@@ -124,6 +142,16 @@ CLOCK: Json = {
     "name": "get_time",
     "description": "The time now.",
     "parameters": {"type": "object", "properties": {}},
+}
+WEATHER_FORMAT: Json = {
+    "type": "RESPONSE_FORMAT_TYPE_JSON_SCHEMA",
+    "name": "weather",
+    "schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "celsius": {"type": "integer", "minimum": -90}},
+        "required": ["city", "celsius"],
+        "additionalProperties": False,
+    },
 }
 #: Two calls of one tool (which must stay apart) and one without arguments.
 PARALLEL = [
@@ -394,19 +422,8 @@ async def test_a_json_schema_answer_is_the_content_with_finish_stop(
     row: Row, fake: VendorFake, ask: Callable[[Json], Awaitable[Reply]]
 ) -> None:
     fake.script(Answer.json({"city": "Paris", "celsius": 18}))
-    schema = {
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "celsius": {"type": "integer", "minimum": -90}},
-        "required": ["city", "celsius"],
-        "additionalProperties": False,
-    }
-    response_format = {
-        "type": "RESPONSE_FORMAT_TYPE_JSON_SCHEMA",
-        "name": "weather",
-        "schema": schema,
-    }
 
-    reply = await ask(asked(row, response_format=response_format))
+    reply = await ask(asked(row, response_format=WEATHER_FORMAT))
 
     assert orjson.loads(reply.content) == {"city": "Paris", "celsius": 18}
     assert (reply.finish_reason, reply.tool_calls) == ("stop", [])
@@ -415,6 +432,61 @@ async def test_a_json_schema_answer_is_the_content_with_finish_stop(
     # its integers as integers, not Struct's doubles.
     assert "-90" in sent(fake)
     assert "-90.0" not in sent(fake)
+
+
+async def test_a_json_schema_with_tools_keeps_both_or_is_refused_before_the_vendor(
+    row: Row, fake: VendorFake, client: Client
+) -> None:
+    fake.script(Answer.json({"city": "Paris", "celsius": 18}))
+    body = asked(row, tools=[WEATHER], response_format=WEATHER_FORMAT)
+
+    if not row.json_with_tools:
+        with pytest.raises(RefusedError) as refused:
+            await client.stream(body)
+        assert refused.value.code == "INVALID_ARGUMENT"
+        assert refused.value.message.startswith(f"response_format: provider '{row.kind}' cannot")
+        assert fake.requests == []
+        return
+    reply = await client.stream(body)
+    assert orjson.loads(reply.content) == {"city": "Paris", "celsius": 18}
+    assert (reply.finish_reason, reply.tool_calls) == ("stop", [])
+    assert "get_weather" in sent(fake)  # the tools went too
+    assert "celsius" in sent(fake)
+
+
+# -- tool choice and parallel calls off ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("asking", "setting"),
+    [
+        ({"tool_choice": {"mode": "TOOL_CHOICE_MODE_NONE"}}, "NONE"),
+        ({"tool_choice": {"mode": "TOOL_CHOICE_MODE_REQUIRED"}}, "REQUIRED"),
+        ({"tool_choice": {"mode": "TOOL_CHOICE_MODE_TOOL", "name": "get_weather"}}, "TOOL"),
+        ({"parallel_tool_calls": False}, "parallel off"),
+    ],
+    ids=["none", "required", "named", "parallel-off"],
+)
+async def test_a_tool_setting_is_sent_or_refused_before_the_vendor(
+    row: Row, fake: VendorFake, client: Client, asking: Json, setting: str
+) -> None:
+    honoured = row.parallel_off if setting == "parallel off" else setting in row.choices
+    answer = Answer(text="Sunny.") if setting == "NONE" else Answer(tool_calls=PARALLEL[:1])
+    fake.script(answer)
+    body = asked(row, tools=[WEATHER, CLOCK], **asking)
+
+    if not honoured:
+        with pytest.raises(RefusedError) as refused:
+            await client.complete(body)
+        field = next(iter(asking))
+        assert refused.value.code == "INVALID_ARGUMENT"
+        assert refused.value.message.startswith(f"{field}: provider '{row.kind}' cannot")
+        assert fake.requests == []
+        return
+    reply = await client.complete(body)
+    assert reply.finish_reason == ("stop" if setting == "NONE" else "tool_calls")
+    assert [r.message for r in fake.rejections] == []
+    assert len(fake.requests) == 1
 
 
 # -- what the gateway refuses before any vendor is called ----------------------------------------
