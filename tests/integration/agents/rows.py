@@ -48,6 +48,8 @@ class Row:
     parallel_off: bool = True
     #: Whether the model answers in JSON with tools on offer (Cohere refuses the pair).
     json_with_tools: bool = True
+    #: Whether a tool result may hold an image (Anthropic's `tool_result` blocks take them).
+    tool_result_images: bool = False
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -77,6 +79,7 @@ ANTHROPIC = Row(
     "claude-sonnet-4-5",
     effort="low",
     thinker=("claude-sonnet-4-5", "low"),
+    tool_result_images=True,
 )
 # Gemini 3 refuses a call turn sent back without its thought signature.
 GEMINI = Row(

@@ -55,6 +55,32 @@ async def test_an_image_reaches_the_vendor_with_the_question(
     assert "What is in this picture?" in sent(fake)
 
 
+async def test_an_image_in_a_tool_result_is_sent_or_refused_before_the_vendor(
+    row: Row, fake: VendorFake, client: Client
+) -> None:
+    fake.script(Answer(text="A red dot on the map."))
+    call = {"id": "call_01", "name": "get_weather", "arguments": '{"city":"Paris"}'}
+    picture = [{"text": "The radar:"}, {"image": {"url": f"data:image/png;base64,{PNG}"}}]
+    turns: list[Json] = [
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_01", "parts": picture},
+    ]
+    body = asked(row, *turns, tools=[WEATHER])
+
+    if not row.tool_result_images:
+        with pytest.raises(RefusedError) as refused:
+            await client.complete(body)
+        assert refused.value.code == "INVALID_ARGUMENT"
+        start = f"messages[2].parts[1].image: provider '{row.kind}' cannot take images"
+        assert refused.value.message.startswith(start)
+        assert fake.requests == []
+        return
+    reply = await client.complete(body)
+    assert reply.content == "A red dot on the map."
+    assert PNG in sent(fake)
+    assert "The radar:" in sent(fake)
+
+
 @pytest.mark.parametrize("row", [GEMINI], ids=str)
 async def test_an_https_image_the_vendor_cannot_fetch_is_never_dropped(
     fake: VendorFake, client: Client
