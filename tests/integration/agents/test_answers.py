@@ -22,6 +22,7 @@ from tests.integration.agents.rows import (
     EXPECTED_CALLS,
     GEMINI,
     PARALLEL,
+    ROWS,
     THINKERS,
     WEATHER,
     Row,
@@ -155,3 +156,39 @@ async def test_reasoning_comes_apart_from_the_content_and_is_counted(
     assert reply.reasoning == ("Weighing the forecast." if row.shows_reasoning else "")
     assert reply.usage.get("reasoning_tokens", 0) == (12 if row.counts_reasoning else 0)
     assert reply.usage["completion_tokens"] == 20
+
+
+# -- calls cut short, calls without the vendor's ids ---------------------------------------------
+
+
+async def test_a_call_cut_by_the_token_limit_ends_with_length(
+    row: Row, fake: VendorFake, ask: Callable[[Json], Awaitable[Reply]]
+) -> None:
+    cut = Call("get_weather", '{"city": "Par')
+    fake.script(Answer(text="Checking.", tool_calls=[cut], finish="length"))
+
+    reply = await ask(asked(row, tools=[WEATHER], max_tokens=16))
+
+    assert reply.finish_reason == "length"  # never tool_calls, never stop
+    assert reply.content == "Checking."
+
+
+@pytest.mark.parametrize("row", [row for row in ROWS if row.kind in {"gemini", "ollama"}], ids=str)
+async def test_calls_without_vendor_ids_get_distinct_ones_that_answer_back(
+    row: Row, fake: VendorFake, ask: Callable[[Json], Awaitable[Reply]]
+) -> None:
+    unnamed = [Call("get_weather", {"city": c}, with_id=False) for c in ("Paris", "Rome")]
+    fake.script(Answer(tool_calls=unnamed), Answer(text="Paris 18C, Rome 21C."))
+
+    first = await ask(asked(row, tools=[WEATHER]))
+    ids = [c["id"] for c in first.tool_calls]
+    assert all(ids)
+    assert len(set(ids)) == 2
+    results = [
+        {"role": "tool", "tool_call_id": ids[0], "content": "18C"},
+        {"role": "tool", "tool_call_id": ids[1], "content": "21C"},
+    ]
+    second = await ask(asked(row, first.turn(), *results, tools=[WEATHER]))
+
+    assert second.content == "Paris 18C, Rome 21C."
+    assert [r.message for r in fake.rejections] == []
