@@ -306,6 +306,24 @@ async def test_each_call_is_one_ledger_row_with_usage_cost_and_attempts(
     assert len(attempts) == 2  # the cache hit made no try
 
 
+async def test_an_estimated_usage_is_marked_in_the_ledger_row(
+    gw: RunningGateway, store: str
+) -> None:
+    await gw.stub.Embed(ask("gemini/gemini-embedding-001", ["abcdefgh"]))  # no vendor counts
+    assert (await post(gw, {"model": SMALL, "inputs": TEXTS}))[0] == 200  # the vendor's counts
+    await gw.gateway.stop()  # graceful shutdown flushes the ledger
+    engine = create_engine(database_url(store))
+    try:
+        async with engine.connect() as connection:
+            query = select(requests.c.provider, requests.c.usage_estimated).order_by(
+                requests.c.started_at
+            )
+            rows = (await connection.execute(query)).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in rows] == [("gemini", True), ("openai", False)]
+
+
 # -- retries, breakers, deadlines, auth ------------------------------------------------------------
 
 
