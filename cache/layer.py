@@ -3,7 +3,7 @@
 Lookups that fail (backend down, too slow, a garbled entry) are misses, counted as errors.
 Stores happen off the request path, in background tasks that `aclose()` waits for. Identical
 misses at the same moment share one provider call: the first caller leads, the others wait for
-its answer (`single flight`, within this process).
+its answer (`single flight`, within this process), a chat answer or embeddings alike.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from cache.answers import CachedAnswer
+from cache.answers import CachedAnswer, CachedEmbeddings
 from cache.backend import CacheBackend, CacheError
 from metrics import CACHE_ERRORS, CACHE_LOOKUPS, CACHE_STORED_BYTES, labeled
 
@@ -24,6 +24,9 @@ T = TypeVar("T")
 #: How long `aclose()` waits for stores still under way.
 CLOSE_WAIT_SECONDS = 2.0
 
+#: What a flight shares: a chat answer, or embeddings (their keys never meet).
+Shared = CachedAnswer | CachedEmbeddings
+
 
 class Flight:
     """A leader's promise to the callers waiting on the same key."""
@@ -31,11 +34,9 @@ class Flight:
     def __init__(self, cache: ResponseCache, key: str) -> None:
         self._cache = cache
         self._key = key
-        self.future: asyncio.Future[CachedAnswer | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+        self.future: asyncio.Future[Shared | None] = asyncio.get_running_loop().create_future()
 
-    def land(self, answer: CachedAnswer | None) -> None:
+    def land(self, answer: Shared | None) -> None:
         """Hand the answer (None: there is none to share) to the waiters; idempotent."""
         if not self.future.done():
             self.future.set_result(answer)
@@ -86,7 +87,7 @@ class ResponseCache:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    def waiting_on(self, key: str) -> asyncio.Future[CachedAnswer | None] | None:
+    def waiting_on(self, key: str) -> asyncio.Future[Shared | None] | None:
         """The answer a leader is already fetching for `key`, if one is."""
         flight = self._flights.get(key)
         return flight.future if flight is not None else None

@@ -6,20 +6,21 @@ only as long as its own deadline allows, and each leaving on its own: a follower
 (cancelled, or out of time) disturbs neither the leader nor the other followers, and a leader
 that leaves (or fails) lands no answer, so its followers call the provider themselves. Only a
 normal, complete answer of the requested route (one that stopped, or called tools) is stored
-and shared. Embedding calls use the same keys over their `EmbedRequest` and the same store
-(without coalescing).
+and shared. Embedding calls use the same keys over their `EmbedRequest`, the same store and
+the same flights.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import TypeVar
 
 from opentelemetry.trace import get_current_span
 
 from cache.answers import CachedAnswer, CachedEmbeddings
 from cache.keys import cache_key
-from cache.layer import ResponseCache
+from cache.layer import ResponseCache, Shared
 from gateway.errors import DeadlineExceededError
 from gateway.pipeline.call import Call, PreparedCall
 from gateway.pipeline.dispatch import Step
@@ -28,6 +29,9 @@ from metrics import CACHE_LOOKUPS, CACHE_SAVED_USD, labeled
 from providers.embed_types import EmbedRequest
 from providers.registry import Route
 from providers.types import ChatRequest, StreamEvent
+
+#: What a cache entry or a flight holds for a call: a chat answer, or embeddings.
+S = TypeVar("S", CachedAnswer, CachedEmbeddings)
 
 #: The finish reasons of a complete answer: the model stopped, or it called tools.
 _NORMAL_ENDS = frozenset({"stop", "tool_calls"})
@@ -52,39 +56,37 @@ class CallCache:
             asked = replace(request.embed, model=primary.model)
         return cache_key(tenant, primary.provider.name, asked)
 
-    async def lookup_embeddings(self, prepared: PreparedCall) -> CachedEmbeddings | None:
-        """Stored embeddings for this call, or None (no cache, bypassed, a miss)."""
-        key = prepared.cache_key
-        if self._cache is None or key is None:
-            return None
-        span = get_current_span()
-        if not prepared.request.cache.lookup:
-            labeled(CACHE_LOOKUPS, self._cache.backend.name, "bypass").inc()
-            span.add_event("cache.bypass")
-            return None
-        hit = await self._cache.get_decoded(key, CachedEmbeddings.decode)
-        if hit is None:
-            span.add_event("cache.miss")
-            return None
-        CACHE_SAVED_USD.inc(hit.cost_usd)
-        span.add_event("cache.hit")
-        return hit
+    async def lookup_embeddings(
+        self, call: Call, prepared: PreparedCall
+    ) -> CachedEmbeddings | None:
+        """Stored or in-flight embeddings for this call; else lead the flight for its key."""
+        return await self._find(call, prepared, CachedEmbeddings)
 
     def remember_embeddings(
-        self, prepared: PreparedCall, route: Route, answer: EmbeddingAnswer
+        self, call: Call, prepared: PreparedCall, route: Route, answer: EmbeddingAnswer
     ) -> None:
-        """Store embeddings the requested route gave (a fallback's are not this call's key's)."""
+        """Store embeddings the requested route gave (a fallback's are not this call's key's)
+        and share them with waiters."""
         key = prepared.cache_key
         policy = prepared.request.cache
-        if self._cache is None or key is None or not policy.store:
+        if self._cache is None or key is None:
             return
         if route != prepared.plan[0].route:
+            self.release(call)
             return
         stored = CachedEmbeddings(answer.embeddings, answer.provider, answer.cost_usd)
-        self._cache.put_encoded(key, stored.encode(), policy.ttl)
+        if policy.store:
+            self._cache.put_encoded(key, stored.encode(), policy.ttl)
+        if call.flight is not None:
+            call.flight.land(stored)
 
     async def lookup(self, call: Call, prepared: PreparedCall) -> CachedAnswer | None:
         """A stored or in-flight answer for this call; else lead the flight for its key."""
+        return await self._find(call, prepared, CachedAnswer)
+
+    async def _find(self, call: Call, prepared: PreparedCall, kind: type[S]) -> S | None:
+        """What is stored, or in flight, for the call's key; on a miss the call leads the flight
+        for its key (unless another call already does)."""
         key = prepared.cache_key
         if self._cache is None or key is None:
             return None
@@ -94,17 +96,18 @@ class CallCache:
             labeled(CACHE_LOOKUPS, backend, "bypass").inc()
             span.add_event("cache.bypass")
             return None
-        answer = await self._cache.get(key)
-        if answer is None:
+        found = await self._cache.get_decoded(key, kind.decode)
+        if found is None:
             waiting = self._cache.waiting_on(key)
             if waiting is not None:
-                answer = await _follow(waiting, prepared.deadline)
-                if answer is not None:
+                shared = await _follow(waiting, prepared.deadline)
+                if isinstance(shared, kind):
+                    found = shared
                     labeled(CACHE_LOOKUPS, backend, "coalesced").inc()
-        if answer is not None:
-            CACHE_SAVED_USD.inc(answer.cost_usd)
+        if found is not None:
+            CACHE_SAVED_USD.inc(found.cost_usd)
             span.add_event("cache.hit")
-            return answer
+            return found
         span.add_event("cache.miss")
         if self._cache.waiting_on(key) is None:
             call.flight = self._cache.lead(key)
@@ -144,9 +147,7 @@ class CallCache:
             call.flight.land(None)
 
 
-async def _follow(
-    flight: asyncio.Future[CachedAnswer | None], deadline: float
-) -> CachedAnswer | None:
+async def _follow(flight: asyncio.Future[Shared | None], deadline: float) -> Shared | None:
     """The leader's answer, waited for until the follower's own `deadline` at the latest."""
     try:
         async with asyncio.timeout_at(deadline):

@@ -33,6 +33,7 @@ def request_record(
         total_tokens=usage.total_tokens,
         cached_tokens=usage.cached_tokens,
         reasoning_tokens=usage.reasoning_tokens,
+        usage_estimated=served is not None and served.usage_estimated,
         cost_usd=served.cost_usd if served is not None and not cached else 0.0,
         cached=cached,
         latency_ms=round(elapsed * 1000),

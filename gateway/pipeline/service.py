@@ -229,7 +229,7 @@ class CompletionService:
         try:
             prepared = call.prepared = await self._prepare(call.start, request)
             await self._accounting.charge(call, prepared)
-            hit = await self._cache.lookup_embeddings(prepared)
+            hit = await self._cache.lookup_embeddings(call, prepared)
             if hit is not None:
                 call.route = prepared.plan[0].route
                 stored = hit.embeddings
@@ -248,7 +248,7 @@ class CompletionService:
             call.served = Served(embeddings.usage, cost, False, embeddings.usage_estimated)
             attempts = tuple(prepared.trace.attempts)
             answer = EmbeddingAnswer(embeddings, route.provider.name, cost, attempts=attempts)
-            self._cache.remember_embeddings(prepared, route, answer)
+            self._cache.remember_embeddings(call, prepared, route, answer)
             return answer
         except BaseException as exc:
             cut = self._in_flight.cut_error(exc)

@@ -123,6 +123,7 @@ def request_row(record: RequestRecord) -> dict[str, Any]:
         "total_tokens": record.total_tokens,
         "cached_tokens": record.cached_tokens,
         "reasoning_tokens": record.reasoning_tokens,
+        "usage_estimated": record.usage_estimated,
         "cost_usd": to_money(record.cost_usd),
         "cached": record.cached,
         "latency_ms": record.latency_ms,

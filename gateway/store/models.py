@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -74,6 +75,8 @@ requests = Table(
     Column("cached_tokens", Integer, nullable=False, default=0),
     #: Completion tokens spent on reasoning (a part of `completion_tokens`).
     Column("reasoning_tokens", Integer, nullable=False, default=0, server_default="0"),
+    #: Whether the token counts are the gateway's estimate (the provider reported none).
+    Column("usage_estimated", Boolean, nullable=False, default=False, server_default=false()),
     Column("cost_usd", USD, nullable=False, default=0),
     Column("cached", Boolean, nullable=False, default=False),
     Column("latency_ms", Integer, nullable=False, default=0),

@@ -58,6 +58,8 @@ class RequestRecord:
     cached_tokens: int = 0
     #: Completion tokens spent on reasoning (a part of `completion_tokens`).
     reasoning_tokens: int = 0
+    #: Whether the token counts are the gateway's estimate (the provider reported none).
+    usage_estimated: bool = False
     cost_usd: float = 0.0
     #: Whether the answer came from the gateway's cache.
     cached: bool = False

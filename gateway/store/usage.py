@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Date, cast, func, literal_column, select
+from sqlalchemy import ColumnElement, Date, case, cast, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.models import requests
@@ -36,6 +36,10 @@ class UsageRow:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
+    #: Completion tokens spent on reasoning (a part of `completion_tokens`).
+    reasoning_tokens: int
+    #: Calls whose token counts are the gateway's estimate (the provider reported none).
+    estimated_requests: int
     cost_usd: float
 
 
@@ -62,6 +66,8 @@ async def usage_by_model_and_day(
             func.sum(requests.c.prompt_tokens).label("prompt_tokens"),
             func.sum(requests.c.completion_tokens).label("completion_tokens"),
             func.sum(requests.c.cached_tokens).label("cached_tokens"),
+            func.sum(requests.c.reasoning_tokens).label("reasoning_tokens"),
+            func.sum(case((requests.c.usage_estimated, 1), else_=0)).label("estimated_requests"),
             func.sum(requests.c.cost_usd).label("cost_usd"),
         )
         .where(requests.c.started_at >= to_utc(since), requests.c.started_at < to_utc(until))
@@ -109,5 +115,7 @@ def _usage_row(row: Any) -> UsageRow:
         prompt_tokens=int(row["prompt_tokens"]),
         completion_tokens=int(row["completion_tokens"]),
         cached_tokens=int(row["cached_tokens"]),
+        reasoning_tokens=int(row["reasoning_tokens"]),
+        estimated_requests=int(row["estimated_requests"]),
         cost_usd=from_money(row["cost_usd"]) or 0.0,
     )

@@ -80,6 +80,8 @@ def usage_message(rows: list[UsageRow]) -> pb.GetUsageResponse:
                 prompt_tokens=row.prompt_tokens,
                 completion_tokens=row.completion_tokens,
                 cached_tokens=row.cached_tokens,
+                reasoning_tokens=row.reasoning_tokens,
+                estimated_requests=row.estimated_requests,
                 cost_usd=row.cost_usd,
             )
             for row in rows

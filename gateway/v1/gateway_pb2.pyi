@@ -1477,6 +1477,8 @@ class UsageRow(_message.Message):
     CACHED_TOKENS_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
     PROVIDER_MODEL_FIELD_NUMBER: _builtins.int
+    REASONING_TOKENS_FIELD_NUMBER: _builtins.int
+    ESTIMATED_REQUESTS_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     """The tenant."""
     day: _builtins.str
@@ -1499,6 +1501,12 @@ class UsageRow(_message.Message):
     """The model the deployment was asked for, after aliases and fallbacks (empty when no
     deployment answered): `fast` and `openai/gpt-4o-mini` both show `gpt-4o-mini` here.
     """
+    reasoning_tokens: _builtins.int
+    """Completion tokens spent on reasoning (part of `completion_tokens`), where reported."""
+    estimated_requests: _builtins.int
+    """Calls whose token counts (and so cost) are the gateway's estimate, because the provider
+    reported none (some embedding vendors): 0 when every count is the provider's own.
+    """
     def __init__(
         self,
         *,
@@ -1512,10 +1520,12 @@ class UsageRow(_message.Message):
         cached_tokens: _builtins.int = ...,
         cost_usd: _builtins.float = ...,
         provider_model: _builtins.str = ...,
+        reasoning_tokens: _builtins.int = ...,
+        estimated_requests: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_tokens", b"cached_tokens", "completion_tokens", b"completion_tokens", "cost_usd", b"cost_usd", "day", b"day", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "provider_model", b"provider_model", "requests", b"requests", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_tokens", b"cached_tokens", "completion_tokens", b"completion_tokens", "cost_usd", b"cost_usd", "day", b"day", "estimated_requests", b"estimated_requests", "model", b"model", "prompt_tokens", b"prompt_tokens", "provider", b"provider", "provider_model", b"provider_model", "reasoning_tokens", b"reasoning_tokens", "requests", b"requests", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,6 +6,8 @@ The gateway runs in-process against the vendors' loopback fakes (whose vectors a
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,12 @@ async def grpc_code(gw: RunningGateway, request: pb.EmbedRequest) -> grpc.Status
     except grpc.aio.AioRpcError as exc:
         return exc.code()
     return grpc.StatusCode.OK
+
+
+async def wait_for_requests(fake: FakeOpenAI, count: int) -> None:
+    async with asyncio.timeout(5):
+        while len(fake.requests) < count:  # noqa: ASYNC110 (the fake's requests are a list)
+            await asyncio.sleep(0.01)
 
 
 def floats(values: list[float]) -> list[float]:
@@ -298,6 +306,24 @@ async def test_each_call_is_one_ledger_row_with_usage_cost_and_attempts(
     assert len(attempts) == 2  # the cache hit made no try
 
 
+async def test_an_estimated_usage_is_marked_in_the_ledger_row(
+    gw: RunningGateway, store: str
+) -> None:
+    await gw.stub.Embed(ask("gemini/gemini-embedding-001", ["abcdefgh"]))  # no vendor counts
+    assert (await post(gw, {"model": SMALL, "inputs": TEXTS}))[0] == 200  # the vendor's counts
+    await gw.gateway.stop()  # graceful shutdown flushes the ledger
+    engine = create_engine(database_url(store))
+    try:
+        async with engine.connect() as connection:
+            query = select(requests.c.provider, requests.c.usage_estimated).order_by(
+                requests.c.started_at
+            )
+            rows = (await connection.execute(query)).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in rows] == [("gemini", True), ("openai", False)]
+
+
 # -- retries, breakers, deadlines, auth ------------------------------------------------------------
 
 
@@ -394,3 +420,60 @@ async def test_a_large_batch_is_split_for_the_vendor_and_comes_back_in_order(
     assert sorted(len(b) for b in batches if isinstance(b, list)) == [50, 100, 100]
     assert [list(e.values) for e in response.embeddings] == [floats(vector(t, 16)) for t in texts]
     assert [a.outcome for a in response.attempts] == [pb.ATTEMPT_OUTCOME_SUCCESS]
+
+
+# -- single flight: identical misses share one provider call -------------------------------------
+
+
+async def test_twenty_identical_concurrent_calls_make_one_upstream_request(
+    gw: RunningGateway, openai_fake: FakeOpenAI
+) -> None:
+    openai_fake.persistent_fault = Fault(delay=0.4)  # long enough for all twenty to arrive
+    over_grpc = [gw.stub.Embed(ask()) for _ in range(10)]
+    over_json = [post(gw, {"model": SMALL, "inputs": TEXTS}) for _ in range(10)]
+    grpc_answers, json_answers = await asyncio.gather(
+        asyncio.gather(*over_grpc), asyncio.gather(*over_json)
+    )
+    assert len(openai_fake.requests) == 1
+    expected = [floats(vector(t, 16)) for t in TEXTS]
+    for answer in grpc_answers:
+        assert [list(e.values) for e in answer.embeddings] == expected
+    for status, body in json_answers:
+        assert status == 200, body
+        assert [floats(e["values"]) for e in body["embeddings"]] == expected
+    cached = [a.cached for a in grpc_answers] + [body["cached"] for _, body in json_answers]
+    assert sorted(cached) == [False] + [True] * 19  # one leader; the others paid nothing
+    costs = [a.cost_usd for a in grpc_answers] + [body["cost_usd"] for _, body in json_answers]
+    assert sum(costs) == pytest.approx(TOKENS * 0.02 / 1e6)
+
+
+async def test_a_waiting_call_keeps_its_own_deadline(
+    gw: RunningGateway, openai_fake: FakeOpenAI
+) -> None:
+    openai_fake.persistent_fault = Fault(delay=1.0)
+    leader = asyncio.ensure_future(gw.stub.Embed(ask(), timeout=5))
+    await wait_for_requests(openai_fake, 1)
+    short = ask()
+    short.timeout.FromMilliseconds(200)
+    started = time.perf_counter()
+    assert await grpc_code(gw, short) == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert time.perf_counter() - started < 0.7  # its own 0.2 s, not the leader's 1 s
+    started = time.perf_counter()
+    status, body = await post(gw, {"model": SMALL, "inputs": TEXTS, "timeout": "0.2s"})
+    assert (status, body["error"]["code"]) == (504, "DEADLINE_EXCEEDED")
+    assert time.perf_counter() - started < 0.7
+    answer = await leader  # the followers that left did not disturb it
+    assert (answer.cached, len(answer.embeddings)) == (False, len(TEXTS))
+    assert len(openai_fake.requests) == 1
+
+
+async def test_when_the_leader_fails_a_waiting_call_asks_the_provider_itself(
+    gw: RunningGateway, openai_fake: FakeOpenAI
+) -> None:
+    openai_fake.fail_next(Fault(status=503, delay=0.3))
+    leader = asyncio.ensure_future(grpc_code(gw, ask()))
+    await wait_for_requests(openai_fake, 1)
+    follower = await gw.stub.Embed(ask())
+    assert await leader == grpc.StatusCode.UNAVAILABLE
+    assert (follower.cached, len(follower.embeddings)) == (False, len(TEXTS))
+    assert len(openai_fake.requests) == 2

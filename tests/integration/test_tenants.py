@@ -19,6 +19,7 @@ from gateway.v1 import gateway_pb2 as pb
 from gateway.v1 import gateway_pb2_grpc as pb_grpc
 from providers.base import ProviderSettings
 from tests.conftest import MOCK, RunningGateway, StartGateway
+from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
 
 ADMIN = "admin-secret-token"
@@ -334,3 +335,50 @@ async def test_usage_rows_name_the_deployment_and_model_that_answered(
         ("fast", "openai", MODEL),
         (f"openai/{MODEL}", "openai", MODEL),
     }
+
+
+async def test_usage_rows_show_reasoning_tokens_and_count_estimated_embeddings(
+    start_gateway: StartGateway, store_url: str
+) -> None:
+    async with FakeGemini() as gemini:
+        deployment = ProviderSettings(
+            name="gemini", kind="gemini", base_url=gemini.base_url, api_keys=("k",)
+        )
+        running = await start_gateway(
+            providers=(MOCK, deployment),
+            database_url=store_url,
+            auto_migrate=True,
+            admin_tokens=(ADMIN,),
+        )
+        thought = await running.stub.Complete(
+            pb.CompleteRequest(
+                model="mock",
+                messages=[pb.Message(role="user", content="think first")],
+                reasoning_effort="high",
+            ),
+            metadata=bearer(ADMIN),
+        )
+        assert thought.usage.reasoning_tokens > 0
+        for text in ("abcdefgh", "ijklmnop"):
+            embedded = await running.stub.Embed(
+                pb.EmbedRequest(model="gemini/gemini-embedding-001", inputs=[text]),
+                metadata=bearer(ADMIN),
+            )
+            assert embedded.usage_estimated  # Gemini reports no token counts for embeddings
+        await running.gateway.stop()  # flushes the ledger
+    reader = await start_gateway(database_url=store_url, admin_tokens=(ADMIN,))
+    async with reader.http.get(reader.http_url + "/v1/usage", headers=ADMIN_HEADERS) as r:
+        assert r.status == 200, await r.text()
+        rows = {row["model"]: row for row in orjson.loads(await r.read())["rows"]}
+    counts = {
+        model: (int(row["reasoning_tokens"]), int(row["estimated_requests"]))
+        for model, row in rows.items()
+    }
+    assert counts == {
+        "mock": (thought.usage.reasoning_tokens, 0),
+        "gemini/gemini-embedding-001": (0, 2),
+    }
+    report = await pb_grpc.GatewayServiceStub(reader.channel).GetUsage(
+        pb.GetUsageRequest(), metadata=bearer(ADMIN)
+    )
+    assert {r.model: (r.reasoning_tokens, r.estimated_requests) for r in report.rows} == counts

@@ -45,6 +45,8 @@ def make_record(
     prompt_tokens: int = 10,
     completion_tokens: int = 5,
     cached_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    usage_estimated: bool = False,
     attempts: int = 2,
 ) -> RequestRecord:
     """Call number `number`: its id is derived from the number, so recording it again repeats it."""
@@ -63,6 +65,8 @@ def make_record(
         completion_tokens=completion_tokens,
         total_tokens=prompt_tokens + completion_tokens,
         cached_tokens=cached_tokens,
+        reasoning_tokens=reasoning_tokens,
+        usage_estimated=usage_estimated,
         cost_usd=cost_usd,
         cached=False,
         latency_ms=42,

@@ -66,7 +66,7 @@ async def test_rows_written_before_reasoning_tokens_count_none_after_the_upgrade
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_upgrade_to, "0001")
-            old = _old_row()
+            old = _old_row("reasoning_tokens", "usage_estimated")
             before = table("requests", *(column(name, requests.c[name].type) for name in old))
             await connection.execute(insert(before).values(old))
             await connection.commit()
@@ -90,11 +90,44 @@ async def test_reasoning_tokens_land_in_the_ledger(database: Database) -> None:
     assert stored == 7
 
 
+async def test_rows_written_before_usage_estimated_are_not_estimates_after_the_upgrade(
+    database: Database,
+) -> None:
+    engine = database.engine()
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_upgrade_to, "0002")
+            old = _old_row("usage_estimated")
+            before = table("requests", *(column(name, requests.c[name].type) for name in old))
+            await connection.execute(insert(before).values(old))
+            await connection.commit()
+        await upgrade(database.url, schema=database.schema)
+        async with engine.connect() as connection:
+            stored = (await connection.execute(select(requests.c.usage_estimated))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert stored is False
+
+
+async def test_an_estimated_usage_lands_in_the_ledger_as_such(database: Database) -> None:
+    await upgrade(database.url, schema=database.schema)
+    engine = database.engine()
+    try:
+        await write_records(engine, [make_record(1), replace(make_record(2), usage_estimated=True)])
+        async with engine.connect() as connection:
+            query = select(requests.c.usage_estimated).order_by(requests.c.id)
+            stored = (await connection.execute(query)).scalars().all()
+    finally:
+        await engine.dispose()
+    assert stored == [False, True]
+
+
 def _upgrade_to(connection: Connection, revision: str) -> None:
     command.upgrade(alembic_config(connection), revision)
 
 
-def _old_row() -> dict[str, object]:
+def _old_row(*newer_columns: str) -> dict[str, object]:
     row = request_row(make_record(1))
-    del row["reasoning_tokens"]
+    for name in newer_columns:
+        del row[name]
     return row

@@ -16,6 +16,17 @@ def test_a_record_survives_a_round_trip_through_json() -> None:
     assert RequestRecord.from_json(record.to_json()) == record
 
 
+def test_reasoning_and_an_estimated_usage_survive_the_round_trip() -> None:
+    record = make_record(8, reasoning_tokens=12, usage_estimated=True)
+    assert RequestRecord.from_json(record.to_json()) == record
+
+
+def test_a_line_written_before_usage_estimated_reads_as_the_providers_counts() -> None:
+    fields = orjson.loads(make_record(9).to_json())
+    del fields["usage_estimated"]  # a spill file left by the previous release
+    assert not RequestRecord.from_json(orjson.dumps(fields)).usage_estimated
+
+
 def test_json_is_one_line_with_utc_iso_times() -> None:
     paris = timezone(timedelta(hours=1))
     record = make_record(1, started_at=datetime(2025, 3, 1, 13, 0, tzinfo=paris))

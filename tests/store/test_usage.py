@@ -61,6 +61,8 @@ async def test_usage_is_summed_per_utc_day_model_and_provider(engine: AsyncEngin
             prompt_tokens=100,
             completion_tokens=50,
             cached_tokens=20,
+            reasoning_tokens=0,
+            estimated_requests=0,
             cost_usd=0.5,
         ),
         UsageRow(
@@ -73,6 +75,8 @@ async def test_usage_is_summed_per_utc_day_model_and_provider(engine: AsyncEngin
             prompt_tokens=20,
             completion_tokens=10,
             cached_tokens=0,
+            reasoning_tokens=0,
+            estimated_requests=0,
             cost_usd=0.03,
         ),
         UsageRow(
@@ -85,6 +89,8 @@ async def test_usage_is_summed_per_utc_day_model_and_provider(engine: AsyncEngin
             prompt_tokens=20,
             completion_tokens=10,
             cached_tokens=0,
+            reasoning_tokens=0,
+            estimated_requests=0,
             cost_usd=0.12,
         ),
     ]
@@ -146,4 +152,27 @@ async def test_usage_keeps_requested_models_apart_and_names_what_answered(
         ("fast", "anthropic", "claude", 1),
         ("fast", "openai", "gpt-4o-mini", 2),
         ("openai/gpt-4o-mini", "openai", "gpt-4o-mini", 1),
+    ]
+
+
+async def test_usage_sums_reasoning_tokens_and_counts_estimated_calls(
+    engine: AsyncEngine,
+) -> None:
+    day3 = DAY2 + timedelta(days=2)
+    await write_records(
+        engine,
+        [
+            make_record(20, model="o3", started_at=day3, reasoning_tokens=30),
+            make_record(21, model="o3", started_at=day3, reasoning_tokens=12),
+            make_record(22, model="embed", started_at=day3, usage_estimated=True),
+            make_record(23, model="embed", started_at=day3, usage_estimated=True),
+            make_record(24, model="embed", started_at=day3),
+        ],
+    )
+    rows = await usage_by_model_and_day(
+        engine, tenant_id="acme", since=day3, until=day3 + timedelta(days=1)
+    )
+    assert [(r.model, r.requests, r.reasoning_tokens, r.estimated_requests) for r in rows] == [
+        ("embed", 3, 0, 2),
+        ("o3", 2, 42, 0),
     ]
