@@ -6,7 +6,8 @@ asks nothing (`0`, `null`, `false`, the default tier); any other value is refuse
 naming it (`UnsupportedParamError`), or, when the operator set `DROP_UNSUPPORTED_PARAMS`, dropped
 and named in the answer's `x-gateway-dropped-params`. An unknown field is refused like OpenAI
 refuses it. The gateway's own extras come in the body (the SDK's `extra_body`):
-`fallback_models`, `cache`, `priority`, `provider`, `timeout`.
+`fallback_models`, `cache`, `priority`, `provider`, `timeout` (read by `openai_fields`, as on
+every OpenAI route).
 
 `user` becomes the metadata label "user", `metadata` the labels; messages are converted by
 `openai_messages`.
