@@ -251,6 +251,37 @@ async def test_token_arrays_are_refused_by_ollama(
     assert ollama_fake.requests == []
 
 
+async def test_a_fallback_that_cannot_take_token_arrays_is_skipped(
+    gw: RunningGateway, openai_fake: FakeOpenAI, gemini_fake: FakeGemini
+) -> None:
+    openai_fake.persistent_fault = Fault(status=503)
+    with pytest.raises(InternalServerError):
+        await client(gw).embeddings.create(
+            model=SMALL,
+            input=[[1, 2]],
+            extra_body={"fallback_models": ["gemini/text-embedding-004"]},
+        )
+    raw = await client(gw).embeddings.with_raw_response.create(
+        model=SMALL,
+        input=[[1, 2]],
+        extra_body={"fallback_models": ["gemini/text-embedding-004", "azure_openai/x"]},
+    )
+    assert raw.headers["x-gateway-provider"] == "azure_openai"
+    assert gemini_fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "param"),
+    [(["text", [1, 2]], "input"), ([[1], [-1]], "input[1]"), ([], "input"), ([True], "input")],
+)
+async def test_a_malformed_input_is_refused_naming_it(
+    gw: RunningGateway, sent: Any, param: str
+) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        await client(gw).embeddings.create(model="mock", input=sent)
+    assert caught.value.param == param
+
+
 # -- extras, batches ------------------------------------------------------------------------------
 
 
