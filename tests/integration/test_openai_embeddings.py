@@ -21,6 +21,7 @@ from openai import (
     BadRequestError,
     InternalServerError,
     NotFoundError,
+    RateLimitError,
 )
 from sqlalchemy import select
 
@@ -377,6 +378,18 @@ async def test_a_wrong_key_is_an_authentication_error(start_gateway: StartGatewa
         await client(gw, key="sk-wrong").embeddings.create(model="mock", input="x")
     answer = await client(gw, key="sk-right").embeddings.create(model="mock", input="x")
     assert len(answer.data) == 1
+
+
+async def test_the_callers_rate_limit_is_a_rate_limit_error_with_retry_after(
+    start_gateway: StartGateway,
+) -> None:
+    gw = await start_gateway(requests_per_minute=1)
+    api = client(gw)
+    await api.embeddings.create(model="mock", input="x")
+    with pytest.raises(RateLimitError) as caught:
+        await api.embeddings.create(model="mock", input="y")
+    assert caught.value.code == "rate_limit_exceeded"
+    assert 1 <= int(caught.value.response.headers["retry-after"]) <= 120
 
 
 async def test_a_provider_outage_is_a_server_error_the_sdk_does_not_retry(
