@@ -31,7 +31,15 @@ class EmbedRequest:
     dimensions: int | None = None
     #: What the vectors are for ("search_document", "search_query"...); None for the default.
     input_type: str | None = None
+    #: Token arrays to embed instead of texts (then `inputs` is empty): only deployments whose
+    #: `Embedder.takes_tokens` is true are given them.
+    tokens: tuple[tuple[int, ...], ...] = ()
     io: CallIO = field(default_factory=CallIO)
+
+    @property
+    def count(self) -> int:
+        """How many vectors the request asks for: one per text or token array."""
+        return len(self.inputs) + len(self.tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +63,18 @@ class Embedder(Protocol):
         """The deployment name (the same as its `Provider`'s)."""
         ...
 
+    @property
+    def takes_tokens(self) -> bool:
+        """Whether requests may carry token arrays (`EmbedRequest.tokens`) instead of texts."""
+        ...
+
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One vector per input, in order, or raise an `UpstreamError`."""
         ...
 
 
-def estimated_tokens(inputs: tuple[str, ...]) -> int:
-    """A local token estimate for inputs a vendor did not count: about four characters a token."""
-    return sum(max(1, (len(text) + 3) // 4) for text in inputs)
+def estimated_tokens(request: EmbedRequest) -> int:
+    """A local token estimate for inputs a vendor did not count: about four characters a token
+    of text, and each token array's own length."""
+    texts = sum(max(1, (len(text) + 3) // 4) for text in request.inputs)
+    return texts + sum(len(tokens) for tokens in request.tokens)

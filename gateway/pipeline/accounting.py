@@ -49,7 +49,7 @@ class CallAccounting:
             chat = request.chat
             estimate = estimate_tokens(chat.messages, chat.sampling.max_tokens)
         else:
-            estimate = estimated_tokens(request.embed.inputs)
+            estimate = estimated_tokens(request.embed)
         call.charge = await self._quotas.admit_estimate(
             prepared.identity, prepared.tenant, estimate
         )

@@ -72,7 +72,7 @@ from gateway.tenancy.auth import Authenticator, Identity
 from gateway.tenancy.quotas import Quotas
 from metrics import ADMISSION_REJECTED
 from providers.base import check_capabilities
-from providers.embed_types import Embedder
+from providers.embed_types import Embedder, EmbedRequest
 from providers.errors import UnknownModelError
 from providers.registry import ProviderRegistry, Route
 from providers.types import ChatRequest, Completion
@@ -351,7 +351,8 @@ class CompletionService:
             chat = request.chat
             resolve, problem_of = self._registry.resolve, partial(_unsupported, chat)
         else:
-            resolve, problem_of = self._registry.resolve_embedding, self._cannot_embed
+            resolve = self._registry.resolve_embedding
+            problem_of = partial(self._cannot_embed, request.embed)
         try:
             primary = resolve(request.model, request.routing.provider or ctx.provider_pin)
         except UnknownModelError as exc:
@@ -369,11 +370,14 @@ class CompletionService:
             plan.append(Step(route, policy.fallback_retries, problem_of(route)))
         return tuple(plan)
 
-    def _cannot_embed(self, route: Route) -> str | None:
+    def _cannot_embed(self, embed: EmbedRequest, route: Route) -> str | None:
         provider = route.provider
-        if self._registry.embedder(provider.name) is not None:
-            return None
-        return f"model: provider {provider.name!r} ({provider.kind}) cannot embed"
+        embedder = self._registry.embedder(provider.name)
+        if embedder is None:
+            return f"model: provider {provider.name!r} ({provider.kind}) cannot embed"
+        if embed.tokens and not embedder.takes_tokens:
+            return f"inputs: provider {provider.name!r} cannot embed token arrays"
+        return None
 
     def _embedder_of(self, route: Route) -> Embedder:
         embedder = self._registry.embedder(route.provider.name)

@@ -42,6 +42,10 @@ MAX_TIMEOUT_SECONDS = 3600.0
 #: Inputs one embedding call may carry (adapters split them into the vendor's batches).
 MAX_EMBED_INPUTS = 4096
 MAX_EMBED_DIMENSIONS = 65536
+#: Token ids one token array may carry (OpenAI's embedding models take 8192 tokens an input).
+MAX_EMBED_TOKENS = 8192
+#: Token ids are vocabulary positions: any tokenizer's fit below this.
+MAX_TOKEN_ID = 2**31
 MAX_INPUT_TYPE_CHARS = 64
 
 _DOT_SEGMENTS = frozenset({".", ".."})
@@ -79,14 +83,7 @@ def validate_embedding(request: EmbeddingRequest) -> EmbeddingRequest:
     _check_priority(request.priority)
     embed = request.embed
     model = _model(embed.model)
-    inputs = embed.inputs
-    if not inputs:
-        raise InvalidArgumentError("inputs: at least one text is required")
-    if len(inputs) > MAX_EMBED_INPUTS:
-        raise InvalidArgumentError(f"inputs: more than {MAX_EMBED_INPUTS} texts")
-    for index, text in enumerate(inputs):
-        if not text.strip():
-            raise InvalidArgumentError(f"inputs[{index}]: must not be empty")
+    _check_embed_inputs(embed.inputs, embed.tokens)
     size = embed.dimensions
     if size is not None and not 0 < size <= MAX_EMBED_DIMENSIONS:
         raise InvalidArgumentError(
@@ -109,6 +106,26 @@ def validate_embedding(request: EmbeddingRequest) -> EmbeddingRequest:
     if provider != routing.provider or fallbacks != routing.fallback_models:
         request = replace(request, routing=Routing(provider, fallbacks))
     return request
+
+
+def _check_embed_inputs(inputs: Sequence[str], tokens: Sequence[Sequence[int]]) -> None:
+    if inputs and tokens:
+        raise InvalidArgumentError("inputs: texts or token arrays, not both")
+    if not inputs and not tokens:
+        raise InvalidArgumentError("inputs: at least one text is required")
+    if len(inputs) + len(tokens) > MAX_EMBED_INPUTS:
+        raise InvalidArgumentError(f"inputs: more than {MAX_EMBED_INPUTS} texts")
+    for index, text in enumerate(inputs):
+        if not text.strip():
+            raise InvalidArgumentError(f"inputs[{index}]: must not be empty")
+    for index, ids in enumerate(tokens):
+        if not ids:
+            raise InvalidArgumentError(f"inputs[{index}]: a token array must not be empty")
+        if len(ids) > MAX_EMBED_TOKENS or not all(0 <= token < MAX_TOKEN_ID for token in ids):
+            raise InvalidArgumentError(
+                f"inputs[{index}]: at most {MAX_EMBED_TOKENS} token ids, each from 0 to "
+                f"{MAX_TOKEN_ID - 1}"
+            )
 
 
 def _model(model: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Final
 
 import orjson
@@ -32,6 +33,8 @@ from gateway.errors import (
 from gateway.transports import http_app
 from gateway.transports.http_bodies import JSON_CONTENT_TYPE
 
+#: Our name of a field, as the caller's body names it.
+ParamName = Callable[[str], str]
 _PARAM: Final = re.compile(r"([A-Za-z_][\w.\[\]]*): ")
 #: A deployment's refusal of a field (`providers.base.check_capabilities`), naming the field.
 CANNOT: Final = re.compile(r"([A-Za-z_][\w.\[\]]*): provider '.*' cannot")
@@ -45,11 +48,12 @@ class UnsupportedParamError(InvalidArgumentError):
         self.param = param
 
 
-def openai_error(exc: GatewayError) -> web.Response:
-    """`exc` as OpenAI's error body, status and headers (`retry-after`, `x-should-retry`)."""
+def openai_error(exc: GatewayError, param_name: ParamName | None = None) -> web.Response:
+    """`exc` as OpenAI's error body, status and headers (`retry-after`, `x-should-retry`);
+    `param_name` names the field it is about as the caller sent it (`openai_params`)."""
     response = web.Response(
         status=http_app.http_status(exc),
-        body=orjson.dumps(error_object(exc)),
+        body=orjson.dumps(error_object(exc, param_name)),
         content_type=JSON_CONTENT_TYPE,
     )
     for name, value in exc.headers:
@@ -62,10 +66,17 @@ def openai_error(exc: GatewayError) -> web.Response:
     return response
 
 
-def error_object(exc: GatewayError) -> dict[str, object]:
-    """`{"error": {"message", "type", "param", "code"}}` for `exc`."""
+def error_object(exc: GatewayError, param_name: ParamName | None = None) -> dict[str, object]:
+    """`{"error": {"message", "type", "param", "code"}}` for `exc`, the field it names (in
+    `param` and at the start of the message) renamed by `param_name`."""
     kind, code = _kind_and_code(exc, http_app.http_status(exc))
-    return {"error": {"message": exc.message, "type": kind, "param": _param(exc), "code": code}}
+    message, param = exc.message, _param(exc)
+    if param is not None and param_name is not None:
+        named = param_name(param)
+        if message.startswith(param + ":"):
+            message = named + message[len(param) :]
+        param = named
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 def _kind_and_code(exc: GatewayError, status: int) -> tuple[str, str | None]:

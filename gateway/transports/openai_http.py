@@ -1,4 +1,5 @@
-"""The OpenAI-compatible routes on the JSON port: `/v1/chat/completions` and `/v1/models`.
+"""The OpenAI-compatible routes on the JSON port: `/v1/chat/completions`, `/v1/embeddings`
+and `/v1/models`.
 
 Any OpenAI client reaches the gateway by changing its base URL. A chat completion is converted
 (`openai_requests`), served by the same core as `/v1/complete` (one call per choice, each
@@ -7,7 +8,10 @@ accounted), and rendered in OpenAI's shapes (`openai_answers`); a stream is Serv
 `data: {"error": {...}}` (the SDK raises on it), with `: keep-alive` comments while nothing
 comes (`openai_sse`). Every answer carries `x-request-id`; chat answers `x-gateway-provider`
 (the deployment that answered), `x-gateway-cache` (hit or miss) and, unary,
-`x-gateway-cost-usd`. Errors are OpenAI's, with retry headers the SDKs obey (`openai_errors`).
+`x-gateway-cost-usd`. An embedding call is converted (`openai_embeddings`), served by the
+core's embed call (one call, accounted as one) and answered with the same headers. Errors are
+OpenAI's, with retry headers the SDKs obey (`openai_errors`), the field a 400 is about named as
+the caller sent it (`openai_params`).
 
 A field a deployment cannot honour is a 400 naming it; with DROP_UNSUPPORTED_PARAMS it is
 dropped instead, the call made again without it (the refusal came before any provider was
@@ -23,6 +27,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Final
 
 import orjson
@@ -42,7 +47,9 @@ from gateway.pipeline.types import Answer
 from gateway.transports import http_app
 from gateway.transports.http_bodies import JSON_CONTENT_TYPE, MAX_BYTES_KEY, read_json_object
 from gateway.transports.openai_answers import chat_completion
+from gateway.transports.openai_embeddings import embedding_list, embeddings_call
 from gateway.transports.openai_errors import CANNOT, credential, openai_error
+from gateway.transports.openai_params import chat_param, embeddings_param
 from gateway.transports.openai_requests import ChatCall, chat_call
 from gateway.transports.openai_sse import gateway_headers, serve_stream
 from providers.base import ProviderSettings
@@ -108,6 +115,7 @@ def add_openai_routes(app: web.Application, options: OpenAIOptions) -> None:
     """Serve the OpenAI-compatible routes on `app`."""
     app[OPTIONS_KEY] = options
     app.router.add_post("/v1/chat/completions", _chat_completions)
+    app.router.add_post("/v1/embeddings", _embeddings)
     app.router.add_get("/v1/models", _list_models)
     app.router.add_get("/v1/models/{model:.+}", _retrieve_model)
 
@@ -130,6 +138,7 @@ def _context(request: web.Request, identity: Any) -> CallContext:
 
 
 async def _chat_completions(request: web.Request) -> web.StreamResponse:
+    body: dict[str, Any] = {}
     try:
         core = request.app[http_app.CORE_KEY]
         identity = await core.authenticate(credential(request))
@@ -152,7 +161,7 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     except BodyTimeoutError:
         raise  # the app's middleware closes the connection too
     except GatewayError as exc:
-        return openai_error(exc)
+        return openai_error(exc, partial(chat_param, body=body))
 
 
 async def _read_body(request: web.Request) -> dict[str, Any]:
@@ -210,6 +219,30 @@ async def _all_or_none(calls: Sequence[Any]) -> list[Answer]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- /v1/embeddings ------------------------------------------------------------------------------
+
+
+async def _embeddings(request: web.Request) -> web.StreamResponse:
+    body: dict[str, Any] = {}
+    try:
+        core = request.app[http_app.CORE_KEY]
+        identity = await core.authenticate(credential(request))
+        body = await _read_body(request)
+        call = embeddings_call(body)
+        answer = await core.embed(call.request, _context(request, identity))
+    except BodyTimeoutError:
+        raise  # the app's middleware closes the connection too
+    except GatewayError as exc:
+        return openai_error(exc, partial(embeddings_param, body=body))
+    response = web.Response(
+        body=embedding_list(answer, as_base64=call.base64), content_type=JSON_CONTENT_TYPE
+    )
+    response.headers["x-gateway-provider"] = answer.provider
+    response.headers["x-gateway-cache"] = "hit" if answer.cached else "miss"
+    response.headers["x-gateway-cost-usd"] = f"{answer.cost_usd:.10f}"
+    return response
 
 
 # -- /v1/models ----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ asks nothing (`0`, `null`, `false`, the default tier); any other value is refuse
 naming it (`UnsupportedParamError`), or, when the operator set `DROP_UNSUPPORTED_PARAMS`, dropped
 and named in the answer's `x-gateway-dropped-params`. An unknown field is refused like OpenAI
 refuses it. The gateway's own extras come in the body (the SDK's `extra_body`):
-`fallback_models`, `cache`, `priority`, `provider`, `timeout`.
+`fallback_models`, `cache`, `priority`, `provider`, `timeout` (read by `openai_fields`, as on
+every OpenAI route).
 
 `user` becomes the metadata label "user", `metadata` the labels; messages are converted by
 `openai_messages`.
@@ -14,15 +15,21 @@ refuses it. The gateway's own extras come in the body (the SDK's `extra_body`):
 
 from __future__ import annotations
 
-import contextlib
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gateway.errors import InvalidArgumentError
-from gateway.pipeline.types import CachePolicy, CompletionRequest, Priority, Routing
+from gateway.pipeline.types import CompletionRequest
 from gateway.transports.openai_errors import UnsupportedParamError
+from gateway.transports.openai_fields import (
+    flag,
+    optional_flag,
+    optional_float,
+    optional_int,
+    optional_text,
+    serving,
+)
 from gateway.transports.openai_messages import messages
 from providers.types import (
     ChatRequest,
@@ -98,9 +105,6 @@ _HANDLED: Final = frozenset(
         "timeout",
     }
 )
-_PRIORITIES: Final = {p.name.lower(): p for p in Priority} | {
-    f"priority_{p.name.lower()}": p for p in Priority
-}
 _CHOICE_MODES: Final = {"auto": ToolChoiceMode.AUTO, "none": ToolChoiceMode.NONE}
 _CHOICE_MODES["required"] = ToolChoiceMode.REQUIRED
 
@@ -121,7 +125,7 @@ def chat_call(body: dict[str, Any], *, drop_unsupported: bool = False) -> ChatCa
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidArgumentError("model: required, a string")
-    stream = _flag(body, "stream")
+    stream = flag(body, "stream")
     include_usage = False
     options = body.get("stream_options")
     if options is not None:
@@ -132,10 +136,10 @@ def chat_call(body: dict[str, Any], *, drop_unsupported: bool = False) -> ChatCa
         for key in options:
             if key not in ("include_usage", "include_obfuscation"):
                 raise InvalidArgumentError(f"stream_options.{key}: unrecognized")
-        include_usage = _flag(options, "include_usage", "stream_options.include_usage")
-        if _flag(options, "include_obfuscation", "stream_options.include_obfuscation"):
+        include_usage = flag(options, "include_usage", "stream_options.include_usage")
+        if flag(options, "include_obfuscation", "stream_options.include_obfuscation"):
             raise UnsupportedParamError("stream_options.include_obfuscation", "not supported")
-    n = _integer(body, "n")
+    n = optional_int(body, "n")
     if n is not None and not 1 <= n <= MAX_CHOICES:
         raise InvalidArgumentError(f"n: must be between 1 and {MAX_CHOICES}, got {n}")
     chat = ChatRequest(
@@ -144,17 +148,13 @@ def chat_call(body: dict[str, Any], *, drop_unsupported: bool = False) -> ChatCa
         _sampling(body),
         tools=_tools(body.get("tools")),
         tool_choice=_tool_choice(body.get("tool_choice")),
-        parallel_tool_calls=_optional_flag(body, "parallel_tool_calls"),
+        parallel_tool_calls=optional_flag(body, "parallel_tool_calls"),
         response_format=_response_format(body.get("response_format")),
-        reasoning_effort=_optional_text(body, "reasoning_effort"),
+        reasoning_effort=optional_text(body, "reasoning_effort"),
     )
     request = CompletionRequest(
         chat,
-        _routing(body),
-        _metadata(body),
-        _timeout(body.get("timeout")),
-        _priority(body.get("priority")),
-        _cache(body.get("cache")),
+        *serving(body),
     )
     return ChatCall(request, stream, include_usage, n or 1, tuple(dropped))
 
@@ -163,8 +163,8 @@ def chat_call(body: dict[str, Any], *, drop_unsupported: bool = False) -> ChatCa
 
 
 def _sampling(body: dict[str, Any]) -> Sampling:
-    max_tokens = _integer(body, "max_tokens")
-    newer = _integer(body, "max_completion_tokens")
+    max_tokens = optional_int(body, "max_tokens")
+    newer = optional_int(body, "max_completion_tokens")
     if max_tokens is not None and newer is not None and max_tokens != newer:
         raise InvalidArgumentError(
             "max_completion_tokens: set max_tokens or max_completion_tokens, not both"
@@ -179,11 +179,11 @@ def _sampling(body: dict[str, Any]) -> Sampling:
     else:
         raise InvalidArgumentError("stop: must be a string or an array of strings")
     return Sampling(
-        _number(body, "temperature"),
+        optional_float(body, "temperature"),
         newer if newer is not None else max_tokens,
-        _number(body, "top_p"),
+        optional_float(body, "top_p"),
         stops,
-        _integer(body, "seed"),
+        optional_int(body, "seed"),
     )
 
 
@@ -250,114 +250,3 @@ def _response_format(raw: object) -> ResponseFormat | None:
             ResponseFormatType.JSON_SCHEMA, name, schema, spec.get("strict") is True
         )
     raise InvalidArgumentError("response_format.type: must be text, json_object or json_schema")
-
-
-# -- how the gateway serves it -------------------------------------------------------------------
-
-
-def _routing(body: dict[str, Any]) -> Routing:
-    provider = _optional_text(body, "provider") or ""
-    fallbacks = body.get("fallback_models")
-    if fallbacks is None:
-        fallbacks = []
-    if not isinstance(fallbacks, list) or not all(isinstance(m, str) for m in fallbacks):
-        raise InvalidArgumentError("fallback_models: must be an array of model names")
-    return Routing(provider, tuple(fallbacks))
-
-
-def _metadata(body: dict[str, Any]) -> dict[str, str]:
-    raw = body.get("metadata")
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-        raise InvalidArgumentError("metadata: must be an object of strings")
-    labels = dict(raw)
-    user = body.get("user")
-    if user is not None:
-        if not isinstance(user, str):
-            raise InvalidArgumentError("user: must be a string")
-        labels.setdefault("user", user)
-    return labels
-
-
-def _timeout(raw: object) -> float | None:
-    if raw is None:
-        return None
-    seconds = math.nan
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        seconds = float(raw)
-    elif isinstance(raw, str):
-        text = raw.strip().lower()
-        scale = 0.001 if text.endswith("ms") else 1.0
-        with contextlib.suppress(ValueError):
-            seconds = float(text.removesuffix("ms").removesuffix("s")) * scale
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise InvalidArgumentError("timeout: seconds (a number, or a string such as '1.5s')")
-    return seconds
-
-
-def _priority(raw: object) -> int:
-    if raw is None:
-        return Priority.UNSPECIFIED
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw  # validation refuses one that is not a Priority
-    if isinstance(raw, str) and raw.lower() in _PRIORITIES:
-        return _PRIORITIES[raw.lower()]
-    raise InvalidArgumentError("priority: must be low, normal or high")
-
-
-def _cache(raw: object) -> CachePolicy:
-    if raw is None:
-        return CachePolicy()
-    if not isinstance(raw, dict):
-        raise InvalidArgumentError("cache: must be an object")
-    for key in raw:
-        if key not in ("no_cache", "no_store", "ttl"):
-            raise InvalidArgumentError(f"cache.{key}: unrecognized (no_cache, no_store, ttl)")
-    ttl = raw.get("ttl")
-    return CachePolicy(
-        lookup=not _flag(raw, "no_cache", "cache.no_cache"),
-        store=not _flag(raw, "no_store", "cache.no_store"),
-        ttl=_timeout(ttl) if ttl is not None else None,
-    )
-
-
-# -- scalars -------------------------------------------------------------------------------------
-
-
-def _flag(body: Mapping[str, Any], key: str, where: str = "") -> bool:
-    value = body.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise InvalidArgumentError(f"{where or key}: must be true or false")
-    return value
-
-
-def _optional_flag(body: Mapping[str, Any], key: str) -> bool | None:
-    return None if body.get(key) is None else _flag(body, key)
-
-
-def _optional_text(body: Mapping[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise InvalidArgumentError(f"{key}: must be a string")
-    return value
-
-
-def _number(body: Mapping[str, Any], key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgumentError(f"{key}: must be a number")
-    return float(value)
-
-
-def _integer(body: Mapping[str, Any], key: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgumentError(f"{key}: must be an integer")
-    return value

@@ -45,6 +45,8 @@ class HttpEmbedder(ABC):
     _kind: ClassVar[str]
     #: The most inputs one vendor request may carry.
     batch_limit: ClassVar[int]
+    #: Whether the vendor embeds token arrays (`EmbedRequest.tokens`) as well as texts.
+    takes_tokens: bool = False
 
     def __init__(
         self,
@@ -97,9 +99,9 @@ class HttpEmbedder(ABC):
             self._url_for(batch), self._to_wire(batch), time_limit=left, headers=batch.io.headers
         )
         answer = self._from_wire(decode_object(raw), batch)
-        if len(answer.vectors) != len(batch.inputs):
+        if len(answer.vectors) != batch.count:
             raise MalformedReplyError(
-                f"reply has {len(answer.vectors)} embeddings for {len(batch.inputs)} inputs"
+                f"reply has {len(answer.vectors)} embeddings for {batch.count} inputs"
             )
         return answer
 
@@ -135,11 +137,15 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 
 def batches(request: EmbedRequest, limit: int) -> list[EmbedRequest]:
-    """`request` split into requests of at most `limit` inputs each, in order."""
-    inputs = request.inputs
-    if len(inputs) <= limit:
+    """`request` split into requests of at most `limit` inputs (texts or token arrays) each, in
+    order."""
+    if request.count <= limit:
         return [request]
-    return [replace(request, inputs=inputs[i : i + limit]) for i in range(0, len(inputs), limit)]
+    inputs, tokens = request.inputs, request.tokens
+    return [
+        replace(request, inputs=inputs[i : i + limit], tokens=tokens[i : i + limit])
+        for i in range(0, request.count, limit)
+    ]
 
 
 def joined(answers: Sequence[Embeddings], asked_model: str) -> Embeddings:
@@ -176,5 +182,5 @@ def list_field(body: Mapping[str, object], key: str, what: str) -> list[object]:
 
 def estimated_usage(request: EmbedRequest) -> Usage:
     """The local estimate of a batch's tokens, for vendors that report none."""
-    tokens = estimated_tokens(request.inputs)
+    tokens = estimated_tokens(request)
     return Usage(prompt_tokens=tokens, total_tokens=tokens)

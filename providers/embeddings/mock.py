@@ -2,7 +2,8 @@
 
 The same text always gets the same vector: SHA-256 of the text (with a block counter) gives the
 values, normalised to unit length. `dimensions` sets the length (`DEFAULT_DIMENSIONS` without).
-Usage is one token per word, as the mock counts for chat.
+Usage is one token per word, as the mock counts for chat. Token arrays are embedded as the text
+of their ids (one token each), as OpenAI-compatible servers take them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ PLACES: Final = 6
 class MockEmbedder:
     """Embeds any model's inputs the same way every time."""
 
+    takes_tokens = True
+
     def __init__(
         self,
         settings: ProviderSettings,
@@ -43,8 +46,9 @@ class MockEmbedder:
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One vector per input, in order."""
         size = request.dimensions or DEFAULT_DIMENSIONS
-        vectors = tuple(mock_vector(text, size) for text in request.inputs)
-        tokens = sum(max(1, len(text.split())) for text in request.inputs)
+        texts = request.inputs or tuple(" ".join(map(str, ids)) for ids in request.tokens)
+        vectors = tuple(mock_vector(text, size) for text in texts)
+        tokens = sum(max(1, len(text.split())) for text in texts)
         return Embeddings(request.model, vectors, Usage(prompt_tokens=tokens, total_tokens=tokens))
 
 

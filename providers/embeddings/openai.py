@@ -1,6 +1,7 @@
 """OpenAI embeddings (`POST {base_url}/embeddings`): OpenAI, Azure OpenAI, compatible servers.
 
-Request `{"model", "input": [texts], "encoding_format": "float", "dimensions"?}`; reply
+Request `{"model", "input": [texts] | [[token ids]], "encoding_format": "float", "dimensions"?}`
+(OpenAI and compatible servers embed token arrays as well as texts); reply
 `{"object": "list", "data": [{"index", "embedding"}], "model", "usage": {"prompt_tokens",
 "total_tokens"}}`. OpenAI takes at most 2048 inputs a request. It has no input type: a caller's
 `input_type` is a hint this vendor has no use for. Azure serves the same format at
@@ -34,12 +35,10 @@ MAX_INPUTS: Final = 2048
 
 
 def to_wire(request: EmbedRequest) -> dict[str, object]:
-    """The embeddings request body: floats, `dimensions` only when asked."""
-    body: dict[str, object] = {
-        "model": request.model,
-        "input": list(request.inputs),
-        "encoding_format": "float",
-    }
+    """The embeddings request body: texts or token arrays, floats, `dimensions` only when
+    asked."""
+    inputs = [list(tokens) for tokens in request.tokens] if request.tokens else list(request.inputs)
+    body: dict[str, object] = {"model": request.model, "input": inputs, "encoding_format": "float"}
     if request.dimensions is not None:
         body["dimensions"] = request.dimensions
     return body
@@ -75,6 +74,7 @@ class OpenAIEmbedder(HttpEmbedder):
 
     _kind = openai.KIND
     batch_limit = MAX_INPUTS
+    takes_tokens = True
 
     def __init__(
         self,

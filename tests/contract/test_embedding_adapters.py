@@ -121,6 +121,37 @@ async def test_openai_has_no_input_type_so_none_is_sent(session: UpstreamClient)
         }
 
 
+async def test_openai_sends_token_arrays_and_splits_them_at_its_limit(
+    session: UpstreamClient,
+) -> None:
+    case = CASES[0]
+    arrays = tuple((i, i + 1) for i in range(openai.MAX_INPUTS + 2))
+    async with FakeOpenAI() as fake:
+        answer = await build(case, fake, session).embed(
+            EmbedRequest(case.model, (), tokens=arrays, io=CallIO(10.0))
+        )
+        sent = [r.body["input"] for r in fake.requests]
+    # Batches go out a few at once: their order of arrival is not fixed, their answers' is.
+    assert sorted(sent, key=str) == sorted(
+        [[list(a) for a in arrays[:-2]], [list(a) for a in arrays[-2:]]], key=str
+    )
+    assert answer.vectors == tuple(tuple(vector(f"{i} {i + 1}", 16)) for i, _ in arrays)
+    assert answer.usage.prompt_tokens == 2 * len(arrays)
+
+
+def test_only_openai_compatible_embedders_and_the_mock_take_token_arrays(
+    session: UpstreamClient,
+) -> None:
+    settings = ProviderSettings(name="x", kind="x", base_url="http://127.0.0.1:9")
+    takers = {
+        spec.kind
+        for spec in (openai.SPEC, openai.AZURE_SPEC, gemini.SPEC, cohere.SPEC, ollama.SPEC)
+        if spec.factory(settings, session, KeyPool(("k",), cooldown=1.0)).takes_tokens
+    }
+    assert takers == {"openai", "azure_openai"}
+    assert mock.MockEmbedder(settings).takes_tokens
+
+
 async def test_azure_puts_the_deployment_in_the_path_with_the_api_version(
     session: UpstreamClient,
 ) -> None:
@@ -333,3 +364,13 @@ async def test_the_mock_is_deterministic_normalised_and_sized() -> None:
     repeat = await embedder.embed(EmbedRequest("mock", ("hello world", "bye")))
     assert repeat.vectors == first.vectors
     assert first.usage == Usage(prompt_tokens=3, total_tokens=3)
+
+
+async def test_the_mock_embeds_token_arrays_as_the_text_of_their_ids() -> None:
+    embedder = mock.MockEmbedder(ProviderSettings(name="mock", kind="mock"))
+    answer = await embedder.embed(EmbedRequest("mock", (), tokens=((1, 2, 3), (4,))))
+    assert answer.vectors == (
+        mock.mock_vector("1 2 3", mock.DEFAULT_DIMENSIONS),
+        mock.mock_vector("4", mock.DEFAULT_DIMENSIONS),
+    )
+    assert answer.usage == Usage(prompt_tokens=4, total_tokens=4)
