@@ -54,6 +54,17 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
 ADMIN_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AdminService"].full_name
 ResponseT = TypeVar("ResponseT")
 REQUEST_ID_KEY = "x-request-id"
+#: The metadata keys a call's context and trace are made from.
+_READ: Final = frozenset(
+    (
+        REQUEST_ID_KEY,
+        "authorization",
+        "x-provider",
+        "x-request-timeout",
+        COALESCING_HEADER,
+        *propagate.get_global_textmap().fields,
+    )
+)
 #: Each caller error code as a gRPC status: the same name.
 GRPC_STATUS: Final[dict[Code, grpc.StatusCode]] = {
     code: grpc.StatusCode[code.name] for code in Code
@@ -281,9 +292,13 @@ async def set_serving(health: health_aio.HealthServicer, serving: bool) -> None:
 
 
 async def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
-    """Read a unary call's metadata, bind its request id to the logs, and echo the id back."""
+    """Read a unary call's metadata and bind its request id to the logs.
+
+    The id goes back in the trailing metadata, which leaves with the answer (or the error): a
+    separate initial-metadata write would cost every call a batch of its own.
+    """
     call, _ = _call_context(context)
-    await context.send_initial_metadata(((REQUEST_ID_KEY, call.request_id),))
+    context.set_trailing_metadata(((REQUEST_ID_KEY, call.request_id),))
     return call
 
 
@@ -320,11 +335,12 @@ def _call_context(
 
 
 def _metadata(pairs: Sequence[tuple[str, str | bytes]]) -> dict[str, str]:
-    return {key: value for key, value in pairs if isinstance(value, str)}
+    """The metadata the gateway reads; the rest (user agent, grpc's own) is not copied."""
+    return {key: value for key, value in pairs if key in _READ and isinstance(value, str)}
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: GatewayError) -> NoReturn:
-    trailing: tuple[tuple[str, str], ...] = tuple((k.lower(), v) for k, v in exc.headers)
+    trailing = _id_trailer() + tuple((k.lower(), v) for k, v in exc.headers)
     if exc.retry_after is not None:
         # gRPC's own pushback trailer (read by clients' retry policies), and the plain seconds.
         seconds = max(exc.retry_after, 0.0)
@@ -338,5 +354,11 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: GatewayError)
 
 async def _abort_internal(context: grpc.aio.ServicerContext[Any, Any]) -> NoReturn:
     log.exception("unexpected error while serving a call")
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error", trailing_metadata=_id_trailer())
     raise AssertionError("unreachable: abort raises")
+
+
+def _id_trailer() -> tuple[tuple[str, str], ...]:
+    """The call's request id for an abort's trailers (they replace those set at the start)."""
+    request_id = request_id_var.get()
+    return () if request_id is None else ((REQUEST_ID_KEY, request_id),)

@@ -96,20 +96,35 @@ async def test_grpc_provider_status_for_an_unknown_provider_is_not_found(
     assert "mock" in (caught.value.details() or "")
 
 
-async def test_grpc_echoes_the_callers_request_id(gw: RunningGateway) -> None:
+async def test_grpc_unary_echoes_the_callers_request_id_in_trailing_metadata(
+    gw: RunningGateway,
+) -> None:
     call = gw.stub.Complete(
         pb.CompleteRequest(model="mock", messages=HELLO), metadata=(("x-request-id", "req-42"),)
     )
     await call
-    assert ("x-request-id", "req-42") in tuple(await call.initial_metadata())
+    assert ("x-request-id", "req-42") in tuple(await call.trailing_metadata())
+    assert ("x-request-id", "req-42") not in tuple(await call.initial_metadata())
 
 
 async def test_grpc_generates_a_request_id_when_none_is_sent(gw: RunningGateway) -> None:
     call = gw.stub.Complete(pb.CompleteRequest(model="mock", messages=HELLO))
     await call
-    ids = [v for k, v in tuple(await call.initial_metadata()) if k == "x-request-id"]
+    ids = [v for k, v in tuple(await call.trailing_metadata()) if k == "x-request-id"]
     assert len(ids) == 1
     assert len(str(ids[0])) == 32
+
+
+async def test_grpc_unary_error_carries_the_request_id_in_trailing_metadata(
+    gw: RunningGateway,
+) -> None:
+    call = gw.stub.Complete(
+        pb.CompleteRequest(model="gpt-99", messages=HELLO), metadata=(("x-request-id", "r-7"),)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert ("x-request-id", "r-7") in tuple(caught.value.trailing_metadata() or ())
 
 
 async def test_grpc_stream_sends_the_request_id_in_initial_metadata(gw: RunningGateway) -> None:
