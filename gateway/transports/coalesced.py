@@ -23,23 +23,24 @@ def merging(value: str | None) -> bool:
 
 def batch_message(batch: Batch) -> pb.StreamCompleteResponse:
     """The one message a batch is sent as."""
-    calls = [
-        pb.ToolCallDelta(index=d.index, id=d.id, name=d.name, arguments=d.arguments)
-        for d in batch.tool_call_deltas
-    ]
     if batch.done is None:
         head = batch.head
-        return pb.StreamCompleteResponse(
-            id=head.id,
-            model=head.model,
-            provider=head.provider,
-            delta=batch.text,
-            cached=head.cached,
-            tool_call_deltas=calls,
-            reasoning_delta=batch.reasoning,
+        message = pb.StreamCompleteResponse(
+            id=head.id, model=head.model, provider=head.provider, cached=head.cached
         )
-    message = last_message(batch.done.answer)
-    message.delta = batch.text
-    message.reasoning_delta = batch.reasoning
-    message.tool_call_deltas.extend(calls)
+    else:
+        message = last_message(batch.done.answer)
+    # Only the fields a batch has are set: most batches are a single text delta.
+    text = batch.text
+    if text:
+        message.delta = text
+    reasoning = batch.reasoning
+    if reasoning:
+        message.reasoning_delta = reasoning
+    calls = batch.tool_call_deltas
+    if calls:
+        message.tool_call_deltas.extend(
+            pb.ToolCallDelta(index=d.index, id=d.id, name=d.name, arguments=d.arguments)
+            for d in calls
+        )
     return message
