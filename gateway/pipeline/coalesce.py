@@ -5,8 +5,9 @@ hands over everything that came since the last take as `Batch`es, each one messa
 text joined, tool-call fragments joined per index (the first id and name kept), reasoning text
 joined, and the stream's `Done` (finish reason, usage, cost) in the batch it came with. Nothing
 is held back: the transport's `take()` returns as soon as one item is there and the reader would
-wait for the upstream, so an idle stream's deltas each leave at once (time to first token does
-not grow); only a busy transport sees batches of more than one item.
+wait for the upstream, so an idle stream's deltas each leave at once; the first delta is handed
+over before the reader goes on, so even a burst does not delay the time to first token. Only a
+busy transport sees batches of more than one item.
 
 A batch never spans a head change: content after a new `StreamHead` starts a new batch. With
 `merge=False` (the caller's opt-out) every content item is a batch of its own, so the caller
@@ -127,6 +128,7 @@ class Coalescer:
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._closing = False
+        self._sent_any = False
         self._task = asyncio.create_task(self._run())
         #: Set once the stream has ended (the rest is then one `take()` away).
         self.finished = False
@@ -166,7 +168,13 @@ class Coalescer:
                 async for item in items:
                     content = content_of(item)
                     if content is not None:
+                        first = not self._sent_any
                         self._add(content)
+                        if first:
+                            # The first delta goes alone, before the reader takes in whatever
+                            # else has come: merging never delays the time to first token.
+                            self._sent_any = True
+                            await asyncio.sleep(0)
                         if self._size > self._limit:
                             self._room.clear()
                             await self._room.wait()

@@ -23,6 +23,10 @@ async def items(*sent: StreamItem, fail: bool = False) -> AsyncGenerator[StreamI
         raise ProviderError("cut", code=Code.UNAVAILABLE, provider="openai")
 
 
+#: A stream's first delta always leaves alone; the tests of merging put this one first.
+FIRST = TextDelta("first ")
+
+
 async def drain(stream: Coalescer) -> list[Batch]:
     batches: list[Batch] = []
     while not stream.finished:
@@ -31,29 +35,32 @@ async def drain(stream: Coalescer) -> list[Batch]:
     return batches
 
 
-async def test_deltas_that_arrive_together_leave_as_one_batch_in_order() -> None:
+async def test_a_burst_sends_its_first_delta_alone_and_the_rest_as_one_batch() -> None:
     sent = [TextDelta(f"d{i} ") for i in range(20)]
     stream = Coalescer(items(HEAD, *sent, Done(ANSWER)))
-    batches = await stream.take()
-    assert stream.finished  # all of it came before the transport woke
+    first = await stream.take()  # handed over before the reader took in the rest
+    assert [(b.head, b.text, b.done) for b in first] == [(HEAD, "d0 ", None)]
+    rest = await stream.take()
+    assert stream.finished  # the rest came before the transport woke again: one batch
     await stream.aclose()
-    assert len(batches) == 1
-    assert batches[0].text == "".join(d.text for d in sent)
-    assert batches[0].head == HEAD
-    assert batches[0].done == Done(ANSWER)
+    assert len(rest) == 1
+    assert rest[0].text == "".join(d.text for d in sent[1:])
+    assert rest[0].head == HEAD
+    assert rest[0].done == Done(ANSWER)
 
 
 async def test_tool_call_fragments_join_per_index_keeping_the_first_id_and_name() -> None:
     stream = Coalescer(
         items(
             HEAD,
+            FIRST,
             ToolCallDelta(0, "call_a", "get_weather", '{"ci'),
             ToolCallDelta(1, "call_b", "get_time", "{"),
             ToolCallDelta(0, "", "", 'ty": "Oslo"}'),
             ToolCallDelta(1, "", "", "}"),
         )
     )
-    (batch,) = await drain(stream)
+    _, batch = await drain(stream)
     assert batch.tool_call_deltas == [
         ToolCallDelta(0, "call_a", "get_weather", '{"city": "Oslo"}'),
         ToolCallDelta(1, "call_b", "get_time", "{}"),
@@ -63,10 +70,14 @@ async def test_tool_call_fragments_join_per_index_keeping_the_first_id_and_name(
 async def test_reasoning_text_joins_and_reasoning_state_alone_sends_nothing() -> None:
     stream = Coalescer(
         items(
-            HEAD, ReasoningDelta("think "), ReasoningDelta(signature="sig"), ReasoningDelta("more")
+            HEAD,
+            FIRST,
+            ReasoningDelta("think "),
+            ReasoningDelta(signature="sig"),
+            ReasoningDelta("more"),
         )
     )
-    (batch,) = await drain(stream)
+    _, batch = await drain(stream)
     assert (batch.reasoning, batch.text) == ("think more", "")
     only_state = Coalescer(items(HEAD, ReasoningDelta(signature="sig")))
     assert await drain(only_state) == []
@@ -110,9 +121,9 @@ async def test_an_idle_stream_hands_each_delta_over_at_once() -> None:
 
 
 async def test_an_error_mid_batch_comes_after_the_deltas_before_it() -> None:
-    stream = Coalescer(items(HEAD, TextDelta("a"), TextDelta("b"), fail=True))
+    stream = Coalescer(items(HEAD, FIRST, TextDelta("a"), TextDelta("b"), fail=True))
     batches = await drain(stream)
-    assert [b.text for b in batches] == ["ab"]
+    assert [b.text for b in batches] == ["first ", "ab"]
     assert isinstance(stream.error, ProviderError)
 
 
