@@ -25,6 +25,7 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from gateway.config.settings import DEFAULT_BODY_READ_TIMEOUT_SECONDS, GrpcSettings
 from gateway.errors import Code, GatewayError
 from gateway.pipeline.call import CallContext
+from gateway.pipeline.coalesce import Coalescer
 from gateway.pipeline.ids import request_id_from, request_id_var
 from gateway.pipeline.service import CompletionService
 from gateway.tenancy.admin import AdminCore
@@ -36,9 +37,9 @@ from gateway.transports.admin_convert import (
     report_query,
     usage_message,
 )
+from gateway.transports.coalesced import COALESCING_HEADER, batch_message, merging
 from gateway.transports.grpc_requests import Registrar, RequestReader
 from gateway.transports.proto_convert import (
-    StreamMessages,
     complete_response,
     completion_request,
     provider_status_response,
@@ -53,6 +54,18 @@ log = logging.getLogger("gateway.grpc")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GatewayService"].full_name
 ADMIN_SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AdminService"].full_name
 ResponseT = TypeVar("ResponseT")
+REQUEST_ID_KEY = "x-request-id"
+#: The metadata keys a call's context and trace are made from.
+_READ: Final = frozenset(
+    (
+        REQUEST_ID_KEY,
+        "authorization",
+        "x-provider",
+        "x-request-timeout",
+        COALESCING_HEADER,
+        *propagate.get_global_textmap().fields,
+    )
+)
 #: Each caller error code as a gRPC status: the same name.
 GRPC_STATUS: Final[dict[Code, grpc.StatusCode]] = {
     code: grpc.StatusCode[code.name] for code in Code
@@ -78,18 +91,25 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def StreamComplete(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.StreamCompleteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamCompleteResponse]:
-        """Serve one streamed completion."""
-        call = await _begin(context)
-        messages = StreamMessages()
+        """Serve one streamed completion, coalescing what waits while a write is under way."""
+        call, merge = await _begin_stream(context)
+        stream = Coalescer(
+            self._core.stream_complete(completion_request(request), call), merge=merge
+        )
         try:
-            async for item in self._core.stream_complete(completion_request(request), call):
-                message = messages.message(item)
-                if message is not None:
-                    yield message
-        except GatewayError as exc:
-            await _abort(context, exc)
-        except Exception:
-            await _abort_internal(context)
+            while True:
+                batches = await stream.take()
+                ended = stream.finished  # then every batch is in this take
+                for batch in batches:
+                    # grpc resumes the generator once the message is written: the time the
+                    # coalescer gathers what comes next.
+                    yield batch_message(batch)
+                if ended:
+                    break
+        finally:
+            await stream.aclose()
+        if stream.error is not None:
+            await _abort(context, stream.error)
 
     async def Embed(  # noqa: N802 (gRPC method names are fixed by the proto)
         self, request: pb.EmbedRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -280,17 +300,38 @@ async def set_serving(health: health_aio.HealthServicer, serving: bool) -> None:
 
 
 async def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
-    """Read the call's metadata, bind its request id to the logs, and echo the id back."""
+    """Read a unary call's metadata and bind its request id to the logs.
+
+    The id goes back in the trailing metadata, which leaves with the answer (or the error): a
+    separate initial-metadata write would cost every call a batch of its own.
+    """
+    call, _ = _call_context(context)
+    context.set_trailing_metadata(((REQUEST_ID_KEY, call.request_id),))
+    return call
+
+
+async def _begin_stream(context: grpc.aio.ServicerContext[Any, Any]) -> tuple[CallContext, bool]:
+    """Read a stream's metadata, bind its request id to the logs and send the id back at once.
+
+    Also says whether the stream is coalesced (the caller's `x-stream-coalescing`).
+    """
+    call, metadata = _call_context(context)
+    await context.send_initial_metadata(((REQUEST_ID_KEY, call.request_id),))
+    return call, merging(metadata.get(COALESCING_HEADER))
+
+
+def _call_context(
+    context: grpc.aio.ServicerContext[Any, Any],
+) -> tuple[CallContext, dict[str, str]]:
     metadata = _metadata(context.invocation_metadata() or ())
     if "traceparent" in metadata and not spans_recorded():
         # No interceptor span: continue the caller's trace (logs, upstream calls) by hand.
         otel_context.attach(propagate.extract(metadata))
-    request_id = request_id_from(metadata.get("x-request-id"))
+    request_id = request_id_from(metadata.get(REQUEST_ID_KEY))
     request_id_var.set(request_id)
-    await context.send_initial_metadata((("x-request-id", request_id),))
     remaining = context.time_remaining()
     deadline = None if remaining is None else asyncio.get_running_loop().time() + remaining
-    return CallContext(
+    call = CallContext(
         transport="grpc",
         request_id=request_id,
         authorization=metadata.get("authorization"),
@@ -298,14 +339,16 @@ async def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
         deadline=deadline,
         timeout_header=metadata.get("x-request-timeout"),
     )
+    return call, metadata
 
 
 def _metadata(pairs: Sequence[tuple[str, str | bytes]]) -> dict[str, str]:
-    return {key: value for key, value in pairs if isinstance(value, str)}
+    """The metadata the gateway reads; the rest (user agent, grpc's own) is not copied."""
+    return {key: value for key, value in pairs if key in _READ and isinstance(value, str)}
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: GatewayError) -> NoReturn:
-    trailing: tuple[tuple[str, str], ...] = tuple((k.lower(), v) for k, v in exc.headers)
+    trailing = _id_trailer() + tuple((k.lower(), v) for k, v in exc.headers)
     if exc.retry_after is not None:
         # gRPC's own pushback trailer (read by clients' retry policies), and the plain seconds.
         seconds = max(exc.retry_after, 0.0)
@@ -319,5 +362,11 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: GatewayError)
 
 async def _abort_internal(context: grpc.aio.ServicerContext[Any, Any]) -> NoReturn:
     log.exception("unexpected error while serving a call")
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error", trailing_metadata=_id_trailer())
     raise AssertionError("unreachable: abort raises")
+
+
+def _id_trailer() -> tuple[tuple[str, str], ...]:
+    """The call's request id for an abort's trailers (they replace those set at the start)."""
+    request_id = request_id_var.get()
+    return () if request_id is None else ((REQUEST_ID_KEY, request_id),)

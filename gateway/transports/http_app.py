@@ -47,6 +47,7 @@ from gateway.pipeline.ids import request_id_from, request_id_var
 from gateway.pipeline.service import CompletionService
 from gateway.tenancy.admin import AdminCore
 from gateway.tenancy.auth import Identity
+from gateway.transports.coalesced import COALESCING_HEADER, merging
 from gateway.transports.http_admin import add_admin_routes
 from gateway.transports.http_bodies import (
     BODY_TIMEOUT_KEY,
@@ -216,7 +217,10 @@ async def _serve_stream(
     core = request.app[CORE_KEY]
     items = core.stream_complete(completion_request(message), _call_context(request, identity))
     return await serve_sse(
-        request, items, lambda exc: _error_body(exc.code_name, exc.message, request)
+        request,
+        items,
+        lambda exc: _error_body(exc.code_name, exc.message, request),
+        merge=merging(request.headers.get(COALESCING_HEADER)),
     )
 
 

@@ -1,7 +1,9 @@
 """A streamed completion as Server-Sent Events: one `data:` JSON object per message.
 
-The core's stream items become `StreamCompleteResponse` messages (`proto_convert`), each
-rendered as proto3 JSON.
+The core's stream items are read by a `Coalescer`: everything that came while the previous
+write was under way leaves merged, as one message (unless the caller opted out: then one event
+per item, the events that waited still leaving in one write), rendered as proto3 JSON. An idle
+stream's deltas leave one by one, at once.
 
 A stream ends with `data: [DONE]`, after its last message (finish reason, usage) or after an
 `event: error` carrying the error body: a failure after the stream started, or the shutdown's
@@ -10,18 +12,16 @@ cut. A failure before the first message is raised, for the caller to answer with
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Callable
 
 from aiohttp import web
 
-from gateway.errors import GatewayError, InternalError, ServiceUnavailableError
-from gateway.pipeline.drain import SHUTTING_DOWN
+from gateway.errors import GatewayError, InternalError
+from gateway.pipeline.coalesce import Batch, Coalescer
 from gateway.pipeline.types import StreamItem
+from gateway.transports.coalesced import batch_message
 from gateway.transports.json_codec import render_completion
-from gateway.transports.proto_convert import StreamMessages
 from gateway.v1 import gateway_pb2 as pb
 
 log = logging.getLogger("gateway.http")
@@ -40,29 +40,38 @@ async def serve_sse(
     request: web.Request,
     items: AsyncGenerator[StreamItem, None],
     error_body: ErrorBody,
+    *,
+    merge: bool = True,
 ) -> web.StreamResponse:
-    """Send a stream's `items` as SSE; errors before the first message are raised (a status)."""
-    async with aclosing(items):
-        # The pump drives the call from its first step to its last (a call has one task).
-        pump = Pump(items)
-        try:
-            data = await pump.take()
-            if pump.finished and not data:
-                raise pump.error or InternalError("the stream ended before it started")
-            response = web.StreamResponse(headers=SSE_HEADERS)
-            await response.prepare(request)
-            while not pump.finished:
-                await response.write(data)
-                data = await pump.take()
-        except ConnectionResetError:
-            # The client left; leaving `aclosing` aborts the upstream call.
-            log.info("client went away during a stream")
-            return response
-        finally:
-            await pump.aclose()
-        ending = SSE_DONE if pump.error is None else sse_error(error_body(pump.error)) + SSE_DONE
-        await response.write_eof(data + ending)
+    """Send a stream's `items` as SSE; errors before the first message are raised (a status).
+
+    `merge=False` sends one event per item (the caller's opt-out of coalescing).
+    """
+    # The coalescer's task drives the call from its first step to its last; leaving closes it.
+    stream = Coalescer(items, merge=merge)
+    try:
+        data = sse_batches(await stream.take())
+        if stream.finished and not data:
+            raise stream.error or InternalError("the stream ended before it started")
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        await response.prepare(request)
+        while not stream.finished:
+            await response.write(data)
+            data = sse_batches(await stream.take())
+    except ConnectionResetError:
+        # The client left; closing the coalescer aborts the upstream call.
+        log.info("client went away during a stream")
         return response
+    finally:
+        await stream.aclose()
+    ending = SSE_DONE if stream.error is None else sse_error(error_body(stream.error)) + SSE_DONE
+    await response.write_eof(data + ending)
+    return response
+
+
+def sse_batches(batches: list[Batch]) -> bytes:
+    """Batches as SSE events, one each."""
+    return b"".join([sse_data(batch_message(batch)) for batch in batches])
 
 
 def sse_data(message: pb.StreamCompleteResponse) -> bytes:
@@ -74,71 +83,3 @@ def sse_data(message: pb.StreamCompleteResponse) -> bytes:
 def sse_error(body: bytes) -> bytes:
     """An error body as an `event: error`."""
     return b"event: error\ndata: " + body + b"\n\n"
-
-
-class Pump:
-    """Reads a stream's messages in its own task; `take()` hands over what piled up.
-
-    An upstream read often holds many events (a fast model, or a burst after a pause). Writing
-    each as it is rendered costs a system call apiece; here everything rendered while the
-    writer was busy or asleep leaves in one write, and nothing waits: the writer wakes as soon
-    as the pump would block on the upstream. At most `limit` bytes wait (back-pressure).
-    """
-
-    def __init__(self, items: AsyncIterator[StreamItem], limit: int = 65536):
-        self._items = items
-        self._limit = limit
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._ready = asyncio.Event()
-        self._room = asyncio.Event()
-        self._closing = False
-        self._task = asyncio.create_task(self._run())
-        #: Set once the stream has ended (the rest is then one `take()` away).
-        self.finished = False
-        #: How the stream failed, once it has ended (None: it finished).
-        self.error: GatewayError | None = None
-
-    async def take(self) -> bytes:
-        """The SSE events rendered since the last take; waits for at least one, or the end."""
-        await self._ready.wait()
-        self._ready.clear()
-        data = b"".join(self._parts)
-        self._parts.clear()
-        self._size = 0
-        self._room.set()
-        return data
-
-    async def aclose(self) -> None:
-        """Stop reading (if still reading) and wait for the task to end."""
-        if not self._task.done():
-            self._closing = True
-            self._task.cancel()
-        await asyncio.wait([self._task])
-
-    async def _run(self) -> None:
-        try:
-            messages = StreamMessages()
-            async for item in self._items:
-                message = messages.message(item)
-                if message is None:
-                    continue
-                data = sse_data(message)
-                self._parts.append(data)
-                self._size += len(data)
-                self._ready.set()
-                if self._size > self._limit:
-                    self._room.clear()
-                    await self._room.wait()
-        except GatewayError as exc:  # sent to the writer, in order, after what came before it
-            self.error = exc
-        except Exception:
-            log.exception("unexpected error during a stream")
-            self.error = InternalError("internal error")
-        except asyncio.CancelledError:
-            if not self._closing:  # cut while waiting for the writer: still an explicit end
-                self.error = ServiceUnavailableError(SHUTTING_DOWN)
-            raise
-        finally:
-            self.finished = True
-            self._ready.set()

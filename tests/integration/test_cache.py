@@ -191,9 +191,10 @@ async def test_no_store_does_not_store(gw: RunningGateway, fake: FakeOpenAI, ten
 async def test_a_stream_is_stored_once_and_replayed_with_the_same_pieces_and_usage(
     gw: RunningGateway, fake: FakeOpenAI, tenant: str
 ) -> None:
-    original = [m async for m in gw.stub.StreamComplete(stream_ask(tenant))]
+    per_chunk = (("x-stream-coalescing", "off"),)  # the pieces as stored, unmerged
+    original = [m async for m in gw.stub.StreamComplete(stream_ask(tenant), metadata=per_chunk)]
     await asyncio.sleep(0.05)
-    replayed = [m async for m in gw.stub.StreamComplete(stream_ask(tenant))]
+    replayed = [m async for m in gw.stub.StreamComplete(stream_ask(tenant), metadata=per_chunk)]
     assert len(fake.requests) == 1
     assert [m.delta for m in replayed] == [m.delta for m in original]
     assert replayed[-1].usage == original[-1].usage

@@ -23,6 +23,8 @@ from tests.fakes.openai_server import FakeOpenAI, Fault
 from tests.sse import read_sse
 
 API_KEY = "sk-test-0123456789abcdef"
+#: Streams with one message per upstream chunk (no coalescing): the fake's own pieces.
+PER_CHUNK = (("x-stream-coalescing", "off"),)
 MODEL = "gpt-4o-mini"
 MESSAGES = [pb.Message(role="system", content="Be brief."), pb.Message(role="user", content="Hi")]
 BODY: dict[str, Any] = {
@@ -130,9 +132,8 @@ async def test_json_complete_returns_what_the_fake_produced(
 async def test_grpc_stream_relays_the_fakes_deltas_and_usage(
     gw: RunningGateway, fake: FakeOpenAI
 ) -> None:
-    messages = await read_stream(
-        gw.stub.StreamComplete(pb.StreamCompleteRequest(model=MODEL, messages=MESSAGES))
-    )
+    request = pb.StreamCompleteRequest(model=MODEL, messages=MESSAGES)
+    messages = await read_stream(gw.stub.StreamComplete(request, metadata=PER_CHUNK))
     *deltas, last = messages
     assert [m.delta for m in deltas] == fake.deltas
     assert last.finish_reason == "stop"
@@ -155,7 +156,8 @@ async def test_grpc_stream_cut_by_upstream_ends_unavailable_not_ok(
     gw: RunningGateway, fake: FakeOpenAI
 ) -> None:
     fake.fail_next(Fault(break_after=2, break_with="cut"))
-    call = gw.stub.StreamComplete(pb.StreamCompleteRequest(model=MODEL, messages=MESSAGES))
+    request = pb.StreamCompleteRequest(model=MODEL, messages=MESSAGES)
+    call = gw.stub.StreamComplete(request, metadata=PER_CHUNK)
     received: list[pb.StreamCompleteResponse] = []
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await collect(call, received)
@@ -171,7 +173,8 @@ async def test_sse_stream_broken_upstream_ends_with_an_error_event(
     gw: RunningGateway, fake: FakeOpenAI, how: StreamBreak
 ) -> None:
     fake.fail_next(Fault(break_after=2, break_with=how))
-    async with gw.http.post(gw.http_url + "/v1/complete:stream", data=orjson.dumps(BODY)) as r:
+    url = gw.http_url + "/v1/complete:stream"
+    async with gw.http.post(url, data=orjson.dumps(BODY), headers=dict(PER_CHUNK)) as r:
         assert r.status == 200
         events = await read_sse(r)
     kinds = [kind for kind, _ in events]

@@ -32,18 +32,40 @@ async def test_grpc_complete_returns_the_mock_completion(gw: RunningGateway) -> 
     assert [a.outcome for a in response.attempts] == [pb.ATTEMPT_OUTCOME_SUCCESS]
 
 
-async def test_grpc_stream_yields_deltas_then_finish_and_usage(gw: RunningGateway) -> None:
-    call = gw.stub.StreamComplete(pb.StreamCompleteRequest(model="mock", messages=HELLO))
+PER_CHUNK = (("x-stream-coalescing", "off"),)
+
+
+async def test_grpc_stream_opted_out_of_coalescing_sends_one_message_per_delta(
+    gw: RunningGateway,
+) -> None:
+    request = pb.StreamCompleteRequest(model="mock", messages=HELLO)
+    call = gw.stub.StreamComplete(request, metadata=PER_CHUNK)
     messages = [m async for m in call]
     assert await call.code() == grpc.StatusCode.OK
     *deltas, last = messages
-    assert len(deltas) > 1
-    assert all(not m.finish_reason for m in deltas)
     text = "".join(m.delta for m in deltas)
     assert text.endswith("You said: hello gateway")
-    assert last.finish_reason == "stop"
+    assert [m.delta.strip() for m in deltas] == text.split()  # the mock's chunks: a word each
+    assert all(not m.finish_reason for m in deltas)
+    assert (last.delta, last.finish_reason) == ("", "stop")
     assert last.usage.completion_tokens == len(text.split())
     assert {m.id for m in messages} == {deltas[0].id}
+
+
+async def test_grpc_stream_sends_deltas_that_waited_merged_with_the_same_text(
+    gw: RunningGateway,
+) -> None:
+    request = pb.StreamCompleteRequest(model="mock", messages=HELLO)
+    per_chunk = [m async for m in gw.stub.StreamComplete(request, metadata=PER_CHUNK)]
+    call = gw.stub.StreamComplete(request)
+    merged = [m async for m in call]
+    assert await call.code() == grpc.StatusCode.OK
+    # The mock yields its words without waiting: all of them wait for the first write.
+    assert len(merged) < len(per_chunk)
+    assert "".join(m.delta for m in merged) == "".join(m.delta for m in per_chunk)
+    assert merged[-1].finish_reason == "stop"
+    assert merged[-1].usage == per_chunk[-1].usage
+    assert all(not m.finish_reason for m in merged[:-1])
 
 
 async def test_grpc_provider_status_lists_deployments(gw: RunningGateway) -> None:
@@ -74,20 +96,44 @@ async def test_grpc_provider_status_for_an_unknown_provider_is_not_found(
     assert "mock" in (caught.value.details() or "")
 
 
-async def test_grpc_echoes_the_callers_request_id(gw: RunningGateway) -> None:
+async def test_grpc_unary_echoes_the_callers_request_id_in_trailing_metadata(
+    gw: RunningGateway,
+) -> None:
     call = gw.stub.Complete(
         pb.CompleteRequest(model="mock", messages=HELLO), metadata=(("x-request-id", "req-42"),)
     )
     await call
-    assert ("x-request-id", "req-42") in tuple(await call.initial_metadata())
+    assert ("x-request-id", "req-42") in tuple(await call.trailing_metadata())
+    assert ("x-request-id", "req-42") not in tuple(await call.initial_metadata())
 
 
 async def test_grpc_generates_a_request_id_when_none_is_sent(gw: RunningGateway) -> None:
     call = gw.stub.Complete(pb.CompleteRequest(model="mock", messages=HELLO))
     await call
-    ids = [v for k, v in tuple(await call.initial_metadata()) if k == "x-request-id"]
+    ids = [v for k, v in tuple(await call.trailing_metadata()) if k == "x-request-id"]
     assert len(ids) == 1
     assert len(str(ids[0])) == 32
+
+
+async def test_grpc_unary_error_carries_the_request_id_in_trailing_metadata(
+    gw: RunningGateway,
+) -> None:
+    call = gw.stub.Complete(
+        pb.CompleteRequest(model="gpt-99", messages=HELLO), metadata=(("x-request-id", "r-7"),)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert ("x-request-id", "r-7") in tuple(caught.value.trailing_metadata() or ())
+
+
+async def test_grpc_stream_sends_the_request_id_in_initial_metadata(gw: RunningGateway) -> None:
+    call = gw.stub.StreamComplete(
+        pb.StreamCompleteRequest(model="mock", messages=HELLO),
+        metadata=(("x-request-id", "req-43"),),
+    )
+    assert ("x-request-id", "req-43") in tuple(await call.initial_metadata())
+    assert [m async for m in call][-1].finish_reason == "stop"
 
 
 async def test_grpc_unknown_model_is_not_found_listing_known_models(gw: RunningGateway) -> None:
@@ -153,10 +199,13 @@ async def test_json_and_grpc_give_the_same_answer(gw: RunningGateway) -> None:
 @pytest.mark.parametrize(
     ("path", "extra"), [("/v1/complete:stream", {}), ("/v1/complete", {"stream": True})]
 )
+@pytest.mark.parametrize("coalescing", ["on", "off"])
 async def test_json_stream_sends_sse_deltas_then_done(
-    gw: RunningGateway, path: str, extra: dict[str, Any]
+    gw: RunningGateway, path: str, extra: dict[str, Any], coalescing: str
 ) -> None:
-    async with gw.http.post(gw.http_url + path, data=orjson.dumps({**HELLO_JSON, **extra})) as r:
+    headers = {"x-stream-coalescing": coalescing}
+    body = orjson.dumps({**HELLO_JSON, **extra})
+    async with gw.http.post(gw.http_url + path, data=body, headers=headers) as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/event-stream")
         events = await read_sse(r)
@@ -167,6 +216,10 @@ async def test_json_stream_sends_sse_deltas_then_done(
     assert text.endswith("You said: hello gateway")
     assert chunks[-1]["finish_reason"] == "stop"
     assert chunks[-1]["usage"]["completion_tokens"] == len(text.split())
+    if coalescing == "off":  # one event per mock word, then the last message
+        assert [c["delta"].strip() for c in chunks] == [*text.split(), ""]
+    else:  # the words waited for the first write: merged
+        assert len(chunks) < len(text.split())
 
 
 async def test_json_provider_status(gw: RunningGateway) -> None:
