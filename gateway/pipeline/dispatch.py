@@ -11,6 +11,12 @@ another try here or on the next route, the caller's error) is the outcome table'
 Every try, skipped ones included, is recorded as an `Attempt` for the response: a route whose
 circuit is open, and a fallback route that cannot serve what the request uses (its `Step` says
 why), are not called.
+
+A step of a model group (`Step.member`) first takes a place in the member's capacity
+(`CapacityGate`): a member at capacity is skipped (attempt RATE_LIMITED, not called) and the
+plan moves on. The try's end gives the member back its place and tells the routing state how
+long the answer took (time to first token for a stream). Only when every step was refused for
+capacity does the call fail, with RESOURCE_EXHAUSTED and the soonest time one has room.
 """
 
 from __future__ import annotations
@@ -24,8 +30,11 @@ from typing import Final, NoReturn, TypeVar
 
 from opentelemetry.trace import Span, SpanKind, StatusCode, get_current_span
 
-from gateway.errors import DeadlineExceededError
+from gateway.errors import DeadlineExceededError, RateLimitedError
 from gateway.pipeline.outcomes import Judged, Retry, judge
+from gateway.pipeline.routing.capacity import Admission, CapacityGate
+from gateway.pipeline.routing.features import RequestFeatures
+from gateway.pipeline.routing.groups import Member
 from gateway.pipeline.types import Attempt, AttemptOutcome
 from metrics import FALLBACKS, RETRIES, UPSTREAM_ATTEMPTS, UPSTREAM_LATENCY, labeled
 from metrics.tracing import GEN_AI_SYSTEMS, inject_headers, tracer
@@ -56,6 +65,16 @@ class Step:
     retries: int
     #: Why the route cannot serve the request (it is skipped); None when it can.
     unsupported: str | None = None
+    #: The group member the route is (its capacity is taken before a try); None outside groups.
+    member: Member | None = None
+    #: What routing reads of the request (for the member's capacity); with `member`.
+    features: RequestFeatures | None = None
+    #: Why the route is in the plan (the routing decision in one line; "" outside routing).
+    routed: str = ""
+    #: The complexity tier that put the route in the plan ("" when none did).
+    tier: str = ""
+    #: Whether the step belongs to a fallback model (counted as a fallback when it is tried).
+    fallback: bool = False
 
 
 @dataclass(slots=True)
@@ -65,6 +84,13 @@ class Try:
     route: Route
     started: float
     span: Span
+    #: Why the route was tried (`Step.routed`, `Step.tier`).
+    routed: str = ""
+    tier: str = ""
+    #: Seconds to a stream's first content event, once it came.
+    ttft: float | None = None
+    #: Called when the try ends, with whether it succeeded and its usage (a member's capacity).
+    on_end: Callable[[Try, bool, Usage | None], None] | None = None
 
     def trace_headers(self) -> tuple[tuple[str, str], ...]:
         """W3C trace context for the upstream request: this try's span is the parent."""
@@ -79,7 +105,7 @@ class Trace:
     #: The GenAI operation the tries make: "chat" or "embeddings".
     operation: str = "chat"
 
-    def begin(self, route: Route) -> Try:
+    def begin(self, route: Route, routed: str = "", tier: str = "") -> Try:
         """Start a try on `route` (and its span, a child of the current one)."""
         kind = route.provider.kind
         span = tracer().start_span(
@@ -93,7 +119,7 @@ class Trace:
                 "gateway.attempt": len(self.attempts) + 1,
             },
         )
-        return Try(route, time.perf_counter(), span)
+        return Try(route, time.perf_counter(), span, routed, tier)
 
     def end(
         self,
@@ -104,25 +130,44 @@ class Trace:
         model: str = "",
         usage: Usage | None = None,
         finish_reason: str = "",
+        called: bool = True,
     ) -> None:
         """Finish a try: add it to `attempts`, close its span, count it."""
         route, span = attempt.route, attempt.span
         elapsed = time.perf_counter() - attempt.started
         error = failure.error if failure is not None else None
         code = error.code_name if error is not None else ""
-        self.attempts.append(Attempt(route.provider.name, route.model, outcome, elapsed, code))
+        self.attempts.append(
+            Attempt(
+                route.provider.name,
+                route.model,
+                outcome,
+                elapsed,
+                code,
+                attempt.routed,
+                attempt.tier,
+            )
+        )
+        if attempt.on_end is not None:
+            attempt.on_end(attempt, outcome is AttemptOutcome.SUCCESS, usage)
         label = OUTCOME_LABELS[outcome]
         if span.is_recording():  # the no-op tracer's spans record nothing: skip the attributes
             cause = failure.cause if error is not None and failure is not None else None
             _describe_try(span, label, cause, code, model, usage, finish_reason)
         span.end()
         labeled(UPSTREAM_ATTEMPTS, route.provider.name, label).inc()
-        if outcome not in _NOT_CALLED:  # a skipped try took no time upstream
+        if called and outcome not in _NOT_CALLED:  # a skipped try took no time upstream
             labeled(UPSTREAM_LATENCY, route.provider.name).observe(elapsed)
 
-    def skip(self, route: Route, outcome: AttemptOutcome = AttemptOutcome.CIRCUIT_OPEN) -> None:
-        """A try not made: its circuit was open, or the route cannot serve the request."""
-        self.end(self.begin(route), outcome)
+    def skip(
+        self,
+        route: Route,
+        outcome: AttemptOutcome = AttemptOutcome.CIRCUIT_OPEN,
+        step: Step | None = None,
+    ) -> None:
+        """A try not made: circuit open, the route cannot serve the request, or it is full."""
+        routed, tier = (step.routed, step.tier) if step is not None else ("", "")
+        self.end(self.begin(route, routed, tier), outcome, called=False)
 
 
 #: Outcomes of tries that were never sent.
@@ -178,8 +223,12 @@ class Dispatcher:
         backoff: Backoff,
         budget: RetryBudget,
         per_try_timeout: float,
+        gate: CapacityGate | None = None,
     ) -> None:
         self._breakers = breakers
+        self._gate = gate
+        #: Token settlements under way (kept so they are not collected before they ran).
+        self._settling: set[asyncio.Task[None]] = set()
         self._backoff = backoff
         self._budget = budget
         self._per_try_timeout = per_try_timeout
@@ -243,6 +292,7 @@ class Dispatcher:
                     while isinstance(first, Meta):
                         head = first if head is _NO_META else _merged(head, first)
                         first = await anext(events)
+                current.ttft = time.perf_counter() - current.started
             except BaseException:
                 await events.aclose()
                 raise
@@ -263,11 +313,13 @@ class Dispatcher:
     ) -> tuple[Try, T, Permit]:
         self._budget.record_request()
         last: Judged | None = None
+        full: list[float] = []  # the retry times of the members refused for capacity
+        tried = False
         for index, step in enumerate(plan):
             if step.unsupported is not None:
-                trace.skip(step.route, AttemptOutcome.UNSUPPORTED)
+                trace.skip(step.route, AttemptOutcome.UNSUPPORTED, step)
                 continue
-            if index:
+            if step.fallback or (index and step.member is None):
                 labeled(FALLBACKS, step.route.provider.name).inc()
                 get_current_span().add_event(
                     "fallback", {"provider": step.route.provider.name, "model": step.route.model}
@@ -277,10 +329,19 @@ class Dispatcher:
                 try:
                     permit = breaker.admit()
                 except CircuitOpenError as exc:
-                    trace.skip(step.route)
+                    trace.skip(step.route, step=step)
                     last = judge(exc)
                     break
-                current = trace.begin(step.route)
+                admitted = await self._take_capacity(step)
+                if admitted is not None and not admitted.allowed:
+                    breaker.released(permit)
+                    trace.skip(step.route, AttemptOutcome.RATE_LIMITED, step)
+                    full.append(admitted.retry_after)
+                    break
+                tried = True
+                current = trace.begin(step.route, step.routed, step.tier)
+                if admitted is not None and step.member is not None:
+                    current.on_end = self._capacity_returned(step.member, admitted)
                 bound = cut(_now() + self._per_try_timeout, deadline)
                 try:
                     result = await attempt(current, bound.at)
@@ -292,8 +353,40 @@ class Dispatcher:
                     _raise(last)
                 if retry == step.retries or not await self._wait_to_retry(last, retry, deadline):
                     break
+        if full and not tried:
+            raise RateLimitedError(
+                "every deployment that could serve the call is at capacity; retry later",
+                retry_after=min(full),
+            )
         assert last is not None, "a plan has at least one step"
         _raise(last)
+
+    async def _take_capacity(self, step: Step) -> Admission | None:
+        """A place in the member's capacity (None: the step is no member, or nothing counts)."""
+        if self._gate is None or step.member is None or step.features is None:
+            return None
+        return await self._gate.acquire(step.member, step.features)
+
+    def _capacity_returned(
+        self, member: Member, admission: Admission
+    ) -> Callable[[Try, bool, Usage | None], None]:
+        """What ends a member's try: its place back, its latency and tokens to the routing."""
+        gate = self._gate
+        assert gate is not None
+
+        def ended(current: Try, succeeded: bool, usage: Usage | None) -> None:
+            stream = current.ttft is not None
+            latency = None
+            if succeeded:
+                latency = current.ttft if stream else time.perf_counter() - current.started
+            gate.release(member, latency=latency, stream=stream)
+            if succeeded and usage is not None and admission.tokens:
+                used = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+                task = asyncio.get_running_loop().create_task(gate.settle(member, admission, used))
+                self._settling.add(task)
+                task.add_done_callback(self._settling.discard)
+
+        return ended
 
     def _failed(
         self,

@@ -140,6 +140,11 @@ class Attempt:
     latency: float
     #: The code of the error the try ended with ("UNAVAILABLE"...); "" when it did not fail.
     error_code: str = ""
+    #: Why routing chose the deployment (group, strategy, reason; complexity score and tier);
+    #: "" when the model is not routed through a group or route.
+    routing: str = ""
+    #: The complexity tier that chose the deployment ("" when none did).
+    tier: str = ""
 
 
 # -- answers -------------------------------------------------------------------------------------

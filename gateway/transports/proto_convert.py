@@ -336,6 +336,7 @@ def attempt_messages(attempts: Sequence[Attempt]) -> list[pb.Attempt]:
             model=attempt.model,
             outcome=ATTEMPT_OUTCOMES[attempt.outcome],
             error_code=attempt.error_code,
+            routing=attempt.routing,
         )
         message.latency.FromNanoseconds(int(attempt.latency * 1e9))
         messages.append(message)

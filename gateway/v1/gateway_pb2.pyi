@@ -889,6 +889,7 @@ class Attempt(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     LATENCY_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
+    ROUTING_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """The provider deployment that was tried."""
     model: _builtins.str
@@ -897,6 +898,11 @@ class Attempt(_message.Message):
     """How the try ended."""
     error_code: _builtins.str
     """The gateway error code of a failed try, such as "UNAVAILABLE"; empty on success."""
+    routing: _builtins.str
+    """Why routing chose this deployment: the conditional route taken, the complexity score, tier
+    and signals, the group, its strategy and why its first member is first, the members left
+    out; empty when the model is not routed through a group or a route.
+    """
     @_builtins.property
     def latency(self) -> _duration_pb2.Duration:
         """How long the try took."""
@@ -909,10 +915,11 @@ class Attempt(_message.Message):
         outcome: Global___AttemptOutcome.ValueType = ...,
         latency: _duration_pb2.Duration | None = ...,
         error_code: _builtins.str = ...,
+        routing: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["latency", b"latency"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "latency", b"latency", "model", b"model", "outcome", b"outcome", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "latency", b"latency", "model", b"model", "outcome", b"outcome", "provider", b"provider", "routing", b"routing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
