@@ -1,0 +1,271 @@
+"""Calls through model groups, end to end over gRPC and JSON, against loopback deployments with
+different latencies, prices and quotas."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from uuid import uuid4
+
+import grpc
+import orjson
+import pytest
+
+from gateway.pipeline.pricing import Price
+from gateway.pipeline.routing.groups import Capacity, Member, ModelGroup, RoutingConfig
+from gateway.v1 import gateway_pb2 as pb
+from providers.base import ProviderSettings
+from tests.conftest import RunningGateway, StartGateway
+from tests.fakes.base import Fault
+from tests.fakes.openai_server import FakeOpenAI
+
+MODEL = "gpt-4o-mini"
+
+
+def mock(name: str, latency_ms: float = 0.0) -> ProviderSettings:
+    return ProviderSettings(
+        name=name, kind="mock", models=("m",), options={"latency_ms": latency_ms}
+    )
+
+
+def openai(name: str, fake: FakeOpenAI) -> ProviderSettings:
+    return ProviderSettings(
+        name=name, kind="openai", base_url=fake.base_url, api_keys=("k",), models=(MODEL,)
+    )
+
+
+def routing(*groups: ModelGroup) -> RoutingConfig:
+    return RoutingConfig({g.name: g for g in groups})
+
+
+def ask(model: str = "chat", text: str = "hi", **fields: Any) -> pb.CompleteRequest:
+    return pb.CompleteRequest(
+        model=model, messages=[pb.Message(role="user", content=text)], **fields
+    )
+
+
+async def providers_of(gw: RunningGateway, calls: int, *, at_once: int = 50) -> Counter[str]:
+    """Who answered `calls` gRPC calls to "chat", `at_once` at a time."""
+    answered: Counter[str] = Counter()
+    for start in range(0, calls, at_once):
+        replies = await asyncio.gather(
+            *(gw.stub.Complete(ask()) for _ in range(min(at_once, calls - start)))
+        )
+        answered.update(reply.provider for reply in replies)
+    return answered
+
+
+async def load(
+    call: Callable[[], Awaitable[str]], workers: int, seconds: float
+) -> list[tuple[float, str]]:
+    """`workers` callers calling back to back for `seconds`: (when it ended, who answered)."""
+    done: list[tuple[float, str]] = []
+    until = time.monotonic() + seconds
+
+    async def worker() -> None:
+        while time.monotonic() < until:
+            provider = await call()
+            done.append((time.monotonic(), provider))
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return done
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[FakeOpenAI, FakeOpenAI]]:
+    async with FakeOpenAI() as first, FakeOpenAI() as second:
+        yield first, second
+
+
+# -- weighted ------------------------------------------------------------------------------------
+
+
+async def test_weighted_three_to_one_over_2000_grpc_calls_lands_within_5_percent(
+    start_gateway: StartGateway,
+) -> None:
+    group = ModelGroup("chat", members=(Member("a", "m", 3.0), Member("b", "m", 1.0)))
+    gw = await start_gateway(providers=(mock("a"), mock("b")), routing=routing(group))
+
+    answered = await providers_of(gw, 2000)
+
+    assert set(answered) == {"a", "b"}
+    assert abs(answered["a"] / 2000 - 0.75) <= 0.75 * 0.05
+
+
+async def test_a_json_answer_says_how_it_was_routed_in_headers_and_attempts(
+    start_gateway: StartGateway,
+) -> None:
+    group = ModelGroup("chat", members=(Member("a", "m", 3.0), Member("b", "m", 1.0)))
+    gw = await start_gateway(providers=(mock("a"), mock("b")), routing=routing(group))
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+    async with gw.http.post(f"{gw.http_url}/v1/complete", json=body) as response:
+        reply = orjson.loads(await response.read())
+        header = response.headers.get("x-gateway-route", "")
+
+    assert response.status == 200
+    assert reply["provider"] in ("a", "b")
+    (attempt,) = reply["attempts"]
+    assert attempt["routing"] == header
+    assert header.startswith(f"group chat (weighted): {reply['provider']}/m first (weighted)")
+
+
+# -- latency -------------------------------------------------------------------------------------
+
+
+async def test_latency_sends_most_calls_to_the_fast_deployment_and_follows_it_when_it_slows(
+    start_gateway: StartGateway, fakes: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    fast, slow = fakes
+    fast.persistent_fault = Fault(delay=0.005)
+    slow.persistent_fault = Fault(delay=0.05)
+    group = ModelGroup("chat", "latency", (Member("fast", MODEL), Member("slow", MODEL)))
+    gw = await start_gateway(
+        providers=(openai("fast", fast), openai("slow", slow)), routing=routing(group)
+    )
+
+    async def call() -> str:
+        return (await gw.stub.Complete(ask())).provider
+
+    await load(call, workers=4, seconds=0.5)  # warm-up: both measured
+    after = Counter(p for _, p in await load(call, workers=4, seconds=1.5))
+    assert after["fast"] / after.total() >= 0.9
+    assert after["slow"] >= 1  # exploration: a trickle still measures it
+
+    fast.persistent_fault = Fault(delay=0.1)
+    slowed = time.monotonic()
+    moved_at = None
+    window: list[str] = []
+    while moved_at is None and time.monotonic() < slowed + 10:
+        for _, provider in await load(call, workers=8, seconds=0.25):
+            window = [*window[-39:], provider]
+        if len(window) == 40 and window.count("slow") >= 30:
+            moved_at = time.monotonic() - slowed
+    assert moved_at is not None, "traffic did not move to the faster deployment within 10 s"
+
+
+# -- least busy ----------------------------------------------------------------------------------
+
+
+async def test_least_busy_keeps_calls_in_flight_balanced_when_one_deployment_stalls(
+    start_gateway: StartGateway, fakes: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    steady, stalled = fakes
+    steady.persistent_fault = Fault(delay=0.01)
+    stalled.persistent_fault = Fault(delay=1.0)
+    group = ModelGroup("chat", "least_busy", (Member("steady", MODEL), Member("stalled", MODEL)))
+    gw = await start_gateway(
+        providers=(openai("steady", steady), openai("stalled", stalled)), routing=routing(group)
+    )
+    workers = 8
+
+    async def call() -> str:
+        return (await gw.stub.Complete(ask())).provider
+
+    answered = Counter(p for _, p in await load(call, workers=workers, seconds=1.5))
+
+    # The stalled one holds at most half the callers at a time (about 1 s a call), so over
+    # 1.5 s (plus the calls it still held) it answers a handful; the steady one all the rest.
+    assert answered["stalled"] <= workers
+    assert answered["steady"] >= 10 * answered["stalled"]
+
+
+# -- cost ----------------------------------------------------------------------------------------
+
+
+async def test_cost_picks_the_cheapest_healthy_deployment_then_the_next_when_its_circuit_opens(
+    start_gateway: StartGateway, fakes: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    cheap, pricey = fakes
+    group = ModelGroup("chat", "cost", (Member("pricey", MODEL), Member("cheap", MODEL)))
+    gw = await start_gateway(
+        providers=(openai("cheap", cheap), openai("pricey", pricey)),
+        routing=routing(group),
+        prices={
+            f"cheap/{MODEL}": Price(input=0.15, output=0.6),
+            f"pricey/{MODEL}": Price(input=2.5, output=10.0),
+        },
+        circuit_breaker_fail_max=2,
+    )
+
+    first = [await gw.stub.Complete(ask()) for _ in range(5)]
+    assert {reply.provider for reply in first} == {"cheap"}
+    assert "(cheapest)" in first[0].attempts[0].routing
+
+    cheap.persistent_fault = Fault(status=500)
+    failing = [await gw.stub.Complete(ask()) for _ in range(2)]  # each retried on the next
+    assert [[a.provider for a in r.attempts] for r in failing] == [["cheap", "pricey"]] * 2
+    after = await gw.stub.Complete(ask())
+
+    assert after.provider == "pricey"
+    (attempt,) = after.attempts
+    assert "skipped cheap/gpt-4o-mini (circuit_open)" in attempt.routing
+
+
+# -- capacity ------------------------------------------------------------------------------------
+
+
+async def test_only_when_every_member_is_at_capacity_does_the_caller_get_resource_exhausted(
+    start_gateway: StartGateway,
+) -> None:
+    one_a_minute = Capacity(rpm=1)
+    group = ModelGroup(
+        "chat", members=(Member("a", "m", 1.0, one_a_minute), Member("b", "m", 1.0, one_a_minute))
+    )
+    gw = await start_gateway(providers=(mock("a"), mock("b")), routing=routing(group))
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+    served = {(await gw.stub.Complete(ask())).provider for _ in range(2)}
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await gw.stub.Complete(ask())
+    async with gw.http.post(f"{gw.http_url}/v1/complete", json=body) as response:
+        status, retry_after = response.status, response.headers.get("Retry-After", "")
+
+    assert served == {"a", "b"}  # the second call went to the member with room
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert status == 429
+    assert 1 <= int(retry_after) <= 60
+
+
+async def test_three_gateways_sharing_redis_keep_a_60_rpm_deployment_to_its_rate(
+    start_gateway: StartGateway, redis_url: str
+) -> None:
+    # Scaled in time, not in rate: 60 rpm is paced as 3 calls every 3-s slice (`pace_of`), so
+    # two whole slices (6 s) must hold 6 calls to it, the rest going to the other member.
+    suffix = uuid4().hex[:8]  # the capacity keys are the members': unique to this run
+    quota, overflow = f"quota-{suffix}", f"overflow-{suffix}"
+    group = ModelGroup(
+        "chat", members=(Member(quota, "m", 3.0, Capacity(rpm=60)), Member(overflow, "m"))
+    )
+    gateways = [
+        await start_gateway(
+            providers=(mock(quota, 2), mock(overflow, 2)),
+            routing=routing(group),
+            redis_url=redis_url,
+        )
+        for _ in range(3)
+    ]
+    codes: Counter[str] = Counter()
+    calls = 0
+
+    async def call() -> str:
+        nonlocal calls
+        gw = gateways[calls % 3]
+        calls += 1
+        try:
+            return (await gw.stub.Complete(ask())).provider
+        except grpc.aio.AioRpcError as exc:
+            codes[exc.code().name] += 1
+            return "refused"
+
+    start = math.ceil(time.time() / 3) * 3 + 0.05  # the start of a slice
+    await asyncio.sleep(start - time.time())
+    answered = Counter(p for _, p in await load(call, workers=6, seconds=5.9))
+
+    assert codes == {}
+    assert 6 <= answered[quota] <= 7  # a call begun in the last instant may take the next slice
+    assert answered[overflow] >= 100
