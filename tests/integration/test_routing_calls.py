@@ -129,7 +129,8 @@ async def test_latency_sends_most_calls_to_the_fast_deployment_and_follows_it_wh
     )
 
     async def call() -> str:
-        return (await gw.stub.Complete(ask())).provider
+        reply: pb.CompleteResponse = await gw.stub.Complete(ask())
+        return reply.provider
 
     await load(call, workers=4, seconds=0.5)  # warm-up: both measured
     after = Counter(p for _, p in await load(call, workers=4, seconds=1.5))
@@ -164,7 +165,8 @@ async def test_least_busy_keeps_calls_in_flight_balanced_when_one_deployment_sta
     workers = 8
 
     async def call() -> str:
-        return (await gw.stub.Complete(ask())).provider
+        reply: pb.CompleteResponse = await gw.stub.Complete(ask())
+        return reply.provider
 
     answered = Counter(p for _, p in await load(call, workers=workers, seconds=1.5))
 
@@ -257,7 +259,8 @@ async def test_three_gateways_sharing_redis_keep_a_60_rpm_deployment_to_its_rate
         gw = gateways[calls % 3]
         calls += 1
         try:
-            return (await gw.stub.Complete(ask())).provider
+            reply: pb.CompleteResponse = await gw.stub.Complete(ask())
+            return reply.provider
         except grpc.aio.AioRpcError as exc:
             codes[exc.code().name] += 1
             return "refused"
