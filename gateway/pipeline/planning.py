@@ -35,7 +35,7 @@ from gateway.pipeline.routing.features import (
 )
 from gateway.pipeline.routing.groups import RouteContext
 from gateway.pipeline.routing.router import Router, UnknownTierError
-from gateway.pipeline.types import CompletionRequest, EmbeddingRequest
+from gateway.pipeline.types import CompletionRequest, EmbeddingRequest, MemberStatus
 from providers.errors import UnknownModelError
 from providers.registry import Route
 
@@ -115,6 +115,21 @@ class RoutedPlans:
                 self._escalate(builder, fallback)
         return builder.finish()
 
+    def members_of(self, deployment: str) -> tuple[MemberStatus, ...]:
+        """What this replica knows of each model of `deployment` that serves a group."""
+        return tuple(
+            MemberStatus(
+                member.model,
+                groups,
+                in_flight=state.in_flight,
+                latency=state.latency(stream=False),
+                time_to_first_token=state.latency(stream=True),
+                capacity_used=dict(state.used),
+                chosen=dict(state.chosen),
+            )
+            for member, groups, state in self._router.members_of(deployment)
+        )
+
     def _escalate(self, builder: _Builder, routing: Routing) -> None:
         """The stronger tiers after a complexity decision, each routed in turn."""
         for model in routing.escalation:
@@ -150,8 +165,13 @@ class _Builder:
         escalation: bool = False,
         routed: str = "",
         tier: str = "",
+        strict: bool = True,
     ) -> None:
-        """The one route of a model outside every group, as without routing."""
+        """The one route of a model outside every group, as without routing.
+
+        The requested model's route must serve the request (else INVALID_ARGUMENT) when
+        `strict`; otherwise, like a fallback's, it is skipped when its turn comes.
+        """
         try:
             route = self._resolve(model, pin)
         except UnknownModelError as exc:
@@ -160,7 +180,7 @@ class _Builder:
             where = "a complexity tier" if escalation else f"fallback_models[{index}]"
             raise InvalidArgumentError(f"{where}: {exc.message}") from None
         problem = self._problem_of(route)
-        if problem is not None and primary:
+        if problem is not None and primary and strict:
             raise InvalidArgumentError(problem)
         step = Step(route, retries, problem, routed=routed, tier=tier, fallback=not primary)
         self.steps.append(step)
@@ -180,6 +200,7 @@ class _Builder:
                 primary=not fallback,
                 routed=summary,
                 tier=tier,
+                strict=not routing.escalation,  # a stronger tier may serve what this one cannot
             )
             return
         for skip in routing.skipped:

@@ -254,7 +254,8 @@ class CompletionService:
         call = self._start("ProviderStatus", ctx)
         try:
             await self._auth.authenticate(ctx.authorization)
-            entries = status_entries(self._registry, self._breakers, self._prices)
+            members_of = self._routed.members_of if self._routed is not None else None
+            entries = status_entries(self._registry, self._breakers, self._prices, members_of)
             if provider:
                 entries = [e for e in entries if e.name == provider]
                 if not entries:

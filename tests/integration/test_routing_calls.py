@@ -272,3 +272,33 @@ async def test_three_gateways_sharing_redis_keep_a_60_rpm_deployment_to_its_rate
     assert codes == {}
     assert 6 <= answered[quota] <= 7  # a call begun in the last instant may take the next slice
     assert answered[overflow] >= 100
+
+
+# -- visible state -------------------------------------------------------------------------------
+
+
+async def test_provider_status_shows_each_members_in_flight_latency_capacity_and_choices(
+    start_gateway: StartGateway,
+) -> None:
+    group = ModelGroup(
+        "chat",
+        "latency",
+        (Member("a", "m", 1.0, Capacity(rpm=6000)), Member("b", "m")),
+    )
+    gw = await start_gateway(providers=(mock("a", 1), mock("b", 20)), routing=routing(group))
+    await providers_of(gw, 40, at_once=1)
+
+    reply: pb.ProviderStatusResponse = await gw.stub.ProviderStatus(
+        pb.ProviderStatusRequest(provider="a")
+    )
+    async with gw.http.get(f"{gw.http_url}/v1/providers/status?provider=a") as response:
+        shown = orjson.loads(await response.read())
+
+    (member,) = reply.providers[0].members
+    assert (member.model, list(member.groups), member.in_flight) == ("m", ["chat"], 0)
+    assert 0.001 <= member.latency.ToNanoseconds() / 1e9 < 0.02
+    assert not member.HasField("time_to_first_token")
+    assert 0 < member.capacity_used["rpm"] <= 1
+    assert member.chosen["chat/latency/fastest"] >= 30
+    chosen_json = shown["providers"][0]["members"][0]["chosen"]  # int64: strings in JSON
+    assert {label: int(count) for label, count in chosen_json.items()} == dict(member.chosen)
