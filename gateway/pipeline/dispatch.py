@@ -65,8 +65,10 @@ class Step:
     retries: int
     #: Why the route cannot serve the request (it is skipped); None when it can.
     unsupported: str | None = None
-    #: The group member the route is (its capacity is taken before a try); None outside groups.
+    #: The group member the route is (its capacity is taken before a try) and its group;
+    #: None and "" outside groups.
     member: Member | None = None
+    group: str = ""
     #: What routing reads of the request (for the member's capacity); with `member`.
     features: RequestFeatures | None = None
     #: Why the route is in the plan (the routing decision in one line; "" outside routing).

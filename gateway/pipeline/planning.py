@@ -220,6 +220,7 @@ class _Builder:
                     0,
                     self._problem_of(route),
                     member=member,
+                    group=routing.group,
                     features=features,
                     routed=summary,
                     tier=tier,

@@ -302,3 +302,78 @@ async def test_provider_status_shows_each_members_in_flight_latency_capacity_and
     assert member.chosen["chat/latency/fastest"] >= 30
     chosen_json = shown["providers"][0]["members"][0]["chosen"]  # int64: strings in JSON
     assert {label: int(count) for label, count in chosen_json.items()} == dict(member.chosen)
+
+
+# -- retries, fallbacks, streams, embeddings, cache ----------------------------------------------
+
+
+async def test_a_failed_member_is_retried_on_another_and_fallbacks_come_after_the_group(
+    start_gateway: StartGateway, fakes: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    first, second = fakes
+    first.persistent_fault = second.persistent_fault = Fault(status=503)
+    group = ModelGroup("chat", members=(Member("first", MODEL), Member("second", MODEL)))
+    gw = await start_gateway(
+        providers=(openai("first", first), openai("second", second), mock("spare")),
+        routing=routing(group),
+        fallbacks={"chat": ("spare/m",)},
+        primary_retries=1,
+    )
+
+    reply: pb.CompleteResponse = await gw.stub.Complete(ask())
+
+    tried = [(a.provider, pb.AttemptOutcome.Name(a.outcome)) for a in reply.attempts]
+    assert sorted(tried[:2]) == [
+        ("first", "ATTEMPT_OUTCOME_ERROR"),
+        ("second", "ATTEMPT_OUTCOME_ERROR"),
+    ]  # each member once before any again, then the fallback
+    assert tried[2:] == [("spare", "ATTEMPT_OUTCOME_SUCCESS")]
+    assert reply.provider == "spare"
+
+
+async def test_a_stream_through_a_group_feeds_its_time_to_first_token_back(
+    start_gateway: StartGateway,
+) -> None:
+    group = ModelGroup("chat", "latency", (Member("a", "m"),))
+    gw = await start_gateway(providers=(mock("a", 5),), routing=routing(group))
+    asked = pb.StreamCompleteRequest(model="chat", messages=[pb.Message(role="user", content="hi")])
+
+    replies = [reply async for reply in gw.stub.StreamComplete(asked)]
+    status: pb.ProviderStatusResponse = await gw.stub.ProviderStatus(
+        pb.ProviderStatusRequest(provider="a")
+    )
+
+    (attempt,) = replies[-1].attempts
+    assert attempt.routing.startswith("group chat (latency): a/m first")
+    (member,) = status.providers[0].members
+    assert member.in_flight == 0
+    assert 0.004 <= member.time_to_first_token.ToNanoseconds() / 1e9 < 0.1
+    assert not member.HasField("latency")
+
+
+async def test_embeddings_go_through_a_group_too(start_gateway: StartGateway) -> None:
+    group = ModelGroup("vectors", members=(Member("a", "m"), Member("b", "m")))
+    gw = await start_gateway(providers=(mock("a"), mock("b")), routing=routing(group))
+
+    replies = [
+        await gw.stub.Embed(pb.EmbedRequest(model="vectors", inputs=[f"hello {i}"]))
+        for i in range(20)  # each its own: embeddings are cached
+    ]
+
+    assert {reply.provider for reply in replies} == {"a", "b"}
+    assert replies[0].attempts[0].routing.startswith("group vectors (weighted)")
+
+
+async def test_a_cached_answer_of_a_group_serves_whichever_member_would_be_next(
+    start_gateway: StartGateway,
+) -> None:
+    group = ModelGroup("chat", members=(Member("a", "m"), Member("b", "m")))
+    gw = await start_gateway(
+        providers=(mock("a"), mock("b")), routing=routing(group), cache_backend="memory"
+    )
+
+    replies = [await gw.stub.Complete(ask(temperature=0)) for _ in range(10)]
+
+    assert not replies[0].cached
+    assert all(reply.cached for reply in replies[1:])
+    assert {reply.provider for reply in replies} == {replies[0].provider}
