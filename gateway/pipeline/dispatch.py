@@ -317,9 +317,15 @@ class Dispatcher:
         last: Judged | None = None
         full: list[float] = []  # the retry times of the members refused for capacity
         tried = False
+        #: Each group member's last failure and how many times it failed in this call.
+        failed: dict[str, tuple[Judged, int]] = {}
         for index, step in enumerate(plan):
             if step.unsupported is not None:
                 trace.skip(step.route, AttemptOutcome.UNSUPPORTED, step)
+                continue
+            # A member coming round again is a retry of it: its backoff, budget and rules apply.
+            again = failed.get(step.member.key) if step.member is not None else None
+            if again is not None and not await self._wait_to_retry(*again, deadline):
                 continue
             if step.fallback or (index and step.member is None):
                 labeled(FALLBACKS, step.route.provider.name).inc()
@@ -349,6 +355,9 @@ class Dispatcher:
                     result = await attempt(current, bound.at)
                 except BaseException as exc:
                     last = self._failed(current, breaker, permit, exc, bound, trace)
+                    if step.member is not None:
+                        earlier = failed.get(step.member.key)
+                        failed[step.member.key] = (last, earlier[1] + 1 if earlier else 0)
                 else:
                     return current, result, permit
                 if not last.rule.fall_back:

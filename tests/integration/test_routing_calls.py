@@ -377,3 +377,22 @@ async def test_a_cached_answer_of_a_group_serves_whichever_member_would_be_next(
     assert not replies[0].cached
     assert all(reply.cached for reply in replies[1:])
     assert {reply.provider for reply in replies} == {replies[0].provider}
+
+
+async def test_a_member_coming_round_again_waits_as_any_retry_of_a_route_does(
+    start_gateway: StartGateway, fakes: tuple[FakeOpenAI, FakeOpenAI]
+) -> None:
+    only, _ = fakes
+    busy = Fault(status=429, headers={"retry-after-ms": "150"})
+    only.fail_next(busy, busy)
+    group = ModelGroup("chat", members=(Member("only", MODEL),))
+    gw = await start_gateway(
+        providers=(openai("only", only),), routing=routing(group), primary_retries=2
+    )
+
+    started = time.monotonic()
+    reply: pb.CompleteResponse = await gw.stub.Complete(ask())
+
+    outcomes = [pb.AttemptOutcome.Name(a.outcome) for a in reply.attempts]
+    assert outcomes == ["ATTEMPT_OUTCOME_RATE_LIMITED"] * 2 + ["ATTEMPT_OUTCOME_SUCCESS"]
+    assert time.monotonic() - started >= 0.3  # the vendor's retry-after, twice
