@@ -323,10 +323,11 @@ class Dispatcher:
             if step.unsupported is not None:
                 trace.skip(step.route, AttemptOutcome.UNSUPPORTED, step)
                 continue
-            # A member coming round again is a retry of it: its backoff, budget and rules apply.
-            again = failed.get(step.member.key) if step.member is not None else None
-            if again is not None and not await self._wait_to_retry(*again, deadline):
-                continue
+            if failed and step.member is not None:
+                # A member coming round again is a retry of it: its backoff, budget and rules.
+                again = failed.get(step.member.key)
+                if again is not None and not await self._wait_to_retry(*again, deadline):
+                    continue
             if step.fallback or (index and step.member is None):
                 labeled(FALLBACKS, step.route.provider.name).inc()
                 get_current_span().add_event(
@@ -340,7 +341,10 @@ class Dispatcher:
                     trace.skip(step.route, step=step)
                     last = judge(exc)
                     break
-                admitted = await self._take_capacity(step)
+                admitted = None
+                member, features = step.member, step.features
+                if self._gate is not None and member is not None and features is not None:
+                    admitted = await self._gate.acquire(member, features)
                 if admitted is not None and not admitted.allowed:
                     breaker.released(permit)
                     trace.skip(step.route, AttemptOutcome.RATE_LIMITED, step)
@@ -371,12 +375,6 @@ class Dispatcher:
             )
         assert last is not None, "a plan has at least one step"
         _raise(last)
-
-    async def _take_capacity(self, step: Step) -> Admission | None:
-        """A place in the member's capacity (None: the step is no member, or nothing counts)."""
-        if self._gate is None or step.member is None or step.features is None:
-            return None
-        return await self._gate.acquire(step.member, step.features)
 
     def _capacity_returned(
         self, member: Member, admission: Admission
