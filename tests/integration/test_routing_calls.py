@@ -116,7 +116,9 @@ async def test_a_json_answer_says_how_it_was_routed_in_headers_and_attempts(
 
 
 async def test_latency_sends_most_calls_to_the_fast_deployment_and_follows_it_when_it_slows(
-    start_gateway: StartGateway, fakes: tuple[FakeOpenAI, FakeOpenAI]
+    start_gateway: StartGateway,
+    fakes: tuple[FakeOpenAI, FakeOpenAI],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     fast, slow = fakes
     fast.persistent_fault = Fault(delay=0.005)
@@ -145,6 +147,12 @@ async def test_latency_sends_most_calls_to_the_fast_deployment_and_follows_it_wh
         if len(window) == 40 and window.count("slow") >= 30:
             moved_at = time.monotonic() - slowed
     assert moved_at is not None, "traffic did not move to the faster deployment within 10 s"
+    with capsys.disabled():
+        share = after["fast"] / after.total()
+        print(
+            f"\nlatency routing: {share:.1%} to the fast one; "
+            f"traffic moved {moved_at:.1f} s after it slowed"
+        )
 
 
 # -- least busy ----------------------------------------------------------------------------------
