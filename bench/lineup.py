@@ -13,9 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import peers
-from bench.services import DEFAULT_CLIENT, Service, start_ceiling, start_gateway, start_upstream
+from bench.services import (
+    DEFAULT_CLIENT,
+    GATEWAY_TOKEN,
+    Service,
+    start_ceiling,
+    start_gateway,
+    start_upstream,
+)
 from bench.targets import (
     DIRECT_MODES,
+    GATEWAY_CHAT,
+    GATEWAY_CHAT_MODES,
     GATEWAY_MODES,
     GRPC_FIXED,
     GRPC_FIXED_MODES,
@@ -87,7 +96,8 @@ class Setup:
         The fake upstream (the direct target) always runs: everything else calls it.
         """
         for other in self.targets:
-            if other is not target and other.service is not None:
+            # Targets may share a process (the gateway and its OpenAI-compatible route).
+            if other.service is not None and other.service is not target.service:
                 other.service.pause()
         if target.service is not None:
             await target.service.resume()
@@ -115,6 +125,8 @@ async def start_targets(setup: Setup, choice: Choice) -> None:
             await _gateway(setup, gateway, choice.workers, client)
 
         await _start(setup, gateway, start)
+        if client == DEFAULT_CLIENT and choice.wanted(GATEWAY_CHAT):
+            setup.targets.append(chat_route(setup, gateway, choice.modes_of(GATEWAY_CHAT_MODES)))
     if choice.litellm_workers is not None:
         await start_peers(setup, choice)
     setup.targets = [t for t in setup.targets if t.modes]
@@ -147,6 +159,19 @@ async def start_references(setup: Setup, choice: Choice) -> None:
         await _start(setup, target, start)
 
 
+def chat_route(setup: Setup, gateway: Target, modes: tuple[Mode, ...]) -> Target:
+    """The same gateway process called at `/v1/chat/completions`, as the peers are: its rows
+    compare the OpenAI-compatible route with the gateway's own API on the same process."""
+    target = Target(GATEWAY_CHAT, modes, service=gateway.service, pid=gateway.pid)
+    target.upstream_port, target.error = gateway.upstream_port, gateway.error
+    target.version = "/v1/chat/completions"
+    if not gateway.error:
+        base = f"http://127.0.0.1:{gateway.http_port}/v1"
+        headers = {"authorization": f"Bearer {GATEWAY_TOKEN}"}
+        target.endpoints = openai_endpoints(base, setup.bodies, headers)
+    return target
+
+
 def gateway_name(client: str) -> str:
     """The table name of the gateway target using upstream HTTP `client`."""
     return "gateway" if client == DEFAULT_CLIENT else f"gateway-{client}"
@@ -158,7 +183,7 @@ async def _gateway(setup: Setup, gateway: Target, workers: int | None, client: s
     )
     _started(setup, gateway, service)
     gateway.endpoints = gateway_endpoints(setup.bodies, http_port=ports.http, grpc_port=ports.grpc)
-    gateway.grpc_port = ports.grpc
+    gateway.grpc_port, gateway.http_port = ports.grpc, ports.http
 
 
 def _started(setup: Setup, target: Target, service: Service) -> None:

@@ -22,6 +22,8 @@ PROMPT = "Say hello"
 GRPC_SERVICE = "gateway.v1.GatewayService"
 #: The ceiling references' target names, and the one a gateway row is read against, by mode.
 RELAY_HTTP = "relay-http"
+#: The gateway called at its OpenAI-compatible route (`/v1/chat/completions`), the peers' API.
+GATEWAY_CHAT = "gateway-chat"
 RELAY_GRPC = "relay-grpc"
 GRPC_FIXED = "grpc-fixed"
 
@@ -89,6 +91,7 @@ class Target:
     #: Why the target has no endpoints (could not be installed or started).
     error: str = ""
     grpc_port: int = 0
+    http_port: int = 0
     #: The fake upstream this target calls (its counters check that calls got through); 0 for
     #: a target that calls none.
     upstream_port: int = 0
@@ -161,6 +164,8 @@ def write_bodies(place: Path, pace_ms: float) -> Bodies:
 
 #: Direct calls to the fake: unary, streamed, and streamed at a pace (the paced rows' floor).
 DIRECT_MODES = (Mode.JSON, Mode.SSE, Mode.SSE_PACED)
+#: The gateway's OpenAI-compatible route: the same modes as its JSON API.
+GATEWAY_CHAT_MODES = (Mode.JSON, Mode.SSE, Mode.SSE_PACED)
 PEER_MODES = (Mode.JSON, Mode.SSE)
 GATEWAY_MODES = (
     Mode.JSON,

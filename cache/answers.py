@@ -41,10 +41,19 @@ class CachedAnswer:
     events: tuple[StreamEvent, ...] | None = None
 
     def replay(self) -> tuple[StreamEvent, ...]:
-        """The answer as stream events: the original ones, or its text word by word."""
+        """The answer as stream events: the original ones, or, for a unary answer, its
+        reasoning, its text word by word and each tool call whole, folding into the same
+        completion."""
         if self.events is not None:
             return self.events
-        return tuple(TextDelta(piece) for piece in _WORD_PIECES.findall(self.completion.content))
+        completion = self.completion
+        events: list[StreamEvent] = [*_reasoning_events(completion)]
+        events += [TextDelta(piece) for piece in _WORD_PIECES.findall(completion.content)]
+        events += [
+            ToolCallDelta(index, call.id, call.name, call.arguments)
+            for index, call in enumerate(completion.tool_calls)
+        ]
+        return tuple(events)
 
     def encode(self) -> bytes:
         """The stored form: every field of the completion, and each event with its kind."""
@@ -69,6 +78,23 @@ class CachedAnswer:
             cost_usd=float(data["cost_usd"]),
             events=None if events is None else tuple(_EVENTS[k](**e) for k, e in events),
         )
+
+
+def _reasoning_events(completion: Completion) -> list[ReasoningDelta]:
+    """Reasoning deltas that fold into the completion's reasoning text and parts."""
+    parts = completion.reasoning_parts
+    if not parts or "".join(p.text for p in parts) != completion.reasoning:
+        # No parts (or parts that do not spell the text): the text alone.
+        return [ReasoningDelta(completion.reasoning)] if completion.reasoning else []
+    events: list[ReasoningDelta] = []
+    for part in parts:
+        if part.redacted:
+            events.append(ReasoningDelta(redacted=part.redacted))
+        elif part.signature or part.tool_call_id:
+            events.append(ReasoningDelta(part.text, part.signature, "", part.tool_call_id))
+        elif part.text:
+            events.append(ReasoningDelta(part.text))
+    return events
 
 
 def _completion(data: dict[str, Any]) -> Completion:

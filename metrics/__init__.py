@@ -124,7 +124,8 @@ TIME_TO_FIRST_TOKEN = Histogram(
 )
 TOKENS = Counter(
     "gateway_tokens_total",
-    "Tokens billed by providers, by deployment, model and type (prompt, completion, cached).",
+    "Tokens billed by providers, by deployment, model and type (prompt, completion, cached, "
+    "reasoning: the part of completion spent reasoning).",
     ["provider", "model", "type"],
 )
 COST = Counter(

@@ -9,23 +9,33 @@ what differs. Azure's additions are read there without special cases: a stream's
 carries `prompt_filter_results` with `choices: []` and no usage (skipped like any chunk without
 text), a prompt refused by the content filter is HTTP 400 with code "content_filter"
 (`ContentFilteredError`), and a filtered completion ends with finish_reason "content_filter".
+
+What a deployment can do follows OpenAI's rule by name (`providers.openai_models`), as most
+deployments are named after their model ("gpt-4o", "o4-mini"); a name of no known family is an
+OpenAI chat model that does not reason (Azure fetches https images itself). Reasoning efforts
+need API version 2024-12-01-preview or later (Azure's o-series reference: `reasoning_effort`
+arrived with it), so with an older `api_version` a deployment takes none.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Final
 from urllib.parse import quote
 
-from providers.base import AdapterSpec, ProviderSettings
+from providers.base import AdapterSpec, Capabilities, ProviderSettings
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.openai import OpenAIProvider
+from providers.openai_models import CHAT_MODEL, profile_of
 from providers.types import ChatRequest
 from providers.wire import key_header
 
 KIND: Final = "azure_openai"
 #: The latest GA data-plane inference version with dated versions (Azure's REST reference).
 DEFAULT_API_VERSION: Final = "2024-10-21"
+#: The first API version that takes `reasoning_effort`.
+REASONING_API_VERSION: Final = "2024-12-01-preview"
 
 
 #: Azure's key header (not a bearer token).
@@ -44,6 +54,15 @@ class AzureOpenAIProvider(OpenAIProvider):
         super().__init__(settings, session, keys, auth=api_key_auth, path="/openai/deployments/")
         version = settings.option("api_version", DEFAULT_API_VERSION)
         self._query = "/chat/completions?api-version=" + quote(version, safe="")
+        # Dated versions compare as text; an undated one ("latest", "preview") is the newest.
+        self._reasons = not version[:1].isdigit() or version >= REASONING_API_VERSION
+
+    def capabilities(self, model: str) -> Capabilities:
+        """OpenAI's rule by deployment name; no reasoning effort before its API version."""
+        capabilities = profile_of(model, CHAT_MODEL).capabilities
+        if self._reasons or not capabilities.reasoning_efforts:
+            return capabilities
+        return replace(capabilities, reasoning_efforts=frozenset())
 
     def _url_for(self, request: ChatRequest, *, stream: bool) -> str:
         # One segment: a model name must not reach another path or add query parameters.

@@ -47,7 +47,8 @@ class Capabilities:
     parallel_tool_calls_off: bool = False
     #: Images given as data (data: URLs, or bytes and a media type).
     images: bool = False
-    #: https image URLs the vendor fetches itself (without, the gateway fetches and inlines them).
+    #: https image URLs the vendor fetches itself (without, the gateway fetches them and sends
+    #: their bytes).
     image_urls: bool = False
     #: Images in a tool result.
     tool_result_images: bool = False
@@ -93,8 +94,6 @@ def check_capabilities(
                 return f"{field}: {cannot} take images"
             if message.role == "tool" and not can.tool_result_images:
                 return f"{field}: {cannot} take images in a tool result"
-            if part.url.startswith("https:") and not can.image_urls:
-                return f"{field}.url: {cannot} fetch image URLs; send the image as data"
     problem = _format_problem(request, can, cannot)
     if problem is not None:
         return problem

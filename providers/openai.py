@@ -1,12 +1,14 @@
 """The OpenAI Chat Completions adapter (also any OpenAI-compatible server, such as vLLM).
 
 It speaks `POST {base_url}/chat/completions`, unary or streamed as Server-Sent Events. This
-module holds only the OpenAI wire format: the pure converters (`to_wire`, `from_wire`,
-`vendor_error`), the stream decoder (one `chat.completion.chunk` in, events out) and
-`OpenAIProvider`, an `SseAdapter` (`providers.http.adapter`). A stream asks for usage
-(`stream_options.include_usage`) and ends with one `Finish` carrying the finish reason and usage
-once `data: [DONE]` arrives; any other ending raises. Variants at other URLs with other
-credential headers (`providers.azure_openai`) subclass `OpenAIProvider` rather than copy it.
+module holds the OpenAI wire format: the pure converters (`to_wire`, built in
+`providers.openai_request`, `from_wire`, `vendor_error`), the stream decoder (one
+`chat.completion.chunk` in, events out) and `OpenAIProvider`, an `SseAdapter`
+(`providers.http.adapter`). A stream asks for usage (`stream_options.include_usage`) and ends
+with one `Finish` carrying the finish reason and usage once `data: [DONE]` arrives; any other
+ending raises. Variants at other URLs with other credential headers (`providers.azure_openai`)
+subclass `OpenAIProvider` rather than copy it. What a model can do (`capabilities`) follows its
+name (`providers.openai_models`).
 """
 
 from __future__ import annotations
@@ -14,18 +16,31 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
-from providers.base import AdapterSpec, ProviderSettings
+from providers.base import AdapterSpec, Capabilities, ProviderSettings
+from providers.errors import UpstreamBadRequestError
 from providers.http.adapter import SseAdapter
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
+from providers.openai_models import profile_of
+from providers.openai_reply import (
+    arguments_text,
+    finish_reason,
+    from_wire,
+    mint_call_id,
+    reasoning_text,
+    usage_from_wire,
+)
+from providers.openai_request import UnsendableRequestError, to_wire
 from providers.sse import SSEEvent
 from providers.types import (
     ChatRequest,
     Completion,
     Finish,
     Meta,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
+    ToolCallDelta,
     Usage,
 )
 from providers.wire import (
@@ -36,10 +51,19 @@ from providers.wire import (
     bearer_auth,
     decode_object,
     error_field,
-    int_field,
     str_field,
-    text_of,
 )
+
+__all__ = [
+    "KIND",
+    "SPEC",
+    "OpenAIProvider",
+    "StreamDecoder",
+    "from_wire",
+    "to_wire",
+    "usage_from_wire",
+    "vendor_error",
+]
 
 KIND: Final = "openai"
 _DONE: Final = b"[DONE]"
@@ -57,58 +81,6 @@ _STREAM_ERROR_STATUS: Final[Mapping[str, int]] = {
 
 
 # -- pure converters ---------------------------------------------------------------------------
-
-
-def to_wire(request: ChatRequest, *, stream: bool) -> dict[str, object]:
-    """Build the Chat Completions request body, sending only the parameters that are set."""
-    body: dict[str, object] = {
-        "model": request.model,
-        "messages": [{"role": m.role, "content": text_of(m)} for m in request.messages],
-    }
-    sampling = request.sampling
-    if sampling.temperature is not None:
-        body["temperature"] = sampling.temperature
-    if sampling.max_tokens is not None:
-        body["max_tokens"] = sampling.max_tokens
-    if sampling.top_p is not None:
-        body["top_p"] = sampling.top_p
-    if sampling.stop:
-        body["stop"] = list(sampling.stop)
-    if stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    return body
-
-
-def from_wire(body: object) -> Completion:
-    """Convert a `chat.completion` object; raise `MalformedReplyError` if it is not one."""
-    reply = as_object(body, "reply")
-    choices = reply.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise MalformedReplyError("reply has no choices")
-    choice = as_object(choices[0], "choices[0]")
-    message = as_object(choice.get("message"), "choices[0].message")
-    return Completion(
-        id=str_field(reply, "id") or "",
-        model=str_field(reply, "model") or "",
-        content=str_field(message, "content") or "",
-        finish_reason=str_field(choice, "finish_reason") or "stop",
-        usage=usage_from_wire(reply.get("usage")) or Usage(),
-    )
-
-
-def usage_from_wire(raw: object) -> Usage | None:
-    """Convert a `usage` object (None when absent); cached prompt tokens come from its details."""
-    if raw is None:
-        return None
-    usage = as_object(raw, "usage")
-    prompt, completion = int_field(usage, "prompt_tokens"), int_field(usage, "completion_tokens")
-    details = usage.get("prompt_tokens_details")
-    cached = 0
-    if details is not None:
-        cached = int_field(as_object(details, "usage details"), "cached_tokens")
-    total = int_field(usage, "total_tokens") if "total_tokens" in usage else prompt + completion
-    return Usage(prompt, completion, total, cached)
 
 
 def vendor_error(raw: bytes) -> VendorError:
@@ -134,26 +106,47 @@ def _text(value: object) -> str:
 class StreamDecoder:
     """One stream's `chat.completion.chunk`s in, events out.
 
-    Each chunk repeats the id and model: a `Meta` comes only when they change. The finish
-    reason and usage arrive in chunks of their own (usage last, with `choices: []`) and make the
-    `Finish` once `[DONE]` has come; a server that sent [DONE] but no finish_reason finished
-    normally ("stop").
+    Each chunk repeats the id and model: a `Meta` comes only when they change. Reasoning
+    (compatible servers only), text and tool-call fragments come in that order within a chunk.
+    Tool calls are numbered 0, 1, ... in order of first appearance, whatever index the server
+    gave (a compatible server that numbers every call 0 gives each new id a new number); a
+    call's first delta carries its id (minted when the server sent none) and name, later ones
+    its argument fragments; a call whose arguments never came gets "{}" once [DONE] has come.
+    The finish reason and usage arrive in chunks of their own (usage last, with `choices: []`)
+    and make the `Finish` once `[DONE]` has come; a server that sent [DONE] but no
+    finish_reason finished normally ("stop").
     """
 
-    __slots__ = ("_finish_reason", "_id", "_model", "_usage", "done")
+    __slots__ = (
+        "_argued",
+        "_by_index",
+        "_call_ids",
+        "_finish_reason",
+        "_id",
+        "_model",
+        "_refused",
+        "_usage",
+        "done",
+    )
     terminal = "[DONE]"
 
     def __init__(self) -> None:
         self._id = self._model = ""
         self._finish_reason: str | None = None
         self._usage: Usage | None = None
+        self._refused = False
+        #: The server's index of a call -> ours; our index -> the call's id and whether any
+        #: argument text came.
+        self._by_index: dict[object, int] = {}
+        self._call_ids: list[str] = []
+        self._argued: list[bool] = []
         self.done = False
 
     def feed(self, event: SSEEvent) -> Sequence[StreamEvent]:
         """The events of one SSE event's chunk."""
         if event.data == _DONE:
             self.done = True
-            return ()
+            return [ToolCallDelta(n, arguments="{}") for n, a in enumerate(self._argued) if not a]
         body = decode_object(event.data)
         error = body.get("error")
         if error:
@@ -161,11 +154,11 @@ class StreamDecoder:
         choices = body.get("choices")
         if not isinstance(choices, list):
             raise MalformedReplyError("stream chunk has no choices list")
-        text = ""
+        events: list[StreamEvent] = []
         if choices:
             choice = as_object(choices[0], "choices[0]")
             delta = as_object(choice.get("delta", {}), "choices[0].delta")
-            text = str_field(delta, "content") or ""
+            self._read_delta(delta, events)
             reason = str_field(choice, "finish_reason")
             if reason is not None:
                 self._finish_reason = reason
@@ -175,12 +168,62 @@ class StreamDecoder:
         id_, model = str_field(body, "id") or self._id, str_field(body, "model") or self._model
         if id_ != self._id or model != self._model:
             self._id, self._model = id_, model
-            return (Meta(id_, model), TextDelta(text)) if text else (Meta(id_, model),)
-        return (TextDelta(text),) if text else ()
+            events.insert(0, Meta(id_, model))
+        return events
+
+    def _read_delta(self, delta: Mapping[str, object], events: list[StreamEvent]) -> None:
+        reasoning = reasoning_text(delta)
+        if reasoning:
+            events.append(ReasoningDelta(reasoning))
+        text = str_field(delta, "content")
+        if text:
+            events.append(TextDelta(text))
+        refusal = str_field(delta, "refusal")
+        if refusal:
+            self._refused = True
+            events.append(TextDelta(refusal))
+        calls = delta.get("tool_calls")
+        if calls is None:
+            return
+        if not isinstance(calls, list):
+            raise MalformedReplyError("delta.tool_calls is not a list")
+        for position, item in enumerate(calls):
+            fragment = self._call_fragment(as_object(item, f"delta.tool_calls[{position}]"))
+            if fragment is not None:
+                events.append(fragment)
+
+    def _call_fragment(self, entry: Mapping[str, object]) -> ToolCallDelta | None:
+        function = as_object(entry.get("function") or {}, "delta.tool_calls[].function")
+        call_id = str_field(entry, "id") or ""
+        arguments = arguments_text(function)
+        key = entry.get("index")
+        ours = self._by_index.get(key)
+        if ours is not None and call_id and call_id != self._call_ids[ours]:
+            ours = None  # the same index for a new call: a compatible server numbering badly
+        if ours is None and not call_id and key is None and self._call_ids:
+            ours = len(self._call_ids) - 1  # no index and no id: more of the last call
+        if ours is not None:
+            if not arguments:
+                return None
+            self._argued[ours] = True
+            return ToolCallDelta(ours, arguments=arguments)
+        ours = len(self._call_ids)
+        if not call_id or call_id in self._call_ids:
+            call_id = mint_call_id()
+        self._by_index[key] = ours
+        self._call_ids.append(call_id)
+        self._argued.append(bool(arguments))
+        name = str_field(function, "name") or ""
+        return ToolCallDelta(ours, call_id, name, arguments)
 
     def finish(self) -> Finish | None:
         """The closing event once [DONE] has come."""
-        return Finish(self._finish_reason or "stop", self._usage) if self.done else None
+        if not self.done:
+            return None
+        reason = finish_reason(
+            self._finish_reason or "stop", called=bool(self._call_ids), refused=self._refused
+        )
+        return Finish(reason, self._usage)
 
 
 def _stream_fault(error: object) -> VendorStreamError:
@@ -212,8 +255,18 @@ class OpenAIProvider(SseAdapter):
     ) -> None:
         super().__init__(settings, session, keys, path=path, read_error=vendor_error, auth=auth)
 
+    def capabilities(self, model: str) -> Capabilities:
+        """What `model` takes, told from its name (`providers.openai_models`)."""
+        return profile_of(model).capabilities
+
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
-        return to_wire(request, stream=stream)
+        try:
+            return to_wire(request, stream=stream)
+        except UnsendableRequestError as exc:
+            raise UpstreamBadRequestError(
+                f"{exc.field}: provider {self.name!r} cannot send this: {exc.reason}",
+                provider=self.name,
+            ) from None
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body)

@@ -18,6 +18,14 @@ from dataclasses import dataclass, field
 from gateway.config.checks import ConfigError as ConfigError  # re-exported: callers catch it here
 from gateway.config.checks import check_references, check_routing, check_url
 from gateway.config.file import ConfigFile
+from gateway.pipeline.image_fetch import (
+    DEFAULT_MAX_BYTES as DEFAULT_IMAGE_FETCH_MAX_BYTES,
+)
+from gateway.pipeline.image_fetch import (
+    DEFAULT_TIMEOUT_SECONDS as DEFAULT_IMAGE_FETCH_TIMEOUT_SECONDS,
+)
+from gateway.pipeline.image_fetch import ImageFetchPolicy
+from gateway.pipeline.image_guard import AddressPolicy
 from gateway.pipeline.pricing import Price
 from gateway.pipeline.routing.groups import RoutingConfig
 from gateway.tenancy.key_grants import (
@@ -142,6 +150,8 @@ class Settings:
     tracing_export: bool = False
     #: Put prompts and completions on spans (GATEWAY_TRACE_CONTENT); off by default.
     trace_content: bool = False
+    #: How https images are fetched for vendors that take images only as bytes (IMAGE_FETCH_*).
+    image_fetch: ImageFetchPolicy = field(default_factory=lambda: ImageFetchPolicy())
     #: The usage store: a SQLite file by default, PostgreSQL in production.
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     #: Apply migrations at start-up (default: yes for SQLite; run `ai-gateway migrate` else).
@@ -176,6 +186,9 @@ class Settings:
     fallbacks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Model groups (public name -> deployments and strategy) and conditional routes.
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    #: OpenAI-compatible routes: drop a field the deployment cannot honour (and name it in
+    #: `x-gateway-dropped-params`) instead of refusing the request with a 400.
+    drop_unsupported_params: bool = False
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -253,6 +266,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             env.raw("OTEL_EXPORTER_OTLP_ENDPOINT") or env.raw("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         ),
         trace_content=env.flag("GATEWAY_TRACE_CONTENT"),
+        image_fetch=_image_fetch(env),
         database_url=_database_url(env),
         auto_migrate=env.flag("AUTO_MIGRATE") if env.raw("AUTO_MIGRATE") else None,
         usage_spill_path=env.text("USAGE_SPILL_PATH", DEFAULT_USAGE_SPILL_PATH),
@@ -281,6 +295,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         prices=prices,
         fallbacks=fallbacks,
         routing=routing,
+        drop_unsupported_params=env.flag("DROP_UNSUPPORTED_PARAMS"),
     )
 
 
@@ -446,6 +461,20 @@ def _grpc_settings(env: _Env) -> GrpcSettings:
         max_send_message_bytes=env.integer(
             "GRPC_MAX_SEND_MESSAGE_BYTES", defaults.max_send_message_bytes, low=1024
         ),
+    )
+
+
+def _image_fetch(env: _Env) -> ImageFetchPolicy:
+    try:
+        addresses = AddressPolicy.from_entries(env.tokens("IMAGE_FETCH_ALLOW"))
+    except ValueError as exc:
+        raise ConfigError("IMAGE_FETCH_ALLOW", str(exc)) from None
+    return ImageFetchPolicy(
+        max_bytes=env.integer("IMAGE_FETCH_MAX_BYTES", DEFAULT_IMAGE_FETCH_MAX_BYTES, low=1),
+        timeout=env.number(
+            "IMAGE_FETCH_TIMEOUT_SECONDS", DEFAULT_IMAGE_FETCH_TIMEOUT_SECONDS, low=0.001
+        ),
+        addresses=addresses,
     )
 
 

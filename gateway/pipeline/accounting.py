@@ -109,4 +109,5 @@ def _count_usage(route: Route, usage: Usage, cost: float) -> None:
     labeled(TOKENS, provider, model, "prompt").inc(usage.prompt_tokens)
     labeled(TOKENS, provider, model, "completion").inc(usage.completion_tokens)
     labeled(TOKENS, provider, model, "cached").inc(usage.cached_tokens)
+    labeled(TOKENS, provider, model, "reasoning").inc(usage.reasoning_tokens)
     labeled(COST, provider, model).inc(cost)

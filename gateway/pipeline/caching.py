@@ -5,8 +5,9 @@ one key coalesce: while one call leads the flight for it, the others wait for it
 only as long as its own deadline allows, and each leaving on its own: a follower that leaves
 (cancelled, or out of time) disturbs neither the leader nor the other followers, and a leader
 that leaves (or fails) lands no answer, so its followers call the provider themselves. Only a
-normal, complete answer of the requested route is stored and shared. Embedding calls use the
-same keys over their `EmbedRequest` and the same store (without coalescing).
+normal, complete answer of the requested route (one that stopped, or called tools) is stored
+and shared. Embedding calls use the same keys over their `EmbedRequest` and the same store
+(without coalescing).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from metrics import CACHE_LOOKUPS, CACHE_SAVED_USD, labeled
 from providers.embed_types import EmbedRequest
 from providers.registry import Route
 from providers.types import ChatRequest, StreamEvent
+
+#: The finish reasons of a complete answer: the model stopped, or it called tools.
+_NORMAL_ENDS = frozenset({"stop", "tool_calls"})
 
 
 class CallCache:
@@ -127,7 +131,7 @@ class CallCache:
         if self._cache is None or key is None:
             return
         completion = answer.completion
-        normal = completion.finish_reason == "stop" and answer.usage_reported
+        normal = completion.finish_reason in _NORMAL_ENDS and answer.usage_reported
         if not normal or not _requested(prepared.plan, route):
             if call.flight is not None:
                 call.flight.land(None)

@@ -73,12 +73,18 @@ class PreparedCall:
     cache_key: str | None
     #: Its tries, as they are made.
     trace: Trace
+    #: The request with its https images fetched, for deployments that do not fetch them
+    #: themselves (None: no deployment of the plan needs that).
+    inlined: ChatRequest | None = None
 
     def chat_for(self, attempt: Try, deadline: float) -> ChatRequest:
         """The adapter request for one try, bounded by `deadline`, carrying its trace context."""
         request = self.request
         assert isinstance(request, CompletionRequest), "chat_for serves completion calls"
-        return replace(request.chat, model=attempt.route.model, io=self._io(attempt, deadline))
+        asked = request.chat
+        if self.inlined is not None and not fetches_image_urls(attempt.route):
+            asked = self.inlined
+        return replace(asked, model=attempt.route.model, io=self._io(attempt, deadline))
 
     def embed_for(self, attempt: Try, deadline: float) -> EmbedRequest:
         """The embedding request for one try, as `chat_for` makes a completion's."""
@@ -90,6 +96,11 @@ class PreparedCall:
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
         headers = (("x-request-id", self.start.context.request_id), *attempt.trace_headers())
         return CallIO(remaining, headers)
+
+
+def fetches_image_urls(route: Route) -> bool:
+    """Whether the route's vendor fetches https images itself (else the gateway sends bytes)."""
+    return route.provider.capabilities(route.model).image_urls
 
 
 @dataclass(frozen=True, slots=True)

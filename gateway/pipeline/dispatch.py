@@ -41,7 +41,7 @@ from metrics.tracing import GEN_AI_SYSTEMS, inject_headers, tracer
 from providers.embed_types import Embedder, Embeddings, EmbedRequest
 from providers.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
 from providers.registry import Route
-from providers.types import ChatRequest, Completion, Meta, StreamEvent, Usage
+from providers.types import ChatRequest, Completion, Meta, StreamEvent, ToolCall, Usage
 from resilience.breaker import CircuitBreaker, CircuitOpenError, Permit
 from resilience.deadlines import Cut, cut
 from resilience.retry import Backoff, RetryBudget
@@ -132,6 +132,7 @@ class Trace:
         model: str = "",
         usage: Usage | None = None,
         finish_reason: str = "",
+        tool_calls: tuple[ToolCall, ...] = (),
         called: bool = True,
     ) -> None:
         """Finish a try: add it to `attempts`, close its span, count it."""
@@ -156,6 +157,8 @@ class Trace:
         if span.is_recording():  # the no-op tracer's spans record nothing: skip the attributes
             cause = failure.cause if error is not None and failure is not None else None
             _describe_try(span, label, cause, code, model, usage, finish_reason)
+            if tool_calls:
+                _describe_tool_calls(span, tool_calls)
         span.end()
         labeled(UPSTREAM_ATTEMPTS, route.provider.name, label).inc()
         if called and outcome not in _NOT_CALLED:  # a skipped try took no time upstream
@@ -197,6 +200,14 @@ def _describe_try(
     if usage is not None:
         span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
         span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+        if usage.reasoning_tokens:
+            span.set_attribute("gen_ai.usage.reasoning.output_tokens", usage.reasoning_tokens)
+
+
+def _describe_tool_calls(span: Span, calls: tuple[ToolCall, ...]) -> None:
+    """How many tools the answer called, and which (names only: arguments are content)."""
+    span.set_attribute("gateway.tool_calls.count", len(calls))
+    span.set_attribute("gateway.tool_calls.names", tuple(call.name for call in calls))
 
 
 @dataclass(slots=True)
@@ -252,6 +263,7 @@ class Dispatcher:
             model=answer.model,
             usage=answer.usage,
             finish_reason=answer.finish_reason,
+            tool_calls=answer.tool_calls,
         )
         return current.route, answer
 

@@ -32,6 +32,7 @@ def request_record(
         completion_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens,
         cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
         cost_usd=served.cost_usd if served is not None and not cached else 0.0,
         cached=cached,
         latency_ms=round(elapsed * 1000),

@@ -54,7 +54,7 @@ class StreamRelay:
         provider = opened.route.provider.name
         built = CompletionBuilder(opened.head.id, opened.head.model)
         event = opened.first
-        texts = 0
+        texts = 0  # content events so far (text, tool-call and reasoning deltas)
         watchdog = StreamWatchdog(idle=self._idle_timeout, deadline=prepared.deadline)
         try:
             async with aclosing(opened.events) as events:
@@ -77,6 +77,11 @@ class StreamRelay:
                         built.feed(event)
                         if type(event) is Finish:
                             break
+                        if not texts:  # a first token that is a tool call or reasoning
+                            labeled(TIME_TO_FIRST_TOKEN, provider).observe(
+                                time.perf_counter() - prepared.start.clock
+                            )
+                        texts += 1
                         yield event
                     # The watchdog bounds each wait, never a yield (see resilience.watchdog).
                     with watchdog:
@@ -113,6 +118,7 @@ class StreamRelay:
             model=completion.model,
             usage=usage,
             finish_reason=completion.finish_reason,
+            tool_calls=completion.tool_calls,
         )
         cost = cost_of(self._prices, opened.route, completion.model, usage)
         call.served = Served(usage, cost)

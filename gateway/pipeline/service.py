@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from types import TracebackType
@@ -42,10 +42,18 @@ from gateway.pipeline.accounting import (
     UsageSink as UsageSink,  # re-exported: the assembly names it here
 )
 from gateway.pipeline.caching import CallCache
-from gateway.pipeline.call import Call, CallContext, CallStart, PreparedCall, Served
+from gateway.pipeline.call import (
+    Call,
+    CallContext,
+    CallStart,
+    PreparedCall,
+    Served,
+    fetches_image_urls,
+)
 from gateway.pipeline.dispatch import Dispatcher, Step, Trace
 from gateway.pipeline.drain import CallsInFlight
 from gateway.pipeline.ids import new_id
+from gateway.pipeline.image_fetch import ImageFetcher, has_https_images
 from gateway.pipeline.planning import RoutedPlans
 from gateway.pipeline.pricing import PriceTable, cost_of
 from gateway.pipeline.relay import StreamRelay
@@ -69,7 +77,7 @@ from providers.base import check_capabilities
 from providers.embed_types import Embedder
 from providers.errors import UnknownModelError
 from providers.registry import ProviderRegistry, Route
-from providers.types import ChatRequest
+from providers.types import ChatRequest, Completion
 from resilience.admission import Admission, AdmissionTimeoutError, QueueFullError
 from resilience.breaker import Breakers
 from resilience.deadlines import spent
@@ -107,9 +115,11 @@ class CompletionService:
         cache: ResponseCache | None = None,
         quotas: Quotas | None = None,
         usage: UsageSink | None = None,
+        images: ImageFetcher | None = None,
         routed: RoutedPlans | None = None,
     ) -> None:
         self._registry = registry
+        self._images = images
         #: Plans through model groups and routes; None when none is configured (no cost).
         self._routed = routed
         self._auth = authenticator
@@ -139,8 +149,11 @@ class CompletionService:
         await self._in_flight.drain(grace)
 
     async def aclose(self, *, wait: float) -> None:
-        """Wait (at most `wait` seconds) for the usage settlements still under way."""
+        """Wait (at most `wait` seconds) for the usage settlements still under way; close the
+        image fetcher's connections."""
         await self._accounting.aclose(wait=wait)
+        if self._images is not None:
+            await self._images.aclose()
 
     async def authenticate(self, authorization: str | None) -> Identity:
         """The caller behind `authorization` (`UnauthenticatedError` when it does not hold)."""
@@ -155,6 +168,7 @@ class CompletionService:
             hit = await self._cache.lookup(call, prepared)
             if hit is not None:
                 return self._served_from_cache(call, prepared, hit)
+            prepared = call.prepared = await self._with_images(prepared)
             async with self._admitted(prepared):
                 route, completion = await self._dispatch.complete(
                     prepared.plan, prepared.chat_for, prepared.deadline, prepared.trace
@@ -163,7 +177,7 @@ class CompletionService:
             cost = cost_of(self._prices, route, completion.model, completion.usage)
             call.served = Served(completion.usage, cost)
             if self._policy.trace_content:
-                _record_content(request.chat, completion.content)
+                _record_content(request.chat, completion)
             attempts = tuple(prepared.trace.attempts)
             answer = Answer(completion, route.provider.name, cost, attempts=attempts)
             self._cache.remember(call, prepared, route, answer)
@@ -197,6 +211,7 @@ class CompletionService:
                     yield event
                 yield Done(answer)
                 return
+            prepared = call.prepared = await self._with_images(prepared)
             async with self._admitted(prepared):
                 opened = await self._dispatch.open_stream(
                     prepared.plan, prepared.chat_for, prepared.deadline, prepared.trace
@@ -290,6 +305,35 @@ class CompletionService:
         deadline = self._deadline(ctx, request.timeout)
         cache_key = self._cache.key_for(tenant, plan, request)
         return PreparedCall(start, identity, tenant, request, plan, deadline, cache_key, trace)
+
+    async def _with_images(self, prepared: PreparedCall) -> PreparedCall:
+        """The call with its https images fetched, when a deployment of its plan needs them
+        as bytes. A fetch that fails refuses the call when the primary needs the images, and
+        skips (as unsupported) the fallbacks that do when only they need them."""
+        plan, request = prepared.plan, prepared.request
+        assert isinstance(request, CompletionRequest), "only completions carry images"
+        chat = request.chat
+        if self._images is None or not has_https_images(chat):
+            return prepared
+        needing = {
+            index
+            for index, step in enumerate(plan)
+            if step.unsupported is None and not fetches_image_urls(step.route)
+        }
+        if not needing:
+            return prepared
+        try:
+            inlined = await self._images.inline(chat, prepared.deadline)
+        except InvalidArgumentError as exc:
+            if 0 in needing:
+                raise
+            plan = tuple(
+                replace(step, unsupported=exc.message) if index in needing else step
+                for index, step in enumerate(plan)
+            )
+            return replace(prepared, plan=plan)
+        get_current_span().add_event("images.fetched")
+        return replace(prepared, inlined=inlined)
 
     def _served_from_cache(self, call: Call, prepared: PreparedCall, hit: CachedAnswer) -> Answer:
         """A cache hit: the original answer and usage, no tries, nothing to pay."""
@@ -424,12 +468,17 @@ class _Admitted:
         await self._slot.__aexit__(None, None, None)
 
 
-def _record_content(chat: ChatRequest, completion: str) -> None:
-    """Prompt and completion as span events (only with GATEWAY_TRACE_CONTENT on)."""
+def _record_content(chat: ChatRequest, completion: Completion) -> None:
+    """Prompt and completion as span events, tool calls with their arguments (only with
+    GATEWAY_TRACE_CONTENT on)."""
     prompt = orjson.dumps([[m.role, m.text] for m in chat.messages]).decode()
     span = get_current_span()
     span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": prompt})
-    span.add_event("gen_ai.content.completion", {"gen_ai.completion": completion})
+    said: dict[str, str] = {"gen_ai.completion": completion.content}
+    if completion.tool_calls:
+        calls = [[c.id, c.name, c.arguments] for c in completion.tool_calls]
+        said["gateway.tool_calls"] = orjson.dumps(calls).decode()
+    span.add_event("gen_ai.content.completion", said)
 
 
 def _unsupported(chat: ChatRequest, route: Route) -> str | None:

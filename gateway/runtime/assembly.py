@@ -20,6 +20,7 @@ from cache.redis_backend import RedisCache
 from gateway.config.settings import Settings, UpstreamSettings
 from gateway.errors import ServiceUnavailableError
 from gateway.pipeline.dispatch import Dispatcher
+from gateway.pipeline.image_fetch import ImageFetcher
 from gateway.pipeline.planning import PlanRetries, RoutedPlans
 from gateway.pipeline.pricing import PriceTable
 from gateway.pipeline.routing.capacity import CapacityGate, capacity_limiter
@@ -261,6 +262,9 @@ def build_core(
         cache=cache,
         quotas=quotas,
         usage=usage,
+        images=ImageFetcher(
+            settings.image_fetch, ssl_context=upstream_ssl_context(settings.upstream.ca_bundle)
+        ),
         routed=routing[0] if routing is not None else None,
     )
 

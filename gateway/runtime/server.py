@@ -39,6 +39,7 @@ from gateway.tenancy.quotas import Quotas
 from gateway.transports.grpc_server import create_server, set_serving
 from gateway.transports.http_app import create_app
 from gateway.transports.http_guard import HttpRunner
+from gateway.transports.openai_http import OpenAIOptions, model_entries
 from metrics import USAGE_PENDING
 from metrics.endpoint import metrics_app
 from providers.http.client import UpstreamClient
@@ -141,6 +142,10 @@ class Server:
             readiness=self,
             header_read_timeout=settings.header_read_timeout_seconds,
             body_read_timeout=settings.body_read_timeout_seconds,
+            openai=OpenAIOptions(
+                drop_unsupported_params=settings.drop_unsupported_params,
+                models=model_entries(settings.providers, settings.aliases),
+            ),
         )
         self.http_port = await self._listen(shim, settings.http_port, "HTTP_PORT")
         if self.worker is None:

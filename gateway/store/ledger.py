@@ -122,6 +122,7 @@ def request_row(record: RequestRecord) -> dict[str, Any]:
         "completion_tokens": record.completion_tokens,
         "total_tokens": record.total_tokens,
         "cached_tokens": record.cached_tokens,
+        "reasoning_tokens": record.reasoning_tokens,
         "cost_usd": to_money(record.cost_usd),
         "cached": record.cached,
         "latency_ms": record.latency_ms,

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.store.engine import create_engine
 
 #: The newest revision in `migrations/versions` (a test checks it against the scripts).
-HEAD = "0001"
+HEAD = "0002"
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

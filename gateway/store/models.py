@@ -72,6 +72,8 @@ requests = Table(
     Column("completion_tokens", Integer, nullable=False, default=0),
     Column("total_tokens", Integer, nullable=False, default=0),
     Column("cached_tokens", Integer, nullable=False, default=0),
+    #: Completion tokens spent on reasoning (a part of `completion_tokens`).
+    Column("reasoning_tokens", Integer, nullable=False, default=0, server_default="0"),
     Column("cost_usd", USD, nullable=False, default=0),
     Column("cached", Boolean, nullable=False, default=False),
     Column("latency_ms", Integer, nullable=False, default=0),

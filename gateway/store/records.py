@@ -56,6 +56,8 @@ class RequestRecord:
     completion_tokens: int = 0
     total_tokens: int = 0
     cached_tokens: int = 0
+    #: Completion tokens spent on reasoning (a part of `completion_tokens`).
+    reasoning_tokens: int = 0
     cost_usd: float = 0.0
     #: Whether the answer came from the gateway's cache.
     cached: bool = False

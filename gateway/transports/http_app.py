@@ -8,7 +8,8 @@ both, keeping the completion calls off `json_format`). Errors are mapped in one 
 
 Routes: `POST /v1/complete` (with `"stream": true` it streams), `POST /v1/complete:stream`
 (Server-Sent Events, `sse`), `POST /v1/embed`, `GET /v1/providers/status`, the admin and usage
-routes (`http_admin`), `GET /healthz` (liveness) and `GET /readyz` (readiness).
+routes (`http_admin`), the OpenAI-compatible routes (`openai_http`), `GET /healthz` (liveness)
+and `GET /readyz` (readiness).
 
 A route with a body authenticates the caller from its headers first, then reads the body within
 its time bound (`http_bodies`); the connections themselves are watched by `http_guard`.
@@ -20,7 +21,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 from aiohttp import web
@@ -70,6 +71,9 @@ from gateway.transports.proto_embed import embed_response, embedding_request
 from gateway.transports.sse import serve_sse
 from gateway.v1 import gateway_pb2 as pb
 from metrics.tracing import spans_recorded, tracer
+
+if TYPE_CHECKING:
+    from gateway.transports.openai_http import OpenAIOptions
 
 log = logging.getLogger("gateway.http")
 
@@ -125,6 +129,7 @@ def create_app(
     readiness: Readiness,
     header_read_timeout: float = DEFAULT_HEADER_READ_TIMEOUT_SECONDS,
     body_read_timeout: float = DEFAULT_BODY_READ_TIMEOUT_SECONDS,
+    openai: OpenAIOptions | None = None,
 ) -> web.Application:
     """The JSON shim's aiohttp application (run it with `http_guard.HttpRunner`)."""
     app = web.Application(
@@ -143,6 +148,10 @@ def create_app(
     app.router.add_post("/v1/embed", _embed)
     app.router.add_get("/v1/providers/status", _provider_status)
     add_admin_routes(app, admin)
+    # Imported here: the OpenAI routes build on this module's keys and statuses.
+    from gateway.transports.openai_http import OpenAIOptions, add_openai_routes
+
+    add_openai_routes(app, openai or OpenAIOptions())
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     return app

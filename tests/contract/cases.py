@@ -66,8 +66,8 @@ class AdapterCase:
 
 
 CASES = (
-    AdapterCase("openai", FakeOpenAI, "gpt-4o-mini"),
-    AdapterCase("azure_openai", FakeAzureOpenAI, "gpt-4o"),
+    AdapterCase("openai", FakeOpenAI, "gpt-4o-mini", sends_images=True),
+    AdapterCase("azure_openai", FakeAzureOpenAI, "gpt-4o", sends_images=True),
     AdapterCase("anthropic", FakeAnthropic, "claude-sonnet-4-5"),
     AdapterCase("gemini", FakeGemini, "gemini-2.5-flash"),
     AdapterCase("cohere", FakeCohere, "command-r-plus-08-2024", sends_images=True),

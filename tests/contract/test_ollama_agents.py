@@ -266,9 +266,10 @@ async def test_an_https_image_is_left_to_the_gateway_and_refused_if_it_reaches_t
     provider: OllamaProvider, fake: FakeOllama
 ) -> None:
     look = ask(Message("user", (TextPart("What is this?"), ImagePart(url="https://x.test/a.png"))))
-    problem = refusal(provider, look)
-    assert problem is not None
-    assert problem.startswith("messages[0].parts[1].image.url:")
+    # Ollama fetches no URLs: the plan lets the image through because the gateway fetches it
+    # and sends the bytes; one that still reaches the adapter as a URL is refused, never dropped.
+    assert not provider.capabilities(look.model).image_urls
+    assert refusal(provider, look) is None
     with pytest.raises(UpstreamBadRequestError, match="image URL"):
         await provider.complete(look)
     assert fake.requests == []

@@ -303,7 +303,10 @@ class FakeGemini(VendorFake):
         """`usageMetadata`: final, or after `produced` deltas (counts are cumulative)."""
         u = self.usage_of(answer)
         thoughts = self.thoughts_tokens or u.reasoning_tokens  # thinking comes before the answer
-        answered = u.completion_tokens if produced is None else min(produced, u.completion_tokens)
+        # `FakeUsage` counts reasoning within `completion_tokens`; Gemini's candidates count
+        # leaves the thoughts out (`thoughts_tokens` adds them on top instead).
+        candidates = u.completion_tokens - (0 if self.thoughts_tokens else u.reasoning_tokens)
+        answered = candidates if produced is None else min(produced, candidates)
         usage: dict[str, object] = {
             "promptTokenCount": u.prompt_tokens,
             "candidatesTokenCount": answered,

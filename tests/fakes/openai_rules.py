@@ -31,6 +31,9 @@ Sources (exact texts are OpenAI's unless marked "wording approximate"):
   `tool_choice` / `parallel_tool_calls` only with `tools` ("Invalid value for 'tool_choice':
   'tool_choice' is only allowed when 'tools' are specified."); a named choice must name a tool
   (wording approximate).
+- The o-series (o1, o3, o3-mini, o4-mini) refuse `parallel_tool_calls` whatever its value:
+  "Unsupported parameter: 'parallel_tool_calls' is not supported with this model." (code
+  unsupported_parameter; quoted in evalstate/fast-agent#279, langchain-ai/langchain#29704).
 - `n` is 1..128 ("Invalid 'n': integer below minimum value. Expected a value >= 1, but got 0
   instead."); `stream_options` only with `stream` ("The 'stream_options' parameter is only
   allowed when 'stream' is enabled.").
@@ -82,6 +85,7 @@ MAX_EMBEDDING_INPUTS: Final = 2048
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _REASONING_MODEL = re.compile(r"(o\d|gpt-5)")
 _CLASSIC_MODEL = re.compile(r"gpt-(4|3\.5)")
+_O_SERIES = re.compile(r"o\d")
 #: Content part types each role may send (`types/chat/chat_completion_*_message_param.py`).
 _PART_TYPES: Final = {
     "user": {"text", "image_url", "input_audio", "file"},
@@ -158,6 +162,12 @@ def _check_sampling(body: Mapping[str, object], model: str) -> None:
             "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
             "'max_completion_tokens' instead.",
             "max_tokens",
+            "unsupported_parameter",
+        )
+    if body.get("parallel_tool_calls") is not None and _O_SERIES.match(model):
+        raise invalid(
+            "Unsupported parameter: 'parallel_tool_calls' is not supported with this model.",
+            "parallel_tool_calls",
             "unsupported_parameter",
         )
     temperature = body.get("temperature")

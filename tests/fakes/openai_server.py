@@ -57,7 +57,10 @@ class FakeOpenAI(VendorFake):
     """A fake OpenAI server. `stream_usage=False` acts like a server ignoring `include_usage`.
 
     `vision=False` makes the model refuse image parts; `embedding_dimensions` is the length of
-    an embedding when the request names no `dimensions`.
+    an embedding when the request names no `dimensions`. `reasoning_field` set (e.g.
+    "reasoning_content") acts like an OpenAI-compatible server that returns the model's
+    reasoning text in that field of the message and of stream deltas (vLLM, DeepSeek,
+    llama.cpp); OpenAI itself sends none.
     """
 
     vendor = "openai"
@@ -77,6 +80,7 @@ class FakeOpenAI(VendorFake):
         self.stream_usage = stream_usage
         self.vision = True
         self.embedding_dimensions = 16
+        self.reasoning_field: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -128,6 +132,8 @@ class FakeOpenAI(VendorFake):
     ) -> object:
         """A `chat.completion` with one choice per `n`."""
         message: dict[str, object] = {"role": "assistant", "content": answer.text}
+        if self.reasoning_field and answer.reasoning:
+            message[self.reasoning_field] = answer.reasoning
         if answer.tool_calls:
             message["tool_calls"] = [
                 {
@@ -184,7 +190,11 @@ class FakeOpenAI(VendorFake):
 
         first_text = "" if answer.text is not None or not answer.tool_calls else None
         lead = frames({"role": "assistant", "content": first_text, "refusal": None})
-        content = [f for piece in pieces(answer.text) for f in frames({"content": piece})]
+        content = []
+        if self.reasoning_field:
+            field = self.reasoning_field
+            content += [f for piece in pieces(answer.reasoning) for f in frames({field: piece})]
+        content += [f for piece in pieces(answer.text) for f in frames({"content": piece})]
         for delta in self._tool_call_deltas(answer):
             content += frames({"tool_calls": [delta]})
         tail = frames({}, self._finish(answer))

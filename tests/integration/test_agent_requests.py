@@ -9,7 +9,13 @@ import grpc
 import pytest
 
 from gateway.v1 import gateway_pb2 as pb
-from tests.conftest import RunningGateway
+from providers.base import ProviderSettings
+from tests.conftest import RunningGateway, StartGateway
+
+#: A mock deployment that takes text only, like the simplest vendor.
+TEXT_MOCK = ProviderSettings(
+    name="mock", kind="mock", models=("mock",), options={"capabilities": "text"}
+)
 
 
 async def json_error(gw: RunningGateway, body: dict[str, Any]) -> tuple[int, str]:
@@ -40,8 +46,9 @@ async def test_content_and_parts_together_are_invalid_over_both_transports(
 
 
 async def test_what_the_deployment_cannot_do_is_invalid_naming_field_and_provider(
-    gw: RunningGateway,
+    start_gateway: StartGateway,
 ) -> None:
+    gw = await start_gateway(providers=(TEXT_MOCK,))
     body = {
         "model": "mock",
         "messages": [{"role": "user", "content": "hi"}],

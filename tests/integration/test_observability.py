@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from google.protobuf.struct_pb2 import Struct
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -252,3 +253,81 @@ def test_log_lines_inside_a_span_carry_its_trace_and_span_ids(
     assert line["span_id"] == format(context.span_id, "016x")
     outside = orjson.loads(JsonFormatter().format(record))
     assert "trace_id" not in outside
+
+
+# -- agent calls ----------------------------------------------------------------------------------
+
+
+def tool_call_request() -> pb.CompleteRequest:
+    """Two tools the mock calls (the user names both), with reasoning on."""
+    city = Struct()
+    city.update(
+        {
+            "type": "object",
+            "properties": {"account": {"type": "string", "default": "acct-98765"}},
+            "required": ["account"],
+        }
+    )
+    return pb.CompleteRequest(
+        model="mock",
+        messages=[pb.Message(role="user", content="call get_balance and get_owner")],
+        tools=[pb.Tool(name="get_balance", parameters=city), pb.Tool(name="get_owner")],
+        reasoning_effort="low",
+    )
+
+
+async def test_a_tool_call_answer_puts_its_calls_and_reasoning_tokens_on_the_try_span(
+    start_gateway: StartGateway, spans: InMemorySpanExporter
+) -> None:
+    gw = await start_gateway()
+    before = await scrape(gw)
+
+    answer = await gw.stub.Complete(tool_call_request())
+
+    after = await scrape(gw)
+    [chat] = [s for s in spans.get_finished_spans() if s.name == "chat mock"]
+    attrs = dict(chat.attributes or {})
+    assert attrs["gateway.tool_calls.count"] == 2
+    assert attrs["gateway.tool_calls.names"] == ("get_balance", "get_owner")
+    assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
+    reasoning = answer.usage.reasoning_tokens
+    assert reasoning > 0
+    assert attrs["gen_ai.usage.reasoning.output_tokens"] == reasoning
+    tokens = "gateway_tokens_total"
+    assert delta(before, after, tokens, provider="mock", model="mock", type="reasoning") == (
+        reasoning
+    )
+
+
+async def test_tool_call_arguments_stay_off_spans_unless_content_is_captured(
+    start_gateway: StartGateway, spans: InMemorySpanExporter
+) -> None:
+    for enabled in (False, True):
+        spans.clear()
+        gw = await start_gateway(trace_content=enabled)
+        await gw.stub.Complete(tool_call_request())
+        recorded = str(
+            [(s.attributes, [(e.name, e.attributes) for e in s.events])
+             for s in spans.get_finished_spans()]
+        )  # fmt: skip
+        assert ("acct-98765" in recorded) is enabled
+
+
+async def test_a_stream_that_only_calls_tools_has_a_time_to_first_token(
+    start_gateway: StartGateway,
+) -> None:
+    gw = await start_gateway()
+    request = pb.StreamCompleteRequest(
+        model="mock",
+        messages=[pb.Message(role="user", content="call get_owner")],
+        tools=[pb.Tool(name="get_owner")],
+    )
+    before = await scrape(gw)
+
+    messages = [m async for m in gw.stub.StreamComplete(request)]
+
+    after = await scrape(gw)
+    assert not any(m.delta for m in messages)
+    assert messages[-1].finish_reason == "tool_calls"
+    ttft = "gateway_time_to_first_token_seconds_count"
+    assert delta(before, after, ttft, provider="mock") == 1

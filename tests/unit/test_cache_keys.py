@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from cache.keys import cache_key
@@ -10,9 +12,15 @@ from providers.types import (
     ChatRequest,
     ImagePart,
     Message,
+    ReasoningPart,
+    ResponseFormat,
+    ResponseFormatType,
     Sampling,
     TextPart,
+    Tool,
     ToolCall,
+    ToolChoice,
+    ToolChoiceMode,
 )
 
 HELLO = Message.of_text("user", "hello")
@@ -81,3 +89,67 @@ def test_images_of_different_bytes_have_different_keys() -> None:
     one = Message("user", (ImagePart(data=b"one", media_type="image/png"),))
     two = Message("user", (ImagePart(data=b"two", media_type="image/png"),))
     assert key(one) != key(two)
+
+
+LOOKUP = Tool("lookup", "Look a word up", {"type": "object", "required": ["q"]})
+AGENT = ChatRequest("gpt-4o", (HELLO,), Sampling(0.0), tools=(LOOKUP,))
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        replace(AGENT, tools=()),
+        replace(AGENT, tools=(replace(LOOKUP, description="Find a word"),)),
+        replace(AGENT, tools=(replace(LOOKUP, parameters={"type": "object"}),)),
+        replace(AGENT, tools=(replace(LOOKUP, strict=True),)),
+        replace(AGENT, tool_choice=ToolChoice(ToolChoiceMode.REQUIRED)),
+        replace(AGENT, tool_choice=ToolChoice(ToolChoiceMode.TOOL, "lookup")),
+        replace(AGENT, parallel_tool_calls=False),
+        replace(AGENT, parallel_tool_calls=True),
+        replace(AGENT, response_format=ResponseFormat(ResponseFormatType.JSON_OBJECT)),
+        replace(
+            AGENT,
+            response_format=ResponseFormat(ResponseFormatType.JSON_SCHEMA, "a", {"type": "object"}),
+        ),
+        replace(AGENT, sampling=Sampling(0.0, seed=7)),
+        replace(AGENT, reasoning_effort="low"),
+        replace(AGENT, reasoning_effort="high"),
+        replace(
+            AGENT,
+            messages=(HELLO, Message("assistant", reasoning=(ReasoningPart("hm", "sig"),))),
+        ),
+    ],
+    ids=[
+        "no-tools",
+        "tool-description",
+        "tool-schema",
+        "tool-strict",
+        "choice-required",
+        "choice-named",
+        "parallel-off",
+        "parallel-on",
+        "json-object",
+        "json-schema",
+        "seed",
+        "effort-low",
+        "effort-high",
+        "reasoning-parts",
+    ],
+)
+def test_what_an_agent_request_asks_is_in_the_key(changed: ChatRequest) -> None:
+    assert cache_key("acme", "openai", changed) != cache_key("acme", "openai", AGENT)
+
+
+def test_a_schema_in_another_key_order_has_the_same_key() -> None:
+    one = replace(LOOKUP, parameters={"type": "object", "required": ["q"]})
+    two = replace(LOOKUP, parameters={"required": ["q"], "type": "object"})
+    assert cache_key("acme", "openai", replace(AGENT, tools=(one,))) == cache_key(
+        "acme", "openai", replace(AGENT, tools=(two,))
+    )
+
+
+def test_image_bytes_are_hashed_not_written_into_the_key() -> None:
+    big = Message("user", (ImagePart(data=b"x" * 1_000_000, media_type="image/png"),))
+    same = Message("user", (ImagePart(data=b"x" * 1_000_000, media_type="image/png"),))
+    assert key(big) == key(same)
+    assert key(big) != key(Message("user", (ImagePart(url="https://x.test/x.png"),)))

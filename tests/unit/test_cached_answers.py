@@ -57,3 +57,37 @@ def test_a_unary_answer_is_replayed_word_by_word() -> None:
     assert answer.events is None
     assert answer.replay() == (TextDelta("One "), TextDelta("two  "), TextDelta("three"))
     assert answer.completion == completion
+
+
+def test_a_unary_tool_call_answer_replays_as_a_stream_that_folds_into_it() -> None:
+    completion = Completion(
+        "c-3",
+        "m",
+        "Let me look.",
+        "tool_calls",
+        Usage(10, 8, 18, reasoning_tokens=3),
+        tool_calls=(ToolCall("call-1", "lookup", '{"q": 1}'), ToolCall("call-2", "lookup")),
+        reasoning="Think. More.",
+        reasoning_parts=(
+            ReasoningPart(redacted="opaque"),
+            ReasoningPart("Think. More.", signature="sig", tool_call_id="call-1"),
+        ),
+    )
+    answer = CachedAnswer.decode(CachedAnswer(completion, "mock", 0.0).encode())
+    built = CompletionBuilder(completion.id, completion.model)
+    for event in (*answer.replay(), Finish("tool_calls", completion.usage)):
+        built.feed(event)
+
+    assert built.build() == completion
+    assert [e.index for e in answer.replay() if isinstance(e, ToolCallDelta)] == [0, 1]
+
+
+def test_reasoning_text_without_parts_replays_as_text() -> None:
+    completion = Completion("c-4", "m", "Hi", "stop", USAGE, reasoning="Because.")
+    built = CompletionBuilder(completion.id, completion.model)
+    replayed = CachedAnswer(completion, "mock", 0.0).replay()
+    for event in (*replayed, Finish("stop", USAGE)):
+        built.feed(event)
+
+    assert replayed[0] == ReasoningDelta("Because.")
+    assert built.build().reasoning == "Because."

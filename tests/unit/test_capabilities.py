@@ -126,14 +126,11 @@ def test_turning_parallel_calls_off_needs_a_switch_but_leaving_them_on_does_not(
     assert problem(chat(tools=(TOOL,), parallel_tool_calls=True), no_switch) is None
 
 
-def test_an_https_image_needs_a_vendor_that_fetches_urls() -> None:
+def test_an_https_image_is_fine_for_a_vendor_that_takes_images_only_as_data() -> None:
+    # The gateway fetches it and sends the bytes (gateway.pipeline.image_fetch).
     data_only = Capabilities(images=True)
-    request = chat(messages=(Message("user", (URL_IMAGE,)),))
 
-    assert problem(request, data_only) == (
-        "messages[0].parts[0].image.url: provider 'local' cannot fetch image URLs; "
-        "send the image as data"
-    )
+    assert problem(chat(messages=(Message("user", (URL_IMAGE,)),)), data_only) is None
     assert problem(chat(messages=(Message("user", (DATA_IMAGE,)),)), data_only) is None
 
 

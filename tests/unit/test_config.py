@@ -787,3 +787,36 @@ def test_cli_with_a_bad_port_exits_2_with_one_line_naming_the_variable() -> None
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert "GRPC_PORT" in result.stderr
+
+
+def test_image_fetching_is_bounded_by_default_and_allows_only_public_addresses() -> None:
+    policy = load_settings({}).image_fetch
+
+    assert (policy.max_bytes, policy.timeout) == (10 * 1024 * 1024, 10.0)
+    assert (policy.addresses.allowed_networks, policy.addresses.allowed_hosts) == ((), frozenset())
+
+
+def test_image_fetch_settings_are_read_from_the_environment() -> None:
+    policy = load_settings(
+        {
+            "IMAGE_FETCH_MAX_BYTES": "2048",
+            "IMAGE_FETCH_TIMEOUT_SECONDS": "2.5",
+            "IMAGE_FETCH_ALLOW": "10.1.0.0/16, images.internal",
+        }
+    ).image_fetch
+
+    assert (policy.max_bytes, policy.timeout) == (2048, 2.5)
+    assert [str(n) for n in policy.addresses.allowed_networks] == ["10.1.0.0/16"]
+    assert policy.addresses.allowed_hosts == {"images.internal"}
+
+
+def test_an_image_fetch_allow_entry_that_is_neither_network_nor_host_names_the_variable() -> None:
+    assert config_error({"IMAGE_FETCH_ALLOW": "10.0.0.0/40"}).startswith(
+        "IMAGE_FETCH_ALLOW: '10.0.0.0/40' is neither an IP network (CIDR) nor a host name"
+    )
+
+
+def test_the_mock_can_be_a_text_only_deployment() -> None:
+    (mock,) = load_settings({"MOCK_CAPABILITIES": "text"}).providers
+
+    assert mock.option("capabilities", "all") == "text"

@@ -470,3 +470,33 @@ async def test_azure_chat_renders_scripted_tool_calls_like_openai() -> None:
     args = at(reply.json, "choices", 0, "message", "tool_calls", 0, "function", "arguments")
     assert orjson.loads(str(args)) == {"city": "Oslo"}
     assert at(reply.json, "prompt_filter_results", 0, "prompt_index") == 0
+
+
+@pytest.mark.parametrize("model", ["o3-mini", "o4-mini", "o1"])
+async def test_the_o_series_refuse_parallel_tool_calls(fake: FakeOpenAI, model: str) -> None:
+    reply = await call(fake, CHAT, {**BASE, "model": model, "parallel_tool_calls": True})
+    assert reply.status == 400
+    assert at(reply.json, "error", "code") == "unsupported_parameter"
+    assert at(reply.json, "error", "param") == "parallel_tool_calls"
+
+
+async def test_gpt_models_take_parallel_tool_calls(fake: FakeOpenAI) -> None:
+    reply = await call(fake, CHAT, {**BASE, "model": "gpt-5", "parallel_tool_calls": False})
+    assert reply.status == 200
+
+
+async def test_a_compatible_server_sends_reasoning_in_its_field(fake: FakeOpenAI) -> None:
+    fake.reasoning_field = "reasoning_content"
+    fake.script(
+        Answer(reasoning="Think first.", text="Done."), Answer(reasoning="Hmm ok", text="Yes.")
+    )
+    whole = (await call(fake, CHAT, BASE)).json
+    assert at(whole, "choices", 0, "message", "reasoning_content") == "Think first."
+    body = {**BASE, "stream": True}
+    frames = [data for _event, data in (await call(fake, CHAT, body)).frames()]
+    deltas = [at(f, "choices", 0, "delta") for f in frames[1:-2]]
+    assert deltas == [
+        {"reasoning_content": "Hmm "},
+        {"reasoning_content": "ok"},
+        {"content": "Yes."},
+    ]

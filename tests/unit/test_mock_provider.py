@@ -1,4 +1,4 @@
-"""`MockProvider`: deterministic answers, truncation, streaming, and pacing."""
+"""`MockProvider`: deterministic answers, truncation, streaming, and pacing (plain text)."""
 
 from __future__ import annotations
 
@@ -109,14 +109,17 @@ async def test_stream_starts_with_the_id_and_model_of_complete() -> None:
     assert first == Meta(response.id, response.model)
 
 
-async def test_a_non_text_part_is_refused() -> None:
+async def test_a_text_only_deployment_refuses_an_image() -> None:
     image = Message("user", (TextPart("look"), ImagePart(url="https://x.test/a.png")))
     request = ChatRequest("mock", (image,))
+    text_only = MockProvider(
+        ProviderSettings(name="mock", kind="mock", options={"capabilities": "text"})
+    )
 
     with pytest.raises(UpstreamBadRequestError, match="ImagePart"):
-        await mock().complete(request)
+        await text_only.complete(request)
     with pytest.raises(UpstreamBadRequestError, match="ImagePart"):
-        await collect(mock(), request)
+        await collect(text_only, request)
 
 
 async def test_latency_delays_the_first_chunk() -> None:

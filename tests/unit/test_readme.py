@@ -3,7 +3,8 @@
 The snippets are found by reading README.md, so a new one is checked without touching this file:
 
 - every fenced block says its language, and only languages checked here are used;
-- each ```yaml block parses, each ```json block parses, each ```sh block passes `bash -n`;
+- each ```yaml block parses, each ```json block parses, each ```sh block passes `bash -n`, each
+  ```python block compiles and each ```js block passes `node --check` as an ES module;
 - the JSON body of every `curl`, `grpcurl` and `buf curl` command parses, and where the command
   names a gateway RPC (its gRPC method, or an HTTP route of the proto's `google.api.http`
   rules) it is a valid request message of that RPC, with no unknown field;
@@ -22,8 +23,10 @@ that each check catches the mistakes it exists for.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -47,7 +50,7 @@ README = REPO / "README.md"
 KUBERNETES = REPO / "deploy" / "kubernetes"
 
 #: Fenced-block languages this file knows how to check (`text` is output, not checked).
-LANGUAGES = frozenset({"sh", "yaml", "json", "text"})
+LANGUAGES = frozenset({"sh", "yaml", "json", "python", "js", "text"})
 #: Top-level keys of the gateway's YAML config file (README "Configuration").
 CONFIG_SECTIONS = frozenset({"providers", "models", "fallbacks", "prices"})
 #: Options that carry a request body in curl, grpcurl and buf curl.
@@ -138,18 +141,16 @@ class Command:
 
 
 def commands(script: str) -> list[Command]:
-    """The simple commands of a shell script (continuations joined, comments dropped).
+    """The simple commands of a shell script (continuations and quotes over several lines
+    joined, comments dropped).
 
     Split at `&&`, `||`, `;` and `|`, as far as a snippet needs: no here-documents, no
     substitutions that contain those operators.
     """
     found: list[Command] = []
-    for line in script.replace("\\\n", " ").splitlines():
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
-        lexer.whitespace_split = True
-        lexer.commenters = "#"
+    for line in _logical_lines(script):
         words: list[str] = []
-        for token in [*lexer, ";"]:
+        for token in [*_lexer(line), ";"]:
             if token and set(token) <= set(";&|"):
                 if words:
                     found.append(_command(words, line))
@@ -157,6 +158,29 @@ def commands(script: str) -> list[Command]:
             else:
                 words.append(token)
     return found
+
+
+def _lexer(line: str) -> shlex.shlex:
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    return lexer
+
+
+def _logical_lines(script: str) -> Iterator[str]:
+    """The script's lines, continuations joined, and a line whose quote runs on (a JSON body
+    over several lines) joined with the lines up to the one that closes it."""
+    pending = ""
+    for line in script.replace("\\\n", " ").splitlines():
+        pending = f"{pending}\n{line}" if pending else line
+        try:
+            list(_lexer(pending))
+        except ValueError:  # "No closing quotation": the quote goes on on the next line
+            continue
+        yield pending
+        pending = ""
+    if pending:
+        yield pending
 
 
 def _command(words: list[str], source: str) -> Command:
@@ -541,7 +565,7 @@ async def route_problems(environ: Mapping[str, str]) -> list[str]:
 
 
 def test_the_readme_has_snippets_of_every_checked_kind() -> None:
-    assert {block.language for block in BLOCKS} >= {"sh", "yaml", "json"}
+    assert {block.language for block in BLOCKS} >= {"sh", "yaml", "json", "python", "js"}
     assert len(_blocks("sh")) >= 5
     assert CONFIG_EXAMPLES, "the README shows no gateway config file"
     assert any(command.words[:1] == ["kubectl"] for _, command in _all_commands())
@@ -580,6 +604,26 @@ def test_shell_block_is_valid_bash(block: Block) -> None:
         capture_output=True,
         text=True,
         check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("block", _blocks("python"), ids=str)
+def test_python_block_compiles(block: Block) -> None:
+    compile(block.text, str(block), "exec")
+
+
+@pytest.mark.parametrize("block", _blocks("js"), ids=str)
+def test_js_block_is_a_valid_module(block: Block, tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI"):
+            pytest.fail("node is needed to check the README's js blocks")
+        pytest.skip("node is needed to check the README's js blocks")
+    script = tmp_path / "snippet.mjs"
+    script.write_text(block.text)
+    checked = subprocess.run(  # noqa: S603  # node from PATH on a file of our own
+        [node, "--check", str(script)], capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stderr
 
@@ -674,6 +718,23 @@ def test_commands_are_split_with_their_environment() -> None:
         ({}, ["kubectl", "delete", "job", "j"]),
         ({}, ["kubectl", "apply", "-f", "x.yaml"]),
     ]
+
+
+def test_a_body_quoted_over_several_lines_is_one_command_and_is_checked() -> None:
+    script = (
+        "curl -s localhost:8080/v1/complete -d '{\n"
+        '  "model": "m",\n'
+        '  "messages": [{"role": "user", "content": "a # not a comment"}],\n'
+        '  "toolz": []\n'
+        "}'\n"
+        '# {…"content": "it\'s"…}\n'
+        "curl -s localhost:8080/v1/providers/status\n"
+    )
+
+    found = commands(script)
+
+    assert [c.words[:2] for c in found] == [["curl", "-s"], ["curl", "-s"]]
+    assert body_problems(found[0])[0].startswith("not a gateway.v1.CompleteRequest")
 
 
 def test_a_flow_list_of_unquoted_interpolations_is_not_yaml() -> None:
