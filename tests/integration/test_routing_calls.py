@@ -176,9 +176,10 @@ async def test_least_busy_keeps_calls_in_flight_balanced_when_one_deployment_sta
 
     answered = Counter(p for _, p in await load(call, workers=workers, seconds=1.5))
 
-    # The stalled one holds at most half the callers at a time (about 1 s a call), so over
-    # 1.5 s (plus the calls it still held) it answers a handful; the steady one all the rest.
-    assert answered["stalled"] <= workers
+    # The stalled one is picked only while it holds no more calls than the steady one, so at
+    # most half the callers at a time (1 s a call): two rounds of 4 in 1.5 s. Weighted would
+    # have sent it half the calls, and soon every caller would wait on it.
+    assert answered["stalled"] <= workers + 2  # 8, and a margin for a slow machine's timing
     assert answered["steady"] >= 10 * answered["stalled"]
 
 
