@@ -329,7 +329,8 @@ class Dispatcher:
         last: Judged | None = None
         full: list[float] = []  # the retry times of the members refused for capacity
         tried = False
-        #: Each group member's last failure and how many times it failed in this call.
+        #: Each group member that failed in this call: its last failure, and the number of
+        #: its next retry (0 for the first), as `_wait_to_retry` counts them.
         failed: dict[str, tuple[Judged, int]] = {}
         for index, step in enumerate(plan):
             if step.unsupported is not None:
