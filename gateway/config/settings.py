@@ -202,10 +202,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         file_config.prices(),
     )
     routing = file_config.routing()
-    # Calls do not go through model groups until dispatch routes them: an alias or fallback
-    # naming a group would start and fail its calls, so none may yet (the dispatch
-    # integration passes `routing.groups` here).
-    check_references(providers, aliases, fallbacks, prices)
+    # Calls route through model groups, so aliases and fallbacks may name them.
+    check_references(providers, aliases, fallbacks, prices, routing.groups.keys())
     check_routing(routing, providers, aliases)
     return Settings(
         bind_host=env.text("BIND_HOST", DEFAULT_BIND_HOST),

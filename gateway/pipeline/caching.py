@@ -49,12 +49,16 @@ class CallCache:
         """The cache key of a planned call, or None when its answer must not be cached."""
         if self._cache is None or not request.deterministic:
             return None
-        primary = plan[0].route
-        if isinstance(request, CompletionRequest):
-            asked: ChatRequest | EmbedRequest = replace(request.chat, model=primary.model)
+        first = plan[0]
+        if first.group:  # a group's answer is the group's, whichever member gave it
+            where, model = f"group:{first.group}", first.group
         else:
-            asked = replace(request.embed, model=primary.model)
-        return cache_key(tenant, primary.provider.name, asked)
+            where, model = first.route.provider.name, first.route.model
+        if isinstance(request, CompletionRequest):
+            asked: ChatRequest | EmbedRequest = replace(request.chat, model=model)
+        else:
+            asked = replace(request.embed, model=model)
+        return cache_key(tenant, where, asked)
 
     async def lookup_embeddings(
         self, call: Call, prepared: PreparedCall
@@ -71,7 +75,7 @@ class CallCache:
         policy = prepared.request.cache
         if self._cache is None or key is None:
             return
-        if route != prepared.plan[0].route:
+        if not _requested(prepared.plan, route):
             self.release(call)
             return
         stored = CachedEmbeddings(answer.embeddings, answer.provider, answer.cost_usd)
@@ -131,7 +135,7 @@ class CallCache:
             return
         completion = answer.completion
         normal = completion.finish_reason in _NORMAL_ENDS and answer.usage_reported
-        if not normal or route != prepared.plan[0].route:
+        if not normal or not _requested(prepared.plan, route):
             if call.flight is not None:
                 call.flight.land(None)
             return
@@ -157,3 +161,11 @@ async def _follow(flight: asyncio.Future[Shared | None], deadline: float) -> Sha
         raise DeadlineExceededError(
             "deadline exceeded while waiting for an identical call in flight"
         ) from None
+
+
+def _requested(plan: tuple[Step, ...], route: Route) -> bool:
+    """Whether `route` serves the requested model: its own route, or a member of its group."""
+    first = plan[0]
+    if not first.group:
+        return route == first.route
+    return any(s.route == route for s in plan if s.group == first.group and not s.fallback)

@@ -11,6 +11,12 @@ another try here or on the next route, the caller's error) is the outcome table'
 Every try, skipped ones included, is recorded as an `Attempt` for the response: a route whose
 circuit is open, and a fallback route that cannot serve what the request uses (its `Step` says
 why), are not called.
+
+A step of a model group (`Step.member`) first takes a place in the member's capacity
+(`CapacityGate`): a member at capacity is skipped (attempt RATE_LIMITED, not called) and the
+plan moves on. The try's end gives the member back its place and tells the routing state how
+long the answer took (time to first token for a stream). Only when every step was refused for
+capacity does the call fail, with RESOURCE_EXHAUSTED and the soonest time one has room.
 """
 
 from __future__ import annotations
@@ -24,8 +30,11 @@ from typing import Final, NoReturn, TypeVar
 
 from opentelemetry.trace import Span, SpanKind, StatusCode, get_current_span
 
-from gateway.errors import DeadlineExceededError
+from gateway.errors import DeadlineExceededError, RateLimitedError
 from gateway.pipeline.outcomes import Judged, Retry, judge
+from gateway.pipeline.routing.capacity import Admission, CapacityGate
+from gateway.pipeline.routing.features import RequestFeatures
+from gateway.pipeline.routing.groups import Member
 from gateway.pipeline.types import Attempt, AttemptOutcome
 from metrics import FALLBACKS, RETRIES, UPSTREAM_ATTEMPTS, UPSTREAM_LATENCY, labeled
 from metrics.tracing import GEN_AI_SYSTEMS, inject_headers, tracer
@@ -56,6 +65,18 @@ class Step:
     retries: int
     #: Why the route cannot serve the request (it is skipped); None when it can.
     unsupported: str | None = None
+    #: The group member the route is (its capacity is taken before a try) and its group;
+    #: None and "" outside groups.
+    member: Member | None = None
+    group: str = ""
+    #: What routing reads of the request (for the member's capacity); with `member`.
+    features: RequestFeatures | None = None
+    #: Why the route is in the plan (the routing decision in one line; "" outside routing).
+    routed: str = ""
+    #: The complexity tier that put the route in the plan ("" when none did).
+    tier: str = ""
+    #: Whether the step belongs to a fallback model (counted as a fallback when it is tried).
+    fallback: bool = False
 
 
 @dataclass(slots=True)
@@ -65,6 +86,13 @@ class Try:
     route: Route
     started: float
     span: Span
+    #: Why the route was tried (`Step.routed`, `Step.tier`).
+    routed: str = ""
+    tier: str = ""
+    #: Seconds to a stream's first content event, once it came.
+    ttft: float | None = None
+    #: Called when the try ends, with whether it succeeded and its usage (a member's capacity).
+    on_end: Callable[[Try, bool, Usage | None], None] | None = None
 
     def trace_headers(self) -> tuple[tuple[str, str], ...]:
         """W3C trace context for the upstream request: this try's span is the parent."""
@@ -79,7 +107,7 @@ class Trace:
     #: The GenAI operation the tries make: "chat" or "embeddings".
     operation: str = "chat"
 
-    def begin(self, route: Route) -> Try:
+    def begin(self, route: Route, routed: str = "", tier: str = "") -> Try:
         """Start a try on `route` (and its span, a child of the current one)."""
         kind = route.provider.kind
         span = tracer().start_span(
@@ -93,7 +121,7 @@ class Trace:
                 "gateway.attempt": len(self.attempts) + 1,
             },
         )
-        return Try(route, time.perf_counter(), span)
+        return Try(route, time.perf_counter(), span, routed, tier)
 
     def end(
         self,
@@ -105,13 +133,26 @@ class Trace:
         usage: Usage | None = None,
         finish_reason: str = "",
         tool_calls: tuple[ToolCall, ...] = (),
+        called: bool = True,
     ) -> None:
         """Finish a try: add it to `attempts`, close its span, count it."""
         route, span = attempt.route, attempt.span
         elapsed = time.perf_counter() - attempt.started
         error = failure.error if failure is not None else None
         code = error.code_name if error is not None else ""
-        self.attempts.append(Attempt(route.provider.name, route.model, outcome, elapsed, code))
+        self.attempts.append(
+            Attempt(
+                route.provider.name,
+                route.model,
+                outcome,
+                elapsed,
+                code,
+                attempt.routed,
+                attempt.tier,
+            )
+        )
+        if attempt.on_end is not None:
+            attempt.on_end(attempt, outcome is AttemptOutcome.SUCCESS, usage)
         label = OUTCOME_LABELS[outcome]
         if span.is_recording():  # the no-op tracer's spans record nothing: skip the attributes
             cause = failure.cause if error is not None and failure is not None else None
@@ -120,12 +161,18 @@ class Trace:
                 _describe_tool_calls(span, tool_calls)
         span.end()
         labeled(UPSTREAM_ATTEMPTS, route.provider.name, label).inc()
-        if outcome not in _NOT_CALLED:  # a skipped try took no time upstream
+        if called and outcome not in _NOT_CALLED:  # a skipped try took no time upstream
             labeled(UPSTREAM_LATENCY, route.provider.name).observe(elapsed)
 
-    def skip(self, route: Route, outcome: AttemptOutcome = AttemptOutcome.CIRCUIT_OPEN) -> None:
-        """A try not made: its circuit was open, or the route cannot serve the request."""
-        self.end(self.begin(route), outcome)
+    def skip(
+        self,
+        route: Route,
+        outcome: AttemptOutcome = AttemptOutcome.CIRCUIT_OPEN,
+        step: Step | None = None,
+    ) -> None:
+        """A try not made: circuit open, the route cannot serve the request, or it is full."""
+        routed, tier = (step.routed, step.tier) if step is not None else ("", "")
+        self.end(self.begin(route, routed, tier), outcome, called=False)
 
 
 #: Outcomes of tries that were never sent.
@@ -189,8 +236,12 @@ class Dispatcher:
         backoff: Backoff,
         budget: RetryBudget,
         per_try_timeout: float,
+        gate: CapacityGate | None = None,
     ) -> None:
         self._breakers = breakers
+        self._gate = gate
+        #: Token settlements under way (kept so they are not collected before they ran).
+        self._settling: set[asyncio.Task[None]] = set()
         self._backoff = backoff
         self._budget = budget
         self._per_try_timeout = per_try_timeout
@@ -255,6 +306,7 @@ class Dispatcher:
                     while isinstance(first, Meta):
                         head = first if head is _NO_META else _merged(head, first)
                         first = await anext(events)
+                current.ttft = time.perf_counter() - current.started
             except BaseException:
                 await events.aclose()
                 raise
@@ -275,11 +327,21 @@ class Dispatcher:
     ) -> tuple[Try, T, Permit]:
         self._budget.record_request()
         last: Judged | None = None
+        full: list[float] = []  # the retry times of the members refused for capacity
+        tried = False
+        #: Each group member that failed in this call: its last failure, and the number of
+        #: its next retry (0 for the first), as `_wait_to_retry` counts them.
+        failed: dict[str, tuple[Judged, int]] = {}
         for index, step in enumerate(plan):
             if step.unsupported is not None:
-                trace.skip(step.route, AttemptOutcome.UNSUPPORTED)
+                trace.skip(step.route, AttemptOutcome.UNSUPPORTED, step)
                 continue
-            if index:
+            if failed and step.member is not None:
+                # A member coming round again is a retry of it: its backoff, budget and rules.
+                again = failed.get(step.member.key)
+                if again is not None and not await self._wait_to_retry(*again, deadline):
+                    continue
+            if step.fallback or (index and step.member is None):
                 labeled(FALLBACKS, step.route.provider.name).inc()
                 get_current_span().add_event(
                     "fallback", {"provider": step.route.provider.name, "model": step.route.model}
@@ -289,23 +351,64 @@ class Dispatcher:
                 try:
                     permit = breaker.admit()
                 except CircuitOpenError as exc:
-                    trace.skip(step.route)
+                    trace.skip(step.route, step=step)
                     last = judge(exc)
                     break
-                current = trace.begin(step.route)
+                admitted = None
+                member, features = step.member, step.features
+                if self._gate is not None and member is not None and features is not None:
+                    admitted = await self._gate.acquire(member, features)
+                if admitted is not None and not admitted.allowed:
+                    breaker.released(permit)
+                    trace.skip(step.route, AttemptOutcome.RATE_LIMITED, step)
+                    full.append(admitted.retry_after)
+                    break
+                tried = True
+                current = trace.begin(step.route, step.routed, step.tier)
+                if admitted is not None and step.member is not None:
+                    current.on_end = self._capacity_returned(step.member, admitted)
                 bound = cut(_now() + self._per_try_timeout, deadline)
                 try:
                     result = await attempt(current, bound.at)
                 except BaseException as exc:
                     last = self._failed(current, breaker, permit, exc, bound, trace)
+                    if step.member is not None:
+                        earlier = failed.get(step.member.key)
+                        failed[step.member.key] = (last, earlier[1] + 1 if earlier else 0)
                 else:
                     return current, result, permit
                 if not last.rule.fall_back:
                     _raise(last)
                 if retry == step.retries or not await self._wait_to_retry(last, retry, deadline):
                     break
+        if full and not tried:
+            raise RateLimitedError(
+                "every deployment that could serve the call is at capacity; retry later",
+                retry_after=min(full),
+            )
         assert last is not None, "a plan has at least one step"
         _raise(last)
+
+    def _capacity_returned(
+        self, member: Member, admission: Admission
+    ) -> Callable[[Try, bool, Usage | None], None]:
+        """What ends a member's try: its place back, its latency and tokens to the routing."""
+        gate = self._gate
+        assert gate is not None
+
+        def ended(current: Try, succeeded: bool, usage: Usage | None) -> None:
+            stream = current.ttft is not None
+            latency = None
+            if succeeded:
+                latency = current.ttft if stream else time.perf_counter() - current.started
+            gate.release(member, latency=latency, stream=stream)
+            if succeeded and usage is not None and admission.tokens:
+                used = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+                task = asyncio.get_running_loop().create_task(gate.settle(member, admission, used))
+                self._settling.add(task)
+                task.add_done_callback(self._settling.discard)
+
+        return ended
 
     def _failed(
         self,

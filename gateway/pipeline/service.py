@@ -54,8 +54,10 @@ from gateway.pipeline.dispatch import Dispatcher, Step, Trace
 from gateway.pipeline.drain import CallsInFlight
 from gateway.pipeline.ids import new_id
 from gateway.pipeline.image_fetch import ImageFetcher, has_https_images
+from gateway.pipeline.planning import RoutedPlans
 from gateway.pipeline.pricing import PriceTable, cost_of
 from gateway.pipeline.relay import StreamRelay
+from gateway.pipeline.routing.groups import RouteContext
 from gateway.pipeline.status import status_entries
 from gateway.pipeline.types import (
     Answer,
@@ -114,9 +116,12 @@ class CompletionService:
         quotas: Quotas | None = None,
         usage: UsageSink | None = None,
         images: ImageFetcher | None = None,
+        routed: RoutedPlans | None = None,
     ) -> None:
         self._registry = registry
         self._images = images
+        #: Plans through model groups and routes; None when none is configured (no cost).
+        self._routed = routed
         self._auth = authenticator
         self._prices = prices
         self._dispatch = dispatcher
@@ -264,7 +269,8 @@ class CompletionService:
         call = self._start("ProviderStatus", ctx)
         try:
             await self._auth.authenticate(ctx.authorization)
-            entries = status_entries(self._registry, self._breakers, self._prices)
+            members_of = self._routed.members_of if self._routed is not None else None
+            entries = status_entries(self._registry, self._breakers, self._prices, members_of)
             if provider:
                 entries = [e for e in entries if e.name == provider]
                 if not entries:
@@ -294,8 +300,8 @@ class CompletionService:
             request, trace = validate(request), Trace()
         else:
             request, trace = validate_embedding(request), Trace(operation="embeddings")
-        plan = self._plan(request, ctx)
         tenant = identity.tenant_for(request.metadata.get("tenant", ""))
+        plan = self._plan(request, ctx, identity, tenant, stream=start.rpc == "StreamComplete")
         deadline = self._deadline(ctx, request.timeout)
         cache_key = self._cache.key_for(tenant, plan, request)
         return PreparedCall(start, identity, tenant, request, plan, deadline, cache_key, trace)
@@ -336,13 +342,20 @@ class CompletionService:
         return Answer(hit.completion, hit.provider, 0.0, cached=True)
 
     def _plan(
-        self, request: CompletionRequest | EmbeddingRequest, ctx: CallContext
+        self,
+        request: CompletionRequest | EmbeddingRequest,
+        ctx: CallContext,
+        identity: Identity,
+        tenant: str,
+        *,
+        stream: bool = False,
     ) -> tuple[Step, ...]:
         """The model's route with the primary retries, then each fallback with its own.
 
         The primary route must be able to serve what the request uses (else INVALID_ARGUMENT,
         before any provider is called); a fallback that cannot is skipped when its turn comes.
         An embedding call routes embedding models too, and needs a deployment that can embed.
+        With model groups or routes configured, `RoutedPlans` builds the plan (see there).
         """
         policy = self._policy
         resolve: Callable[..., Route]
@@ -353,8 +366,26 @@ class CompletionService:
         else:
             resolve = self._registry.resolve_embedding
             problem_of = partial(self._cannot_embed, request.embed)
+        pin = request.routing.provider or ctx.provider_pin
+        if self._routed is not None:
+            context = RouteContext(
+                tenant=tenant,
+                use_case=request.metadata.get("use_case", ""),
+                api_key=identity.api_key_id or "",
+            )
+            try:
+                return self._routed.plan(
+                    request,
+                    resolve=resolve,
+                    problem_of=problem_of,
+                    pin=pin,
+                    context=context,
+                    stream=stream,
+                )
+            except UnknownModelError as exc:
+                raise ModelNotFoundError(exc.message) from None
         try:
-            primary = resolve(request.model, request.routing.provider or ctx.provider_pin)
+            primary = resolve(request.model, pin)
         except UnknownModelError as exc:
             raise ModelNotFoundError(exc.message) from None
         problem = problem_of(primary)

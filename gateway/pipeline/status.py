@@ -1,9 +1,12 @@
-"""ProviderStatus: each deployment's circuit, keys, models and prices; the kinds not configured."""
+"""ProviderStatus: each deployment's circuit, keys, models, prices and group members' routing
+state; the kinds not configured."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gateway.pipeline.pricing import PriceTable
-from gateway.pipeline.types import CircuitState, DeploymentStatus, ModelPrice
+from gateway.pipeline.types import CircuitState, DeploymentStatus, MemberStatus, ModelPrice
 from providers.registry import ADAPTERS, Deployment, ProviderRegistry
 from resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breakers
 
@@ -14,11 +17,19 @@ _CIRCUIT_STATES = {
 }
 
 
+#: What this replica knows of each group member on a deployment (`RoutedPlans.members_of`).
+MembersOf = Callable[[str], tuple[MemberStatus, ...]]
+
+
 def status_entries(
-    registry: ProviderRegistry, breakers: Breakers, prices: PriceTable
+    registry: ProviderRegistry,
+    breakers: Breakers,
+    prices: PriceTable,
+    members_of: MembersOf | None = None,
 ) -> list[DeploymentStatus]:
-    """Every deployment, then every adapter kind with none configured (marked so)."""
-    entries = [_deployment_entry(d, breakers, prices) for d in registry.deployments]
+    """Every deployment (with its group members' routing state), then every adapter kind with
+    none configured (marked so)."""
+    entries = [_deployment_entry(d, breakers, prices, members_of) for d in registry.deployments]
     configured_kinds = {d.settings.kind for d in registry.deployments}
     for spec in ADAPTERS.values():
         if spec.kind not in configured_kinds:
@@ -27,7 +38,7 @@ def status_entries(
 
 
 def _deployment_entry(
-    deployment: Deployment, breakers: Breakers, prices: PriceTable
+    deployment: Deployment, breakers: Breakers, prices: PriceTable, members_of: MembersOf | None
 ) -> DeploymentStatus:
     name = deployment.settings.name
     keys = deployment.keys.status()
@@ -48,6 +59,7 @@ def _deployment_entry(
         keys_available=keys.available,
         price_source=prices.source(name),
         prices=tuple(_model_price(prices, name, model) for model in deployment.settings.models),
+        members=members_of(name) if members_of is not None else (),
     )
 
 

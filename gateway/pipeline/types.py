@@ -140,6 +140,11 @@ class Attempt:
     latency: float
     #: The code of the error the try ended with ("UNAVAILABLE"...); "" when it did not fail.
     error_code: str = ""
+    #: Why routing chose the deployment (group, strategy, reason; complexity score and tier);
+    #: "" when the model is not routed through a group or route.
+    routing: str = ""
+    #: The complexity tier that chose the deployment ("" when none did).
+    tier: str = ""
 
 
 # -- answers -------------------------------------------------------------------------------------
@@ -239,3 +244,21 @@ class DeploymentStatus:
     keys_available: int = 0
     price_source: str = ""
     prices: tuple[ModelPrice, ...] = ()
+    #: Its models that serve model groups, as this replica sees them.
+    members: tuple[MemberStatus, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStatus:
+    """One model of a deployment serving model groups, as this replica sees it."""
+
+    model: str
+    groups: tuple[str, ...]
+    in_flight: int = 0
+    #: Recent whole latency of unary calls and time to first token of streams, in seconds.
+    latency: float | None = None
+    time_to_first_token: float | None = None
+    #: Limit name ("rpm", "tpm", "concurrent") -> share used, as last seen.
+    capacity_used: Mapping[str, float] = field(default_factory=dict)
+    #: "<group>/<strategy>/<reason>" -> calls routing sent to it first.
+    chosen: Mapping[str, int] = field(default_factory=dict)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -20,7 +21,13 @@ from gateway.config.settings import Settings, UpstreamSettings
 from gateway.errors import ServiceUnavailableError
 from gateway.pipeline.dispatch import Dispatcher
 from gateway.pipeline.image_fetch import ImageFetcher
+from gateway.pipeline.planning import PlanRetries, RoutedPlans
 from gateway.pipeline.pricing import PriceTable
+from gateway.pipeline.routing.capacity import CapacityGate, capacity_limiter
+from gateway.pipeline.routing.features import IMAGES, REASONING, STRUCTURED_OUTPUT, TOOLS
+from gateway.pipeline.routing.groups import Member
+from gateway.pipeline.routing.router import Router, open_circuits, price_lookup
+from gateway.pipeline.routing.state import DeploymentStates
 from gateway.pipeline.service import CallPolicy, CompletionService, UsageSink
 from gateway.runtime.redis import redis_client
 from gateway.runtime.startup import StartupError as StartupError  # re-exported: raised from here
@@ -44,7 +51,7 @@ from metrics import (
 from providers.http.aiohttp_client import AiohttpClient
 from providers.http.client import UpstreamClient
 from providers.http.httptools_client import HttptoolsClient
-from providers.registry import ProviderRegistry
+from providers.registry import ProviderRegistry, RouteTable
 from resilience.admission import Admission
 from resilience.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, log_state_change
 from resilience.retry import Backoff, RetryBudget
@@ -209,8 +216,11 @@ def build_core(
     authenticator: Authenticator | None = None,
     quotas: Quotas | None = None,
     usage: UsageSink | None = None,
+    redis: Redis | None = None,
 ) -> CompletionService:
-    """The core with its resilience parts (breakers, retries, admission) wired to metrics."""
+    """The core with its resilience parts (breakers, retries, admission) wired to metrics, and
+    routing through model groups when the config has groups or routes (members' capacity in
+    `redis` when there is one)."""
     breakers = Breakers(
         fail_max=settings.circuit_breaker_fail_max,
         reset_timeout=settings.circuit_breaker_reset_timeout,
@@ -218,11 +228,14 @@ def build_core(
     )
     for deployment in registry.deployments:
         CIRCUIT_STATE.labels(deployment.settings.name).set(0)
+    prices = PriceTable(settings.prices, settings.providers)
+    routing = build_routing(settings, registry, breakers, prices, redis)
     dispatcher = Dispatcher(
         breakers,
         backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
         budget=RetryBudget(settings.retry_budget_ratio),
         per_try_timeout=settings.per_try_timeout_seconds,
+        gate=routing[1] if routing is not None else None,
     )
     admission = Admission(
         settings.max_workers,
@@ -241,7 +254,7 @@ def build_core(
     return CompletionService(
         registry,
         authenticator or Authenticator(settings.auth_tokens),
-        PriceTable(settings.prices, settings.providers),
+        prices,
         dispatcher=dispatcher,
         breakers=breakers,
         admission=admission,
@@ -252,7 +265,58 @@ def build_core(
         images=ImageFetcher(
             settings.image_fetch, ssl_context=upstream_ssl_context(settings.upstream.ca_bundle)
         ),
+        routed=routing[0] if routing is not None else None,
     )
+
+
+def build_routing(
+    settings: Settings,
+    registry: ProviderRegistry,
+    breakers: Breakers,
+    prices: PriceTable,
+    redis: Redis | None,
+) -> tuple[RoutedPlans, CapacityGate] | None:
+    """Plans through the config's groups and routes, and the members' capacity gate; None when
+    the config has neither, so calls to single-deployment models do no routing work at all."""
+    config = settings.routing
+    if not config.groups and not config.routes:
+        return None
+    providers = settings.providers
+    states = DeploymentStates()
+    router = Router(
+        config,
+        RouteTable(providers, settings.aliases),
+        states,
+        price_of=price_lookup(prices, providers),
+        circuit_open=open_circuits(breakers),
+        capabilities=_capabilities_of(registry),
+    )
+    limiter = capacity_limiter(
+        config.groups.values(),
+        redis=redis,
+        timeout=settings.rate_limit_redis_timeout,
+        on_failure=RATE_LIMIT_BACKEND_FAILURES.inc,
+    )
+    retries = PlanRetries(settings.primary_retries, settings.fallback_retries)
+    return RoutedPlans(router, retries, settings.fallbacks), CapacityGate(limiter, states)
+
+
+def _capabilities_of(registry: ProviderRegistry) -> Callable[[Member], frozenset[str]]:
+    """What each member's model can do, in routing's terms, from its adapter's capabilities."""
+    adapters = {d.settings.name: d.provider for d in registry.deployments}
+
+    def capabilities(member: Member) -> frozenset[str]:
+        declared = adapters[member.deployment].capabilities(member.model)
+        found = {TOOLS} if declared.tools else set()
+        if declared.images or declared.image_urls:
+            found.add(IMAGES)
+        if declared.json_object or declared.json_schema:
+            found.add(STRUCTURED_OUTPUT)
+        if declared.reasoning_efforts:
+            found.add(REASONING)
+        return frozenset(found)
+
+    return capabilities
 
 
 def _circuit_changed(deployment: str, old: str, new: str) -> None:

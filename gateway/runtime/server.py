@@ -112,6 +112,7 @@ class Server:
             authenticator=authenticator,
             quotas=self._quotas,
             usage=self._writer.record,
+            redis=self._redis,
         )
         admin = AdminCore(self._engine, authenticator)
         server, health = create_server(

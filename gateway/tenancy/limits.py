@@ -6,11 +6,15 @@ key, 50,000 tokens a minute for the key, and larger numbers for its tenant — a
 if every one has room for its `amount`; then every one is charged, all or nothing. Once the real
 token usage is known, `adjust` corrects the token charge (the delta may be negative).
 
-Each limit is a sliding-window counter: the count of the current fixed window plus the previous
-window's count weighted by the share of the previous window still inside the sliding one. So in
-any window-long stretch about `limit` units are admitted, never a full burst plus a refill as a
-token bucket would. A refusal says when to retry: an estimate of when the window will have room,
-assuming nothing else is charged meanwhile, and never less than a second.
+Each limit is a sliding window counted in `BUCKETS` sub-windows: a call is admitted when the
+sub-windows that overlap the last window-long stretch, together with its amount, stay within
+`limit`. A sub-window is counted whole as long as any of it is inside the stretch, so no
+window-long stretch ever holds more than `limit` units, whatever the timing — not after a cold
+start either, when a burst at the end of one window would make a two-window estimate (the
+previous window's count weighted by its share still inside) admit up to twice the limit. The
+price is that a unit keeps counting for up to one sub-window more than a window. A refusal says
+when to retry: when enough sub-windows will have left the stretch, assuming nothing else is
+charged meanwhile, and never less than a second.
 
 Budgets. `spend` adds dollars to a per-UTC-month counter and `over_budget` reads several: a key
 is over when its month's spend has reached its budget. `seed_spend` sets a month's starting
@@ -34,6 +38,9 @@ from typing import Protocol
 
 DEFAULT_WINDOW_SECONDS = 60.0
 """Length of the sliding window: limits are per minute."""
+
+BUCKETS = 12
+"""Sub-windows a window is counted in (5 s each for a minute)."""
 
 MIN_RETRY_AFTER_SECONDS = 1.0
 """The shortest `retry_after` a refusal gives (Retry-After is whole seconds on the wire)."""
@@ -164,37 +171,52 @@ class Budgets(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class WindowCounts:
-    """A limit's counts at one instant, before this call's charge."""
+    """A limit's counts at one instant, before this call's charge: the `BUCKETS + 1`
+    sub-windows that overlap the last window-long stretch, oldest first, the current one last."""
 
-    current: int
-    previous: int
+    buckets: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        """Every unit the stretch counts."""
+        return sum(self.buckets)
 
 
-def fits(limit: Limit, counts: WindowCounts, weight: float) -> bool:
-    """Whether `limit.amount` more fits, `weight` being the previous window's unelapsed share.
+def fits(limit: Limit, counts: WindowCounts) -> bool:
+    """Whether `limit.amount` more fits.
 
-    The Redis script makes the same comparison, in the same order, so both agree to the bit.
+    The Redis script makes the same comparison, so both agree.
     """
-    return counts.current + counts.previous * weight + limit.amount <= limit.limit
+    return counts.total + limit.amount <= limit.limit
 
 
-def retry_after(limit: Limit, counts: WindowCounts, *, elapsed: float, window: float) -> float:
-    """Seconds until the sliding window has room for `limit.amount`, if nothing else is charged.
+def retry_after(limit: Limit, counts: WindowCounts, *, into: float, span: float) -> float:
+    """Seconds until the counted sub-windows have room for `limit.amount`, if nothing else is
+    charged.
 
-    `elapsed` is the time since the current fixed window began. An amount larger than the limit
-    never fits; it gets one window, like any long wait.
+    `into` is the time since the current sub-window began, `span` a sub-window's length. The
+    k-th oldest sub-window (from 0) leaves the stretch `(k + 1) * span - into` from now. An
+    amount larger than the limit never fits; it gets one window, like any long wait.
     """
-    room = limit.limit - limit.amount  # what the sliding count must fall to
+    room = limit.limit - limit.amount  # what the counted units must fall to
     if room < 0:
-        wait = window
-    elif counts.current <= room:
-        # The current count stays; the previous window's weight fades until the rest fits.
-        share = (room - counts.current) / counts.previous if counts.previous else 1.0
-        wait = window * (1 - share) - elapsed
-    else:
-        # The current count itself must fade, as the previous window of the next one.
-        wait = (window - elapsed) + window * (1 - room / counts.current)
+        return span * BUCKETS
+    left = counts.total
+    wait = span * (len(counts.buckets) + 1) - into  # every sub-window gone
+    for k, count in enumerate(counts.buckets):
+        left -= count
+        if left <= room:
+            wait = (k + 1) * span - into
+            break
     return max(MIN_RETRY_AFTER_SECONDS, wait)
+
+
+def _reset(counts: WindowCounts, *, into: float, span: float) -> float:
+    """Seconds until the oldest counted unit leaves the stretch (a window when none is counted)."""
+    for k, count in enumerate(counts.buckets):
+        if count:
+            return (k + 1) * span - into
+    return span * BUCKETS
 
 
 def build_decision(
@@ -202,20 +224,21 @@ def build_decision(
     counts: Sequence[WindowCounts],
     fitted: Sequence[bool],
     *,
-    elapsed: float,
-    window: float,
+    into: float,
+    span: float,
 ) -> Decision:
     """The decision for `limits`, given their counts and which fit (admitted when all do)."""
     allowed = all(fitted)
-    weight = (window - elapsed) / window
     states: list[LimitState] = []
     limiting: LimitState | None = None
     for limit, count, fit in zip(limits, counts, fitted, strict=True):
-        used = count.current + count.previous * weight + (limit.amount if allowed else 0)
-        remaining = max(0, math.floor(limit.limit - used))
-        reset = window - elapsed
+        if allowed:
+            *older, current = count.buckets
+            count = WindowCounts((*older, current + limit.amount))
+        remaining = max(0, limit.limit - count.total)
+        reset = _reset(count, into=into, span=span)
         if not fit:
-            reset = retry_after(limit, count, elapsed=elapsed, window=window)
+            reset = retry_after(limit, count, into=into, span=span)
         state = LimitState(limit, remaining, reset)
         states.append(state)
         if not fit and (limiting is None or state.reset > limiting.reset):
@@ -275,16 +298,16 @@ def utc_month(now: datetime) -> str:
 
 @dataclass(slots=True)
 class _Counter:
-    index: int  # of the fixed window `current` belongs to
-    current: int
-    previous: int
+    #: Sub-window index -> units counted in it (only those the last stretch overlaps).
+    buckets: dict[int, int]
 
 
 class MemoryRateLimiter:
     """A `RateLimiter` in this process's memory: the embedded default, not shared by replicas.
 
     Time is `clock()` seconds (monotonic by default; tests inject their own). Counters idle for
-    two windows are dropped once per window. Nothing here awaits, so each call is atomic.
+    a window (and a sub-window) are dropped once per window. Nothing here awaits, so each call
+    is atomic.
     """
 
     def __init__(
@@ -296,6 +319,7 @@ class MemoryRateLimiter:
         if window <= 0:
             raise ValueError(f"window must be positive, got {window}")
         self._window = window
+        self._span = window / BUCKETS
         self._clock = clock
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._swept_index = -math.inf
@@ -305,45 +329,49 @@ class MemoryRateLimiter:
         if not limits:
             return ADMITTED
         check_distinct(limits)
-        index, elapsed = self._now()
-        weight = (self._window - elapsed) / self._window
-        counts = [self._counts(limit.name, limit.key, index) for limit in limits]
-        fitted = [fits(limit, count, weight) for limit, count in zip(limits, counts, strict=True)]
+        bucket, into = self._now()
+        counts = [self._counts(limit.name, limit.key, bucket) for limit in limits]
+        fitted = [fits(limit, count) for limit, count in zip(limits, counts, strict=True)]
         if all(fitted):
             for limit, count in zip(limits, counts, strict=True):
-                self._store(limit.name, limit.key, index, count.current + limit.amount, count)
-        return build_decision(limits, counts, fitted, elapsed=elapsed, window=self._window)
+                self._store(limit.name, limit.key, bucket, count.buckets[-1] + limit.amount)
+        return build_decision(limits, counts, fitted, into=into, span=self._span)
 
     async def adjust(self, name: str, key: str, delta: int) -> None:
-        """See `RateLimiter.adjust`."""
-        index, _ = self._now()
-        count = self._counts(name, key, index)
-        self._store(name, key, index, max(0, count.current + delta), count)
+        """See `RateLimiter.adjust`. A refund beyond the current sub-window's count is not made:
+        the counts stay on the safe side."""
+        bucket, _ = self._now()
+        count = self._counts(name, key, bucket)
+        self._store(name, key, bucket, max(0, count.buckets[-1] + delta))
 
     async def aclose(self) -> None:
         """Nothing to release."""
 
     def _now(self) -> tuple[int, float]:
-        """The current window's index and the seconds elapsed in it; sweeps once per window."""
+        """The current sub-window's index and the seconds into it; sweeps once per window."""
         now = self._clock()
-        index = math.floor(now / self._window)
-        if index > self._swept_index:
-            self._swept_index = index
-            stale = [k for k, c in self._counters.items() if c.index < index - 1]
+        bucket = math.floor(now / self._span)
+        if bucket >= self._swept_index + BUCKETS:
+            self._swept_index = bucket
+            stale = [k for k, c in self._counters.items() if max(c.buckets) < bucket - BUCKETS]
             for k in stale:
                 del self._counters[k]
-        return index, now - index * self._window
+        return bucket, now - bucket * self._span
 
-    def _counts(self, name: str, key: str, index: int) -> WindowCounts:
+    def _counts(self, name: str, key: str, bucket: int) -> WindowCounts:
         counter = self._counters.get((name, key))
-        if counter is None or counter.index < index - 1:
-            return WindowCounts(0, 0)
-        if counter.index == index - 1:
-            return WindowCounts(0, counter.current)
-        return WindowCounts(counter.current, counter.previous)
+        if counter is None:
+            return WindowCounts((0,) * (BUCKETS + 1))
+        found = counter.buckets
+        return WindowCounts(tuple(found.get(b, 0) for b in range(bucket - BUCKETS, bucket + 1)))
 
-    def _store(self, name: str, key: str, index: int, current: int, was: WindowCounts) -> None:
-        self._counters[name, key] = _Counter(index, current, was.previous)
+    def _store(self, name: str, key: str, bucket: int, current: int) -> None:
+        counter = self._counters.get((name, key))
+        if counter is None:
+            counter = self._counters[name, key] = _Counter({})
+        counter.buckets[bucket] = current
+        if len(counter.buckets) > BUCKETS + 1:
+            counter.buckets = {b: n for b, n in counter.buckets.items() if b >= bucket - BUCKETS}
 
 
 class MemoryBudgets:

@@ -2,9 +2,10 @@
 
 A rate-limit decision is one Lua script run (EVALSHA, falling back to EVAL when the server has
 not seen the script): it reads the server's clock (`TIME`, so replicas with skewed clocks agree),
-rolls each limit's counters into the current window, checks every limit and charges all of them
-or none. Each limit is one hash `<prefix><name>:<key>` with the fields `w` (window index), `c`
-(its count) and `p` (the previous window's count), expiring two windows after its last charge.
+reads each limit's sub-windows (`gateway.tenancy.limits.BUCKETS`), checks every limit and
+charges all of them or none. Each limit is one hash `<prefix><name>:<key>` with, for each of
+`BUCKETS + 1` slots (a sub-window's index modulo that), the fields `i<slot>` (the sub-window's
+index) and `c<slot>` (its count), expiring two windows after its last charge.
 
 A month's spend is one float counter `<prefix><key>:<YYYYMM>` (INCRBYFLOAT), expiring after
 `BUDGET_TTL_SECONDS`; `over_budget` reads all of a call's counters with one MGET.
@@ -31,6 +32,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from gateway.tenancy.limits import (
     ADMITTED,
+    BUCKETS,
     DEFAULT_WINDOW_SECONDS,
     DEGRADED,
     UNAVAILABLE,
@@ -59,22 +61,36 @@ BUDGET_TTL_SECONDS = 35 * 24 * 3600
 
 _T = TypeVar("_T")
 
-# Shared by both scripts: the server's clock and one limit's counters rolled into its window.
-_PRELUDE = """
+# Shared by both scripts: the server's clock and one limit's sub-window counts.
+_PRELUDE = f"""
 local window = tonumber(ARGV[1])
+local buckets = {BUCKETS}
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local index = math.floor(now / window)
-local elapsed = now - index * window
+local span = window / buckets
+local bucket = math.floor(now / span)
+local into = now - bucket * span
 local function counts(key)
-  local stored = redis.call('HMGET', key, 'w', 'c', 'p')
-  local w = tonumber(stored[1])
-  if w == index then return tonumber(stored[2]), tonumber(stored[3]) end
-  if w == index - 1 then return 0, tonumber(stored[2]) end
-  return 0, 0
+  local fields = {{}}
+  for k = 0, buckets do
+    local slot = (bucket - buckets + k) % (buckets + 1)
+    fields[2 * k + 1] = 'i' .. slot
+    fields[2 * k + 2] = 'c' .. slot
+  end
+  local stored = redis.call('HMGET', key, unpack(fields))
+  local found = {{}}
+  for k = 0, buckets do
+    local count = 0
+    if tonumber(stored[2 * k + 1]) == bucket - buckets + k then
+      count = tonumber(stored[2 * k + 2])
+    end
+    found[k + 1] = count
+  end
+  return found
 end
-local function store(key, current, previous)
-  redis.call('HSET', key, 'w', index, 'c', current, 'p', previous)
+local function store(key, current)
+  local slot = bucket % (buckets + 1)
+  redis.call('HSET', key, 'i' .. slot, string.format('%d', bucket), 'c' .. slot, current)
   redis.call('PEXPIRE', key, 2 * window)
 end
 """
@@ -83,25 +99,28 @@ ACQUIRE_SCRIPT = (
     _PRELUDE
     + """
 -- KEYS: one hash per limit. ARGV: window (ms), then limit and amount of each limit.
--- Returns {admitted 0/1, elapsed ms, then current, previous, fits 0/1 of each limit},
--- the counts as they were before any charge.
-local weight = (window - elapsed) / window
-local reply = {1, elapsed}
+-- Returns {admitted 0/1, ms into the sub-window, then for each limit its sub-window counts
+-- (oldest first, `buckets + 1` of them) and fits 0/1}, the counts as they were before any charge.
+local reply = {1, into}
 for i, key in ipairs(KEYS) do
-  local current, previous = counts(key)
+  local found = counts(key)
+  local total = 0
+  for k = 1, buckets + 1 do
+    total = total + found[k]
+    table.insert(reply, found[k])
+  end
   local limit, amount = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
   local fit = 1
-  if current + previous * weight + amount > limit then
+  if total + amount > limit then
     fit = 0
     reply[1] = 0
   end
-  table.insert(reply, current)
-  table.insert(reply, previous)
   table.insert(reply, fit)
 end
 if reply[1] == 1 then
   for i, key in ipairs(KEYS) do
-    store(key, reply[3 * i] + tonumber(ARGV[2 * i + 1]), reply[3 * i + 1])
+    local current = reply[2 + (i - 1) * (buckets + 2) + buckets + 1]
+    store(key, current + tonumber(ARGV[2 * i + 1]))
   end
 end
 return reply
@@ -112,9 +131,9 @@ ADJUST_SCRIPT = (
     _PRELUDE
     + """
 -- KEYS[1]: the limit's hash. ARGV: window (ms), delta. Returns the new current count.
-local current, previous = counts(KEYS[1])
-current = math.max(0, current + tonumber(ARGV[2]))
-store(KEYS[1], current, previous)
+local found = counts(KEYS[1])
+local current = math.max(0, found[buckets + 1] + tonumber(ARGV[2]))
+store(KEYS[1], current)
 return current
 """
 )
@@ -240,12 +259,11 @@ class RedisRateLimiter:
         except _BackendError:
             return DEGRADED if self._fail_open else UNAVAILABLE
         numbers = [int(n) for n in reply]
-        rest = numbers[2:]
-        counts = [WindowCounts(rest[i], rest[i + 1]) for i in range(0, len(rest), 3)]
-        fitted = [rest[i + 2] == 1 for i in range(0, len(rest), 3)]
-        return build_decision(
-            limits, counts, fitted, elapsed=numbers[1] / 1000, window=self._window_ms / 1000
-        )
+        rest, size = numbers[2:], BUCKETS + 2
+        counts = [WindowCounts(tuple(rest[i : i + size - 1])) for i in range(0, len(rest), size)]
+        fitted = [rest[i + size - 1] == 1 for i in range(0, len(rest), size)]
+        span = self._window_ms / 1000 / BUCKETS
+        return build_decision(limits, counts, fitted, into=numbers[1] / 1000, span=span)
 
     async def adjust(self, name: str, key: str, delta: int) -> None:
         """See `RateLimiter.adjust`."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
@@ -45,6 +45,7 @@ from gateway.errors import (
 from gateway.pipeline.call import CallContext
 from gateway.pipeline.ids import request_id_from, request_id_var
 from gateway.pipeline.service import CompletionService
+from gateway.pipeline.types import Attempt
 from gateway.tenancy.admin import AdminCore
 from gateway.tenancy.auth import Identity
 from gateway.transports.coalesced import COALESCING_HEADER, merging
@@ -157,6 +158,10 @@ def create_app(
     return app
 
 
+#: Longest `x-gateway-route` value sent (the whole decision is in the body's attempts).
+_MAX_ROUTING_HEADER = 1024
+
+
 async def _complete(request: web.Request) -> web.StreamResponse:
     core = request.app[CORE_KEY]
     identity = await core.authenticate(_auth(request))  # before the body is read
@@ -170,7 +175,25 @@ async def _complete(request: web.Request) -> web.StreamResponse:
     return web.Response(
         body=render_completion(complete_response(answer), defaults=True),
         content_type=JSON_CONTENT_TYPE,
+        headers=routing_headers(answer.attempts),
     )
+
+
+def routing_headers(attempts: Sequence[Attempt]) -> dict[str, str]:
+    """`x-gateway-route` (why the answering deployment was chosen) and `x-gateway-tier` (the
+    complexity tier), when routing chose it; printable ASCII only (a reason may quote a
+    phrase of the prompt)."""
+    if not attempts or not attempts[-1].routing:
+        return {}
+    answered = attempts[-1]
+    headers = {"x-gateway-route": _header_safe(answered.routing)}
+    if answered.tier:
+        headers["x-gateway-tier"] = _header_safe(answered.tier)
+    return headers
+
+
+def _header_safe(text: str) -> str:
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:_MAX_ROUTING_HEADER]
 
 
 async def _stream_complete(request: web.Request) -> web.StreamResponse:

@@ -382,6 +382,8 @@ def _attempt(attempt: pb.Attempt, defaults: bool) -> dict[str, Any]:
         js["latency"] = _duration_json(attempt.latency)
     if error_code:
         js["error_code"] = error_code
+    if attempt.routing:
+        js["routing"] = attempt.routing
     if defaults:
         if not provider:
             js["provider"] = ""
@@ -391,6 +393,8 @@ def _attempt(attempt: pb.Attempt, defaults: bool) -> dict[str, Any]:
             js["outcome"] = _OUTCOME_NAMES[0]
         if not error_code:
             js["error_code"] = ""
+        if not attempt.routing:
+            js["routing"] = ""
     return js
 
 

@@ -31,6 +31,7 @@ from gateway.pipeline.types import (
     CompletionRequest,
     DeploymentStatus,
     Done,
+    MemberStatus,
     Routing,
     StreamHead,
     StreamItem,
@@ -336,6 +337,7 @@ def attempt_messages(attempts: Sequence[Attempt]) -> list[pb.Attempt]:
             model=attempt.model,
             outcome=ATTEMPT_OUTCOMES[attempt.outcome],
             error_code=attempt.error_code,
+            routing=attempt.routing,
         )
         message.latency.FromNanoseconds(int(attempt.latency * 1e9))
         messages.append(message)
@@ -379,7 +381,23 @@ def _provider_info(entry: DeploymentStatus) -> pb.ProviderInfo:
             )
             for price in entry.prices
         ],
+        members=[_member_status(member) for member in entry.members],
     )
+
+
+def _member_status(member: MemberStatus) -> pb.MemberStatus:
+    message = pb.MemberStatus(
+        model=member.model,
+        groups=member.groups,
+        in_flight=member.in_flight,
+        capacity_used=member.capacity_used,
+        chosen=member.chosen,
+    )
+    if member.latency is not None:
+        message.latency.FromNanoseconds(int(member.latency * 1e9))
+    if member.time_to_first_token is not None:
+        message.time_to_first_token.FromNanoseconds(int(member.time_to_first_token * 1e9))
+    return message
 
 
 def _timestamp(moment: datetime | None) -> Timestamp | None:

@@ -889,6 +889,7 @@ class Attempt(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     LATENCY_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
+    ROUTING_FIELD_NUMBER: _builtins.int
     provider: _builtins.str
     """The provider deployment that was tried."""
     model: _builtins.str
@@ -897,6 +898,11 @@ class Attempt(_message.Message):
     """How the try ended."""
     error_code: _builtins.str
     """The gateway error code of a failed try, such as "UNAVAILABLE"; empty on success."""
+    routing: _builtins.str
+    """Why routing chose this deployment: the conditional route taken, the complexity score, tier
+    and signals, the group, its strategy and why its first member is first, the members left
+    out; empty when the model is not routed through a group or a route.
+    """
     @_builtins.property
     def latency(self) -> _duration_pb2.Duration:
         """How long the try took."""
@@ -909,10 +915,11 @@ class Attempt(_message.Message):
         outcome: Global___AttemptOutcome.ValueType = ...,
         latency: _duration_pb2.Duration | None = ...,
         error_code: _builtins.str = ...,
+        routing: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["latency", b"latency"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "latency", b"latency", "model", b"model", "outcome", b"outcome", "provider", b"provider"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "latency", b"latency", "model", b"model", "outcome", b"outcome", "provider", b"provider", "routing", b"routing"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1291,6 +1298,7 @@ class ProviderInfo(_message.Message):
     KEYS_AVAILABLE_FIELD_NUMBER: _builtins.int
     PRICE_SOURCE_FIELD_NUMBER: _builtins.int
     PRICES_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The deployment name used for routing and pinning."""
     kind: _builtins.str
@@ -1331,6 +1339,10 @@ class ProviderInfo(_message.Message):
     def prices(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelPrice]:
         """The price of each model the deployment lists."""
 
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___MemberStatus]:
+        """Each model of the deployment that serves a model group, as this replica sees it."""
+
     def __init__(
         self,
         *,
@@ -1348,14 +1360,116 @@ class ProviderInfo(_message.Message):
         keys_available: _builtins.int = ...,
         price_source: _builtins.str = ...,
         prices: _abc.Iterable[Global___ModelPrice] | None = ...,
+        members: _abc.Iterable[Global___MemberStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["next_probe_at", b"next_probe_at", "opened_at", b"opened_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_state", b"circuit_state", "configured", b"configured", "consecutive_failures", b"consecutive_failures", "healthy", b"healthy", "keys_available", b"keys_available", "keys_total", b"keys_total", "kind", b"kind", "last_error", b"last_error", "models", b"models", "name", b"name", "next_probe_at", b"next_probe_at", "opened_at", b"opened_at", "price_source", b"price_source", "prices", b"prices"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["circuit_state", b"circuit_state", "configured", b"configured", "consecutive_failures", b"consecutive_failures", "healthy", b"healthy", "keys_available", b"keys_available", "keys_total", b"keys_total", "kind", b"kind", "last_error", b"last_error", "members", b"members", "models", b"models", "name", b"name", "next_probe_at", b"next_probe_at", "opened_at", b"opened_at", "price_source", b"price_source", "prices", b"prices"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProviderInfo: _TypeAlias = ProviderInfo  # noqa: Y015
+
+@_typing.final
+class MemberStatus(_message.Message):
+    """MemberStatus is one model of a deployment serving model groups, as the replica answering sees
+    it (in-flight calls and latencies are per replica; capacity shares are what the last shared
+    count said).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CapacityUsedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class ChosenEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    LATENCY_FIELD_NUMBER: _builtins.int
+    TIME_TO_FIRST_TOKEN_FIELD_NUMBER: _builtins.int
+    CAPACITY_USED_FIELD_NUMBER: _builtins.int
+    CHOSEN_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The model name the deployment knows."""
+    in_flight: _builtins.int
+    """Calls to it in flight from this replica."""
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The groups it serves."""
+
+    @_builtins.property
+    def latency(self) -> _duration_pb2.Duration:
+        """Recent whole latency of its unary calls (a decayed average); unset before the first."""
+
+    @_builtins.property
+    def time_to_first_token(self) -> _duration_pb2.Duration:
+        """Recent time to first token of its streams (a decayed average); unset before the first."""
+
+    @_builtins.property
+    def capacity_used(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """The share (0 to 1) of each capacity limit used ("rpm", "tpm", "concurrent"), as last seen."""
+
+    @_builtins.property
+    def chosen(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """How many calls routing sent to it first, by "<group>/<strategy>/<reason>", such as
+        "chat/latency/fastest" or "chat/weighted/weighted".
+        """
+
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        groups: _abc.Iterable[_builtins.str] | None = ...,
+        in_flight: _builtins.int = ...,
+        latency: _duration_pb2.Duration | None = ...,
+        time_to_first_token: _duration_pb2.Duration | None = ...,
+        capacity_used: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        chosen: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["latency", b"latency", "time_to_first_token", b"time_to_first_token"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capacity_used", b"capacity_used", "chosen", b"chosen", "groups", b"groups", "in_flight", b"in_flight", "latency", b"latency", "model", b"model", "time_to_first_token", b"time_to_first_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MemberStatus: _TypeAlias = MemberStatus  # noqa: Y015
 
 @_typing.final
 class ModelPrice(_message.Message):

@@ -510,7 +510,7 @@ def test_the_codec_knows_every_field_of_the_completion_responses() -> None:
     assert names(pb.CompleteResponse) == [n.format(**unary) for n in completion]
     assert names(pb.StreamCompleteResponse) == [n.format(**stream) for n in completion]
     assert names(pb.Usage) == usage
-    assert names(pb.Attempt) == ["provider", "model", "outcome", "latency", "error_code"]
+    assert names(pb.Attempt) == ["provider", "model", "outcome", "latency", "error_code", "routing"]
     assert names(pb.ToolCall) == ["id", "name", "arguments"]
     assert names(pb.ToolCallDelta) == ["index", "id", "name", "arguments"]
     assert names(pb.ReasoningPart) == ["text", "signature", "redacted", "tool_call_id"]

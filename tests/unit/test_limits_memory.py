@@ -92,8 +92,8 @@ async def test_retry_after_is_when_the_window_has_room_again(
     await admitted(limiter, [rpm], 10)
 
     refused = await limiter.acquire([rpm])
-    # Next window, 6 s in: the previous window's 10 weigh 0.9, leaving room for one.
-    assert refused.retry_after == pytest.approx(66.0)
+    # The 10 were counted in the first 5-s sub-window: it leaves the stretch a window after it ends.
+    assert refused.retry_after == pytest.approx(65.0)
     clock.advance(refused.retry_after - 0.1)
     assert not (await limiter.acquire([rpm])).allowed
     clock.advance(0.1)
@@ -105,7 +105,7 @@ async def test_retry_after_is_at_least_a_second(
 ) -> None:
     rpm = Limit("rpm", "key:abc", 10)
     await admitted(limiter, [rpm], 10)
-    clock.advance(WINDOW + 5.99)  # the previous window's count fades to room in 0.01 s
+    clock.advance(WINDOW + 4.99)  # their sub-window leaves the stretch in 0.01 s
 
     refused = await limiter.acquire([rpm])
 
@@ -113,15 +113,17 @@ async def test_retry_after_is_at_least_a_second(
     assert refused.retry_after == 1.0
 
 
-async def test_half_a_window_later_the_previous_window_counts_half(
+async def test_units_count_until_their_sub_window_has_left_the_window(
     limiter: MemoryRateLimiter, clock: FakeClock
 ) -> None:
     rpm = Limit("rpm", "key:abc", 10)
     await admitted(limiter, [rpm], 10)
 
-    clock.advance(1.5 * WINDOW)
+    clock.advance(WINDOW)
+    assert await admitted(limiter, [rpm], 10) == 0
+    clock.advance(WINDOW / 12)
 
-    assert await admitted(limiter, [rpm], 10) == 5
+    assert await admitted(limiter, [rpm], 11) == 10
 
 
 async def test_two_windows_later_the_limit_is_whole_again(
@@ -205,7 +207,7 @@ async def test_headers_describe_the_tightest_limit(limiter: MemoryRateLimiter) -
     assert decision.headers == {
         "RateLimit-Limit": "1000",
         "RateLimit-Remaining": "500",
-        "RateLimit-Reset": "60",
+        "RateLimit-Reset": "65",  # the units of this sub-window count a window after it
     }
 
 
@@ -220,7 +222,7 @@ async def test_headers_of_a_refusal_describe_the_limit_that_refused(
     assert refused.headers == {
         "RateLimit-Limit": "10",
         "RateLimit-Remaining": "0",
-        "RateLimit-Reset": "66",
+        "RateLimit-Reset": "65",
     }
 
 
@@ -286,3 +288,22 @@ async def test_seed_sets_a_month_only_once() -> None:
     await budgets.spend("tenant:t1", 1.0)
 
     assert (await budgets.over_budget([("tenant:t1", 10.0)])).spent_usd == (5.0,)
+
+
+@pytest.mark.parametrize("idle", [0.0, 50.0, 59.0])
+async def test_no_sixty_seconds_admit_more_than_the_limit_after_a_cold_start(
+    limiter: MemoryRateLimiter, clock: FakeClock, idle: float
+) -> None:
+    # Nothing counted, then demand from late in a window on: a sliding estimate that spreads
+    # the first window's burst over the whole window would admit almost twice the limit.
+    tpm = Limit("tpm", "key:abc", 10_000, 100)
+    clock.advance(idle)
+    admitted_at = []
+    for _ in range(2400):
+        if (await limiter.acquire([tpm])).allowed:
+            admitted_at.append(clock.now)
+        clock.advance(0.05)
+
+    busiest = max(sum(1 for t in admitted_at if s <= t < s + WINDOW) for s in admitted_at)
+    assert busiest * tpm.amount <= tpm.limit
+    assert len(admitted_at) * tpm.amount >= 1.5 * tpm.limit  # and it does not starve either

@@ -191,11 +191,10 @@ def test_group_values_are_interpolated_from_the_environment(tmp_path: Path) -> N
         ("fallbacks: {chat: [claude-sonnet-4-5]}", "fallbacks.chat: "),
     ],
 )
-def test_aliases_and_fallbacks_naming_a_group_are_refused_while_calls_skip_groups(
+def test_aliases_and_fallbacks_may_name_a_group_now_calls_route_through_groups(
     tmp_path: Path, text: str, place: str
 ) -> None:
-    # Calls do not go through groups yet: such a config would start and fail its calls.
-    message = error(
+    settings = load(
         tmp_path,
         f"""
         groups:
@@ -204,7 +203,9 @@ def test_aliases_and_fallbacks_naming_a_group_are_refused_while_calls_skip_group
         """,
     )
 
-    assert message.startswith(place)
+    assert "chat" in settings.routing.groups
+    named = {*settings.aliases.values(), *settings.fallbacks, *sum(settings.fallbacks.values(), ())}
+    assert "chat" in named, place
 
 
 def test_references_may_name_groups_once_groups_route() -> None:

@@ -45,7 +45,7 @@ from gateway.pipeline.routing.groups import (
     RouteContext,
     RoutingConfig,
 )
-from gateway.pipeline.routing.state import DeploymentStates
+from gateway.pipeline.routing.state import DeploymentStates, MemberState
 from gateway.pipeline.routing.strategies import (
     Candidate,
     Ordered,
@@ -102,6 +102,17 @@ class Router:
     def groups(self) -> Mapping[str, ModelGroup]:
         """Every configured group by name."""
         return self._groups
+
+    def members_of(self, deployment: str) -> list[tuple[Member, tuple[str, ...], MemberState]]:
+        """Each member on `deployment` (once per model), the groups it serves, and its state."""
+        found: dict[str, tuple[Member, list[str]]] = {}
+        for group in self._groups.values():
+            for member in group.members:
+                if member.deployment == deployment:
+                    found.setdefault(member.key, (member, []))[1].append(group.name)
+        return [
+            (member, tuple(groups), self._states.of(member)) for member, groups in found.values()
+        ]
 
     def route(
         self,
@@ -224,6 +235,8 @@ class Router:
             ordered = self._strategies[group.name].order(candidates, features)
         first = ordered.members[0].deployment if ordered.members else ""
         labeled(ROUTING_DECISIONS, group.name, group.strategy, first, ordered.reason).inc()
+        if ordered.members:
+            self._states.put_first(ordered.members[0], group.name, group.strategy, ordered.reason)
         return ordered, tuple(skipped)
 
     def _excluded(self, member: Member, features: RequestFeatures) -> Skip | None:

@@ -67,6 +67,8 @@ class MemberState:
     full_until: float = 0.0
     #: Limit name ("rpm", "tpm", "concurrent") -> share used, as last seen.
     used: dict[str, float] = field(default_factory=dict)
+    #: "<group>/<strategy>/<reason>" -> calls routing put the member first for.
+    chosen: dict[str, int] = field(default_factory=dict)
 
     def latency(self, stream: bool) -> float | None:
         """Recent time to first token (`stream`) or whole latency, in seconds."""
@@ -124,6 +126,12 @@ class DeploymentStates:
         average.add(latency, self._clock())
         kind = "ttft" if stream else "unary"
         labeled(DEPLOYMENT_LATENCY, member.deployment, member.model, kind).set(average.value or 0)
+
+    def put_first(self, member: Member, group: str, strategy: str, reason: str) -> None:
+        """Routing put `member` first in `group`'s order, by `strategy`, for `reason`."""
+        chosen = self.of(member).chosen
+        label = f"{group}/{strategy}/{reason}"
+        chosen[label] = chosen.get(label, 0) + 1
 
     def charged(self, member: Member, decision: Decision) -> None:
         """Record what an admitting rate-limit decision said of the member's limits."""
