@@ -110,10 +110,11 @@ async def test_parallel_calls_stream_with_dense_indexes_after_the_text(
     assert list(firsts) == [0, 1, 2]
     assert all(d.get("id") and d.get("name") for _, d in firsts.values())
     assert sum(1 for _, d in deltas if d.get("id") or d.get("name")) == 3
-    # The text came before the first call, as text; the finish and usage come last.
+    # The text came before the first call, as text (a message that coalesced both holds the
+    # text first); the finish and usage come last.
     first_call = deltas[0][0]
-    assert "".join(c.get("delta", "") for c in reply.chunks[:first_call]) == "Looking up both."
-    assert not any(c.get("delta") for c in reply.chunks[first_call:])
+    assert "".join(c.get("delta", "") for c in reply.chunks[: first_call + 1]) == "Looking up both."
+    assert not any(c.get("delta") for c in reply.chunks[first_call + 1 :])
     assert [(c["name"], orjson.loads(c["arguments"])) for c in reply.tool_calls] == EXPECTED_CALLS
     assert reply.tool_calls[2]["arguments"] == "{}"  # a call without arguments: never ""
     assert len({c["id"] for c in reply.tool_calls}) == 3
