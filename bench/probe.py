@@ -39,6 +39,11 @@ class CallError(RuntimeError):
 TEXT_BYTES = len(CONTENT.encode())
 
 
+#: Bytes a complete stream may carry fewer than the reference's floor: its final message holds
+#: latencies and costs whose printed length varies call to call (`"0.012s"`, `"0.012113642s"`).
+NUMBER_SLACK = 32
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     """One real answer: its body bytes, the least a complete answer may carry, its messages."""
@@ -66,11 +71,12 @@ def sse_messages(data: bytes) -> int:
 
 
 def _sse_floor(data: bytes) -> int:
-    """The text, plus everything after the event that carried the last of it."""
+    """The text, plus everything after the event that carried the last of it, less the slack
+    for numbers printed at varying lengths."""
     last_text = data.rfind(CONTENT.encode()[-4:])
     end = data.find(b"\n\n", last_text)
     tail = len(data) - (end + 2) if last_text >= 0 and end >= 0 else len(data)
-    return TEXT_BYTES + tail
+    return TEXT_BYTES + tail - NUMBER_SLACK
 
 
 def stream_request_of(endpoint: Endpoint) -> pb.StreamCompleteRequest:
@@ -121,7 +127,7 @@ async def reference(target: Target, mode: Mode) -> Reference:
                 raise CallError(f"gRPC StreamComplete ended with {await call.code()}")
             # The last message may carry text merged into it: the floor counts the text once.
             last.delta = ""
-            floor = TEXT_BYTES + GRPC_FRAME_HEADER + last.ByteSize()
+            floor = TEXT_BYTES + GRPC_FRAME_HEADER + last.ByteSize() - NUMBER_SLACK
             return Reference(sum(sizes), min(sum(sizes), floor), len(sizes))
     timeout = aiohttp.ClientTimeout(total=_TIMEOUT)
     async with aiohttp.ClientSession(timeout=timeout) as session:
