@@ -59,9 +59,14 @@ def validate(request: CompletionRequest) -> CompletionRequest:
     model = _model(chat.model)
     _check_messages(chat.messages)
     _check_sampling(chat.sampling)
-    check_tools(chat)
-    response_format = check_response_format(chat.response_format)
-    check_reasoning_effort(chat.reasoning_effort)
+    response_format = chat.response_format
+    # Nearly every request asks for none of these: their checks are skipped, not run empty.
+    if chat.tools or chat.tool_choice is not None or chat.parallel_tool_calls is not None:
+        check_tools(chat)
+    if response_format is not None:
+        response_format = check_response_format(response_format)
+    if chat.reasoning_effort is not None:
+        check_reasoning_effort(chat.reasoning_effort)
     routing = request.routing
     provider, fallbacks = routing.provider.strip(), _fallback_models(routing.fallback_models)
     _check_metadata(request.metadata)
@@ -145,11 +150,13 @@ def _check_model_name(field: str, model: str) -> None:
     dot-segment ("." or "..", also after "<provider>/") would walk up that path, and control
     characters, "?" and "#" end the path. No model anywhere is named like that.
     """
-    if any(unicodedata.category(c) == "Cc" for c in model):
+    # A printable name holds no control character, one without "." no dot-segment: the
+    # per-character and per-segment scans run only for the rare names that need them.
+    if not model.isprintable() and any(unicodedata.category(c) == "Cc" for c in model):
         raise InvalidArgumentError(f"{field}: must not contain control characters")
     if "?" in model or "#" in model:
         raise InvalidArgumentError(f"{field}: must not contain '?' or '#', got {model!r}")
-    if any(segment in _DOT_SEGMENTS for segment in model.split("/")):
+    if "." in model and any(segment in _DOT_SEGMENTS for segment in model.split("/")):
         raise InvalidArgumentError(
             f"{field}: '.' and '..' are not model names (nor parts of one between '/'), "
             f"got {model!r}"

@@ -97,7 +97,12 @@ def completion_request(message: pb.CompleteRequest | pb.StreamCompleteRequest) -
         tuple(message.stop) if message.stop else (),
         message.seed if message.HasField("seed") else None,
     )
-    messages = tuple(_message(index, m) for index, m in enumerate(message.messages))
+    messages = tuple(
+        Message(m.role, (TextPart(m.content),) if m.content else ())  # nearly every message
+        if not (m.parts or m.tool_calls or m.tool_call_id or m.reasoning)
+        else _message(index, m)
+        for index, m in enumerate(message.messages)
+    )
     # Most requests set no routing, metadata or cache policy: those share one value each.
     routing = _NO_ROUTING
     if message.provider or message.fallback_models:
@@ -136,9 +141,8 @@ def _seconds(duration: Duration) -> float:
 
 
 def _message(index: int, message: pb.Message) -> Message:
+    """A message with parts, tool calls, a tool result's id or reasoning."""
     content = message.content
-    if not (message.parts or message.tool_calls or message.tool_call_id or message.reasoning):
-        return Message(message.role, (TextPart(content),) if content else ())  # nearly all
     if content and message.parts:
         raise InvalidArgumentError(f"messages[{index}]: set content or parts, not both")
     parts: tuple[Part, ...] = (TextPart(content),) if content else ()
