@@ -28,7 +28,7 @@ from gateway.pipeline.validation_agents import (
     check_response_format,
     check_tools,
 )
-from providers.types import Message, Sampling
+from providers.types import Message, Sampling, TextPart
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MODEL_CHARS = 256
@@ -168,14 +168,27 @@ def _check_messages(messages: Sequence[Message]) -> None:
         raise InvalidArgumentError("messages: must hold at least one message")
     if len(messages) > MAX_MESSAGES:
         raise InvalidArgumentError(f"messages: more than {MAX_MESSAGES} messages")
+    only_text = True
     for index, message in enumerate(messages):
-        if message.role not in ROLES:
+        role, parts = message.role, message.parts
+        if role not in ROLES:
             raise InvalidArgumentError(
-                f"messages[{index}].role: must be one of {', '.join(ROLES)}, got {message.role!r}"
+                f"messages[{index}].role: must be one of {', '.join(ROLES)}, got {role!r}"
             )
-        if not message.parts and not message.tool_calls and message.role != "assistant":
+        if not parts and not message.tool_calls and role != "assistant":
             raise InvalidArgumentError(f"messages[{index}].content: must not be empty")
-    check_messages(messages)
+        if only_text and not (
+            len(parts) == 1
+            and type(parts[0]) is TextPart
+            and parts[0].text
+            and not message.tool_calls
+            and not message.reasoning
+            and not message.tool_call_id
+            and role != "tool"
+        ):
+            only_text = False
+    if not only_text:  # a conversation of non-empty text turns has nothing more to check
+        check_messages(messages)
 
 
 def _check_sampling(sampling: Sampling) -> None:

@@ -50,8 +50,6 @@ def check_messages(messages: Sequence[Message]) -> None:
     called: set[str] = set()
     answered: set[str] = set()
     for index, message in enumerate(messages):
-        if _plain(message):
-            continue  # nearly every message: nothing here to check
         where = f"messages[{index}]"
         for number, part in enumerate(message.parts):
             if type(part) is TextPart:
@@ -82,20 +80,6 @@ def check_messages(messages: Sequence[Message]) -> None:
             _check_result(where, message.tool_call_id, called, answered)
         elif message.tool_call_id:
             raise InvalidArgumentError(f"{where}.tool_call_id: only on a message of role 'tool'")
-
-
-def _plain(message: Message) -> bool:
-    """Whether `message` is one non-empty text part and nothing else (not a tool result)."""
-    parts = message.parts
-    return (
-        len(parts) == 1
-        and type(parts[0]) is TextPart
-        and bool(parts[0].text)
-        and not message.tool_calls
-        and not message.reasoning
-        and not message.tool_call_id
-        and message.role != "tool"
-    )
 
 
 def _check_call(where: str, id: str, name: str, arguments: str) -> None:
