@@ -24,6 +24,7 @@ from providers.types import (
     ImagePart,
     ResponseFormatType,
     StreamEvent,
+    TextPart,
     ToolChoiceMode,
 )
 
@@ -74,37 +75,45 @@ def check_capabilities(
     """The first thing `request` uses that `capabilities` cannot honour, as a message starting
     with the field (the API's name for it) and naming `provider`; None when it can serve it."""
     can = capabilities
-    cannot = f"provider {provider!r} cannot"
     if request.tools and not can.tools:
-        return f"tools: {cannot} call tools"
+        return f"tools: {_cannot(provider)} call tools"
     choice = request.tool_choice
     if choice is not None and choice.mode not in can.tool_choices:
-        return f"tool_choice: {cannot} honour mode {choice.mode.name}"
+        return f"tool_choice: {_cannot(provider)} honour mode {choice.mode.name}"
     if request.parallel_tool_calls is False and not can.parallel_tool_calls_off:
-        return f"parallel_tool_calls: {cannot} turn parallel tool calls off"
+        return f"parallel_tool_calls: {_cannot(provider)} turn parallel tool calls off"
     for index, message in enumerate(request.messages):
         if not can.tools and (message.tool_calls or message.role == "tool"):
             what = "tool_calls" if message.tool_calls else "role"
-            return f"messages[{index}].{what}: {cannot} take tool calls or tool results"
-        for number, part in enumerate(message.parts):
+            return f"messages[{index}].{what}: {_cannot(provider)} take tool calls or tool results"
+        parts = message.parts
+        if len(parts) == 1 and type(parts[0]) is TextPart:
+            continue  # nearly every message: one text part
+        for number, part in enumerate(parts):
             if type(part) is not ImagePart:
                 continue
             field = f"messages[{index}].parts[{number}].image"
             if not can.images:
-                return f"{field}: {cannot} take images"
+                return f"{field}: {_cannot(provider)} take images"
             if message.role == "tool" and not can.tool_result_images:
-                return f"{field}: {cannot} take images in a tool result"
-    problem = _format_problem(request, can, cannot)
-    if problem is not None:
-        return problem
+                return f"{field}: {_cannot(provider)} take images in a tool result"
+    if request.response_format is not None:
+        problem = _format_problem(request, can, _cannot(provider))
+        if problem is not None:
+            return problem
     effort = request.reasoning_effort
     # "none" asks nothing of a model that does not reason (one that lists no effort).
     trivially_none = effort == "none" and not can.reasoning_efforts
     if effort is not None and effort not in can.reasoning_efforts and not trivially_none:
-        return f"reasoning_effort: {cannot} honour {effort!r}"
+        return f"reasoning_effort: {_cannot(provider)} honour {effort!r}"
     if request.sampling.seed is not None and not can.seed:
-        return f"seed: {cannot} take a seed"
+        return f"seed: {_cannot(provider)} take a seed"
     return None
+
+
+def _cannot(provider: str) -> str:
+    """How a capability message names the deployment (made only when there is a problem)."""
+    return f"provider {provider!r} cannot"
 
 
 def _format_problem(request: ChatRequest, can: Capabilities, cannot: str) -> str | None:

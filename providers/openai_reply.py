@@ -23,6 +23,7 @@ from providers.wire import MalformedReplyError, as_object, int_field, str_field
 #: Finish reasons of an answer that ended on its own (not cut, not filtered).
 _ENDED: Final = frozenset({"stop", "tool_calls", "function_call"})
 _REASONING_KEYS: Final = ("reasoning_content", "reasoning")
+_NO_USAGE: Final = Usage()
 
 
 def from_wire(body: object) -> Completion:
@@ -35,14 +36,17 @@ def from_wire(body: object) -> Completion:
     message = as_object(choice.get("message"), "choices[0].message")
     content = str_field(message, "content") or ""
     refusal = str_field(message, "refusal") or ""
-    calls = _calls_from_wire(message.get("tool_calls"))
+    raw_calls = message.get("tool_calls")
+    calls = () if raw_calls is None else _calls_from_wire(raw_calls)
     reason = str_field(choice, "finish_reason") or "stop"
+    if calls or refusal:
+        reason = finish_reason(reason, called=bool(calls), refused=bool(refusal))
     return Completion(
         id=str_field(reply, "id") or "",
         model=str_field(reply, "model") or "",
         content=content or refusal,
-        finish_reason=finish_reason(reason, called=bool(calls), refused=bool(refusal)),
-        usage=usage_from_wire(reply.get("usage")) or Usage(),
+        finish_reason=reason,
+        usage=usage_from_wire(reply.get("usage")) or _NO_USAGE,
         tool_calls=calls,
         reasoning=reasoning_text(message),
     )
@@ -117,4 +121,4 @@ def usage_from_wire(raw: object) -> Usage | None:
     completion_details = usage.get("completion_tokens_details")
     if completion_details is not None:
         reasoning = int_field(as_object(completion_details, "usage details"), "reasoning_tokens")
-    return Usage(prompt, completion, total, cached, reasoning_tokens=reasoning)
+    return Usage(prompt, completion, total, cached, 0, reasoning)

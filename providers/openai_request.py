@@ -99,7 +99,16 @@ def messages(turns: Sequence[Message]) -> list[dict[str, object]]:
     unanswered: dict[str, int] = {}  # call id -> position of the call, for the turn just before
     caller = -1  # the assistant turn those calls belong to
     for index, message in enumerate(turns):
-        role = message.role
+        role, parts = message.role, message.parts
+        if (
+            not unanswered
+            and len(parts) == 1
+            and type(parts[0]) is TextPart
+            and role != "tool"
+            and not message.tool_calls
+        ):
+            out.append({"role": role, "content": parts[0].text})  # nearly every message
+            continue
         if role == "tool":
             if unanswered.pop(message.tool_call_id, None) is None:
                 raise UnsendableRequestError(

@@ -13,8 +13,9 @@ the same flights.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from opentelemetry.trace import get_current_span
 
@@ -84,9 +85,14 @@ class CallCache:
         if call.flight is not None:
             call.flight.land(stored)
 
-    async def lookup(self, call: Call, prepared: PreparedCall) -> CachedAnswer | None:
-        """A stored or in-flight answer for this call; else lead the flight for its key."""
-        return await self._find(call, prepared, CachedAnswer)
+    def lookup(
+        self, call: Call, prepared: PreparedCall
+    ) -> Coroutine[Any, Any, CachedAnswer | None]:
+        """A stored or in-flight answer for this call; else lead the flight for its key.
+
+        Not a coroutine itself: it hands out `_find`'s, so a call awaits one coroutine, not two.
+        """
+        return self._find(call, prepared, CachedAnswer)
 
     async def _find(self, call: Call, prepared: PreparedCall, kind: type[S]) -> S | None:
         """What is stored, or in flight, for the call's key; on a miss the call leads the flight

@@ -84,7 +84,7 @@ class PreparedCall:
         asked = request.chat
         if self.inlined is not None and not fetches_image_urls(attempt.route):
             asked = self.inlined
-        return replace(asked, model=attempt.route.model, io=self._io(attempt, deadline))
+        return for_try(asked, attempt.route.model, self._io(attempt, deadline))
 
     def embed_for(self, attempt: Try, deadline: float) -> EmbedRequest:
         """The embedding request for one try, as `chat_for` makes a completion's."""
@@ -94,8 +94,25 @@ class PreparedCall:
 
     def _io(self, attempt: Try, deadline: float) -> CallIO:
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
-        headers = (("x-request-id", self.start.context.request_id), *attempt.trace_headers())
-        return CallIO(remaining, headers)
+        request_id = ("x-request-id", self.start.context.request_id)
+        trace = attempt.trace_headers()
+        return CallIO(remaining, (request_id, *trace) if trace else (request_id,))
+
+
+def for_try(chat: ChatRequest, model: str, io: CallIO) -> ChatRequest:
+    """`replace(chat, model=model, io=io)`, without `replace`'s walk over the fields (a try
+    is made per call); every other field is carried as it is."""
+    return ChatRequest(
+        model,
+        chat.messages,
+        chat.sampling,
+        io,
+        chat.tools,
+        chat.tool_choice,
+        chat.parallel_tool_calls,
+        chat.response_format,
+        chat.reasoning_effort,
+    )
 
 
 def fetches_image_urls(route: Route) -> bool:

@@ -60,11 +60,11 @@ class ImageFetchPolicy:
 
 def has_https_images(chat: ChatRequest) -> bool:
     """Whether any message holds an image given by https URL."""
-    return any(
-        type(part) is ImagePart and part.url.startswith("https:")
-        for message in chat.messages
-        for part in message.parts
-    )
+    for message in chat.messages:  # a loop, not `any()`: no generator made per call
+        for part in message.parts:
+            if type(part) is ImagePart and part.url.startswith("https:"):
+                return True
+    return False
 
 
 class ImageFetcher:

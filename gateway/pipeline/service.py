@@ -168,7 +168,8 @@ class CompletionService:
             hit = await self._cache.lookup(call, prepared)
             if hit is not None:
                 return self._served_from_cache(call, prepared, hit)
-            prepared = call.prepared = await self._with_images(prepared)
+            if self._images is not None and has_https_images(request.chat):  # (nearly none)
+                prepared = call.prepared = await self._with_images(prepared)
             async with self._admitted(prepared):
                 route, completion = await self._dispatch.complete(
                     prepared.plan, prepared.chat_for, prepared.deadline, prepared.trace
@@ -211,7 +212,8 @@ class CompletionService:
                     yield event
                 yield Done(answer)
                 return
-            prepared = call.prepared = await self._with_images(prepared)
+            if self._images is not None and has_https_images(request.chat):  # (nearly none)
+                prepared = call.prepared = await self._with_images(prepared)
             async with self._admitted(prepared):
                 opened = await self._dispatch.open_stream(
                     prepared.plan, prepared.chat_for, prepared.deadline, prepared.trace

@@ -28,7 +28,7 @@ from gateway.pipeline.validation_agents import (
     check_response_format,
     check_tools,
 )
-from providers.types import Message, Sampling
+from providers.types import Message, Sampling, TextPart
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_MODEL_CHARS = 256
@@ -59,9 +59,14 @@ def validate(request: CompletionRequest) -> CompletionRequest:
     model = _model(chat.model)
     _check_messages(chat.messages)
     _check_sampling(chat.sampling)
-    check_tools(chat)
-    response_format = check_response_format(chat.response_format)
-    check_reasoning_effort(chat.reasoning_effort)
+    response_format = chat.response_format
+    # Nearly every request asks for none of these: their checks are skipped, not run empty.
+    if chat.tools or chat.tool_choice is not None or chat.parallel_tool_calls is not None:
+        check_tools(chat)
+    if response_format is not None:
+        response_format = check_response_format(response_format)
+    if chat.reasoning_effort is not None:
+        check_reasoning_effort(chat.reasoning_effort)
     routing = request.routing
     provider, fallbacks = routing.provider.strip(), _fallback_models(routing.fallback_models)
     _check_metadata(request.metadata)
@@ -145,11 +150,13 @@ def _check_model_name(field: str, model: str) -> None:
     dot-segment ("." or "..", also after "<provider>/") would walk up that path, and control
     characters, "?" and "#" end the path. No model anywhere is named like that.
     """
-    if any(unicodedata.category(c) == "Cc" for c in model):
+    # A printable name holds no control character, one without "." no dot-segment: the
+    # per-character and per-segment scans run only for the rare names that need them.
+    if not model.isprintable() and any(unicodedata.category(c) == "Cc" for c in model):
         raise InvalidArgumentError(f"{field}: must not contain control characters")
     if "?" in model or "#" in model:
         raise InvalidArgumentError(f"{field}: must not contain '?' or '#', got {model!r}")
-    if any(segment in _DOT_SEGMENTS for segment in model.split("/")):
+    if "." in model and any(segment in _DOT_SEGMENTS for segment in model.split("/")):
         raise InvalidArgumentError(
             f"{field}: '.' and '..' are not model names (nor parts of one between '/'), "
             f"got {model!r}"
@@ -161,14 +168,27 @@ def _check_messages(messages: Sequence[Message]) -> None:
         raise InvalidArgumentError("messages: must hold at least one message")
     if len(messages) > MAX_MESSAGES:
         raise InvalidArgumentError(f"messages: more than {MAX_MESSAGES} messages")
+    only_text = True
     for index, message in enumerate(messages):
-        if message.role not in ROLES:
+        role, parts = message.role, message.parts
+        if role not in ROLES:
             raise InvalidArgumentError(
-                f"messages[{index}].role: must be one of {', '.join(ROLES)}, got {message.role!r}"
+                f"messages[{index}].role: must be one of {', '.join(ROLES)}, got {role!r}"
             )
-        if not message.parts and not message.tool_calls and message.role != "assistant":
+        if not parts and not message.tool_calls and role != "assistant":
             raise InvalidArgumentError(f"messages[{index}].content: must not be empty")
-    check_messages(messages)
+        if only_text and not (
+            len(parts) == 1
+            and type(parts[0]) is TextPart
+            and parts[0].text
+            and not message.tool_calls
+            and not message.reasoning
+            and not message.tool_call_id
+            and role != "tool"
+        ):
+            only_text = False
+    if not only_text:  # a conversation of non-empty text turns has nothing more to check
+        check_messages(messages)
 
 
 def _check_sampling(sampling: Sampling) -> None:

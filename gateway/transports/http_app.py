@@ -175,7 +175,7 @@ async def _complete(request: web.Request) -> web.StreamResponse:
     return web.Response(
         body=render_completion(complete_response(answer), defaults=True),
         content_type=JSON_CONTENT_TYPE,
-        headers=routing_headers(answer.attempts),
+        headers=routing_headers(answer.attempts) or None,  # None: no header map to copy
     )
 
 

@@ -239,13 +239,14 @@ def _completion(
     finish_reason, cost_usd, cached = message.finish_reason, message.cost_usd, message.cached
     attempts, parts = message.attempts, message.reasoning_parts
     if isinstance(message, pb.CompleteResponse):
-        calls_key, calls = "tool_calls", [_tool_call(call, defaults) for call in message.tool_calls]
+        tool_calls = message.tool_calls
+        calls_key = "tool_calls"
+        calls = [_tool_call(call, defaults) for call in tool_calls] if tool_calls else []
         reasoning_key, reasoning = "reasoning", message.reasoning
     else:
-        calls_key, calls = (
-            "tool_call_deltas",
-            [_delta(d, defaults) for d in message.tool_call_deltas],
-        )
+        deltas = message.tool_call_deltas
+        calls_key = "tool_call_deltas"
+        calls = [_delta(d, defaults) for d in deltas] if deltas else []
         reasoning_key, reasoning = "reasoning_delta", message.reasoning_delta
     js: dict[str, Any] = {}
     if id_:

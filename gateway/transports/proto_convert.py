@@ -69,6 +69,7 @@ CIRCUIT_STATES: Final = {
     state: pb.CircuitState.Value(f"CIRCUIT_STATE_{state.name}") for state in CircuitState
 }
 _NO_IO: Final = CallIO()
+_NO_SAMPLING: Final = Sampling()
 _NO_ROUTING: Final = Routing()
 _NO_CACHE_POLICY: Final = CachePolicy()
 _NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
@@ -90,15 +91,24 @@ _EXACT_INTEGERS: Final = 2.0**53
 
 def completion_request(message: pb.CompleteRequest | pb.StreamCompleteRequest) -> CompletionRequest:
     """The call a `CompleteRequest` or `StreamCompleteRequest` asks for (not yet validated)."""
-    sampling = Sampling(
-        message.temperature if message.HasField("temperature") else None,
-        message.max_tokens if message.HasField("max_tokens") else None,
-        message.top_p if message.HasField("top_p") else None,
-        tuple(message.stop) if message.stop else (),
-        message.seed if message.HasField("seed") else None,
+    has = message.HasField
+    sampling = _NO_SAMPLING
+    if has("temperature") or has("max_tokens") or has("top_p") or message.stop or has("seed"):
+        sampling = Sampling(
+            message.temperature if has("temperature") else None,
+            message.max_tokens if has("max_tokens") else None,
+            message.top_p if has("top_p") else None,
+            tuple(message.stop) if message.stop else (),
+            message.seed if has("seed") else None,
+        )
+    messages = tuple(
+        Message(m.role, (TextPart(m.content),) if m.content else ())  # nearly every message
+        if not (m.parts or m.tool_calls or m.tool_call_id or m.reasoning)
+        else _message(index, m)
+        for index, m in enumerate(message.messages)
     )
-    messages = tuple(_message(index, m) for index, m in enumerate(message.messages))
-    # Most requests set no routing, metadata or cache policy: those share one value each.
+    # Most requests set no routing, metadata or cache policy: those share one value each (as
+    # requests that set no sampling field share one `Sampling`).
     routing = _NO_ROUTING
     if message.provider or message.fallback_models:
         routing = Routing(message.provider, tuple(message.fallback_models))
@@ -116,10 +126,10 @@ def completion_request(message: pb.CompleteRequest | pb.StreamCompleteRequest) -
         sampling,
         _NO_IO,
         tuple(_tool(tool) for tool in message.tools) if message.tools else (),
-        _tool_choice(message.tool_choice) if message.HasField("tool_choice") else None,
-        message.parallel_tool_calls if message.HasField("parallel_tool_calls") else None,
-        _response_format(message.response_format) if message.HasField("response_format") else None,
-        message.reasoning_effort if message.HasField("reasoning_effort") else None,
+        _tool_choice(message.tool_choice) if has("tool_choice") else None,
+        message.parallel_tool_calls if has("parallel_tool_calls") else None,
+        _response_format(message.response_format) if has("response_format") else None,
+        message.reasoning_effort if has("reasoning_effort") else None,
     )
     return CompletionRequest(
         chat,
@@ -136,9 +146,8 @@ def _seconds(duration: Duration) -> float:
 
 
 def _message(index: int, message: pb.Message) -> Message:
+    """A message with parts, tool calls, a tool result's id or reasoning."""
     content = message.content
-    if not (message.parts or message.tool_calls or message.tool_call_id or message.reasoning):
-        return Message(message.role, (TextPart(content),) if content else ())  # nearly all
     if content and message.parts:
         raise InvalidArgumentError(f"messages[{index}]: set content or parts, not both")
     parts: tuple[Part, ...] = (TextPart(content),) if content else ()

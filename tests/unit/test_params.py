@@ -218,7 +218,7 @@ def test_overlong_metadata_value_is_rejected_naming_the_key() -> None:
     "model",
     [
         *(".", "..", "azure_openai/..", "gemini/models/.", "a/../b"),
-        *("gpt\n4o", "gpt\x00", "gpt\x7f", "gpt-4o?api-version=1", "gpt-4o#frag"),
+        *("gpt\n4o", "gpt\x00", "gpt\x7f", "gpt\x854o", "gpt-4o?api-version=1", "gpt-4o#frag"),
     ],
 )
 def test_a_model_that_is_a_dot_segment_or_holds_control_characters_or_url_syntax_is_rejected(
@@ -232,7 +232,12 @@ def test_a_model_that_is_a_dot_segment_or_holds_control_characters_or_url_syntax
 
 
 @pytest.mark.parametrize(
-    "model", ["meta-llama/Llama-3.1-8B-Instruct", "openai/gpt-4o-mini", "gemini-1.5-pro", "v..2"]
+    "model",
+    [
+        *("meta-llama/Llama-3.1-8B-Instruct", "openai/gpt-4o-mini", "gemini-1.5-pro", "v..2"),
+        # Not printable, yet no control character: a space (Zs) and a format character (Cf).
+        *("gpt\u00a04o", "gpt-4o\u200bmini"),
+    ],
 )
 def test_model_names_with_slashes_and_dots_inside_a_segment_are_accepted(model: str) -> None:
     request = valid_request()
