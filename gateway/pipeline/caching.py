@@ -142,8 +142,7 @@ class CallCache:
         completion = answer.completion
         normal = completion.finish_reason in _NORMAL_ENDS and answer.usage_reported
         if not normal or not _requested(prepared.plan, route):
-            if call.flight is not None:
-                call.flight.land(None)
+            self.release(call)
             return
         cached = CachedAnswer(completion, answer.provider, answer.cost_usd, events)
         if prepared.request.cache.store:

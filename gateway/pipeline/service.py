@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -162,7 +162,7 @@ class CompletionService:
     async def complete(self, request: CompletionRequest, ctx: CallContext) -> Answer:
         """Answer one whole completion."""
         call = self._start("Complete", ctx)
-        try:
+        with self._ending(call):
             prepared = call.prepared = await self._prepare(call.start, request)
             await self._accounting.charge(call, prepared)
             hit = await self._cache.lookup(call, prepared)
@@ -183,14 +183,6 @@ class CompletionService:
             answer = Answer(completion, route.provider.name, cost, attempts=attempts)
             self._cache.remember(call, prepared, route, answer)
             return answer
-        except BaseException as exc:
-            cut = self._in_flight.cut_error(exc)
-            call.code = _code_of(cut or exc, call)
-            if cut is not None:
-                raise cut from None
-            raise
-        finally:
-            self._finish(call)
 
     async def stream_complete(
         self, request: CompletionRequest, ctx: CallContext
@@ -201,7 +193,7 @@ class CompletionService:
         caller, a failure ends the stream with an error (no retry, no fallback).
         """
         call = self._start("StreamComplete", ctx)
-        try:
+        with self._ending(call):
             prepared = call.prepared = await self._prepare(call.start, request)
             await self._accounting.charge(call, prepared)
             hit = await self._cache.lookup(call, prepared)
@@ -221,19 +213,11 @@ class CompletionService:
                 call.route = opened.route
                 async for item in self._relay.relay(call, prepared, opened):
                     yield item
-        except BaseException as exc:
-            cut = self._in_flight.cut_error(exc)
-            call.code = _code_of(cut or exc, call)
-            if cut is not None:
-                raise cut from None
-            raise
-        finally:
-            self._finish(call)
 
     async def embed(self, request: EmbeddingRequest, ctx: CallContext) -> EmbeddingAnswer:
         """Answer one embedding call: the same stages as `complete`, with an embedder per try."""
         call = self._start("Embed", ctx)
-        try:
+        with self._ending(call):
             prepared = call.prepared = await self._prepare(call.start, request)
             await self._accounting.charge(call, prepared)
             hit = await self._cache.lookup_embeddings(call, prepared)
@@ -257,14 +241,6 @@ class CompletionService:
             answer = EmbeddingAnswer(embeddings, route.provider.name, cost, attempts=attempts)
             self._cache.remember_embeddings(call, prepared, route, answer)
             return answer
-        except BaseException as exc:
-            cut = self._in_flight.cut_error(exc)
-            call.code = _code_of(cut or exc, call)
-            if cut is not None:
-                raise cut from None
-            raise
-        finally:
-            self._finish(call)
 
     async def provider_status(self, provider: str, ctx: CallContext) -> list[DeploymentStatus]:
         """Report every deployment (or only `provider`, when it is not "")."""
@@ -436,6 +412,21 @@ class CompletionService:
         self._in_flight.enter(call)
         self._accounting.started(call)
         return call
+
+    @contextmanager
+    def _ending(self, call: Call) -> Iterator[None]:
+        """Around a call's body: record how it failed (a drain's cut replaces the error) and
+        finish it however it ends."""
+        try:
+            yield
+        except BaseException as exc:
+            cut = self._in_flight.cut_error(exc)
+            call.code = _code_of(cut or exc, call)
+            if cut is not None:
+                raise cut from None
+            raise
+        finally:
+            self._finish(call)
 
     def _finish(self, call: Call) -> None:
         self._in_flight.leave(call)
