@@ -34,8 +34,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Final
 
-import orjson
-
 from providers.base import Capabilities
 from providers.types import (
     ChatRequest,
@@ -55,6 +53,7 @@ from providers.types import (
 from providers.wire import (
     MalformedReplyError,
     UnsupportedContentError,
+    arguments_object,
     as_object,
     int_field,
     json_arguments,
@@ -212,11 +211,8 @@ def call_to_wire(call: ToolCall) -> dict[str, object]:
 
 
 def _arguments(call: ToolCall) -> object:
-    try:
-        arguments = orjson.loads(call.arguments or "{}")
-    except orjson.JSONDecodeError:
-        arguments = None
-    if not isinstance(arguments, dict):
+    arguments = arguments_object(call.arguments)
+    if arguments is None:
         raise UnsupportedContentError(f"tool call {call.id[:64]!r} whose arguments are no object")
     return arguments
 

@@ -112,6 +112,16 @@ def json_arguments(value: Mapping[str, object] | None) -> str:
     return orjson.dumps(value).decode() if value else "{}"
 
 
+def arguments_object(text: str) -> dict[str, object] | None:
+    """A call's arguments JSON text as the object it holds ({} for ""); None when the text is
+    not a JSON object (validation refuses such calls before an adapter is asked)."""
+    try:
+        value = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def integral(value: object) -> object:
     """A JSON value copied with every integral float an int (`minItems: 1`, not `1.0`):
     `google.protobuf.Struct` holds only doubles, and vendors reject `1.0` where a schema wants
