@@ -14,8 +14,6 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-import orjson
-
 from providers.anthropic_request import (
     STRUCTURED_FROM,
     RequestRefusedError,
@@ -52,6 +50,7 @@ from providers.wire import (
     error_field,
     error_text,
     int_field,
+    json_arguments,
     key_header,
     str_field,
 )
@@ -170,13 +169,9 @@ def _call(block: Mapping[str, object]) -> ToolCall:
     call_id, name = str_field(block, "id"), str_field(block, "name")
     if not call_id or not name:
         raise MalformedReplyError("tool_use block has no id or name")
-    return ToolCall(call_id, name, _input_json(block.get("input")))
-
-
-def _input_json(raw: object) -> str:
-    if raw is None or raw == {}:
-        return "{}"
-    return orjson.dumps(as_object(raw, "tool_use input")).decode()
+    raw = block.get("input")
+    arguments = json_arguments(None if raw is None else as_object(raw, "tool_use input"))
+    return ToolCall(call_id, name, arguments)
 
 
 def finish_reason(stop_reason: str | None, *, called: bool = False) -> str:

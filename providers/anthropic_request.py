@@ -36,7 +36,7 @@ from typing import Final
 
 import orjson
 
-from providers.anthropic_schema import integral, output_schema
+from providers.anthropic_schema import output_schema
 from providers.types import (
     ChatRequest,
     ImagePart,
@@ -48,6 +48,7 @@ from providers.types import (
     ToolChoice,
     ToolChoiceMode,
 )
+from providers.wire import integral
 
 _SYSTEM_ROLES: Final = frozenset({"system", "developer"})
 #: A Claude model's version in its name: `claude-<family>-<major>[-<minor>]` (a date is no

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from providers.wire import integral
+
 #: Keywords kept on every schema (the rest of a schema's own keywords depend on its type).
 _KEPT: Final = frozenset({"type", "description", "title", "enum", "const", "$ref"})
 #: String formats structured outputs take.
@@ -59,17 +61,6 @@ def output_schema(schema: Mapping[str, object]) -> dict[str, object]:
         lead = f"{description}\n\n" if isinstance(description, str) and description else ""
         adjusted["description"] = f"{lead}{{{said}}}"
     return adjusted
-
-
-def integral(value: object) -> object:
-    """`value` with every integral float an int (`minItems: 1`, not `1.0`), containers copied."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {key: integral(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [integral(item) for item in value]
-    return value
 
 
 def _is_schema_map(key: str, types: frozenset[str]) -> bool:

@@ -18,11 +18,8 @@ the SSE `event:` line; only `message-end` ends it normally.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Final
-
-import orjson
 
 from providers.base import AdapterSpec, Capabilities, ProviderSettings
 from providers.cohere_request import RefusedRequestError, capabilities, to_wire
@@ -57,6 +54,8 @@ from providers.wire import (
     decode_object,
     error_field,
     int_field,
+    json_arguments,
+    mint_call_id,
     str_field,
 )
 
@@ -174,15 +173,10 @@ def _arguments(function: Mapping[str, object]) -> str:
     """`function.arguments` as JSON text: Cohere sends a string; an object is encoded."""
     value = function.get("arguments")
     if isinstance(value, dict):
-        return orjson.dumps(value).decode()
+        return json_arguments(value)
     if value is None or isinstance(value, str):
         return value or "{}"
     raise MalformedReplyError("tool call function.arguments is not a string")
-
-
-def mint_call_id() -> str:
-    """A unique call id, for a call Cohere named none for."""
-    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 def _count(obj: Mapping[str, object], key: str) -> int:

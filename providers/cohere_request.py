@@ -40,6 +40,7 @@ from providers.types import (
     Tool,
     ToolChoiceMode,
 )
+from providers.wire import integral
 
 _ROLES: Final[Mapping[str, str]] = {"developer": "system"}
 _ALL_CHOICES: Final = frozenset({ToolChoiceMode.AUTO, ToolChoiceMode.NONE, ToolChoiceMode.REQUIRED})
@@ -175,17 +176,6 @@ def _thinking(request: ChatRequest) -> dict[str, object] | None:
         return {"type": "disabled"} if reasons else None
     budget = _THINKING_BUDGETS.get(effort)
     return {"type": "enabled"} if budget is None else {"type": "enabled", "token_budget": budget}
-
-
-def integral(value: object) -> object:
-    """`value` with every integral float as an int (`minItems: 1`, not `1.0`)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {str(key): integral(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [integral(item) for item in value]
-    return value
 
 
 # -- messages -----------------------------------------------------------------------------------

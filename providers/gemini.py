@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
-import orjson
-
 from providers.base import AdapterSpec, Capabilities, ProviderSettings
 from providers.errors import ContentFilteredError, UpstreamBadRequestError
 from providers.gemini_request import capabilities_for, to_wire
@@ -63,7 +61,9 @@ from providers.wire import (
     error_body,
     error_text,
     int_field,
+    json_arguments,
     key_header,
+    mint_call_id,
     str_field,
 )
 
@@ -188,7 +188,7 @@ class PartReader:
         events: list[StreamEvent] = []
         for part in parts:
             if part.call is not None:
-                call_id = part.call.id or _call_id()
+                call_id = part.call.id or mint_call_id()
                 events.append(
                     ToolCallDelta(self.calls, call_id, part.call.name, part.call.arguments)
                 )
@@ -252,8 +252,7 @@ def _part_of(part: Mapping[str, object]) -> ReplyPart:
     args = call.get("args")
     if args is not None and not isinstance(args, dict):
         raise MalformedReplyError("functionCall.args is not an object")
-    arguments = orjson.dumps(args).decode() if args else "{}"
-    tool_call = ToolCall(str_field(call, "id") or "", name, arguments)
+    tool_call = ToolCall(str_field(call, "id") or "", name, json_arguments(args))
     return ReplyPart(call=tool_call, signature=signature)
 
 
@@ -416,11 +415,6 @@ class GeminiProvider(SseAdapter):
             f"provider {self._name!r} refused on content-policy grounds ({why})",
             provider=self._name,
         )
-
-
-def _call_id() -> str:
-    """An id for a call Gemini sent without one: unique, so same-name calls stay apart."""
-    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 def _fallback_id() -> str:

@@ -36,8 +36,6 @@ import binascii
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-import orjson
-
 from providers.base import Capabilities
 from providers.types import (
     ChatRequest,
@@ -50,7 +48,7 @@ from providers.types import (
     ToolChoice,
     ToolChoiceMode,
 )
-from providers.wire import UnsupportedContentError
+from providers.wire import UnsupportedContentError, arguments_object
 
 Part = dict[str, object]
 
@@ -258,11 +256,8 @@ def _sign_unsigned_turns(turns: list[tuple[str, list[Part]]], sign: bool) -> Non
 
 
 def _args(arguments: str) -> object:
-    try:
-        value = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):  # validation refuses these before an adapter is asked
+    value = arguments_object(arguments)
+    if value is None:  # validation refuses these before an adapter is asked
         raise UnsupportedContentError("tool_calls.arguments: not a JSON object")
     return value
 

@@ -30,12 +30,9 @@ Sources: ollama/ollama `api/types.go` (`ChatRequest`, `Message`, `ToolCall`, `Th
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Final
-
-import orjson
 
 from providers.base import Capabilities
 from providers.types import (
@@ -56,8 +53,11 @@ from providers.types import (
 from providers.wire import (
     MalformedReplyError,
     UnsupportedContentError,
+    arguments_object,
     as_object,
     int_field,
+    json_arguments,
+    mint_call_id,
     str_field,
 )
 
@@ -211,11 +211,8 @@ def call_to_wire(call: ToolCall) -> dict[str, object]:
 
 
 def _arguments(call: ToolCall) -> object:
-    try:
-        arguments = orjson.loads(call.arguments or "{}")
-    except orjson.JSONDecodeError:
-        arguments = None
-    if not isinstance(arguments, dict):
+    arguments = arguments_object(call.arguments)
+    if arguments is None:
         raise UnsupportedContentError(f"tool call {call.id[:64]!r} whose arguments are no object")
     return arguments
 
@@ -284,10 +281,10 @@ def calls_from_wire(message: Mapping[str, object]) -> Iterator[ToolCall]:
         if not name:
             raise MalformedReplyError("tool call has no name")
         arguments = function.get("arguments")
-        if arguments is None:
-            arguments = {}
-        text = orjson.dumps(as_object(arguments, "tool call arguments")).decode()
-        yield ToolCall(str_field(call, "id") or new_call_id(), name, text)
+        text = json_arguments(
+            None if arguments is None else as_object(arguments, "tool call arguments")
+        )
+        yield ToolCall(str_field(call, "id") or mint_call_id(), name, text)
 
 
 def call_delta(call: ToolCall, index: int) -> ToolCallDelta:
@@ -309,8 +306,3 @@ def usage_from_wire(reply: Mapping[str, object]) -> Usage:
     """Token counts of a finished reply; Ollama reports no cached or reasoning tokens apart."""
     prompt, completion = int_field(reply, "prompt_eval_count"), int_field(reply, "eval_count")
     return Usage(prompt, completion, prompt + completion)
-
-
-def new_call_id() -> str:
-    """An id for a call Ollama sent without one: "call_" and 24 random hex digits."""
-    return f"call_{uuid.uuid4().hex[:24]}"

@@ -26,7 +26,6 @@ from providers.openai_reply import (
     arguments_text,
     finish_reason,
     from_wire,
-    mint_call_id,
     reasoning_text,
     usage_from_wire,
 )
@@ -51,6 +50,7 @@ from providers.wire import (
     bearer_auth,
     decode_object,
     error_field,
+    mint_call_id,
     str_field,
 )
 

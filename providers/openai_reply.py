@@ -11,14 +11,13 @@ reports reasoning only as `completion_tokens_details.reasoning_tokens`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Final
 
 import orjson
 
 from providers.types import Completion, ToolCall, Usage
-from providers.wire import MalformedReplyError, as_object, int_field, str_field
+from providers.wire import MalformedReplyError, as_object, int_field, mint_call_id, str_field
 
 #: Finish reasons of an answer that ended on its own (not cut, not filtered).
 _ENDED: Final = frozenset({"stop", "tool_calls", "function_call"})
@@ -99,11 +98,6 @@ def reasoning_text(obj: Mapping[str, object]) -> str:
         if isinstance(value, str) and value:
             return value
     return ""
-
-
-def mint_call_id() -> str:
-    """A new tool-call id in OpenAI's style, for a call that came without one."""
-    return "call_" + uuid.uuid4().hex[:24]
 
 
 def usage_from_wire(raw: object) -> Usage | None:

@@ -33,6 +33,7 @@ from providers.types import (
     ToolChoice,
     ToolChoiceMode,
 )
+from providers.wire import integral
 
 #: The name a JSON-schema answer goes under when the caller gave none (OpenAI requires one).
 DEFAULT_SCHEMA_NAME: Final = "response"
@@ -234,15 +235,15 @@ def schema(value: Mapping[str, object], strict: bool) -> dict[str, object]:
     for key, item in value.items():
         if key in _SCHEMA_MAPS and isinstance(item, Mapping):
             out[key] = {
-                name: schema(sub, strict) if isinstance(sub, Mapping) else _plain(sub)
+                name: schema(sub, strict) if isinstance(sub, Mapping) else integral(sub)
                 for name, sub in item.items()
             }
         elif key in _SCHEMA_ONE and isinstance(item, Mapping):
             out[key] = schema(item, strict)
         elif key in _SCHEMA_LISTS and isinstance(item, list):
-            out[key] = [schema(s, strict) if isinstance(s, Mapping) else _plain(s) for s in item]
+            out[key] = [schema(s, strict) if isinstance(s, Mapping) else integral(s) for s in item]
         else:
-            out[key] = _plain(item)
+            out[key] = integral(item)
     if strict and "additionalProperties" not in out and _is_object_schema(out):
         out["additionalProperties"] = False
     return out
@@ -253,14 +254,3 @@ def _is_object_schema(value: Mapping[str, object]) -> bool:
     if kind is None:
         return "properties" in value
     return kind == "object" or (isinstance(kind, list) and "object" in kind)
-
-
-def _plain(value: object) -> object:
-    """A JSON value copied, integral floats made integers (`google.protobuf.Struct` has doubles)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value

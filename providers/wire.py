@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,6 +96,43 @@ def text_of(message: Message) -> str:
         if not isinstance(part, TextPart):
             raise UnsupportedContentError(f"a message's {type(part).__name__}")
     return message.text
+
+
+# -- tool calls and schemas --------------------------------------------------------------------
+
+
+def mint_call_id() -> str:
+    """A unique tool-call id, "call_" and 24 random hex digits, for a call the vendor sent
+    without one (so same-name calls stay apart)."""
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def json_arguments(value: Mapping[str, object] | None) -> str:
+    """A call's arguments object as JSON text; "{}" for none or an empty one."""
+    return orjson.dumps(value).decode() if value else "{}"
+
+
+def arguments_object(text: str) -> dict[str, object] | None:
+    """A call's arguments JSON text as the object it holds ({} for ""); None when the text is
+    not a JSON object (validation refuses such calls before an adapter is asked)."""
+    try:
+        value = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def integral(value: object) -> object:
+    """A JSON value copied with every integral float an int (`minItems: 1`, not `1.0`):
+    `google.protobuf.Struct` holds only doubles, and vendors reject `1.0` where a schema wants
+    an integer."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(key): integral(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [integral(item) for item in value]
+    return value
 
 
 # -- reading vendor JSON ------------------------------------------------------------------------
