@@ -294,11 +294,7 @@ class StreamMessages:
                 model=head.model,
                 provider=head.provider,
                 cached=head.cached,
-                tool_call_deltas=[
-                    pb.ToolCallDelta(
-                        index=item.index, id=item.id, name=item.name, arguments=item.arguments
-                    )
-                ],
+                tool_call_deltas=[tool_call_delta_message(item)],
             )
         elif isinstance(item, ReasoningDelta) and item.text:
             head = self._head
@@ -310,6 +306,13 @@ class StreamMessages:
                 reasoning_delta=item.text,
             )
         return None
+
+
+def tool_call_delta_message(delta: ToolCallDelta) -> pb.ToolCallDelta:
+    """A tool call's streamed fragment as its message."""
+    return pb.ToolCallDelta(
+        index=delta.index, id=delta.id, name=delta.name, arguments=delta.arguments
+    )
 
 
 def last_message(answer: Answer) -> pb.StreamCompleteResponse:
