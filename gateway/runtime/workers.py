@@ -1,4 +1,4 @@
-"""Several worker processes behind the same ports (how many: `gateway.cpus.plan_workers`).
+"""Several worker processes behind the same ports (how many: `gateway.runtime.cpus.plan_workers`).
 
 The supervisor (the process `ai-gateway serve` started) binds nothing that serves calls. It
 claims the gRPC and HTTP ports (refusing ports another process serves, and resolving port 0
