@@ -103,7 +103,7 @@ def claim_port(host: str, port: int, setting: str) -> socket.socket | None:
 
 def probe_port(host: str, port: int, setting: str) -> None:
     """Bind `port` exclusively for a moment: refused while any other socket holds it."""
-    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+    with socket.socket(address_family(host), socket.SOCK_STREAM) as probe:
         # SO_REUSEADDR lets connections of a previous run in TIME_WAIT pass; a listener or a
         # bound socket of another process still refuses the bind.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -141,7 +141,8 @@ def _port_lock(port: int, setting: str) -> socket.socket | None:
     return lock
 
 
-def _family(host: str) -> socket.AddressFamily:
+def address_family(host: str) -> socket.AddressFamily:
+    """IPv6 for a host written with colons, else IPv4."""
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 

@@ -1,4 +1,4 @@
-"""Several worker processes behind the same ports (how many: `gateway.cpus.plan_workers`).
+"""Several worker processes behind the same ports (how many: `gateway.runtime.cpus.plan_workers`).
 
 The supervisor (the process `ai-gateway serve` started) binds nothing that serves calls. It
 claims the gRPC and HTTP ports (refusing ports another process serves, and resolving port 0
@@ -41,6 +41,7 @@ from gateway.runtime.startup import (
     EXIT_PORT,
     EXIT_REDIS,
     StartupError,
+    address_family,
     check_redis,
     claim_port,
     port_error,
@@ -198,8 +199,7 @@ class Supervisor:
         lock = claim_port(host, port, setting)
         if lock is not None:
             self._reserved.append(lock)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(address_family(host), socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((host, port))

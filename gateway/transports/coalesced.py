@@ -8,7 +8,7 @@ last message's finish reason, usage, cost and tries besides.
 from __future__ import annotations
 
 from gateway.pipeline.coalesce import Batch
-from gateway.transports.proto_convert import last_message
+from gateway.transports.proto_convert import last_message, tool_call_delta_message
 from gateway.v1 import gateway_pb2 as pb
 
 #: Metadata key (gRPC) and header (HTTP) a caller sends, with the value "off", to get one
@@ -39,8 +39,5 @@ def batch_message(batch: Batch) -> pb.StreamCompleteResponse:
         message.reasoning_delta = reasoning
     calls = batch.tool_call_deltas
     if calls:
-        message.tool_call_deltas.extend(
-            pb.ToolCallDelta(index=d.index, id=d.id, name=d.name, arguments=d.arguments)
-            for d in calls
-        )
+        message.tool_call_deltas.extend(tool_call_delta_message(d) for d in calls)
     return message

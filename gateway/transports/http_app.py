@@ -332,10 +332,17 @@ def _pop_stream_flag(body: dict[str, Any], *, default: bool) -> bool:
 
 
 def _call_context(request: web.Request, identity: Identity | None) -> CallContext:
+    return call_context(request, identity, "http", request.headers.get("authorization"))
+
+
+def call_context(
+    request: web.Request, identity: Identity | None, transport: str, authorization: str | None
+) -> CallContext:
+    """The call's context: its request id, identity and credential, and the routing headers."""
     return CallContext(
-        transport="http",
+        transport=transport,
         request_id=request[REQUEST_ID],
-        authorization=request.headers.get("authorization"),
+        authorization=authorization,
         provider_pin=request.headers.get("x-provider") or None,
         timeout_header=request.headers.get("x-request-timeout"),
         identity=identity,

@@ -124,14 +124,7 @@ def add_openai_routes(app: web.Application, options: OpenAIOptions) -> None:
 
 
 def _context(request: web.Request, identity: Any) -> CallContext:
-    return CallContext(
-        transport=TRANSPORT,
-        request_id=request[http_app.REQUEST_ID],
-        authorization=credential(request),
-        provider_pin=request.headers.get("x-provider") or None,
-        timeout_header=request.headers.get("x-request-timeout"),
-        identity=identity,
-    )
+    return http_app.call_context(request, identity, TRANSPORT, credential(request))
 
 
 # -- /v1/chat/completions ------------------------------------------------------------------------

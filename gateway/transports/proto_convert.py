@@ -112,14 +112,7 @@ def completion_request(message: pb.CompleteRequest | pb.StreamCompleteRequest) -
     routing = _NO_ROUTING
     if message.provider or message.fallback_models:
         routing = Routing(message.provider, tuple(message.fallback_models))
-    cache = _NO_CACHE_POLICY
-    if message.HasField("cache"):
-        policy = message.cache
-        cache = CachePolicy(
-            lookup=not policy.no_cache,
-            store=not policy.no_store,
-            ttl=_seconds(policy.ttl) if policy.HasField("ttl") else None,
-        )
+    cache = cache_policy(message.cache) if message.HasField("cache") else _NO_CACHE_POLICY
     chat = ChatRequest(
         message.model,
         messages,
@@ -135,13 +128,23 @@ def completion_request(message: pb.CompleteRequest | pb.StreamCompleteRequest) -
         chat,
         routing,
         dict(message.metadata) if message.metadata else _NO_METADATA,
-        _seconds(message.timeout) if message.HasField("timeout") else None,
+        seconds(message.timeout) if message.HasField("timeout") else None,
         int(message.priority),
         cache,
     )
 
 
-def _seconds(duration: Duration) -> float:
+def cache_policy(policy: pb.CachePolicy) -> CachePolicy:
+    """A request's `CachePolicy` message as the pipeline's policy."""
+    return CachePolicy(
+        lookup=not policy.no_cache,
+        store=not policy.no_store,
+        ttl=seconds(policy.ttl) if policy.HasField("ttl") else None,
+    )
+
+
+def seconds(duration: Duration) -> float:
+    """A `Duration` in seconds."""
     return duration.seconds + duration.nanos / 1e9
 
 
@@ -291,11 +294,7 @@ class StreamMessages:
                 model=head.model,
                 provider=head.provider,
                 cached=head.cached,
-                tool_call_deltas=[
-                    pb.ToolCallDelta(
-                        index=item.index, id=item.id, name=item.name, arguments=item.arguments
-                    )
-                ],
+                tool_call_deltas=[tool_call_delta_message(item)],
             )
         elif isinstance(item, ReasoningDelta) and item.text:
             head = self._head
@@ -307,6 +306,13 @@ class StreamMessages:
                 reasoning_delta=item.text,
             )
         return None
+
+
+def tool_call_delta_message(delta: ToolCallDelta) -> pb.ToolCallDelta:
+    """A tool call's streamed fragment as its message."""
+    return pb.ToolCallDelta(
+        index=delta.index, id=delta.id, name=delta.name, arguments=delta.arguments
+    )
 
 
 def last_message(answer: Answer) -> pb.StreamCompleteResponse:

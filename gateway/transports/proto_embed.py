@@ -8,7 +8,12 @@ validation is the core's); an `EmbeddingAnswer` becomes an `EmbedResponse`. The 
 from __future__ import annotations
 
 from gateway.pipeline.types import CachePolicy, EmbeddingAnswer, EmbeddingRequest, Routing
-from gateway.transports.proto_convert import attempt_messages, usage_message
+from gateway.transports.proto_convert import (
+    attempt_messages,
+    cache_policy,
+    seconds,
+    usage_message,
+)
 from gateway.v1 import gateway_pb2 as pb
 from providers.embed_types import EmbedRequest
 
@@ -21,19 +26,12 @@ def embedding_request(message: pb.EmbedRequest) -> EmbeddingRequest:
         message.dimensions if message.HasField("dimensions") else None,
         message.input_type if message.HasField("input_type") else None,
     )
-    cache = CachePolicy()
-    if message.HasField("cache"):
-        policy = message.cache
-        cache = CachePolicy(
-            lookup=not policy.no_cache,
-            store=not policy.no_store,
-            ttl=policy.ttl.ToNanoseconds() / 1e9 if policy.HasField("ttl") else None,
-        )
+    cache = cache_policy(message.cache) if message.HasField("cache") else CachePolicy()
     return EmbeddingRequest(
         embed,
         Routing(message.provider, tuple(message.fallback_models)),
         dict(message.metadata),
-        message.timeout.ToNanoseconds() / 1e9 if message.HasField("timeout") else None,
+        seconds(message.timeout) if message.HasField("timeout") else None,
         int(message.priority),
         cache,
     )
