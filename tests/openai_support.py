@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from aiohttp import web
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
 from gateway.runtime.assembly import build_core
 from gateway.tenancy.admin import AdminCore
@@ -42,6 +43,20 @@ from providers.types import (
 from tests.conftest import test_settings
 
 SCRIPTED = "scripted"
+#: A one-function tool and a question that calls it twice, for the tool-call tests.
+WEATHER: ChatCompletionToolParam = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Weather in Paris and Rome?"}]
 USAGE = Usage(prompt_tokens=20, completion_tokens=10, total_tokens=30, reasoning_tokens=4)
 EVERYTHING = Capabilities(
     tools=True,

@@ -14,7 +14,7 @@ import hashlib
 import socket
 import ssl
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -131,15 +131,7 @@ class FakeUpstream:
 
     async def stop(self) -> None:
         """Stop listening and end every connection."""
-        if self._server is not None:
-            self._server.close()
-        for writer in self._writers:
-            writer.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
+        await _shut(self._server, self._tasks, self._writers)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -169,6 +161,23 @@ class FakeUpstream:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+
+
+async def _shut(
+    server: asyncio.Server | None,
+    tasks: set[asyncio.Task[None]],
+    writers: Sequence[asyncio.StreamWriter] = (),
+) -> None:
+    """Stop `server` listening, close `writers`, and end the `tasks` serving its connections."""
+    if server is not None:
+        server.close()
+    for writer in writers:
+        writer.close()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    if server is not None:
+        await server.wait_closed()
 
 
 async def _read_request(
@@ -242,13 +251,7 @@ class LoopbackProxy:
 
     async def stop(self) -> None:
         """Stop listening and end every tunnel."""
-        if self._server is not None:
-            self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
+        await _shut(self._server, self._tasks)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

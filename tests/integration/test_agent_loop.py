@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,6 +24,7 @@ from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.image_server import PNG, ImageServer
 from tests.fakes.tls import LoopbackAuthority
 from tests.sse import read_sse
+from tests.upstream_support import authority_fixture  # noqa: F401
 
 WEATHER_SCHEMA = {
     "type": "object",
@@ -212,11 +212,6 @@ async def test_a_json_schema_answer_follows_the_schema_over_both_transports(
 
 
 # -- images ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def authority(tmp_path: Path) -> LoopbackAuthority:
-    return LoopbackAuthority.create(tmp_path)
 
 
 @pytest.fixture

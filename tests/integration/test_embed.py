@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +31,6 @@ from tests.fakes.openai_server import FakeOpenAI
 SMALL = "text-embedding-3-small"
 TEXTS = ["first text to embed", "the second", "third"]
 TOKENS = sum(token_count(t) for t in TEXTS)
-
-
-@pytest.fixture
-async def openai_fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-async def cohere_fake() -> AsyncIterator[FakeCohere]:
-    async with FakeCohere() as server:
-        yield server
-
-
-@pytest.fixture
-async def gemini_fake() -> AsyncIterator[FakeGemini]:
-    async with FakeGemini() as server:
-        yield server
 
 
 @pytest.fixture

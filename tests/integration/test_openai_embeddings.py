@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import orjson
 import pytest
 from openai import (
-    AsyncOpenAI,
     AuthenticationError,
     BadRequestError,
     InternalServerError,
@@ -37,63 +36,14 @@ from tests.fakes.embeddings import token_count, vector
 from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.ollama_server import FakeOllama
 from tests.fakes.openai_server import FakeOpenAI
+from tests.sdk_clients import sdk_client
 
 SMALL = "text-embedding-3-small"
 TEXTS = ["first text to embed", "the second", "third"]
 TOKENS = sum(token_count(t) for t in TEXTS)
 
-_OPEN: list[AsyncOpenAI] = []
-
-
-def client(
-    gw: RunningGateway, *, strict: bool = False, key: str = "sk-placeholder", retries: int = 0
-) -> AsyncOpenAI:
-    """An SDK client of `gw` (closed after the test)."""
-    api = AsyncOpenAI(
-        base_url=gw.http_url + "/v1",
-        api_key=key,
-        max_retries=retries,
-        _strict_response_validation=strict,
-    )
-    _OPEN.append(api)
-    return api
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    yield
-    while _OPEN:
-        await _OPEN.pop().close()
-
-
-@pytest.fixture
-async def openai_fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-async def azure_fake() -> AsyncIterator[FakeAzureOpenAI]:
-    async with FakeAzureOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-async def cohere_fake() -> AsyncIterator[FakeCohere]:
-    async with FakeCohere() as server:
-        yield server
-
-
-@pytest.fixture
-async def gemini_fake() -> AsyncIterator[FakeGemini]:
-    async with FakeGemini() as server:
-        yield server
-
-
-@pytest.fixture
-async def ollama_fake() -> AsyncIterator[FakeOllama]:
-    async with FakeOllama() as server:
-        yield server
+#: Strict only where a test asks: the SDK decodes the base64 it asks for after validating.
+client = partial(sdk_client, strict=False)
 
 
 @pytest.fixture

@@ -7,27 +7,18 @@ what it sent (`messages[0].content[1]`, `tools[0].function.parameters`...).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from openai import AsyncOpenAI, BadRequestError
+from openai import BadRequestError
 
 from tests.conftest import MOCK, RunningGateway, StartGateway
+from tests.sdk_clients import sdk_client
 
 #: A mock deployment that takes text only: images are refused by its capabilities.
 TEXT_MOCK = replace(MOCK, name="plain", models=("plain",), options={"capabilities": "text"})
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
-
-_OPEN: list[AsyncOpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    yield
-    while _OPEN:
-        await _OPEN.pop().close()
 
 
 @pytest.fixture
@@ -37,13 +28,7 @@ async def gw(start_gateway: StartGateway) -> RunningGateway:
 
 async def refusal(gw: RunningGateway, **fields: Any) -> BadRequestError:
     """The SDK's error for a chat completion with `fields` (model "mock" unless given)."""
-    api = AsyncOpenAI(
-        base_url=gw.http_url + "/v1",
-        api_key="sk-placeholder",
-        max_retries=0,
-        _strict_response_validation=True,
-    )
-    _OPEN.append(api)
+    api = sdk_client(gw)
     fields.setdefault("model", "mock")
     with pytest.raises(BadRequestError) as caught:
         await api.chat.completions.create(**fields)

@@ -18,7 +18,6 @@ import pytest
 from openai import (
     APIConnectionError,
     APIError,
-    AsyncOpenAI,
     AuthenticationError,
     BadRequestError,
     InternalServerError,
@@ -36,31 +35,10 @@ from tests.conftest import MOCK, RunningGateway, StartGateway
 from tests.contract.cases import CASES, REPLY
 from tests.fakes.base import VendorFake
 from tests.fakes.openai_server import FakeOpenAI, Fault
+from tests.sdk_clients import sdk_client as client
 
 MODEL = "gpt-4o-mini"
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there"}]
-
-
-_OPEN: list[AsyncOpenAI] = []
-
-
-def client(gw: RunningGateway, key: str = "sk-placeholder", retries: int = 0) -> AsyncOpenAI:
-    """A strictly validating SDK client of `gw` (closed after the test)."""
-    api = AsyncOpenAI(
-        base_url=gw.http_url + "/v1",
-        api_key=key,
-        max_retries=retries,
-        _strict_response_validation=True,
-    )
-    _OPEN.append(api)
-    return api
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    yield
-    while _OPEN:
-        await _OPEN.pop().close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
+from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel
 
 from providers.types import (
@@ -26,21 +26,8 @@ from providers.types import (
     ToolChoice,
     ToolChoiceMode,
 )
-from tests.openai_support import USAGE, ScriptedProvider, scripted_gateway
+from tests.openai_support import ASK, USAGE, WEATHER, ScriptedProvider, scripted_gateway
 
-WEATHER: ChatCompletionToolParam = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Weather in Paris and Rome?"}]
 #: Parallel calls as every vendor streams them: one after the other, each in fragments.
 PARALLEL: list[StreamEvent] = [
     ToolCallDelta(0, "call_a", "get_weather", '{"city": '),

@@ -18,7 +18,6 @@ from openai import AsyncOpenAI
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionMessageParam,
-    ChatCompletionToolParam,
 )
 from pydantic import BaseModel
 
@@ -26,20 +25,8 @@ from tests.conftest import RunningGateway, StartGateway
 from tests.contract.cases import CASES, AdapterCase
 from tests.fakes.base import Answer, ToolCall, VendorFake
 from tests.fakes.gemini_rules import SKIP_SIGNATURE
+from tests.openai_support import ASK, WEATHER
 
-WEATHER: ChatCompletionToolParam = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Weather in Paris and Rome?"}]
 BOTH = Answer(
     tool_calls=[
         ToolCall("get_weather", {"city": "Paris"}),

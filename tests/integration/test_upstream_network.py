@@ -6,9 +6,6 @@ The settings a company network needs (`HTTPS_PROXY`, `NO_PROXY`, `UPSTREAM_CA_BU
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import aiohttp
 import orjson
 import pytest
@@ -16,6 +13,7 @@ import pytest
 from tests.fakes.raw_http import FakeUpstream, LoopbackProxy, ok
 from tests.fakes.tls import LoopbackAuthority
 from tests.processes import spawn
+from tests.upstream_support import authority_fixture, proxy_fixture, tls_server_fixture  # noqa: F401
 
 ANSWER = orjson.dumps(
     {
@@ -32,27 +30,6 @@ ANSWER = orjson.dumps(
 REQUEST = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
 
 
-@pytest.fixture
-def authority(tmp_path: Path) -> LoopbackAuthority:
-    return LoopbackAuthority.create(tmp_path)
-
-
-@pytest.fixture
-async def provider(authority: LoopbackAuthority) -> AsyncIterator[FakeUpstream]:
-    upstream = FakeUpstream()
-    await upstream.start(authority.server_context())
-    yield upstream
-    await upstream.stop()
-
-
-@pytest.fixture
-async def proxy() -> AsyncIterator[LoopbackProxy]:
-    loopback = LoopbackProxy()
-    await loopback.start()
-    yield loopback
-    await loopback.stop()
-
-
 async def call(http_port: int) -> tuple[int, dict[str, object]]:
     async with (
         aiohttp.ClientSession() as http,
@@ -64,12 +41,12 @@ async def call(http_port: int) -> tuple[int, dict[str, object]]:
 
 @pytest.mark.parametrize("client", ["aiohttp", "httptools"])
 async def test_an_https_provider_is_reached_through_the_proxy_with_the_ca_bundle(
-    authority: LoopbackAuthority, provider: FakeUpstream, proxy: LoopbackProxy, client: str
+    authority: LoopbackAuthority, tls_server: FakeUpstream, proxy: LoopbackProxy, client: str
 ) -> None:
-    provider.script(ok(ANSWER))
+    tls_server.script(ok(ANSWER))
     gateway = await spawn(
         OPENAI_API_KEY="sk-test",
-        OPENAI_BASE_URL=f"https://127.0.0.1:{provider.port}/v1",
+        OPENAI_BASE_URL=f"https://127.0.0.1:{tls_server.port}/v1",
         HTTPS_PROXY=f"http://gw:pa55@127.0.0.1:{proxy.port}",
         UPSTREAM_CA_BUNDLE=str(authority.ca_file),
         UPSTREAM_HTTP_CLIENT=client,
@@ -79,18 +56,18 @@ async def test_an_https_provider_is_reached_through_the_proxy_with_the_ca_bundle
     finally:
         await gateway.stop()
     assert (status, body["content"]) == (200, "hi")
-    assert proxy.seen == [f"CONNECT 127.0.0.1:{provider.port} HTTP/1.1"]
-    [seen] = provider.requests
+    assert proxy.seen == [f"CONNECT 127.0.0.1:{tls_server.port} HTTP/1.1"]
+    [seen] = tls_server.requests
     assert seen.headers["authorization"] == "Bearer sk-test"
     assert all("pa55" not in str(entry) for entry in gateway.logs)
 
 
 async def test_without_the_ca_bundle_the_provider_is_not_trusted(
-    provider: FakeUpstream, proxy: LoopbackProxy
+    tls_server: FakeUpstream, proxy: LoopbackProxy
 ) -> None:
     gateway = await spawn(
         OPENAI_API_KEY="sk-test",
-        OPENAI_BASE_URL=f"https://127.0.0.1:{provider.port}/v1",
+        OPENAI_BASE_URL=f"https://127.0.0.1:{tls_server.port}/v1",
         HTTPS_PROXY=proxy.url,
         PRIMARY_RETRIES="0",
     )
@@ -99,16 +76,16 @@ async def test_without_the_ca_bundle_the_provider_is_not_trusted(
     finally:
         await gateway.stop()
     assert status == 503
-    assert provider.requests == []
+    assert tls_server.requests == []
 
 
 async def test_no_proxy_sends_the_provider_call_directly(
-    authority: LoopbackAuthority, provider: FakeUpstream, proxy: LoopbackProxy
+    authority: LoopbackAuthority, tls_server: FakeUpstream, proxy: LoopbackProxy
 ) -> None:
-    provider.script(ok(ANSWER))
+    tls_server.script(ok(ANSWER))
     gateway = await spawn(
         OPENAI_API_KEY="sk-test",
-        OPENAI_BASE_URL=f"https://127.0.0.1:{provider.port}/v1",
+        OPENAI_BASE_URL=f"https://127.0.0.1:{tls_server.port}/v1",
         HTTPS_PROXY=proxy.url,
         NO_PROXY="127.0.0.1",
         UPSTREAM_CA_BUNDLE=str(authority.ca_file),
@@ -119,4 +96,4 @@ async def test_no_proxy_sends_the_provider_call_directly(
         await gateway.stop()
     assert status == 200
     assert proxy.seen == []
-    assert len(provider.requests) == 1
+    assert len(tls_server.requests) == 1

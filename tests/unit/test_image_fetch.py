@@ -30,13 +30,9 @@ from gateway.pipeline.image_guard import (
 from providers.types import ChatRequest, ImagePart, Message, Part, TextPart
 from tests.fakes.image_server import GIF, PNG, ImageServer
 from tests.fakes.tls import LoopbackAuthority
+from tests.upstream_support import authority_fixture  # noqa: F401
 
 FIELD = "messages[0].parts[1].image.url"
-
-
-@pytest.fixture
-def authority(tmp_path: Path) -> LoopbackAuthority:
-    return LoopbackAuthority.create(tmp_path)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ primary needs the bytes, and skips only the fallbacks that do otherwise."""
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -36,6 +35,7 @@ from providers.types import (
 from tests.conftest import test_settings
 from tests.fakes.image_server import PNG, ImageServer
 from tests.fakes.tls import LoopbackAuthority
+from tests.upstream_support import authority_fixture  # noqa: F401
 
 BYTES_ONLY = Capabilities(images=True)
 FETCHES_URLS = Capabilities(images=True, image_urls=True)
@@ -71,11 +71,6 @@ class Seeing:
 
     def images(self) -> list[ImagePart]:
         return [p for r in self.requests for p in r.messages[0].parts if type(p) is ImagePart]
-
-
-@pytest.fixture
-def authority(tmp_path: Path) -> LoopbackAuthority:
-    return LoopbackAuthority.create(tmp_path)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import hashlib
 import ssl
 import tracemalloc
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from providers.http.httptools_client import HttptoolsClient
 from providers.http.proxies import ProxyRoutes, ProxySettings
 from tests.fakes.raw_http import HEAD_200, FakeUpstream, LoopbackProxy, ok
 from tests.fakes.tls import LoopbackAuthority
+from tests.upstream_support import authority_fixture, proxy_fixture, tls_server_fixture  # noqa: F401
 
 BODY = b'{"model":"m","messages":[]}'
 CLIENTS = {"aiohttp": AiohttpClient, "httptools": HttptoolsClient}
@@ -38,32 +38,11 @@ def make_client(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def authority(tmp_path: Path) -> LoopbackAuthority:
-    return LoopbackAuthority.create(tmp_path)
-
-
-@pytest.fixture
-async def tls_server(authority: LoopbackAuthority) -> AsyncIterator[FakeUpstream]:
-    upstream = FakeUpstream()
-    await upstream.start(authority.server_context())
-    yield upstream
-    await upstream.stop()
-
-
-@pytest.fixture
 async def server() -> AsyncIterator[FakeUpstream]:
     upstream = FakeUpstream()
     await upstream.start()
     yield upstream
     await upstream.stop()
-
-
-@pytest.fixture
-async def proxy() -> AsyncIterator[LoopbackProxy]:
-    loopback = LoopbackProxy()
-    await loopback.start()
-    yield loopback
-    await loopback.stop()
 
 
 async def fetch_body(client: UpstreamClient, server: FakeUpstream) -> bytes:
