@@ -8,6 +8,7 @@ are refused, calls in flight get `shutdown_grace_seconds` to finish, then everyt
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -258,12 +259,31 @@ async def serve(settings: Settings, worker: WorkerLink | None = None) -> None:
             check_ports_free(settings)
             if settings.redis_url:
                 await check_redis(settings.redis_url)
-        await gateway.start()
+        await gateway.open()
+        settle_heap()
+        await gateway.mark_ready()
         await stop.wait()
     finally:
         await gateway.stop()
         if orphaned is not None:
             orphaned.cancel()
+
+
+#: Container allocations (net of frees) between young-generation collections; CPython's
+#: default is 700. A served call allocates a few dozen, so 700 collected every ~20 calls, at
+#: about 5% of a worker's CPU; 3,000 costs about 1%, each collection about a millisecond.
+GC_YOUNG_THRESHOLD = 3000
+
+
+def settle_heap() -> None:
+    """Before taking calls: collect what start-up left, then freeze the rest (the modules,
+    the providers, the apps) out of the collector's reach, so that a full collection walks
+    only what calls allocate rather than the whole start-up heap (about 150,000 objects,
+    ~45 ms a walk), and collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def check_ports_free(settings: Settings) -> None:
