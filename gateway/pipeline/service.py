@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, contextmanager
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -413,25 +413,44 @@ class CompletionService:
         self._accounting.started(call)
         return call
 
-    @contextmanager
-    def _ending(self, call: Call) -> Iterator[None]:
+    def _ending(self, call: Call) -> _Ending:
         """Around a call's body: record how it failed (a drain's cut replaces the error) and
         finish it however it ends."""
-        try:
-            yield
-        except BaseException as exc:
-            cut = self._in_flight.cut_error(exc)
-            call.code = _code_of(cut or exc, call)
-            if cut is not None:
-                raise cut from None
-            raise
-        finally:
-            self._finish(call)
+        return _Ending(self, call)
 
     def _finish(self, call: Call) -> None:
         self._in_flight.leave(call)
         self._cache.release(call)
         self._accounting.finished(call)
+
+
+class _Ending:
+    """`CompletionService._ending`: a class rather than a `contextmanager`, for the same
+    reason as `_Admitted` (every call goes through one)."""
+
+    __slots__ = ("_call", "_service")
+
+    def __init__(self, service: CompletionService, call: Call) -> None:
+        self._service, self._call = service, call
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        service, call = self._service, self._call
+        try:
+            if exc is not None:
+                cut = service._in_flight.cut_error(exc)
+                call.code = _code_of(cut or exc, call)
+                if cut is not None:
+                    raise cut from None
+        finally:
+            service._finish(call)
 
 
 class _Admitted:
