@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from gateway.pipeline.call import Call, PreparedCall
 from gateway.pipeline.ledger_rows import request_record
@@ -105,9 +106,17 @@ class CallAccounting:
 
 
 def _count_usage(route: Route, usage: Usage, cost: float) -> None:
+    """Add a call's tokens and cost to the counters. Each series is looked up (so it exists from
+    the first call) but a zero is not added: in multi-worker mode every add is a locked write to
+    the shared file, and most calls use no cached or reasoning tokens (and many have no price)."""
     provider, model = route.provider.name, route.model_label
-    labeled(TOKENS, provider, model, "prompt").inc(usage.prompt_tokens)
-    labeled(TOKENS, provider, model, "completion").inc(usage.completion_tokens)
-    labeled(TOKENS, provider, model, "cached").inc(usage.cached_tokens)
-    labeled(TOKENS, provider, model, "reasoning").inc(usage.reasoning_tokens)
-    labeled(COST, provider, model).inc(cost)
+    _add(labeled(TOKENS, provider, model, "prompt"), usage.prompt_tokens)
+    _add(labeled(TOKENS, provider, model, "completion"), usage.completion_tokens)
+    _add(labeled(TOKENS, provider, model, "cached"), usage.cached_tokens)
+    _add(labeled(TOKENS, provider, model, "reasoning"), usage.reasoning_tokens)
+    _add(labeled(COST, provider, model), cost)
+
+
+def _add(counter: Any, amount: float) -> None:
+    if amount:
+        counter.inc(amount)
