@@ -52,11 +52,7 @@ class ResponseCache:
         self._flights: dict[str, Flight] = {}
         self._writes: set[asyncio.Task[None]] = set()
 
-    async def get(self, key: str) -> CachedAnswer | None:
-        """The answer stored under `key`, or None (a miss, or a backend failure)."""
-        return await self.get_decoded(key, CachedAnswer.decode)
-
-    async def get_decoded(self, key: str, decode: Callable[[bytes], T]) -> T | None:
+    async def get(self, key: str, decode: Callable[[bytes], T]) -> T | None:
         """What is stored under `key`, read by `decode` (which raises ValueError, KeyError or
         TypeError for a garbled entry), or None (a miss, a backend failure, a garbled entry)."""
         backend = self.backend.name
@@ -77,13 +73,9 @@ class ResponseCache:
         labeled(CACHE_LOOKUPS, backend, "hit").inc()
         return answer
 
-    def put(self, key: str, answer: CachedAnswer, ttl: float | None) -> None:
+    def put(self, key: str, answer: Shared, ttl: float | None) -> None:
         """Store `answer` in the background (failures are counted, never raised)."""
-        self.put_encoded(key, answer.encode(), ttl)
-
-    def put_encoded(self, key: str, value: bytes, ttl: float | None) -> None:
-        """Store already encoded `value` in the background (failures are counted, never raised)."""
-        task = asyncio.create_task(self._write(key, value, ttl or self.default_ttl))
+        task = asyncio.create_task(self._write(key, answer.encode(), ttl or self.default_ttl))
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 

@@ -73,17 +73,13 @@ class CallCache:
         """Store embeddings the requested route gave (a fallback's are not this call's key's)
         and share them with waiters."""
         key = prepared.cache_key
-        policy = prepared.request.cache
         if self._cache is None or key is None:
             return
         if not _requested(prepared.plan, route):
             self.release(call)
             return
         stored = CachedEmbeddings(answer.embeddings, answer.provider, answer.cost_usd)
-        if policy.store:
-            self._cache.put_encoded(key, stored.encode(), policy.ttl)
-        if call.flight is not None:
-            call.flight.land(stored)
+        self._keep(call, prepared, key, stored)
 
     def lookup(
         self, call: Call, prepared: PreparedCall
@@ -106,7 +102,7 @@ class CallCache:
             labeled(CACHE_LOOKUPS, backend, "bypass").inc()
             span.add_event("cache.bypass")
             return None
-        found = await self._cache.get_decoded(key, kind.decode)
+        found = await self._cache.get(key, kind.decode)
         if found is None:
             waiting = self._cache.waiting_on(key)
             if waiting is not None:
@@ -145,10 +141,16 @@ class CallCache:
             self.release(call)
             return
         cached = CachedAnswer(completion, answer.provider, answer.cost_usd, events)
-        if prepared.request.cache.store:
-            self._cache.put(key, cached, prepared.request.cache.ttl)
+        self._keep(call, prepared, key, cached)
+
+    def _keep(self, call: Call, prepared: PreparedCall, key: str, stored: Shared) -> None:
+        """Store what the call got (unless its policy says not to) and hand it to its waiters."""
+        assert self._cache is not None
+        policy = prepared.request.cache
+        if policy.store:
+            self._cache.put(key, stored, policy.ttl)
         if call.flight is not None:
-            call.flight.land(cached)
+            call.flight.land(stored)
 
     def release(self, call: Call) -> None:
         """Free whoever waits on the call's flight (a no-op once its answer has landed)."""
