@@ -67,15 +67,9 @@ def validate(request: CompletionRequest) -> CompletionRequest:
         response_format = check_response_format(response_format)
     if chat.reasoning_effort is not None:
         check_reasoning_effort(chat.reasoning_effort)
-    routing = request.routing
-    provider, fallbacks = routing.provider.strip(), _fallback_models(routing.fallback_models)
-    _check_metadata(request.metadata)
-    _check_timeout(request.timeout)
-    _check_cache(request.cache)
+    routing = _serving(request)
     if model != chat.model or response_format is not chat.response_format:
         chat = replace(chat, model=model, response_format=response_format)
-    if provider != routing.provider or fallbacks != routing.fallback_models:
-        routing = Routing(provider, fallbacks)
     if chat is request.chat and routing is request.routing:
         return request
     return CompletionRequest(
@@ -101,16 +95,25 @@ def validate_embedding(request: EmbeddingRequest) -> EmbeddingRequest:
         raise InvalidArgumentError(
             "input_type: must be a name such as 'search_document' or 'search_query'"
         )
+    routing = _serving(request)
+    if model != embed.model:
+        request = replace(request, embed=replace(embed, model=model))
+    if routing is not request.routing:
+        request = replace(request, routing=routing)
+    return request
+
+
+def _serving(request: CompletionRequest | EmbeddingRequest) -> Routing:
+    """Check how the call is to be served (routing, metadata, timeout, cache); its routing
+    normalised (the same object when nothing changed)."""
     routing = request.routing
     provider, fallbacks = routing.provider.strip(), _fallback_models(routing.fallback_models)
     _check_metadata(request.metadata)
     _check_timeout(request.timeout)
     _check_cache(request.cache)
-    if model != embed.model:
-        request = replace(request, embed=replace(embed, model=model))
     if provider != routing.provider or fallbacks != routing.fallback_models:
-        request = replace(request, routing=Routing(provider, fallbacks))
-    return request
+        return Routing(provider, fallbacks)
+    return routing
 
 
 def _check_embed_inputs(inputs: Sequence[str], tokens: Sequence[Sequence[int]]) -> None:
