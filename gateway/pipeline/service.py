@@ -287,12 +287,12 @@ class CompletionService:
     async def _with_images(self, prepared: PreparedCall) -> PreparedCall:
         """The call with its https images fetched, when a deployment of its plan needs them
         as bytes. A fetch that fails refuses the call when the primary needs the images, and
-        skips (as unsupported) the fallbacks that do when only they need them."""
+        skips (as unsupported) the fallbacks that do when only they need them. Called only
+        when the gateway fetches images and the request holds https ones."""
         plan, request = prepared.plan, prepared.request
         assert isinstance(request, CompletionRequest), "only completions carry images"
+        assert self._images is not None, "called only with an image fetcher"
         chat = request.chat
-        if self._images is None or not has_https_images(chat):
-            return prepared
         needing = {
             index
             for index, step in enumerate(plan)
