@@ -51,9 +51,7 @@ class CallAccounting:
             estimate = estimate_tokens(chat.messages, chat.sampling.max_tokens)
         else:
             estimate = estimated_tokens(request.embed)
-        call.charge = await self._quotas.admit_estimate(
-            prepared.identity, prepared.tenant, estimate
-        )
+        call.charge = await self._quotas.admit(prepared.identity, prepared.tenant, estimate)
 
     def finished(self, call: Call) -> None:
         """Count, settle, record and log a call that has ended, however it ended."""

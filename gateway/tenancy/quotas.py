@@ -48,18 +48,9 @@ class Quotas:
         self._default_rpm = default_rpm
         self._default_tpm = default_tpm
 
-    async def admit(
-        self,
-        identity: Identity,
-        tenant: str,
-        messages: tuple[Message, ...],
-        max_tokens: int | None,
-    ) -> Charge:
-        """Charge one request and its estimated tokens, or raise `RateLimitedError` (429)."""
-        return await self.admit_estimate(identity, tenant, estimate_tokens(messages, max_tokens))
-
-    async def admit_estimate(self, identity: Identity, tenant: str, estimate: int) -> Charge:
-        """Charge one request of `estimate` tokens (any kind of call), or raise as `admit` does."""
+    async def admit(self, identity: Identity, tenant: str, estimate: int) -> Charge:
+        """Charge one request and its `estimate` of tokens (any kind of call: see
+        `estimate_tokens` for a chat's), or raise `RateLimitedError` (429)."""
         grant = identity.grant
         key = f"key:{identity.api_key_id}" if identity.api_key_id else None
         tenant_key = f"tenant:{tenant}"
