@@ -62,9 +62,7 @@ class StreamRelay:
                 while True:
                     if type(event) is TextDelta:
                         if not texts:
-                            labeled(TIME_TO_FIRST_TOKEN, provider).observe(
-                                time.perf_counter() - prepared.start.clock
-                            )
+                            _first_token(provider, prepared.start.clock)
                         texts += 1
                         built.events.append(event)
                         yield event
@@ -78,9 +76,7 @@ class StreamRelay:
                         if type(event) is Finish:
                             break
                         if not texts:  # a first token that is a tool call or reasoning
-                            labeled(TIME_TO_FIRST_TOKEN, provider).observe(
-                                time.perf_counter() - prepared.start.clock
-                            )
+                            _first_token(provider, prepared.start.clock)
                         texts += 1
                         yield event
                     # The watchdog bounds each wait, never a yield (see resilience.watchdog).
@@ -175,3 +171,8 @@ class StreamRelay:
                 },
             )
         return judged.raised
+
+
+def _first_token(provider: str, started: float) -> None:
+    """Observe the time from the call's start (`started`, on `perf_counter`) to its first token."""
+    labeled(TIME_TO_FIRST_TOKEN, provider).observe(time.perf_counter() - started)
