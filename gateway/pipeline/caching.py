@@ -23,7 +23,7 @@ from cache.answers import CachedAnswer, CachedEmbeddings
 from cache.keys import cache_key
 from cache.layer import ResponseCache, Shared
 from gateway.errors import DeadlineExceededError
-from gateway.pipeline.call import Call, PreparedCall
+from gateway.pipeline.call import Call, PreparedCall, for_try
 from gateway.pipeline.dispatch import Step
 from gateway.pipeline.types import Answer, CompletionRequest, EmbeddingAnswer, EmbeddingRequest
 from metrics import CACHE_LOOKUPS, CACHE_SAVED_USD, labeled
@@ -56,7 +56,8 @@ class CallCache:
         else:
             where, model = first.route.provider.name, first.route.model
         if isinstance(request, CompletionRequest):
-            asked: ChatRequest | EmbedRequest = replace(request.chat, model=model)
+            chat = request.chat
+            asked: ChatRequest | EmbedRequest = for_try(chat, model, chat.io)
         else:
             asked = replace(request.embed, model=model)
         return cache_key(tenant, where, asked)
