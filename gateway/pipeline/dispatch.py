@@ -336,12 +336,13 @@ class Dispatcher:
             if step.unsupported is not None:
                 trace.skip(step.route, AttemptOutcome.UNSUPPORTED, step)
                 continue
-            if failed and step.member is not None:
+            member = step.member
+            if failed and member is not None:
                 # A member coming round again is a retry of it: its backoff, budget and rules.
-                again = failed.get(step.member.key)
+                again = failed.get(member.key)
                 if again is not None and not await self._wait_to_retry(*again, deadline):
                     continue
-            if step.fallback or (index and step.member is None):
+            if step.fallback or (index and member is None):
                 labeled(FALLBACKS, step.route.provider.name).inc()
                 get_current_span().add_event(
                     "fallback", {"provider": step.route.provider.name, "model": step.route.model}
@@ -355,7 +356,7 @@ class Dispatcher:
                     last = judge(exc)
                     break
                 admitted = None
-                member, features = step.member, step.features
+                features = step.features
                 if self._gate is not None and member is not None and features is not None:
                     admitted = await self._gate.acquire(member, features)
                 if admitted is not None and not admitted.allowed:
@@ -365,16 +366,16 @@ class Dispatcher:
                     break
                 tried = True
                 current = trace.begin(step.route, step.routed, step.tier)
-                if admitted is not None and step.member is not None:
-                    current.on_end = self._capacity_returned(step.member, admitted)
+                if admitted is not None and member is not None:
+                    current.on_end = self._capacity_returned(member, admitted)
                 bound = cut(_now() + self._per_try_timeout, deadline)
                 try:
                     result = await attempt(current, bound.at)
                 except BaseException as exc:
                     last = self._failed(current, breaker, permit, exc, bound, trace)
-                    if step.member is not None:
-                        earlier = failed.get(step.member.key)
-                        failed[step.member.key] = (last, earlier[1] + 1 if earlier else 0)
+                    if member is not None:
+                        earlier = failed.get(member.key)
+                        failed[member.key] = (last, earlier[1] + 1 if earlier else 0)
                 else:
                     return current, result, permit
                 if not last.rule.fall_back:
