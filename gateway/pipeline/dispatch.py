@@ -164,15 +164,9 @@ class Trace:
         if called and outcome not in _NOT_CALLED:  # a skipped try took no time upstream
             labeled(UPSTREAM_LATENCY, route.provider.name).observe(elapsed)
 
-    def skip(
-        self,
-        route: Route,
-        outcome: AttemptOutcome = AttemptOutcome.CIRCUIT_OPEN,
-        step: Step | None = None,
-    ) -> None:
+    def skip(self, step: Step, outcome: AttemptOutcome = AttemptOutcome.CIRCUIT_OPEN) -> None:
         """A try not made: circuit open, the route cannot serve the request, or it is full."""
-        routed, tier = (step.routed, step.tier) if step is not None else ("", "")
-        self.end(self.begin(route, routed, tier), outcome, called=False)
+        self.end(self.begin(step.route, step.routed, step.tier), outcome, called=False)
 
 
 #: Outcomes of tries that were never sent.
@@ -334,7 +328,7 @@ class Dispatcher:
         failed: dict[str, tuple[Judged, int]] = {}
         for index, step in enumerate(plan):
             if step.unsupported is not None:
-                trace.skip(step.route, AttemptOutcome.UNSUPPORTED, step)
+                trace.skip(step, AttemptOutcome.UNSUPPORTED)
                 continue
             member = step.member
             if failed and member is not None:
@@ -352,7 +346,7 @@ class Dispatcher:
                 try:
                     permit = breaker.admit()
                 except CircuitOpenError as exc:
-                    trace.skip(step.route, step=step)
+                    trace.skip(step)
                     last = judge(exc)
                     break
                 admitted = None
@@ -361,7 +355,7 @@ class Dispatcher:
                     admitted = await self._gate.acquire(member, features)
                 if admitted is not None and not admitted.allowed:
                     breaker.released(permit)
-                    trace.skip(step.route, AttemptOutcome.RATE_LIMITED, step)
+                    trace.skip(step, AttemptOutcome.RATE_LIMITED)
                     full.append(admitted.retry_after)
                     break
                 tried = True
