@@ -62,11 +62,12 @@ class CallCache:
             asked = replace(request.embed, model=model)
         return cache_key(tenant, where, asked)
 
-    async def lookup_embeddings(
+    def lookup_embeddings(
         self, call: Call, prepared: PreparedCall
-    ) -> CachedEmbeddings | None:
-        """Stored or in-flight embeddings for this call; else lead the flight for its key."""
-        return await self._find(call, prepared, CachedEmbeddings)
+    ) -> Coroutine[Any, Any, CachedEmbeddings | None]:
+        """Stored or in-flight embeddings for this call; else lead the flight for its key
+        (`_find`'s coroutine, as `lookup` hands it out)."""
+        return self._find(call, prepared, CachedEmbeddings)
 
     def remember_embeddings(
         self, call: Call, prepared: PreparedCall, route: Route, answer: EmbeddingAnswer
