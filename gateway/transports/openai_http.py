@@ -120,9 +120,6 @@ def add_openai_routes(app: web.Application, options: OpenAIOptions) -> None:
     app.router.add_get("/v1/models/{model:.+}", _retrieve_model)
 
 
-# -- errors --------------------------------------------------------------------------------------
-
-
 def _context(request: web.Request, identity: Any) -> CallContext:
     return http_app.call_context(request, identity, TRANSPORT, credential(request))
 
