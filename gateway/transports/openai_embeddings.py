@@ -24,25 +24,11 @@ import orjson
 
 from gateway.errors import InvalidArgumentError
 from gateway.pipeline.types import EmbeddingAnswer, EmbeddingRequest
-from gateway.transports.openai_fields import optional_int, optional_text, serving
+from gateway.transports.openai_fields import SERVING_FIELDS, optional_int, optional_text, serving
 from providers.embed_types import EmbedRequest
 
-_FIELDS: Final = frozenset(
-    {
-        "model",
-        "input",
-        "encoding_format",
-        "dimensions",
-        "user",
-        "input_type",
-        # the gateway's extras
-        "fallback_models",
-        "cache",
-        "priority",
-        "provider",
-        "timeout",
-        "metadata",
-    }
+_FIELDS: Final = (
+    frozenset({"model", "input", "encoding_format", "dimensions", "input_type"}) | SERVING_FIELDS
 )
 _ENCODINGS: Final = ("float", "base64")
 _BAD_INPUT: Final = (

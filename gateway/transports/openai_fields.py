@@ -16,6 +16,10 @@ from typing import Any, Final, NamedTuple
 from gateway.errors import InvalidArgumentError
 from gateway.pipeline.types import CachePolicy, Priority, Routing
 
+#: The body fields `serving` reads: every OpenAI route accepts them besides its own.
+SERVING_FIELDS: Final = frozenset(
+    {"fallback_models", "cache", "priority", "provider", "timeout", "user", "metadata"}
+)
 _PRIORITIES: Final = {p.name.lower(): p for p in Priority} | {
     f"priority_{p.name.lower()}": p for p in Priority
 }

@@ -120,9 +120,6 @@ def add_openai_routes(app: web.Application, options: OpenAIOptions) -> None:
     app.router.add_get("/v1/models/{model:.+}", _retrieve_model)
 
 
-# -- errors --------------------------------------------------------------------------------------
-
-
 def _context(request: web.Request, identity: Any) -> CallContext:
     return http_app.call_context(request, identity, TRANSPORT, credential(request))
 
@@ -198,7 +195,7 @@ async def _serve_unary(core: CompletionService, call: ChatCall, ctx: CallContext
         body=chat_completion(answers, call.request.model, int(time.time())),
         content_type=JSON_CONTENT_TYPE,
     )
-    gateway_headers(response, call, answers)
+    gateway_headers(response, answers, call.dropped)
     response.headers["x-gateway-cost-usd"] = f"{sum(a.cost_usd for a in answers):.10f}"
     return response
 
@@ -232,8 +229,7 @@ async def _embeddings(request: web.Request) -> web.StreamResponse:
     response = web.Response(
         body=embedding_list(answer, as_base64=call.base64), content_type=JSON_CONTENT_TYPE
     )
-    response.headers["x-gateway-provider"] = answer.provider
-    response.headers["x-gateway-cache"] = "hit" if answer.cached else "miss"
+    gateway_headers(response, [answer])
     response.headers["x-gateway-cost-usd"] = f"{answer.cost_usd:.10f}"
     return response
 

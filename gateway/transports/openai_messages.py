@@ -27,6 +27,7 @@ _ECHOED_EMPTY: Final = frozenset({"refusal", "annotations", "audio", "function_c
 
 
 def messages(raw: object) -> tuple[Message, ...]:
+    """The body's `messages` as ours; `InvalidArgumentError` naming the message and field."""
     if not isinstance(raw, list) or not raw:
         raise InvalidArgumentError("messages: required, a non-empty array")
     return tuple(_message(index, item) for index, item in enumerate(raw))

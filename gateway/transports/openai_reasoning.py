@@ -70,11 +70,14 @@ def parts_for_calls(
     calls: Sequence[ToolCall], parts: Sequence[ReasoningPart]
 ) -> list[tuple[ReasoningPart, ...]]:
     """Which parts each call's id carries: parts tied to a call on it, the rest on the first."""
-    ids = {call.id for call in calls}
+    position: dict[str, int] = {}
+    for index, call in enumerate(calls):
+        position.setdefault(call.id, index)
     carried: list[list[ReasoningPart]] = [[] for _ in calls]
     for part in parts:
-        if part.tool_call_id in ids:
-            carried[[call.id for call in calls].index(part.tool_call_id)].append(part)
+        at = position.get(part.tool_call_id)
+        if at is not None:
+            carried[at].append(part)
         elif carried:
             carried[0].append(part)
     return [tuple(group) for group in carried]

@@ -23,6 +23,7 @@ from gateway.errors import InvalidArgumentError
 from gateway.pipeline.types import CompletionRequest
 from gateway.transports.openai_errors import UnsupportedParamError
 from gateway.transports.openai_fields import (
+    SERVING_FIELDS,
     flag,
     optional_flag,
     optional_float,
@@ -77,36 +78,34 @@ _INERT: Final[Mapping[str, Callable[[Any], bool]]] = {
     "prompt_cache_retention": lambda v: v is None,
     "safety_identifier": lambda v: v is None,
 }
-_HANDLED: Final = frozenset(
-    {
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "max_completion_tokens",
-        "stop",
-        "seed",
-        "n",
-        "user",
-        "metadata",
-        "reasoning_effort",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        # the gateway's extras
-        "fallback_models",
-        "cache",
-        "priority",
-        "provider",
-        "timeout",
-    }
+_HANDLED: Final = (
+    frozenset(
+        {
+            "model",
+            "messages",
+            "stream",
+            "stream_options",
+            "temperature",
+            "top_p",
+            "max_tokens",
+            "max_completion_tokens",
+            "stop",
+            "seed",
+            "n",
+            "reasoning_effort",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "response_format",
+        }
+    )
+    | SERVING_FIELDS
 )
-_CHOICE_MODES: Final = {"auto": ToolChoiceMode.AUTO, "none": ToolChoiceMode.NONE}
-_CHOICE_MODES["required"] = ToolChoiceMode.REQUIRED
+_CHOICE_MODES: Final = {
+    "auto": ToolChoiceMode.AUTO,
+    "none": ToolChoiceMode.NONE,
+    "required": ToolChoiceMode.REQUIRED,
+}
 
 
 def chat_call(body: dict[str, Any], *, drop_unsupported: bool = False) -> ChatCall:
@@ -152,10 +151,7 @@ def chat_call(body: dict[str, Any], *, drop_unsupported: bool = False) -> ChatCa
         response_format=_response_format(body.get("response_format")),
         reasoning_effort=optional_text(body, "reasoning_effort"),
     )
-    request = CompletionRequest(
-        chat,
-        *serving(body),
-    )
+    request = CompletionRequest(chat, *serving(body))
     return ChatCall(request, stream, include_usage, n or 1, tuple(dropped))
 
 

@@ -37,14 +37,16 @@ log = logging.getLogger("gateway.http")
 _Event = tuple[str, object]
 
 
-def gateway_headers(response: web.StreamResponse, call: ChatCall, answers: Sequence[Any]) -> None:
+def gateway_headers(
+    response: web.StreamResponse, answers: Sequence[Any], dropped: Sequence[str] = ()
+) -> None:
     """Who answered (each choice's deployment), whether from the cache, and what was dropped;
-    `answers` are `Answer`s or, for a stream, `StreamHead`s."""
+    `answers` are `Answer`s, `EmbeddingAnswer`s or, for a stream, `StreamHead`s."""
     providers = dict.fromkeys(a.provider for a in answers)
     response.headers["x-gateway-provider"] = ",".join(providers)
     response.headers["x-gateway-cache"] = "hit" if all(a.cached for a in answers) else "miss"
-    if call.dropped:
-        response.headers["x-gateway-dropped-params"] = ",".join(call.dropped)
+    if dropped:
+        response.headers["x-gateway-dropped-params"] = ",".join(dropped)
 
 
 async def serve_stream(
@@ -68,7 +70,7 @@ async def serve_stream(
     try:
         held, ended = await _until_started(queue, call.n)
         heads = [head for head in writer.heads if head is not None]
-        gateway_headers(response, call, heads)
+        gateway_headers(response, heads, call.dropped)
         await response.prepare(request)
         await response.write(b"".join(held))
         await _relay(response, queue, call.n - ended, writer, keepalive)

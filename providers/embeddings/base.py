@@ -18,10 +18,11 @@ from typing import Any, ClassVar, TypeVar
 from providers.base import ProviderSettings
 from providers.embed_types import Embedder, Embeddings, EmbedRequest, estimated_tokens
 from providers.http.client import UpstreamClient
-from providers.http.endpoint import KEY_REJECTED_STATUSES, JsonEndpoint, UpstreamErrorBoundary
+from providers.http.deployment import HttpDeployment
+from providers.http.endpoint import UpstreamErrorBoundary
 from providers.keys import KeyPool
 from providers.types import Usage
-from providers.wire import MalformedReplyError, VendorError, decode_object
+from providers.wire import MalformedReplyError, decode_object
 
 EmbedderFactory = Callable[[ProviderSettings, UpstreamClient, KeyPool], Embedder]
 T = TypeVar("T")
@@ -39,41 +40,13 @@ class EmbedderSpec:
     models: tuple[str, ...] = field(default=())
 
 
-class HttpEmbedder(ABC):
-    """One deployment's embeddings endpoint, over a shared `UpstreamClient` (the caller's)."""
+class HttpEmbedder(HttpDeployment, ABC):
+    """One deployment's embeddings endpoint (see `HttpDeployment` for what it is handed)."""
 
-    _kind: ClassVar[str]
     #: The most inputs one vendor request may carry.
     batch_limit: ClassVar[int]
     #: Whether the vendor embeds token arrays (`EmbedRequest.tokens`) as well as texts.
     takes_tokens: bool = False
-
-    def __init__(
-        self,
-        settings: ProviderSettings,
-        session: UpstreamClient,
-        keys: KeyPool,
-        *,
-        path: str,
-        read_error: Callable[[bytes], VendorError],
-        auth: Callable[[str], Mapping[str, str]],
-        key_rejected_statuses: frozenset[int] = KEY_REJECTED_STATUSES,
-    ) -> None:
-        self._name = settings.name
-        self._url = settings.base_url.rstrip("/") + path
-        self._endpoint = JsonEndpoint(
-            session,
-            provider=settings.name,
-            read_error=read_error,
-            keys=keys,
-            auth=auth,
-            key_rejected_statuses=key_rejected_statuses,
-        )
-
-    @property
-    def name(self) -> str:
-        """The deployment name."""
-        return self._name
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
         """One vector per input, in order: batches of `batch_limit`, joined; or raise."""

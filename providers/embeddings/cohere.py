@@ -54,8 +54,9 @@ def from_wire(body: Mapping[str, object], request: EmbedRequest) -> Embeddings:
     usage, estimated = estimated_usage(request), True
     meta = body.get("meta")
     billed = as_object(meta, "meta").get("billed_units") if meta is not None else None
-    if billed is not None and "input_tokens" in as_object(billed, "meta.billed_units"):
-        tokens = int_field(as_object(billed, "meta.billed_units"), "input_tokens")
+    units = as_object(billed, "meta.billed_units") if billed is not None else {}
+    if "input_tokens" in units:
+        tokens = int_field(units, "input_tokens")
         usage, estimated = Usage(prompt_tokens=tokens, total_tokens=tokens), False
     model = str_field(body, "model") or request.model
     return Embeddings(model, vectors, usage, usage_estimated=estimated)

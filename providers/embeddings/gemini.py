@@ -24,7 +24,6 @@ from providers.embeddings.base import (
     vector_of,
 )
 from providers.errors import UpstreamBadRequestError
-from providers.http.adapter import model_segment
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.wire import as_object
@@ -103,7 +102,7 @@ class GeminiEmbedder(HttpEmbedder):
 
     def _url_for(self, request: EmbedRequest) -> str:
         model = request.model.removeprefix("models/")
-        segment = model_segment(model, kind=self._kind, provider=self._name)
+        segment = self._model_segment(model)
         return self._url + segment + ":batchEmbedContents"
 
     def _to_wire(self, request: EmbedRequest) -> object:

@@ -24,7 +24,6 @@ from providers.embeddings.base import (
     list_field,
     vector_of,
 )
-from providers.http.adapter import model_segment
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.types import Usage
@@ -109,7 +108,7 @@ class AzureOpenAIEmbedder(OpenAIEmbedder):
         self._query = "/embeddings?api-version=" + quote(version, safe="")
 
     def _url_for(self, request: EmbedRequest) -> str:
-        segment = model_segment(request.model, kind=self._kind, provider=self._name)
+        segment = self._model_segment(request.model)
         return self._url + segment + self._query
 
 

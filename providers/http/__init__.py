@@ -1,1 +1,2 @@
-"""HTTP for provider adapters: the pooled client, the JSON endpoint and the adapter base class."""
+"""HTTP for provider adapters: the pooled client, the JSON endpoint, the deployment base
+(`HttpDeployment`, shared by chat and embeddings) and the chat adapter base class."""

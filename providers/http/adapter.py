@@ -1,7 +1,7 @@
 """`HttpAdapter`: the base of every HTTP+JSON provider adapter, and the one stream loop.
 
-It owns what every vendor's adapter would otherwise repeat: the deployment's name and kind, the
-`JsonEndpoint` with the deployment's keys, `complete` (POST, read, convert, all inside the
+On the deployment's name, URL and `JsonEndpoint` (`HttpDeployment`), it owns what every vendor's
+adapter would otherwise repeat: the kind, `complete` (POST, read, convert, all inside the
 `UpstreamErrorBoundary`), `stream` (POST, read the vendor's frames, hand each to the vendor's
 `StreamDecoder`, yield its events), `aclose`, and the errors a broken stream raises. A vendor
 module subclasses it (`SseAdapter` for Server-Sent Events) with only its wire format: its kind,
@@ -11,31 +11,23 @@ its request body, its reply, and its stream decoder (vendor frame in, events out
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import ClassVar, Final, Generic, Protocol, TypeVar
-from urllib.parse import quote
+from typing import Generic, Protocol, TypeVar
 
-from providers.base import TEXT_ONLY, Capabilities, ProviderSettings
+from providers.base import TEXT_ONLY, Capabilities
 from providers.errors import (
     ContentFilteredError,
     StreamInterruptedError,
-    UpstreamBadRequestError,
     UpstreamError,
 )
-from providers.http.client import UpstreamClient, UpstreamResponse
-from providers.http.endpoint import (
-    EVENT_STREAM,
-    KEY_REJECTED_STATUSES,
-    JsonEndpoint,
-    UpstreamErrorBoundary,
-)
-from providers.keys import KeyPool
+from providers.http.client import UpstreamResponse
+from providers.http.deployment import HttpDeployment
+from providers.http.endpoint import UpstreamErrorBoundary
 from providers.sse import SSEEvent, iter_sse_events
 from providers.types import ChatRequest, Completion, Finish, Meta, StreamEvent
 from providers.wire import (
     UnsupportedContentError,
-    VendorError,
     VendorStreamError,
     decode_object,
     error_for_status,
@@ -74,54 +66,14 @@ class StreamDecoder(Protocol[FrameT_contra]):
         ...
 
 
-_DOT_SEGMENTS: Final = frozenset({".", ".."})
-
-
-class HttpAdapter(ABC, Generic[FrameT]):
-    """One deployment of an HTTP+JSON vendor, over a shared `UpstreamClient` (the caller's).
+class HttpAdapter(HttpDeployment, ABC, Generic[FrameT]):
+    """One deployment of an HTTP+JSON chat vendor (see `HttpDeployment` for what it is handed).
 
     A subclass supplies `_kind`, the request body (`_to_wire`), the whole reply (`_from_wire`),
     how a stream body splits into frames (`_frames`) and a `StreamDecoder` per stream
-    (`_decoder`). Requests go to the base URL plus `path`; a vendor that names the model in the
-    URL overrides `_url_for` and puts it there with `_model_segment`. Our headers (`auth` of a
-    key, and `headers`) are set once on the endpoint; a request's own headers are added per call
-    but never replace them.
+    (`_decoder`). A vendor that names the model in the URL overrides `_url_for` and puts it
+    there with `_model_segment`.
     """
-
-    #: The adapter kind, such as "openai"; each adapter class sets it.
-    _kind: ClassVar[str]
-
-    def __init__(
-        self,
-        settings: ProviderSettings,
-        session: UpstreamClient,
-        keys: KeyPool,
-        *,
-        path: str,
-        read_error: Callable[[bytes], VendorError],
-        auth: Callable[[str], Mapping[str, str]],
-        headers: Mapping[str, str] | None = None,
-        stream_accept: str = EVENT_STREAM,
-        key_rejected_statuses: frozenset[int] = KEY_REJECTED_STATUSES,
-    ) -> None:
-        self._name = settings.name
-        self._keys = keys
-        self._url = settings.base_url.rstrip("/") + path
-        self._endpoint = JsonEndpoint(
-            session,
-            provider=settings.name,
-            read_error=read_error,
-            keys=keys,
-            auth=auth,
-            headers=headers,
-            stream_accept=stream_accept,
-            key_rejected_statuses=key_rejected_statuses,
-        )
-
-    @property
-    def name(self) -> str:
-        """The deployment name."""
-        return self._name
 
     @property
     def kind(self) -> str:
@@ -193,15 +145,6 @@ class HttpAdapter(ABC, Generic[FrameT]):
         """Where `request` goes: the deployment's one URL, for every model and both modes."""
         return self._url
 
-    def _model_segment(self, model: str) -> str:
-        """`model` as exactly one URL path segment (percent-encoded), for vendors that put it there.
-
-        A name with a "/", or a dot-segment ("." or ".."), would reach another path once a
-        server or proxy on the way decodes and normalises the URL: it is refused, before
-        anything is sent, as a request the provider cannot take (the caller's mistake).
-        """
-        return model_segment(model, kind=self._kind, provider=self._name)
-
     def _body(self, request: ChatRequest, *, stream: bool) -> object:
         """The request body, or `UpstreamBadRequestError` for content this adapter cannot send."""
         try:
@@ -242,17 +185,6 @@ class HttpAdapter(ABC, Generic[FrameT]):
         return StreamInterruptedError(
             f"provider {self._name!r} ended the stream without {terminal}", provider=self._name
         )
-
-
-def model_segment(model: str, *, kind: str, provider: str) -> str:
-    """`model` as exactly one URL path segment (see `HttpAdapter._model_segment`)."""
-    if not model or model in _DOT_SEGMENTS or "/" in model:
-        raise UpstreamBadRequestError(
-            f"model: {kind} puts the model in its URL path, so {model!r} must be one "
-            f"path segment (no '/', not '.' or '..')",
-            provider=provider,
-        )
-    return quote(model, safe="")
 
 
 class SseAdapter(HttpAdapter[SSEEvent]):
