@@ -22,10 +22,9 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from providers.base import AdapterSpec, Capabilities, ProviderSettings
-from providers.cohere_request import RefusedRequestError, capabilities, to_wire
+from providers.cohere_request import capabilities, to_wire
 from providers.errors import (
     StreamInterruptedError,
-    UpstreamBadRequestError,
     UpstreamUnavailableError,
 )
 from providers.http.adapter import SseAdapter
@@ -47,6 +46,7 @@ from providers.types import (
 )
 from providers.wire import (
     MalformedReplyError,
+    RefusedRequestError,
     VendorError,
     VendorStreamError,
     as_object,
@@ -56,6 +56,7 @@ from providers.wire import (
     int_field,
     json_arguments,
     mint_call_id,
+    refused_request,
     str_field,
 )
 
@@ -340,9 +341,7 @@ class CohereProvider(SseAdapter):
         try:
             return to_wire(request, stream=stream)
         except RefusedRequestError as refused:
-            raise UpstreamBadRequestError(
-                f"{refused.field}: provider {self._name!r} {refused.reason}", provider=self._name
-            ) from None
+            raise refused_request(refused, provider=self._name) from None
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body, model=request.model, provider=self._name)

@@ -40,7 +40,7 @@ from providers.types import (
     Tool,
     ToolChoiceMode,
 )
-from providers.wire import integral
+from providers.wire import RefusedRequestError, integral
 
 _ROLES: Final[Mapping[str, str]] = {"developer": "system"}
 _ALL_CHOICES: Final = frozenset({ToolChoiceMode.AUTO, ToolChoiceMode.NONE, ToolChoiceMode.REQUIRED})
@@ -61,15 +61,6 @@ _THINKING_BUDGETS: Final[Mapping[str, int | None]] = {
 #: Roles whose one text part is the whole message.
 _TEXT_ROLES: Final = frozenset({"system", "user"})
 _NO_ARGUMENTS: Final[Mapping[str, object]] = {"type": "object", "properties": {}}
-
-
-class RefusedRequestError(ValueError):
-    """A request Cohere cannot be sent faithfully: `field` (the API's name) and why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 # -- capabilities -------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from providers.base import AdapterSpec, Capabilities, ProviderSettings
-from providers.errors import UpstreamBadRequestError
 from providers.http.adapter import SseAdapter
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
@@ -29,7 +28,7 @@ from providers.openai_reply import (
     reasoning_text,
     usage_from_wire,
 )
-from providers.openai_request import UnsendableRequestError, to_wire
+from providers.openai_request import to_wire
 from providers.sse import SSEEvent
 from providers.types import (
     ChatRequest,
@@ -44,6 +43,7 @@ from providers.types import (
 )
 from providers.wire import (
     MalformedReplyError,
+    RefusedRequestError,
     VendorError,
     VendorStreamError,
     as_object,
@@ -51,6 +51,7 @@ from providers.wire import (
     decode_object,
     error_field,
     mint_call_id,
+    refused_request,
     str_field,
 )
 
@@ -262,11 +263,8 @@ class OpenAIProvider(SseAdapter):
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         try:
             return to_wire(request, stream=stream)
-        except UnsendableRequestError as exc:
-            raise UpstreamBadRequestError(
-                f"{exc.field}: provider {self.name!r} cannot send this: {exc.reason}",
-                provider=self.name,
-            ) from None
+        except RefusedRequestError as refused:
+            raise refused_request(refused, provider=self._name) from None
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body)

@@ -1,6 +1,7 @@
 """What every adapter reads from and writes to its vendor's wire: pure functions, no I/O.
 
 The JSON readers raise `MalformedReplyError` where a reply is not what the adapter expects;
+a request converter raises `RefusedRequestError` for what the vendor would refuse;
 error bodies are read leniently (`error_body`, `error_field`, `error_text`), since a body the
 adapter cannot read is still an error. `bearer_auth` and `key_header` make a key's credential
 header. `VendorError` is what an adapter's error-body parser makes of a failure, and
@@ -49,6 +50,17 @@ class MalformedReplyError(ValueError):
 
 class UnsupportedContentError(ValueError):
     """A message holds content the adapter cannot send (an image to a text-only adapter)."""
+
+
+class RefusedRequestError(ValueError):
+    """A request the vendor would refuse or could not be sent faithfully, found before sending:
+    `field` (the API's name for it) and why, worded to follow "provider 'x' ..."
+    (`refused_request` makes it our error)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +260,13 @@ def unsupported_content(
     return UpstreamBadRequestError(
         f"provider {provider!r} cannot take {error}: the {kind} adapter sends text only",
         provider=provider,
+    )
+
+
+def refused_request(error: RefusedRequestError, *, provider: str) -> UpstreamBadRequestError:
+    """The error for a request the adapter refused before sending."""
+    return UpstreamBadRequestError(
+        f"{error.field}: provider {provider!r} {error.reason}", provider=provider
     )
 
 
