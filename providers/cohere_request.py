@@ -24,7 +24,6 @@ into a bad request naming the field and itself, before anything is sent.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Final
 
@@ -40,7 +39,7 @@ from providers.types import (
     Tool,
     ToolChoiceMode,
 )
-from providers.wire import RefusedRequestError, integral
+from providers.wire import RefusedRequestError, image_url, integral
 
 _ROLES: Final[Mapping[str, str]] = {"developer": "system"}
 _ALL_CHOICES: Final = frozenset({ToolChoiceMode.AUTO, ToolChoiceMode.NONE, ToolChoiceMode.REQUIRED})
@@ -228,10 +227,7 @@ def _text(index: int, message: Message, what: str) -> str:
 def _part(part: TextPart | ImagePart) -> dict[str, object]:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
-    url = part.url
-    if not url:
-        url = f"data:{part.media_type};base64,{base64.b64encode(part.data).decode()}"
-    image: dict[str, object] = {"url": url}
+    image: dict[str, object] = {"url": image_url(part)}
     if part.detail:
         image["detail"] = part.detail
     return {"type": "image_url", "image_url": image}

@@ -17,7 +17,6 @@ strict mode requires; `required` is left as the caller wrote it.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -33,7 +32,7 @@ from providers.types import (
     ToolChoice,
     ToolChoiceMode,
 )
-from providers.wire import RefusedRequestError, integral
+from providers.wire import RefusedRequestError, image_url, integral
 
 #: The name a JSON-schema answer goes under when the caller gave none (OpenAI requires one).
 DEFAULT_SCHEMA_NAME: Final = "response"
@@ -176,8 +175,7 @@ def _part(index: int, number: int, part: Part, role: str) -> dict[str, object]:
             f"messages[{index}].parts[{number}].image",
             f"cannot send this: OpenAI takes images in user turns only, not in a {role!r} turn",
         )
-    url = part.url or f"data:{part.media_type};base64,{base64.b64encode(part.data).decode()}"
-    image: dict[str, object] = {"url": url}
+    image: dict[str, object] = {"url": image_url(part)}
     if part.detail:
         image["detail"] = part.detail
     return {"type": "image_url", "image_url": image}

@@ -11,6 +11,7 @@ is meant for the caller and never with a key in it. `providers.http` does the I/
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import math
 import uuid
@@ -30,7 +31,7 @@ from providers.errors import (
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.types import Message, TextPart
+from providers.types import ImagePart, Message, TextPart
 
 _QUOTE_LIMIT: Final = 300
 _BAD_REQUEST_STATUSES: Final = frozenset({400, 413, 422})
@@ -108,6 +109,12 @@ def text_of(message: Message) -> str:
         if not isinstance(part, TextPart):
             raise UnsupportedContentError(f"a message's {type(part).__name__}")
     return message.text
+
+
+def image_url(image: ImagePart) -> str:
+    """The image as a URL, for vendors that take images as URLs: its own (https: or data:), or
+    its bytes as a data: URL."""
+    return image.url or f"data:{image.media_type};base64,{base64.b64encode(image.data).decode()}"
 
 
 # -- tool calls and schemas --------------------------------------------------------------------
