@@ -22,7 +22,6 @@ from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.openai_models import profile_of
 from providers.openai_reply import (
-    arguments_text,
     finish_reason,
     from_wire,
     reasoning_text,
@@ -46,6 +45,7 @@ from providers.wire import (
     RefusedRequestError,
     VendorError,
     VendorStreamError,
+    arguments_text,
     as_object,
     bearer_auth,
     decode_object,

@@ -131,6 +131,17 @@ def json_arguments(value: Mapping[str, object] | None) -> str:
     return orjson.dumps(value).decode() if value else "{}"
 
 
+def arguments_text(function: Mapping[str, object]) -> str:
+    """A call's `function.arguments` as JSON text, "" for none: a string as it is, an object
+    encoded (Cohere, and some OpenAI-compatible servers, send one)."""
+    value = function.get("arguments")
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    raise MalformedReplyError("arguments is not a string")
+
+
 def arguments_object(text: str) -> dict[str, object] | None:
     """A call's arguments JSON text as the object it holds ({} for ""); None when the text is
     not a JSON object (validation refuses such calls before an adapter is asked)."""
