@@ -16,7 +16,6 @@ from typing import Final
 
 from providers.anthropic_request import (
     STRUCTURED_FROM,
-    RequestRefusedError,
     claude_version,
     to_wire,
 )
@@ -43,6 +42,7 @@ from providers.types import (
 )
 from providers.wire import (
     MalformedReplyError,
+    RefusedRequestError,
     VendorError,
     VendorStreamError,
     as_object,
@@ -52,6 +52,7 @@ from providers.wire import (
     int_field,
     json_arguments,
     key_header,
+    refused_request,
     str_field,
 )
 
@@ -350,7 +351,7 @@ class AnthropicProvider(SseAdapter):
         """What the deployment can do with `model` (`capabilities_of`)."""
         return capabilities_of(model)
 
-    def _body(self, request: ChatRequest, *, stream: bool) -> object:
+    def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         """The request body, or `UpstreamBadRequestError` for what Anthropic would refuse.
 
         The gateway checks capabilities before it plans a call; checking again here keeps
@@ -361,12 +362,8 @@ class AnthropicProvider(SseAdapter):
             raise UpstreamBadRequestError(problem, provider=self._name)
         try:
             return to_wire(request, max_tokens=self._max_tokens, stream=stream)
-        except RequestRefusedError as refused:
-            message = f"{refused.field}: provider {self._name!r} {refused.reason}"
-            raise UpstreamBadRequestError(message, provider=self._name) from None
-
-    def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
-        return to_wire(request, max_tokens=self._max_tokens, stream=stream)
+        except RefusedRequestError as refused:
+            raise refused_request(refused, provider=self._name) from None
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body)

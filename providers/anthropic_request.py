@@ -24,7 +24,7 @@ Pure functions, no I/O (`providers.anthropic` sends what `to_wire` builds). The 
   Thinking refuses a forced tool choice, a temperature other than 1 and a `top_p` below 0.95,
   so those are refused here.
 
-What Anthropic would refuse is `RequestRefusedError` (the field and why), raised before sending.
+What Anthropic would refuse is `RefusedRequestError` (the field and why), raised before sending.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from providers.types import (
     ToolChoice,
     ToolChoiceMode,
 )
-from providers.wire import integral
+from providers.wire import RefusedRequestError, integral
 
 _SYSTEM_ROLES: Final = frozenset({"system", "developer"})
 #: A Claude model's version in its name: `claude-<family>-<major>[-<minor>]` (a date is no
@@ -89,16 +89,6 @@ _EMPTY_SCHEMA: Final[Mapping[str, object]] = {"type": "object", "properties": {}
 Block = dict[str, object]
 
 
-class RequestRefusedError(ValueError):
-    """A request Anthropic would refuse, found before sending: the field (the API's name for
-    it) and why, worded to follow "provider 'x' ..."."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(field, reason)
-        self.field = field
-        self.reason = reason
-
-
 def to_wire(request: ChatRequest, *, max_tokens: int, stream: bool) -> dict[str, object]:
     """Build the Messages request body; `max_tokens` applies when the request sets none."""
     system, turns = _conversation(request.messages)
@@ -115,7 +105,7 @@ def to_wire(request: ChatRequest, *, max_tokens: int, stream: bool) -> dict[str,
     if sampling.stop:
         body["stop_sequences"] = list(sampling.stop)
     if sampling.seed is not None:
-        raise RequestRefusedError("seed", "cannot take a seed: Anthropic's API has none")
+        raise RefusedRequestError("seed", "cannot take a seed: Anthropic's API has none")
     if request.tools:
         strict = (claude_version(request.model) or (0, 0)) >= STRUCTURED_FROM
         body["tools"] = [_tool(tool, strict_ok=strict) for tool in request.tools]
@@ -181,7 +171,7 @@ def _check_answers(run: list[tuple[int, Message]], asked: tuple[int, Message] | 
         if message.role != "tool":
             continue
         if message.tool_call_id not in calls:
-            raise RequestRefusedError(
+            raise RefusedRequestError(
                 f"messages[{index}].tool_call_id",
                 "needs each tool result right after the assistant turn that made the call "
                 f"(Anthropic), and {message.tool_call_id[:64]!r} is not one of that turn's calls",
@@ -191,7 +181,7 @@ def _check_answers(run: list[tuple[int, Message]], asked: tuple[int, Message] | 
         return
     for number, call in enumerate(asked[1].tool_calls):
         if call.id not in answered:
-            raise RequestRefusedError(
+            raise RefusedRequestError(
                 f"messages[{asked[0]}].tool_calls[{number}]",
                 f"needs a tool result for call {call.id[:64]!r} in the turn right after it "
                 "(Anthropic refuses a tool_use without its tool_result)",
@@ -309,7 +299,7 @@ def _add_output_format(body: dict[str, object], request: ChatRequest) -> None:
     if form is None or form.type is ResponseFormatType.TEXT:
         return
     if form.type is ResponseFormatType.JSON_OBJECT or form.schema is None:
-        raise RequestRefusedError(
+        raise RefusedRequestError(
             "response_format.type",
             "cannot answer with a JSON object without a schema: Anthropic has no JSON mode",
         )
@@ -350,12 +340,12 @@ def _check_thinking(request: ChatRequest) -> None:
     while_thinking = f"while reasoning (reasoning_effort {request.reasoning_effort!r})"
     choice = request.tool_choice
     if choice is not None and choice.mode in (ToolChoiceMode.REQUIRED, ToolChoiceMode.TOOL):
-        raise RequestRefusedError("tool_choice", f"cannot force a tool call {while_thinking}")
+        raise RefusedRequestError("tool_choice", f"cannot force a tool call {while_thinking}")
     sampling = request.sampling
     if sampling.temperature is not None and sampling.temperature != 1:
-        raise RequestRefusedError("temperature", f"takes only 1 {while_thinking}")
+        raise RefusedRequestError("temperature", f"takes only 1 {while_thinking}")
     if sampling.top_p is not None and sampling.top_p < _THINKING_MIN_TOP_P:
-        raise RequestRefusedError("top_p", f"takes only 0.95 to 1 {while_thinking}")
+        raise RefusedRequestError("top_p", f"takes only 0.95 to 1 {while_thinking}")
     _check_thinking_replayed(request.messages)
 
 
@@ -373,7 +363,7 @@ def _check_thinking_replayed(messages: Sequence[Message]) -> None:
     if index < 0 or not answered:
         return
     if not any(_thinking_block(part) for part in messages[index].reasoning):
-        raise RequestRefusedError(
+        raise RefusedRequestError(
             f"messages[{index}].reasoning",
             "needs the thinking blocks of a turn that called tools sent back (its reasoning "
             "parts, with their signatures) while reasoning is on",

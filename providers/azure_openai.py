@@ -19,6 +19,7 @@ arrived with it), so with an older `api_version` a deployment takes none.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from typing import Final
 from urllib.parse import quote
@@ -62,11 +63,16 @@ class AzureOpenAIProvider(OpenAIProvider):
         capabilities = profile_of(model, CHAT_MODEL).capabilities
         if self._reasons or not capabilities.reasoning_efforts:
             return capabilities
-        return replace(capabilities, reasoning_efforts=frozenset())
+        return _without_efforts(capabilities)
 
     def _url_for(self, request: ChatRequest, *, stream: bool) -> str:
         # One segment: a model name must not reach another path or add query parameters.
         return self._url + self._model_segment(request.model) + self._query
+
+
+@functools.lru_cache(maxsize=32)  # one copy per model family, not one per call
+def _without_efforts(capabilities: Capabilities) -> Capabilities:
+    return replace(capabilities, reasoning_efforts=frozenset())
 
 
 SPEC: Final = AdapterSpec(

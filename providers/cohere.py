@@ -22,10 +22,9 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from providers.base import AdapterSpec, Capabilities, ProviderSettings
-from providers.cohere_request import RefusedRequestError, capabilities, to_wire
+from providers.cohere_request import capabilities, to_wire
 from providers.errors import (
     StreamInterruptedError,
-    UpstreamBadRequestError,
     UpstreamUnavailableError,
 )
 from providers.http.adapter import SseAdapter
@@ -47,15 +46,17 @@ from providers.types import (
 )
 from providers.wire import (
     MalformedReplyError,
+    RefusedRequestError,
     VendorError,
     VendorStreamError,
+    arguments_text,
     as_object,
     bearer_auth,
     decode_object,
     error_field,
     int_field,
-    json_arguments,
     mint_call_id,
+    refused_request,
     str_field,
 )
 
@@ -166,17 +167,8 @@ def _tool_call(call: Mapping[str, object]) -> ToolCall:
     name = str_field(function, "name")
     if not name:
         raise MalformedReplyError("tool call function.name is missing")
-    return ToolCall(str_field(call, "id") or mint_call_id(), name, _arguments(function))
-
-
-def _arguments(function: Mapping[str, object]) -> str:
-    """`function.arguments` as JSON text: Cohere sends a string; an object is encoded."""
-    value = function.get("arguments")
-    if isinstance(value, dict):
-        return json_arguments(value)
-    if value is None or isinstance(value, str):
-        return value or "{}"
-    raise MalformedReplyError("tool call function.arguments is not a string")
+    arguments = arguments_text(function) or "{}"
+    return ToolCall(str_field(call, "id") or mint_call_id(), name, arguments)
 
 
 def _count(obj: Mapping[str, object], key: str) -> int:
@@ -267,7 +259,7 @@ class StreamDecoder:
         if key in self._calls:
             raise MalformedReplyError("tool-call-start repeats a call index")
         index = self._calls[key] = len(self._calls)
-        arguments = _arguments(function) if function.get("arguments") else ""
+        arguments = arguments_text(function) if function.get("arguments") else ""
         self._arguments.append(bool(arguments))
         call_id = str_field(call, "id") or mint_call_id()
         return self._announce(ToolCallDelta(index, call_id, name, arguments))
@@ -340,9 +332,7 @@ class CohereProvider(SseAdapter):
         try:
             return to_wire(request, stream=stream)
         except RefusedRequestError as refused:
-            raise UpstreamBadRequestError(
-                f"{refused.field}: provider {self._name!r} {refused.reason}", provider=self._name
-            ) from None
+            raise refused_request(refused, provider=self._name) from None
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body, model=request.model, provider=self._name)

@@ -24,7 +24,6 @@ into a bad request naming the field and itself, before anything is sent.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Final
 
@@ -40,7 +39,7 @@ from providers.types import (
     Tool,
     ToolChoiceMode,
 )
-from providers.wire import integral
+from providers.wire import RefusedRequestError, image_url, integral
 
 _ROLES: Final[Mapping[str, str]] = {"developer": "system"}
 _ALL_CHOICES: Final = frozenset({ToolChoiceMode.AUTO, ToolChoiceMode.NONE, ToolChoiceMode.REQUIRED})
@@ -61,15 +60,6 @@ _THINKING_BUDGETS: Final[Mapping[str, int | None]] = {
 #: Roles whose one text part is the whole message.
 _TEXT_ROLES: Final = frozenset({"system", "user"})
 _NO_ARGUMENTS: Final[Mapping[str, object]] = {"type": "object", "properties": {}}
-
-
-class RefusedRequestError(ValueError):
-    """A request Cohere cannot be sent faithfully: `field` (the API's name) and why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 # -- capabilities -------------------------------------------------------------------------------
@@ -237,10 +227,7 @@ def _text(index: int, message: Message, what: str) -> str:
 def _part(part: TextPart | ImagePart) -> dict[str, object]:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
-    url = part.url
-    if not url:
-        url = f"data:{part.media_type};base64,{base64.b64encode(part.data).decode()}"
-    image: dict[str, object] = {"url": url}
+    image: dict[str, object] = {"url": image_url(part)}
     if part.detail:
         image["detail"] = part.detail
     return {"type": "image_url", "image_url": image}

@@ -390,12 +390,9 @@ class GeminiProvider(SseAdapter):
         return capabilities_for(model)
 
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
-        return to_wire(request)
-
-    def _body(self, request: ChatRequest, *, stream: bool) -> object:
         """The request body, or `UpstreamBadRequestError` naming what Gemini cannot take."""
         try:
-            return self._to_wire(request, stream=stream)
+            return to_wire(request)
         except UnsupportedContentError as exc:
             raise UpstreamBadRequestError(
                 f"{exc} (provider {self._name!r})", provider=self._name

@@ -17,19 +17,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from providers.base import AdapterSpec, Capabilities, ProviderSettings
-from providers.errors import UpstreamBadRequestError
 from providers.http.adapter import SseAdapter
 from providers.http.client import UpstreamClient
 from providers.keys import KeyPool
 from providers.openai_models import profile_of
 from providers.openai_reply import (
-    arguments_text,
     finish_reason,
     from_wire,
     reasoning_text,
     usage_from_wire,
 )
-from providers.openai_request import UnsendableRequestError, to_wire
+from providers.openai_request import to_wire
 from providers.sse import SSEEvent
 from providers.types import (
     ChatRequest,
@@ -44,13 +42,16 @@ from providers.types import (
 )
 from providers.wire import (
     MalformedReplyError,
+    RefusedRequestError,
     VendorError,
     VendorStreamError,
+    arguments_text,
     as_object,
     bearer_auth,
     decode_object,
     error_field,
     mint_call_id,
+    refused_request,
     str_field,
 )
 
@@ -262,11 +263,8 @@ class OpenAIProvider(SseAdapter):
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
         try:
             return to_wire(request, stream=stream)
-        except UnsendableRequestError as exc:
-            raise UpstreamBadRequestError(
-                f"{exc.field}: provider {self.name!r} cannot send this: {exc.reason}",
-                provider=self.name,
-            ) from None
+        except RefusedRequestError as refused:
+            raise refused_request(refused, provider=self._name) from None
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body)

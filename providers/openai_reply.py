@@ -14,10 +14,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-import orjson
-
 from providers.types import Completion, ToolCall, Usage
-from providers.wire import MalformedReplyError, as_object, int_field, mint_call_id, str_field
+from providers.wire import (
+    MalformedReplyError,
+    arguments_text,
+    as_object,
+    int_field,
+    mint_call_id,
+    str_field,
+)
 
 #: Finish reasons of an answer that ended on its own (not cut, not filtered).
 _ENDED: Final = frozenset({"stop", "tool_calls", "function_call"})
@@ -78,16 +83,6 @@ def _calls_from_wire(raw: object) -> tuple[ToolCall, ...]:
         name = str_field(function, "name") or ""
         calls.append(ToolCall(call_id, name, arguments_text(function) or "{}"))
     return tuple(calls)
-
-
-def arguments_text(function: Mapping[str, object]) -> str:
-    """The arguments as JSON text (some compatible servers send an object)."""
-    value = function.get("arguments")
-    if value is None or isinstance(value, str):
-        return value or ""
-    if isinstance(value, dict):
-        return orjson.dumps(value).decode()
-    raise MalformedReplyError("arguments is not a string")
 
 
 def reasoning_text(obj: Mapping[str, object]) -> str:

@@ -9,7 +9,7 @@ the history are not sent: Chat Completions returns no reasoning state to send ba
 
 OpenAI refuses a history where an assistant turn's calls are not all answered by the tool
 messages right after it, or a tool message that does not follow the turn it answers:
-`UnsendableRequestError` says so (with the field) before anything is sent. Schemas (tool
+`RefusedRequestError` says so (with the field) before anything is sent. Schemas (tool
 parameters, a JSON-schema answer) go with integral numbers as integers; a strict one has its
 objects closed (`additionalProperties: false` where the caller left it unsaid), which OpenAI's
 strict mode requires; `required` is left as the caller wrote it.
@@ -17,7 +17,6 @@ strict mode requires; `required` is left as the caller wrote it.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -33,7 +32,7 @@ from providers.types import (
     ToolChoice,
     ToolChoiceMode,
 )
-from providers.wire import integral
+from providers.wire import RefusedRequestError, image_url, integral
 
 #: The name a JSON-schema answer goes under when the caller gave none (OpenAI requires one).
 DEFAULT_SCHEMA_NAME: Final = "response"
@@ -42,15 +41,6 @@ _EMPTY_OBJECT: Final[Mapping[str, object]] = {"type": "object", "properties": {}
 _SCHEMA_MAPS: Final = frozenset({"properties", "$defs", "definitions", "patternProperties"})
 _SCHEMA_ONE: Final = frozenset({"items", "additionalProperties", "not", "contains"})
 _SCHEMA_LISTS: Final = frozenset({"anyOf", "allOf", "oneOf", "prefixItems"})
-
-
-class UnsendableRequestError(ValueError):
-    """The request cannot be put to OpenAI as it is: `field` (the API's name) and why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 def to_wire(request: ChatRequest, *, stream: bool) -> dict[str, object]:
@@ -112,10 +102,11 @@ def messages(turns: Sequence[Message]) -> list[dict[str, object]]:
             continue
         if role == "tool":
             if unanswered.pop(message.tool_call_id, None) is None:
-                raise UnsendableRequestError(
+                raise RefusedRequestError(
                     f"messages[{index}].tool_call_id",
-                    "a tool result must come right after the assistant turn whose call it "
-                    f"answers; {message.tool_call_id!r} is no call of the turn before it",
+                    "cannot send this: a tool result must come right after the assistant turn "
+                    f"whose call it answers; {message.tool_call_id!r} is no call of the turn "
+                    "before it",
                 )
             out.append(
                 {
@@ -141,10 +132,10 @@ def messages(turns: Sequence[Message]) -> list[dict[str, object]]:
 
 def _unanswered(index: int, calls: Mapping[str, int]) -> None:
     call_id, number = next(iter(calls.items()))
-    raise UnsendableRequestError(
+    raise RefusedRequestError(
         f"messages[{index}].tool_calls[{number}]",
-        "every call needs its tool result in the messages right after the assistant turn "
-        f"that made it; nothing answers {call_id!r}",
+        "cannot send this: every call needs its tool result in the messages right after the "
+        f"assistant turn that made it; nothing answers {call_id!r}",
     )
 
 
@@ -180,12 +171,11 @@ def _part(index: int, number: int, part: Part, role: str) -> dict[str, object]:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
     if role != "user":  # OpenAI takes images from the user only (tool messages: text parts)
-        raise UnsendableRequestError(
+        raise RefusedRequestError(
             f"messages[{index}].parts[{number}].image",
-            f"OpenAI takes images in user turns only, not in a {role!r} turn",
+            f"cannot send this: OpenAI takes images in user turns only, not in a {role!r} turn",
         )
-    url = part.url or f"data:{part.media_type};base64,{base64.b64encode(part.data).decode()}"
-    image: dict[str, object] = {"url": url}
+    image: dict[str, object] = {"url": image_url(part)}
     if part.detail:
         image["detail"] = part.detail
     return {"type": "image_url", "image_url": image}

@@ -1,6 +1,7 @@
 """What every adapter reads from and writes to its vendor's wire: pure functions, no I/O.
 
 The JSON readers raise `MalformedReplyError` where a reply is not what the adapter expects;
+a request converter raises `RefusedRequestError` for what the vendor would refuse;
 error bodies are read leniently (`error_body`, `error_field`, `error_text`), since a body the
 adapter cannot read is still an error. `bearer_auth` and `key_header` make a key's credential
 header. `VendorError` is what an adapter's error-body parser makes of a failure, and
@@ -10,6 +11,7 @@ is meant for the caller and never with a key in it. `providers.http` does the I/
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import math
 import uuid
@@ -29,7 +31,7 @@ from providers.errors import (
     UpstreamRateLimitedError,
     UpstreamUnavailableError,
 )
-from providers.types import Message, TextPart
+from providers.types import ImagePart, Message, TextPart
 
 _QUOTE_LIMIT: Final = 300
 _BAD_REQUEST_STATUSES: Final = frozenset({400, 413, 422})
@@ -49,6 +51,17 @@ class MalformedReplyError(ValueError):
 
 class UnsupportedContentError(ValueError):
     """A message holds content the adapter cannot send (an image to a text-only adapter)."""
+
+
+class RefusedRequestError(ValueError):
+    """A request the vendor would refuse or could not be sent faithfully, found before sending:
+    `field` (the API's name for it) and why, worded to follow "provider 'x' ..."
+    (`refused_request` makes it our error)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,12 @@ def text_of(message: Message) -> str:
     return message.text
 
 
+def image_url(image: ImagePart) -> str:
+    """The image as a URL, for vendors that take images as URLs: its own (https: or data:), or
+    its bytes as a data: URL."""
+    return image.url or f"data:{image.media_type};base64,{base64.b64encode(image.data).decode()}"
+
+
 # -- tool calls and schemas --------------------------------------------------------------------
 
 
@@ -110,6 +129,17 @@ def mint_call_id() -> str:
 def json_arguments(value: Mapping[str, object] | None) -> str:
     """A call's arguments object as JSON text; "{}" for none or an empty one."""
     return orjson.dumps(value).decode() if value else "{}"
+
+
+def arguments_text(function: Mapping[str, object]) -> str:
+    """A call's `function.arguments` as JSON text, "" for none: a string as it is, an object
+    encoded (Cohere, and some OpenAI-compatible servers, send one)."""
+    value = function.get("arguments")
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
+    raise MalformedReplyError("arguments is not a string")
 
 
 def arguments_object(text: str) -> dict[str, object] | None:
@@ -248,6 +278,13 @@ def unsupported_content(
     return UpstreamBadRequestError(
         f"provider {provider!r} cannot take {error}: the {kind} adapter sends text only",
         provider=provider,
+    )
+
+
+def refused_request(error: RefusedRequestError, *, provider: str) -> UpstreamBadRequestError:
+    """The error for a request the adapter refused before sending."""
+    return UpstreamBadRequestError(
+        f"{error.field}: provider {provider!r} {error.reason}", provider=provider
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from providers.base import AdapterSpec, Provider, ProviderSettings
 from providers.http.client import UpstreamClient
@@ -115,6 +116,11 @@ def finish(events: list[StreamEvent]) -> Finish:
     assert isinstance(events[-1], Finish), f"the stream ended with {events[-1]!r}"
     assert sum(isinstance(e, Finish) for e in events) == 1
     return events[-1]
+
+
+def sent(fake: VendorFake, number: int = 0) -> dict[str, Any]:
+    """The body of the `number`-th request the fake answered."""
+    return fake.requests[number].body
 
 
 def folded(events: list[StreamEvent]) -> Completion:

@@ -4,7 +4,6 @@ model can do (refused before anything is sent when it cannot)."""
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 import orjson
 import pytest
@@ -25,17 +24,12 @@ from providers.types import (
     ToolCall,
     ToolChoiceMode,
 )
-from tests.contract.harness import Vendor, collect, finish, folded
+from tests.contract.harness import Vendor, collect, finish, folded, sent
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
 
 KEY = "sk-ant-test-0123456789abcdefSECRET"
 MODEL = "claude-sonnet-4-5"
 VENDOR = Vendor(FakeAnthropic, SPEC, name="claude", keys=(KEY,))
-
-
-def sent(fake: FakeAnthropic, number: int = 0) -> dict[str, Any]:
-    """The body of the `number`-th request the fake answered."""
-    return fake.requests[number].body
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16

@@ -26,18 +26,13 @@ from providers.types import (
     ToolChoice,
     ToolChoiceMode,
 )
-from tests.contract.harness import Vendor, collect, finish, folded
+from tests.contract.harness import Vendor, collect, finish, folded, sent
 from tests.fakes.anthropic_server import Answer, FakeAnthropic, FakeUsage
 from tests.fakes.script import ToolCall as Call
 
 KEY = "sk-ant-test-0123456789abcdefSECRET"
 MODEL = "claude-sonnet-4-5"
 VENDOR = Vendor(FakeAnthropic, SPEC, name="claude", keys=(KEY,))
-
-
-def sent(fake: FakeAnthropic, number: int = 0) -> dict[str, Any]:
-    """The body of the `number`-th request the fake answered."""
-    return fake.requests[number].body
 
 
 ASK = Message.of_text("user", "Weather in Paris?")

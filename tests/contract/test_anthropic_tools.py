@@ -3,8 +3,6 @@ calls out (unary and streamed), and calls and results in the history."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from providers.anthropic import SPEC, AnthropicProvider
@@ -20,18 +18,13 @@ from providers.types import (
     ToolChoice,
     ToolChoiceMode,
 )
-from tests.contract.harness import Vendor, collect, finish, folded
+from tests.contract.harness import Vendor, collect, finish, folded, sent
 from tests.fakes.anthropic_server import Answer, FakeAnthropic
 from tests.fakes.script import ToolCall as Call
 
 KEY = "sk-ant-test-0123456789abcdefSECRET"
 MODEL = "claude-sonnet-4-5"
 VENDOR = Vendor(FakeAnthropic, SPEC, name="claude", keys=(KEY,))
-
-
-def sent(fake: FakeAnthropic, number: int = 0) -> dict[str, Any]:
-    """The body of the `number`-th request the fake answered."""
-    return fake.requests[number].body
 
 
 WEATHER = Tool(
