@@ -42,7 +42,6 @@ from providers.types import (
 )
 from providers.wire import (
     MalformedReplyError,
-    RefusedRequestError,
     VendorError,
     VendorStreamError,
     as_object,
@@ -52,7 +51,6 @@ from providers.wire import (
     int_field,
     json_arguments,
     key_header,
-    refused_request,
     str_field,
 )
 
@@ -360,10 +358,7 @@ class AnthropicProvider(SseAdapter):
         problem = check_capabilities(request, capabilities_of(request.model), self._name)
         if problem is not None:
             raise UpstreamBadRequestError(problem, provider=self._name)
-        try:
-            return to_wire(request, max_tokens=self._max_tokens, stream=stream)
-        except RefusedRequestError as refused:
-            raise refused_request(refused, provider=self._name) from None
+        return to_wire(request, max_tokens=self._max_tokens, stream=stream)
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body)

@@ -46,7 +46,6 @@ from providers.types import (
 )
 from providers.wire import (
     MalformedReplyError,
-    RefusedRequestError,
     VendorError,
     VendorStreamError,
     arguments_text,
@@ -56,7 +55,6 @@ from providers.wire import (
     error_field,
     int_field,
     mint_call_id,
-    refused_request,
     str_field,
 )
 
@@ -329,10 +327,7 @@ class CohereProvider(SseAdapter):
         return capabilities(model)
 
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
-        try:
-            return to_wire(request, stream=stream)
-        except RefusedRequestError as refused:
-            raise refused_request(refused, provider=self._name) from None
+        return to_wire(request, stream=stream)
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body, model=request.model, provider=self._name)

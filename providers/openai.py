@@ -42,7 +42,6 @@ from providers.types import (
 )
 from providers.wire import (
     MalformedReplyError,
-    RefusedRequestError,
     VendorError,
     VendorStreamError,
     arguments_text,
@@ -51,7 +50,6 @@ from providers.wire import (
     decode_object,
     error_field,
     mint_call_id,
-    refused_request,
     str_field,
 )
 
@@ -261,10 +259,7 @@ class OpenAIProvider(SseAdapter):
         return profile_of(model).capabilities
 
     def _to_wire(self, request: ChatRequest, *, stream: bool) -> object:
-        try:
-            return to_wire(request, stream=stream)
-        except RefusedRequestError as refused:
-            raise refused_request(refused, provider=self._name) from None
+        return to_wire(request, stream=stream)
 
     def _from_wire(self, body: Mapping[str, object], request: ChatRequest) -> Completion:
         return from_wire(body)

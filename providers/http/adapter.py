@@ -27,10 +27,12 @@ from providers.http.endpoint import UpstreamErrorBoundary
 from providers.sse import SSEEvent, iter_sse_events
 from providers.types import ChatRequest, Completion, Finish, Meta, StreamEvent
 from providers.wire import (
+    RefusedRequestError,
     UnsupportedContentError,
     VendorStreamError,
     decode_object,
     error_for_status,
+    refused_request,
     unsupported_content,
 )
 
@@ -146,11 +148,14 @@ class HttpAdapter(HttpDeployment, ABC, Generic[FrameT]):
         return self._url
 
     def _body(self, request: ChatRequest, *, stream: bool) -> object:
-        """The request body, or `UpstreamBadRequestError` for content this adapter cannot send."""
+        """The request body, or `UpstreamBadRequestError` for content this adapter cannot send
+        or a request its vendor would refuse."""
         try:
             return self._to_wire(request, stream=stream)
         except UnsupportedContentError as exc:
             raise unsupported_content(exc, provider=self._name, kind=self._kind) from None
+        except RefusedRequestError as refused:
+            raise refused_request(refused, provider=self._name) from None
 
     def _post(
         self, request: ChatRequest, *, stream: bool
