@@ -71,7 +71,7 @@ _FINISH_REASONS: Final[Mapping[str, str]] = {
 _FAILED_FINISHES: Final = frozenset({"ERROR", "TIMEOUT"})
 #: Statuses that mean this key cannot be used: 401/403, 402 (the key's billing cap is reached)
 #: and 498 (Cohere's "invalid token"). The key rests and the error is an auth error.
-_KEY_REJECTED_STATUSES: Final = frozenset({401, 402, 403, 498})
+KEY_REJECTED_STATUSES: Final = frozenset({401, 402, 403, 498})
 
 
 # -- pure converters ---------------------------------------------------------------------------
@@ -319,7 +319,7 @@ class CohereProvider(SseAdapter):
             path="/v2/chat",
             read_error=vendor_error,
             auth=bearer_auth,
-            key_rejected_statuses=_KEY_REJECTED_STATUSES,
+            key_rejected_statuses=KEY_REJECTED_STATUSES,
         )
 
     def capabilities(self, model: str) -> Capabilities:

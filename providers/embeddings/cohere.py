@@ -29,8 +29,6 @@ from providers.wire import as_object, bearer_auth, int_field, str_field
 
 #: "Maximum number of texts per call is `96`" (cohere-python `v2/raw_client.py`).
 MAX_INPUTS: Final = 96
-#: Cohere also rejects keys with 402 (billing) and 498 (invalid token), as its chat adapter does.
-_KEY_REJECTED_STATUSES: Final = frozenset({401, 402, 403, 498})
 
 
 def to_wire(request: EmbedRequest) -> dict[str, object]:
@@ -76,7 +74,7 @@ class CohereEmbedder(HttpEmbedder):
             path="/v2/embed",
             read_error=cohere.vendor_error,
             auth=bearer_auth,
-            key_rejected_statuses=_KEY_REJECTED_STATUSES,
+            key_rejected_statuses=cohere.KEY_REJECTED_STATUSES,
         )
 
     def _to_wire(self, request: EmbedRequest) -> object:
