@@ -229,13 +229,13 @@ def build_core(
     for deployment in registry.deployments:
         CIRCUIT_STATE.labels(deployment.settings.name).set(0)
     prices = PriceTable(settings.prices, settings.providers)
-    routing = build_routing(settings, registry, breakers, prices, redis)
+    routed, gate = build_routing(settings, registry, breakers, prices, redis) or (None, None)
     dispatcher = Dispatcher(
         breakers,
         backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
         budget=RetryBudget(settings.retry_budget_ratio),
         per_try_timeout=settings.per_try_timeout_seconds,
-        gate=routing[1] if routing is not None else None,
+        gate=gate,
     )
     admission = Admission(
         settings.max_workers,
@@ -265,7 +265,7 @@ def build_core(
         images=ImageFetcher(
             settings.image_fetch, ssl_context=upstream_ssl_context(settings.upstream.ca_bundle)
         ),
-        routed=routing[0] if routing is not None else None,
+        routed=routed,
     )
 
 
