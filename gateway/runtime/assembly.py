@@ -48,6 +48,7 @@ from metrics import (
     RATE_LIMIT_BACKEND_FAILURES,
     USAGE_PENDING,
 )
+from providers.base import Capabilities
 from providers.http.aiohttp_client import AiohttpClient
 from providers.http.client import UpstreamClient
 from providers.http.httptools_client import HttptoolsClient
@@ -302,21 +303,35 @@ def build_routing(
 
 
 def _capabilities_of(registry: ProviderRegistry) -> Callable[[Member], frozenset[str]]:
-    """What each member's model can do, in routing's terms, from its adapter's capabilities."""
+    """What each member's model can do, in routing's terms, from its adapter's capabilities.
+
+    An adapter's capabilities follow from the model's name, so each member's are worked out
+    once, at its first routed call, rather than for every candidate of every call.
+    """
     adapters = {d.settings.name: d.provider for d in registry.deployments}
+    known: dict[tuple[str, str], frozenset[str]] = {}
 
     def capabilities(member: Member) -> frozenset[str]:
-        declared = adapters[member.deployment].capabilities(member.model)
-        found = {TOOLS} if declared.tools else set()
-        if declared.images or declared.image_urls:
-            found.add(IMAGES)
-        if declared.json_object or declared.json_schema:
-            found.add(STRUCTURED_OUTPUT)
-        if declared.reasoning_efforts:
-            found.add(REASONING)
-        return frozenset(found)
+        key = (member.deployment, member.model)
+        found = known.get(key)
+        if found is None:
+            declared = adapters[member.deployment].capabilities(member.model)
+            found = known[key] = _routing_features(declared)
+        return found
 
     return capabilities
+
+
+def _routing_features(declared: Capabilities) -> frozenset[str]:
+    """An adapter's `Capabilities` as the features routing matches requests against."""
+    found = {TOOLS} if declared.tools else set()
+    if declared.images or declared.image_urls:
+        found.add(IMAGES)
+    if declared.json_object or declared.json_schema:
+        found.add(STRUCTURED_OUTPUT)
+    if declared.reasoning_efforts:
+        found.add(REASONING)
+    return frozenset(found)
 
 
 def _circuit_changed(deployment: str, old: str, new: str) -> None:
