@@ -63,18 +63,20 @@ log = logging.getLogger("gateway")
 UPSTREAM_KEEPALIVE_SECONDS = 60.0
 
 
-def build_upstream_client(settings: UpstreamSettings) -> UpstreamClient:
-    """The HTTP client every provider adapter shares (make it inside the running loop)."""
+def build_upstream_client(
+    settings: UpstreamSettings, ssl_context: ssl.SSLContext | None = None
+) -> UpstreamClient:
+    """The HTTP client every provider adapter shares (make it inside the running loop); TLS
+    with `ssl_context`, else `upstream_ssl_context(settings.ca_bundle)`."""
+    context = ssl_context or upstream_ssl_context(settings.ca_bundle)
     if settings.client == "httptools":
         return HttptoolsClient(
             keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS,
-            ssl_context=upstream_ssl_context(settings.ca_bundle),
+            ssl_context=context,
             proxies=settings.proxies,
         )
     return AiohttpClient(
-        keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS,
-        ssl_context=upstream_ssl_context(settings.ca_bundle),
-        proxies=settings.proxies,
+        keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS, ssl_context=context, proxies=settings.proxies
     )
 
 
@@ -218,10 +220,12 @@ def build_core(
     quotas: Quotas | None = None,
     usage: UsageSink | None = None,
     redis: Redis | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> CompletionService:
     """The core with its resilience parts (breakers, retries, admission) wired to metrics, and
     routing through model groups when the config has groups or routes (members' capacity in
-    `redis` when there is one)."""
+    `redis` when there is one). Images are fetched with `ssl_context` (else a context made
+    from the settings, as `upstream_ssl_context`)."""
     breakers = Breakers(
         fail_max=settings.circuit_breaker_fail_max,
         reset_timeout=settings.circuit_breaker_reset_timeout,
@@ -264,7 +268,8 @@ def build_core(
         quotas=quotas,
         usage=usage,
         images=ImageFetcher(
-            settings.image_fetch, ssl_context=upstream_ssl_context(settings.upstream.ca_bundle)
+            settings.image_fetch,
+            ssl_context=ssl_context or upstream_ssl_context(settings.upstream.ca_bundle),
         ),
         routed=routed,
     )
