@@ -1,6 +1,10 @@
-"""Fixtures of loopback upstreams for tests of reaching providers: a private CA, TLS, a proxy.
+"""Fixtures of loopback upstreams: a vendor's fake, and for tests of reaching providers a
+private CA, TLS and a proxy.
 
-Import them into a test module; pytest registers them under the names `authority`,
+`vendor_fake_fixture(FakeOpenAI)` makes a fixture serving a fresh fake for each test; assign it
+to the fixture's name in a test module or conftest (`openai_fake = vendor_fake_fixture(...)`).
+
+Import the others into a test module; pytest registers them under the names `authority`,
 `tls_server` and `proxy`::
 
     from tests.upstream_support import authority_fixture, proxy_fixture, tls_server_fixture
@@ -11,13 +15,27 @@ Import them into a test module; pytest registers them under the names `authority
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+from tests.fakes.base import VendorFake
 from tests.fakes.raw_http import FakeUpstream, LoopbackProxy
 from tests.fakes.tls import LoopbackAuthority
+
+FakeT = TypeVar("FakeT", bound=VendorFake)
+
+
+def vendor_fake_fixture(kind: type[FakeT]) -> Callable[[], AsyncIterator[FakeT]]:
+    """A fixture serving a fresh `kind` fake on loopback for the test."""
+
+    async def serve() -> AsyncIterator[FakeT]:
+        async with kind() as server:
+            yield server
+
+    return pytest.fixture(serve)
 
 
 @pytest.fixture(name="authority")

@@ -151,7 +151,7 @@ class Settings:
     #: Put prompts and completions on spans (GATEWAY_TRACE_CONTENT); off by default.
     trace_content: bool = False
     #: How https images are fetched for vendors that take images only as bytes (IMAGE_FETCH_*).
-    image_fetch: ImageFetchPolicy = field(default_factory=lambda: ImageFetchPolicy())
+    image_fetch: ImageFetchPolicy = field(default_factory=ImageFetchPolicy)
     #: The usage store: a SQLite file by default, PostgreSQL in production.
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     #: Apply migrations at start-up (default: yes for SQLite; run `ai-gateway migrate` else).

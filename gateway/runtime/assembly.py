@@ -48,6 +48,7 @@ from metrics import (
     RATE_LIMIT_BACKEND_FAILURES,
     USAGE_PENDING,
 )
+from providers.base import Capabilities
 from providers.http.aiohttp_client import AiohttpClient
 from providers.http.client import UpstreamClient
 from providers.http.httptools_client import HttptoolsClient
@@ -62,18 +63,20 @@ log = logging.getLogger("gateway")
 UPSTREAM_KEEPALIVE_SECONDS = 60.0
 
 
-def build_upstream_client(settings: UpstreamSettings) -> UpstreamClient:
-    """The HTTP client every provider adapter shares (make it inside the running loop)."""
+def build_upstream_client(
+    settings: UpstreamSettings, ssl_context: ssl.SSLContext | None = None
+) -> UpstreamClient:
+    """The HTTP client every provider adapter shares (make it inside the running loop); TLS
+    with `ssl_context`, else `upstream_ssl_context(settings.ca_bundle)`."""
+    context = ssl_context or upstream_ssl_context(settings.ca_bundle)
     if settings.client == "httptools":
         return HttptoolsClient(
             keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS,
-            ssl_context=upstream_ssl_context(settings.ca_bundle),
+            ssl_context=context,
             proxies=settings.proxies,
         )
     return AiohttpClient(
-        keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS,
-        ssl_context=upstream_ssl_context(settings.ca_bundle),
-        proxies=settings.proxies,
+        keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS, ssl_context=context, proxies=settings.proxies
     )
 
 
@@ -217,10 +220,12 @@ def build_core(
     quotas: Quotas | None = None,
     usage: UsageSink | None = None,
     redis: Redis | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> CompletionService:
     """The core with its resilience parts (breakers, retries, admission) wired to metrics, and
     routing through model groups when the config has groups or routes (members' capacity in
-    `redis` when there is one)."""
+    `redis` when there is one). Images are fetched with `ssl_context` (else a context made
+    from the settings, as `upstream_ssl_context`)."""
     breakers = Breakers(
         fail_max=settings.circuit_breaker_fail_max,
         reset_timeout=settings.circuit_breaker_reset_timeout,
@@ -229,13 +234,13 @@ def build_core(
     for deployment in registry.deployments:
         CIRCUIT_STATE.labels(deployment.settings.name).set(0)
     prices = PriceTable(settings.prices, settings.providers)
-    routing = build_routing(settings, registry, breakers, prices, redis)
+    routed, gate = build_routing(settings, registry, breakers, prices, redis) or (None, None)
     dispatcher = Dispatcher(
         breakers,
         backoff=Backoff(settings.retry_backoff_base_seconds, settings.retry_backoff_cap_seconds),
         budget=RetryBudget(settings.retry_budget_ratio),
         per_try_timeout=settings.per_try_timeout_seconds,
-        gate=routing[1] if routing is not None else None,
+        gate=gate,
     )
     admission = Admission(
         settings.max_workers,
@@ -263,9 +268,10 @@ def build_core(
         quotas=quotas,
         usage=usage,
         images=ImageFetcher(
-            settings.image_fetch, ssl_context=upstream_ssl_context(settings.upstream.ca_bundle)
+            settings.image_fetch,
+            ssl_context=ssl_context or upstream_ssl_context(settings.upstream.ca_bundle),
         ),
-        routed=routing[0] if routing is not None else None,
+        routed=routed,
     )
 
 
@@ -302,21 +308,35 @@ def build_routing(
 
 
 def _capabilities_of(registry: ProviderRegistry) -> Callable[[Member], frozenset[str]]:
-    """What each member's model can do, in routing's terms, from its adapter's capabilities."""
+    """What each member's model can do, in routing's terms, from its adapter's capabilities.
+
+    An adapter's capabilities follow from the model's name, so each member's are worked out
+    once, at its first routed call, rather than for every candidate of every call.
+    """
     adapters = {d.settings.name: d.provider for d in registry.deployments}
+    known: dict[tuple[str, str], frozenset[str]] = {}
 
     def capabilities(member: Member) -> frozenset[str]:
-        declared = adapters[member.deployment].capabilities(member.model)
-        found = {TOOLS} if declared.tools else set()
-        if declared.images or declared.image_urls:
-            found.add(IMAGES)
-        if declared.json_object or declared.json_schema:
-            found.add(STRUCTURED_OUTPUT)
-        if declared.reasoning_efforts:
-            found.add(REASONING)
-        return frozenset(found)
+        key = (member.deployment, member.model)
+        found = known.get(key)
+        if found is None:
+            declared = adapters[member.deployment].capabilities(member.model)
+            found = known[key] = _routing_features(declared)
+        return found
 
     return capabilities
+
+
+def _routing_features(declared: Capabilities) -> frozenset[str]:
+    """An adapter's `Capabilities` as the features routing matches requests against."""
+    found = {TOOLS} if declared.tools else set()
+    if declared.images or declared.image_urls:
+        found.add(IMAGES)
+    if declared.json_object or declared.json_schema:
+        found.add(STRUCTURED_OUTPUT)
+    if declared.reasoning_efforts:
+        found.add(REASONING)
+    return frozenset(found)
 
 
 def _circuit_changed(deployment: str, old: str, new: str) -> None:

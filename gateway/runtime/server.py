@@ -31,6 +31,7 @@ from gateway.runtime.assembly import (
     build_redis,
     build_upstream_client,
     open_store,
+    upstream_ssl_context,
 )
 from gateway.runtime.startup import PortUnavailableError, check_redis, port_error, probe_port
 from gateway.runtime.workers import WorkerLink
@@ -94,7 +95,9 @@ class Server:
     async def open(self) -> None:
         """Open resources and bind the three ports; health says NOT_SERVING until `mark_ready`."""
         settings = self.settings
-        self._session = build_upstream_client(settings.upstream)
+        # One TLS context (the trust store read once) for the providers and the image fetches.
+        tls = upstream_ssl_context(settings.upstream.ca_bundle)
+        self._session = build_upstream_client(settings.upstream, tls)
         self._registry = ProviderRegistry.from_settings(
             settings.providers,
             settings.aliases,
@@ -114,6 +117,7 @@ class Server:
             quotas=self._quotas,
             usage=self._writer.record,
             redis=self._redis,
+            ssl_context=tls,
         )
         admin = AdminCore(self._engine, authenticator)
         server, health = create_server(

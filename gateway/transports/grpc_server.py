@@ -206,7 +206,7 @@ async def _unary(
     serve: Callable[[CallContext], Awaitable[ResponseT]],
 ) -> ResponseT:
     """Serve a unary call from its metadata, mapping errors to statuses (here, once)."""
-    call = await _begin(context)
+    call = _begin(context)
     try:
         return await serve(call)
     except GatewayError as exc:
@@ -299,7 +299,7 @@ async def set_serving(health: health_aio.HealthServicer, serving: bool) -> None:
         await health.set(service, status)
 
 
-async def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
+def _begin(context: grpc.aio.ServicerContext[Any, Any]) -> CallContext:
     """Read a unary call's metadata and bind its request id to the logs.
 
     The id goes back in the trailing metadata, which leaves with the answer (or the error): a

@@ -193,7 +193,10 @@ def routing_headers(attempts: Sequence[Attempt]) -> dict[str, str]:
 
 
 def _header_safe(text: str) -> str:
-    return "".join(c if " " <= c <= "~" else "?" for c in text)[:_MAX_ROUTING_HEADER]
+    text = text[:_MAX_ROUTING_HEADER]
+    if text.isascii() and text.isprintable():  # nearly always: nothing to replace
+        return text
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
 async def _stream_complete(request: web.Request) -> web.StreamResponse:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -18,6 +17,7 @@ from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.base import Fault
 from tests.fakes.openai_server import FakeOpenAI
 from tests.sse import read_sse
+from tests.upstream_support import vendor_fake_fixture
 
 MODEL = "gpt-4o-mini"
 FALLBACK_MODEL = "claude-sonnet-4-5"
@@ -50,16 +50,8 @@ def anthropic(fake: FakeAnthropic) -> ProviderSettings:
     )
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-async def backup() -> AsyncIterator[FakeAnthropic]:
-    async with FakeAnthropic() as server:
-        yield server
+fake = vendor_fake_fixture(FakeOpenAI)
+backup = vendor_fake_fixture(FakeAnthropic)
 
 
 async def grpc_code(gw: RunningGateway, request: pb.CompleteRequest, **kw: Any) -> grpc.StatusCode:

@@ -8,6 +8,8 @@ which is what `JsonClient` gets from `/v1/complete`. A stream comes back as its 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +32,11 @@ class RefusedError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+    @classmethod
+    def of_body(cls, error: Json) -> RefusedError:
+        """The refusal a JSON shim's error body's `error` object carries."""
+        return cls(error["code"], error["message"])
 
 
 @dataclass
@@ -112,18 +119,14 @@ class GrpcClient:
 
     async def complete(self, body: Json) -> Reply:
         request = json_format.ParseDict(body, pb.CompleteRequest())
-        try:
+        with _refusals():
             response = await self._stub.Complete(request)
-        except grpc.aio.AioRpcError as exc:
-            raise RefusedError(exc.code().name, exc.details() or "") from None
         return Reply.of_unary(_as_json(response))
 
     async def stream(self, body: Json) -> Reply:
         request = json_format.ParseDict(body, pb.StreamCompleteRequest())
-        try:
+        with _refusals():
             chunks = [_as_json(m) async for m in self._stub.StreamComplete(request)]
-        except grpc.aio.AioRpcError as exc:
-            raise RefusedError(exc.code().name, exc.details() or "") from None
         return Reply.of_stream(chunks)
 
 
@@ -140,23 +143,30 @@ class JsonClient:
         async with self._http.post(self._url, data=orjson.dumps(body)) as response:
             answer = orjson.loads(await response.read())
         if response.status != 200:
-            raise RefusedError(answer["error"]["code"], answer["error"]["message"])
+            raise RefusedError.of_body(answer["error"])
         return Reply.of_unary(answer)
 
     async def stream(self, body: Json) -> Reply:
         async with self._http.post(self._url + ":stream", data=orjson.dumps(body)) as response:
             if response.status != 200:
-                error = orjson.loads(await response.read())["error"]
-                raise RefusedError(error["code"], error["message"])
+                raise RefusedError.of_body(orjson.loads(await response.read())["error"])
             events = await read_sse(response)
         assert events[-1] == ("message", "[DONE]"), events[-1]
         chunks = []
         for kind, data in events[:-1]:
             if kind == "error":
-                error = orjson.loads(data)["error"]
-                raise RefusedError(error["code"], error["message"])
+                raise RefusedError.of_body(orjson.loads(data)["error"])
             chunks.append(orjson.loads(data))
         return Reply.of_stream(chunks)
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A gRPC error status raised as the `RefusedError` both clients raise."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        raise RefusedError(exc.code().name, exc.details() or "") from None
 
 
 def _as_json(message: pb.CompleteResponse | pb.StreamCompleteResponse) -> Json:
