@@ -107,12 +107,6 @@ def completion_request(message: pb.CompleteRequest | pb.StreamCompleteRequest) -
         else _message(index, m)
         for index, m in enumerate(message.messages)
     )
-    # Most requests set no routing, metadata or cache policy: those share one value each (as
-    # requests that set no sampling field share one `Sampling`).
-    routing = _NO_ROUTING
-    if message.provider or message.fallback_models:
-        routing = Routing(message.provider, tuple(message.fallback_models))
-    cache = cache_policy(message.cache) if message.HasField("cache") else _NO_CACHE_POLICY
     chat = ChatRequest(
         message.model,
         messages,
@@ -124,13 +118,25 @@ def completion_request(message: pb.CompleteRequest | pb.StreamCompleteRequest) -
         _response_format(message.response_format) if has("response_format") else None,
         message.reasoning_effort if has("reasoning_effort") else None,
     )
-    return CompletionRequest(
-        chat,
+    return CompletionRequest(chat, *serving_fields(message))
+
+
+def serving_fields(
+    message: pb.CompleteRequest | pb.StreamCompleteRequest | pb.EmbedRequest,
+) -> tuple[Routing, Mapping[str, str], float | None, int, CachePolicy]:
+    """What every call carries beside what it asks for, in the requests' field order: routing,
+    metadata, timeout, priority and cache policy. Most requests set no routing, metadata or
+    cache policy: those share one value each (as requests that set no sampling field share
+    one `Sampling`)."""
+    routing = _NO_ROUTING
+    if message.provider or message.fallback_models:
+        routing = Routing(message.provider, tuple(message.fallback_models))
+    return (
         routing,
         dict(message.metadata) if message.metadata else _NO_METADATA,
         seconds(message.timeout) if message.HasField("timeout") else None,
         int(message.priority),
-        cache,
+        cache_policy(message.cache) if message.HasField("cache") else _NO_CACHE_POLICY,
     )
 
 

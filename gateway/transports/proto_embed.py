@@ -7,13 +7,8 @@ validation is the core's); an `EmbeddingAnswer` becomes an `EmbedResponse`. The 
 
 from __future__ import annotations
 
-from gateway.pipeline.types import CachePolicy, EmbeddingAnswer, EmbeddingRequest, Routing
-from gateway.transports.proto_convert import (
-    attempt_messages,
-    cache_policy,
-    seconds,
-    usage_message,
-)
+from gateway.pipeline.types import EmbeddingAnswer, EmbeddingRequest
+from gateway.transports.proto_convert import attempt_messages, serving_fields, usage_message
 from gateway.v1 import gateway_pb2 as pb
 from providers.embed_types import EmbedRequest
 
@@ -26,15 +21,7 @@ def embedding_request(message: pb.EmbedRequest) -> EmbeddingRequest:
         message.dimensions if message.HasField("dimensions") else None,
         message.input_type if message.HasField("input_type") else None,
     )
-    cache = cache_policy(message.cache) if message.HasField("cache") else CachePolicy()
-    return EmbeddingRequest(
-        embed,
-        Routing(message.provider, tuple(message.fallback_models)),
-        dict(message.metadata),
-        seconds(message.timeout) if message.HasField("timeout") else None,
-        int(message.priority),
-        cache,
-    )
+    return EmbeddingRequest(embed, *serving_fields(message))
 
 
 def embed_response(answer: EmbeddingAnswer) -> pb.EmbedResponse:
